@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""One entry point for a fresh machine: set up ``.venv`` and run the server, the tests or the linters.
+
+    python3 dev.py serve [ARGS...]   set up, then run ``vobiz-stream serve`` with the defaults
+    python3 dev.py test [ARGS...]    set up, then run the whole test suite (ARGS go to pytest)
+    python3 dev.py lint              set up, then run ruff and mypy on the package
+    python3 dev.py setup             only set up
+
+Only the Python standard library is used here, so this works before anything is installed.
+The virtual environment is rebuilt when ``pyproject.toml`` changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".vobiz-stream-installed"
+
+
+def _say(text: str) -> None:
+    print(f"[dev.py] {text}", flush=True)
+
+
+def _run(*args: str | Path) -> int:
+    return subprocess.call([str(arg) for arg in args], cwd=ROOT)
+
+
+def setup() -> None:
+    """Create ``.venv`` and install the package with its dev extras, unless already current."""
+    if sys.version_info < (3, 11):
+        sys.exit("vobiz-stream needs Python 3.11 or newer; run this file with python3.11 or later")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        _say(f"creating virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    _say("installing vobiz-stream and its dev tools (first run only)")
+    pip = [PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if _run(*pip, "--upgrade", "pip") != 0 or _run(*pip, "-e", f"{ROOT}[dev]") != 0:
+        sys.exit("installation failed: read pip's message above, fix it and run this again")
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    if command in {"help", "-h", "--help"}:
+        print(__doc__)
+        return 0
+    setup()
+    if command == "setup":
+        return 0
+    if command == "serve":
+        return _run(BIN / "vobiz-stream", "serve", *rest)
+    if command == "test":
+        return _run(PYTHON, "-m", "pytest", *rest)
+    if command == "lint":
+        return _run(PYTHON, "-m", "ruff", "check", ".") or _run(PYTHON, "-m", "mypy")
+    print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
