@@ -1,0 +1,623 @@
+"""The Vobiz stream wire protocol as plain values: parse and encode, no I/O.
+
+Two directions (PROTOCOL.md sections 2 and 3):
+
+* carrier to app, :data:`CarrierEvent`: :class:`Start`, :class:`Media`, :class:`PlayedStream`,
+  :class:`ClearedAudio`, :class:`Dtmf`, :class:`Stop`, or :class:`Unknown`;
+  read with :func:`parse_event`.
+* app to carrier, :data:`AppCommand`: :class:`PlayAudio`, :class:`Checkpoint`,
+  :class:`ClearAudio`, :class:`StopCommand`, or :class:`Unknown`; read with :func:`parse_command`.
+
+:func:`encode` turns any of them back into a JSON text frame. Parsing accepts every shape that real
+traffic takes (nested and flat ``start``, live and seed ``media``, numbers as ints or numeric
+strings, missing optional fields); a frame that cannot be understood raises :class:`ProtocolError`
+and nothing else, so a server can log it and skip it.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+import msgspec
+import orjson
+
+from vobiz_stream.errors import AudioError, ProtocolError
+from vobiz_stream.formats import OUTBOUND_RATES, AudioFormat, Encoding, parse_content_type
+
+__all__ = [
+    "AppCommand",
+    "CarrierEvent",
+    "Checkpoint",
+    "ClearAudio",
+    "ClearedAudio",
+    "Dtmf",
+    "Media",
+    "PlayAudio",
+    "PlayedStream",
+    "ProtocolError",
+    "Start",
+    "StartShape",
+    "Stop",
+    "StopCommand",
+    "Track",
+    "Unknown",
+    "encode",
+    "parse_command",
+    "parse_event",
+]
+
+
+class Track(StrEnum):
+    """Which leg a media frame carries: the caller (``inbound``) or the other leg (``outbound``)."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class StartShape(StrEnum):
+    """The two wire shapes of ``start``: live Vobiz nests the metadata, the seeds put it flat."""
+
+    NESTED = "nested"
+    FLAT = "flat"
+
+
+# --- carrier to app --------------------------------------------------------------------------
+
+
+class Start(msgspec.Struct, frozen=True):
+    """Once per socket: who the call is and what audio comes.
+
+    ``media_format`` is None when the frame does not say; the app then falls back to the format
+    its answer XML asked for. ``tracks`` is in canonical order (inbound before outbound).
+    """
+
+    stream_id: str | None = None
+    call_id: str | None = None
+    account_id: str | None = None
+    tracks: tuple[Track, ...] = (Track.INBOUND,)
+    media_format: AudioFormat | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: str | None = None
+    sequence_number: int | None = None
+    extra_headers: str | None = None
+    shape: StartShape = StartShape.NESTED
+
+
+class Media(msgspec.Struct, frozen=True):
+    """20 ms of one track's audio. Only ``payload`` is always there.
+
+    ``media_format`` is set only by the seed shape, which repeats the format in every frame.
+    ``timestamp`` is epoch milliseconds on the carrier's clock; ``chunk`` a per-stream index.
+    """
+
+    payload: bytes
+    track: Track = Track.INBOUND
+    timestamp: int | None = None
+    chunk: int | None = None
+    sequence_number: int | None = None
+    stream_id: str | None = None
+    media_format: AudioFormat | None = None
+
+
+class PlayedStream(msgspec.Struct, frozen=True):
+    """Everything queued before checkpoint ``name`` has played (``playedStream``/``played``)."""
+
+    name: str
+    stream_id: str | None = None
+    sequence_number: int | None = None
+
+
+class ClearedAudio(msgspec.Struct, frozen=True):
+    """The carrier applied a ``clearAudio``: its queue is empty."""
+
+    stream_id: str | None = None
+    sequence_number: int | None = None
+
+
+class Dtmf(msgspec.Struct, frozen=True):
+    """The caller pressed a key."""
+
+    digit: str
+    stream_id: str | None = None
+    sequence_number: int | None = None
+
+
+class Stop(msgspec.Struct, frozen=True):
+    """The carrier ends the stream (seed shape only; live Vobiz just closes the socket)."""
+
+    stream_id: str | None = None
+    reason: str | None = None
+    sequence_number: int | None = None
+
+
+class Unknown(msgspec.Struct, frozen=True):
+    """An event this version does not know: kept whole so it can be logged, never fatal."""
+
+    event: str
+    fields: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+
+# --- app to carrier --------------------------------------------------------------------------
+
+
+class PlayAudio(msgspec.Struct, frozen=True):
+    """Queue raw mono audio for the caller. ``payload`` holds samples, no file header."""
+
+    payload: bytes
+    encoding: Encoding = Encoding.L16
+    sample_rate: int = 8000
+    stream_id: str | None = None
+
+    @property
+    def media_format(self) -> AudioFormat:
+        return AudioFormat(self.encoding, self.sample_rate)
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """Ask for ``playedStream`` named ``name`` once everything queued before it has played."""
+
+    name: str
+    stream_id: str | None = None
+
+
+class ClearAudio(msgspec.Struct, frozen=True):
+    """Drop everything queued; pending checkpoints never get ``playedStream``."""
+
+    stream_id: str | None = None
+
+
+class StopCommand(msgspec.Struct, frozen=True):
+    """The app ends the stream (wire event ``stop`` from app to carrier)."""
+
+    stream_id: str | None = None
+
+
+CarrierEvent: TypeAlias = Start | Media | PlayedStream | ClearedAudio | Dtmf | Stop | Unknown
+AppCommand: TypeAlias = PlayAudio | Checkpoint | ClearAudio | StopCommand | Unknown
+
+# --- field readers ---------------------------------------------------------------------------
+
+_Obj = dict[str, Any]
+
+
+# The readers below run for every media frame, 50 times a second per call, so each checks the
+# common exact type first (``type(x) is``) and only then the slower tolerant cases.
+
+
+def _text(obj: _Obj, key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ProtocolError(f"field {key!r} must be a string, got {type(value).__name__}")
+
+
+def _int(obj: _Obj, key: str) -> int | None:
+    """An integer that the carrier may send as a number or as a numeric string."""
+    value = obj.get(key)
+    if value is None or type(value) is int:
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    elif isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ProtocolError(f"field {key!r} must be an integer or numeric string, got {value!r:.40}")
+
+
+def _object(obj: _Obj, key: str) -> _Obj | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value
+    raise ProtocolError(f"field {key!r} must be a JSON object, got {type(value).__name__}")
+
+
+_TRACKS = {track.value: track for track in Track}
+
+
+def _track(obj: _Obj, key: str) -> Track:
+    name = _text(obj, key)
+    if name is None:
+        return Track.INBOUND
+    track = _TRACKS.get(name)
+    if track is not None:
+        return track
+    try:
+        return Track(name.strip().lower())
+    except ValueError:
+        raise ProtocolError(
+            f"field {key!r} must be 'inbound' or 'outbound', got {name!r:.40}"
+        ) from None
+
+
+def _payload(media: _Obj) -> bytes:
+    value = media.get("payload")
+    if not isinstance(value, str):
+        raise ProtocolError("media frame has no base64 string in 'media.payload'")
+    try:
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProtocolError(f"'media.payload' is not valid base64: {exc}") from None
+
+
+def _check_whole_samples(payload: bytes, sample_width: int, what: str) -> None:
+    if len(payload) % sample_width:
+        raise ProtocolError(
+            f"{what} payload of {len(payload)} bytes is not a whole number of "
+            f"{sample_width}-byte samples"
+        )
+
+
+def _load(frame: str | bytes) -> _Obj:
+    try:
+        obj = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"frame is a JSON {type(obj).__name__}, not an object")
+    return obj
+
+
+def _event_name(obj: _Obj) -> str:
+    event = obj.get("event")
+    if not isinstance(event, str) or not event:
+        raise ProtocolError("frame has no 'event' name")
+    return event
+
+
+def _format(encoding: str | None, rate: int | None, what: str) -> AudioFormat | None:
+    """The format a frame names, if any; a rate without an encoding means L16 at that rate."""
+    if encoding is None:
+        encoding = None if rate is None else Encoding.L16.value
+    if encoding is None:
+        return None
+    try:
+        return parse_content_type(encoding, default_rate=rate)
+    except AudioError as exc:
+        raise ProtocolError(f"{what}: {exc}") from None
+
+
+# --- carrier events --------------------------------------------------------------------------
+
+
+def _unknown(event: str, obj: _Obj) -> Unknown:
+    return Unknown(event=event, fields={key: value for key, value in obj.items() if key != "event"})
+
+
+def _parse_start(obj: _Obj) -> Start:
+    nested = _object(obj, "start")
+    sequence_number = _int(obj, "sequenceNumber")
+    if nested is not None:
+        media_format_obj = _object(nested, "mediaFormat")
+        media_format = None
+        if media_format_obj is not None:
+            media_format = _format(
+                _text(media_format_obj, "encoding"),
+                _int(media_format_obj, "sampleRate"),
+                "start.mediaFormat",
+            )
+        raw_tracks = nested.get("tracks", ["inbound"])
+        if not isinstance(raw_tracks, list):
+            raise ProtocolError("field 'start.tracks' must be a list of track names")
+        return Start(
+            stream_id=_first_set(_text(nested, "streamId"), _text(obj, "streamId")),
+            call_id=_text(nested, "callId"),
+            account_id=_text(nested, "accountId"),
+            tracks=_canonical_tracks(raw_tracks),
+            media_format=media_format,
+            from_number=_text(nested, "from"),
+            to_number=_text(nested, "to"),
+            direction=_text(nested, "direction"),
+            sequence_number=sequence_number,
+            extra_headers=_extra_headers(obj),
+            shape=StartShape.NESTED,
+        )
+    audio_track = _text(obj, "audioTrack")
+    return Start(
+        stream_id=_text(obj, "streamId"),
+        call_id=_text(obj, "callId"),
+        account_id=_text(obj, "accountId"),
+        tracks=_tracks_of_audio_track(audio_track),
+        media_format=_format(_text(obj, "contentType"), None, "start.contentType"),
+        from_number=_text(obj, "from"),
+        to_number=_text(obj, "to"),
+        direction=_text(obj, "direction"),
+        sequence_number=sequence_number,
+        extra_headers=_extra_headers(obj),
+        shape=StartShape.FLAT,
+    )
+
+
+def _first_set(*values: str | None) -> str | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _extra_headers(obj: _Obj) -> str | None:
+    """``extra_headers`` is a JSON string on live frames; an object is kept as its JSON text."""
+    value = obj.get("extra_headers")
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _canonical_tracks(names: list[Any]) -> tuple[Track, ...]:
+    tracks: set[Track] = set()
+    for name in names:
+        if not isinstance(name, str):
+            raise ProtocolError("field 'start.tracks' must hold track names")
+        if name.strip().lower() == "both":
+            tracks.update(Track)
+            continue
+        try:
+            tracks.add(Track(name.strip().lower()))
+        except ValueError:
+            raise ProtocolError(f"unknown track {name!r:.40} in 'start.tracks'") from None
+    return tuple(track for track in Track if track in tracks) or (Track.INBOUND,)
+
+
+def _tracks_of_audio_track(audio_track: str | None) -> tuple[Track, ...]:
+    if audio_track is None:
+        return (Track.INBOUND,)
+    return _canonical_tracks([audio_track])
+
+
+def _parse_media(obj: _Obj, sample_width: int) -> Media:
+    media = _object(obj, "media")
+    if media is None:
+        raise ProtocolError("media frame has no 'media' object")
+    payload = _payload(media)
+    media_format = _format(_text(media, "contentType"), _int(media, "sampleRate"), "media")
+    width = media_format.encoding.sample_width if media_format else sample_width
+    _check_whole_samples(payload, width, "media")
+    return Media(
+        payload=payload,
+        track=_track(media, "track"),
+        timestamp=_int(media, "timestamp"),
+        chunk=_int(media, "chunk"),
+        sequence_number=_int(obj, "sequenceNumber"),
+        stream_id=_text(obj, "streamId"),
+        media_format=media_format,
+    )
+
+
+def _parse_dtmf(obj: _Obj) -> Dtmf:
+    nested = _object(obj, "dtmf")
+    digit = _text(nested, "digit") if nested is not None else None
+    if digit is None:
+        digit = _text(obj, "digit")
+    if not digit:
+        raise ProtocolError("dtmf frame has no digit in 'dtmf.digit' or 'digit'")
+    return Dtmf(
+        digit=digit, stream_id=_text(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
+    )
+
+
+def _parse_played(obj: _Obj) -> PlayedStream:
+    name = _text(obj, "name")
+    if name is None:
+        raise ProtocolError("playedStream frame has no checkpoint 'name'")
+    return PlayedStream(
+        name=name, stream_id=_text(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
+    )
+
+
+def parse_event(frame: str | bytes, sample_width: int = 2) -> CarrierEvent:
+    """Parse one frame the carrier sent to the app.
+
+    ``sample_width`` (2 for L16, 1 for mu-law) is the stream's inbound sample size, used to reject
+    media payloads that are not a whole number of samples; a seed-shape frame that names its own
+    format is checked against that instead.
+
+    Raises :class:`ProtocolError` for a frame that cannot be understood; unknown events come back
+    as :class:`Unknown`.
+    """
+    obj = _load(frame)
+    event = _event_name(obj)
+    if event == "media":
+        return _parse_media(obj, sample_width)
+    if event == "start":
+        return _parse_start(obj)
+    if event in ("playedStream", "played"):
+        return _parse_played(obj)
+    if event == "clearedAudio":
+        return ClearedAudio(
+            stream_id=_text(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
+        )
+    if event == "dtmf":
+        return _parse_dtmf(obj)
+    if event == "stop":
+        return Stop(
+            stream_id=_text(obj, "streamId"),
+            reason=_text(obj, "reason"),
+            sequence_number=_int(obj, "sequenceNumber"),
+        )
+    return _unknown(event, obj)
+
+
+# --- app commands ----------------------------------------------------------------------------
+
+
+def _parse_play_audio(obj: _Obj) -> PlayAudio:
+    media = _object(obj, "media")
+    if media is None:
+        raise ProtocolError("playAudio frame has no 'media' object")
+    content_type = _text(media, "contentType")
+    if content_type is None:
+        raise ProtocolError("playAudio frame has no 'media.contentType'")
+    media_format = _format(content_type, _int(media, "sampleRate"), "playAudio")
+    assert media_format is not None  # content_type is not None
+    if media_format.sample_rate not in OUTBOUND_RATES[media_format.encoding]:
+        raise ProtocolError(
+            f"playAudio sample rate {media_format.sample_rate} is not one the carrier plays for "
+            f"{media_format.encoding.value}: use one of {OUTBOUND_RATES[media_format.encoding]}"
+        )
+    payload = _payload(media)
+    _check_whole_samples(payload, media_format.encoding.sample_width, "playAudio")
+    return PlayAudio(
+        payload=payload,
+        encoding=media_format.encoding,
+        sample_rate=media_format.sample_rate,
+        stream_id=_text(obj, "streamId"),
+    )
+
+
+def parse_command(frame: str | bytes) -> AppCommand:
+    """Parse one frame the app sent to the carrier (the emulator's side).
+
+    Raises :class:`ProtocolError` for a frame that cannot be understood; unknown commands come
+    back as :class:`Unknown`.
+    """
+    obj = _load(frame)
+    event = _event_name(obj)
+    if event == "playAudio":
+        return _parse_play_audio(obj)
+    if event == "checkpoint":
+        name = _text(obj, "name")
+        if name is None:
+            raise ProtocolError("checkpoint frame has no 'name'")
+        return Checkpoint(name=name, stream_id=_text(obj, "streamId"))
+    if event == "clearAudio":
+        return ClearAudio(stream_id=_text(obj, "streamId"))
+    if event == "stop":
+        return StopCommand(stream_id=_text(obj, "streamId"))
+    return _unknown(event, obj)
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def _with_optional(obj: _Obj, **optional: object) -> _Obj:
+    """Add the optional fields that are set; the wire omits what is unknown."""
+    for key, value in optional.items():
+        if value is not None:
+            obj[key] = value
+    return obj
+
+
+def _start_object(start: Start) -> _Obj:
+    if start.shape is StartShape.FLAT:
+        audio_track = "both" if len(start.tracks) == 2 else start.tracks[0].value
+        return _with_optional(
+            {"event": "start"},
+            sequenceNumber=start.sequence_number,
+            streamId=start.stream_id,
+            accountId=start.account_id,
+            callId=start.call_id,
+            **{"from": start.from_number, "to": start.to_number},
+            direction=start.direction,
+            contentType=start.media_format.content_type if start.media_format else None,
+            audioTrack=audio_track,
+            extra_headers=start.extra_headers,
+        )
+    media_format = None
+    if start.media_format is not None:
+        media_format = {
+            "encoding": start.media_format.encoding.value,
+            "sampleRate": start.media_format.sample_rate,
+        }
+    nested = _with_optional(
+        {},
+        callId=start.call_id,
+        streamId=start.stream_id,
+        accountId=start.account_id,
+        tracks=[track.value for track in start.tracks],
+        mediaFormat=media_format,
+        **{"from": start.from_number, "to": start.to_number},
+        direction=start.direction,
+    )
+    return _with_optional(
+        {"event": "start"},
+        sequenceNumber=start.sequence_number,
+        start=nested,
+        extra_headers=start.extra_headers,
+    )
+
+
+def _media_object(media: Media) -> _Obj:
+    body: _Obj = {"payload": _b64(media.payload)}
+    if media.media_format is not None:
+        # Seed shape: the format rides in every frame and the timestamp is a number.
+        body["contentType"] = media.media_format.encoding.value
+        body["sampleRate"] = media.media_format.sample_rate
+        timestamp: int | str | None = media.timestamp
+    else:
+        # Live shape: the timestamp is a numeric string.
+        timestamp = None if media.timestamp is None else str(media.timestamp)
+    _with_optional(body, track=media.track.value, timestamp=timestamp, chunk=media.chunk)
+    obj = _with_optional({}, sequenceNumber=media.sequence_number, streamId=media.stream_id)
+    obj["event"] = "media"
+    obj["media"] = body
+    return obj
+
+
+def _to_object(message: CarrierEvent | AppCommand) -> _Obj:
+    match message:
+        case Media():
+            return _media_object(message)
+        case Start():
+            return _start_object(message)
+        case PlayAudio():
+            return _with_optional(
+                {"event": "playAudio"},
+                streamId=message.stream_id,
+                media={
+                    "contentType": message.encoding.value,
+                    "sampleRate": message.sample_rate,
+                    "payload": _b64(message.payload),
+                },
+            )
+        case Checkpoint():
+            return _with_optional(
+                {"event": "checkpoint"}, streamId=message.stream_id, name=message.name
+            )
+        case ClearAudio():
+            return _with_optional({"event": "clearAudio"}, streamId=message.stream_id)
+        case StopCommand():
+            return _with_optional({"event": "stop"}, streamId=message.stream_id)
+        case PlayedStream():
+            return _with_optional(
+                {"event": "playedStream"},
+                sequenceNumber=message.sequence_number,
+                streamId=message.stream_id,
+                name=message.name,
+            )
+        case ClearedAudio():
+            return _with_optional(
+                {"event": "clearedAudio"},
+                sequenceNumber=message.sequence_number,
+                streamId=message.stream_id,
+            )
+        case Dtmf():
+            return _with_optional(
+                {"event": "dtmf"},
+                sequenceNumber=message.sequence_number,
+                streamId=message.stream_id,
+                dtmf={"digit": message.digit},
+            )
+        case Stop():
+            return _with_optional(
+                {"event": "stop"},
+                sequenceNumber=message.sequence_number,
+                streamId=message.stream_id,
+                reason=message.reason,
+            )
+        case Unknown():
+            return {**message.fields, "event": message.event}
+
+
+def encode(message: CarrierEvent | AppCommand) -> str:
+    """Encode any event or command as one JSON text frame."""
+    return orjson.dumps(_to_object(message)).decode()

@@ -1,0 +1,534 @@
+"""The protocol core: every shape of PROTOCOL.md parses, every message round-trips, bad frames fail
+with ProtocolError and nothing else."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vobiz_stream.errors import VobizStreamError
+from vobiz_stream.formats import AudioFormat, Encoding
+from vobiz_stream.protocol import (
+    Checkpoint,
+    ClearAudio,
+    ClearedAudio,
+    Dtmf,
+    Media,
+    PlayAudio,
+    PlayedStream,
+    ProtocolError,
+    Start,
+    StartShape,
+    Stop,
+    StopCommand,
+    Track,
+    Unknown,
+    encode,
+    parse_command,
+    parse_event,
+)
+
+SPEECH_BYTES = bytes(range(256)) + bytes(range(64))  # 320 bytes: one 20 ms L16 frame at 8 kHz
+B64 = base64.b64encode(SPEECH_BYTES).decode()
+
+
+# --- the seed documents' own frames ----------------------------------------------------------
+
+
+def test_seed_flat_start() -> None:
+    frame = """{
+    "event": "start",
+    "streamId": "20170ada-f610-433b-8758-c02a2aab3662",
+    "accountId": "MA_2210JXXN",
+    "callId": "CALL_abc123xyz",
+    "from": "+14155551111",
+    "to": "+14155552222",
+    "direction": "inbound",
+    "contentType": "audio/x-l16;rate=8000",
+    "audioTrack": "inbound"
+    }"""
+    start = parse_event(frame)
+    assert start == Start(
+        stream_id="20170ada-f610-433b-8758-c02a2aab3662",
+        call_id="CALL_abc123xyz",
+        account_id="MA_2210JXXN",
+        tracks=(Track.INBOUND,),
+        media_format=AudioFormat(Encoding.L16, 8000),
+        from_number="+14155551111",
+        to_number="+14155552222",
+        direction="inbound",
+        shape=StartShape.FLAT,
+    )
+
+
+def test_seed_minimal_start_has_no_format() -> None:
+    frame = '{"event": "start", "streamId": "2017", "callId": "CALL_abc123xyz"}'
+    start = parse_event(frame)
+    assert isinstance(start, Start)
+    assert start.call_id == "CALL_abc123xyz"
+    assert start.stream_id == "2017"
+    assert start.media_format is None
+    assert start.tracks == (Track.INBOUND,)
+
+
+def test_seed_media_carries_its_format() -> None:
+    frame = json.dumps(
+        {
+            "event": "media",
+            "streamId": "20170ada",
+            "media": {
+                "payload": B64,
+                "contentType": "audio/x-l16",
+                "sampleRate": 8000,
+                "timestamp": 1634567890123,
+            },
+        }
+    )
+    media = parse_event(frame)
+    assert media == Media(
+        payload=SPEECH_BYTES,
+        timestamp=1634567890123,
+        stream_id="20170ada",
+        media_format=AudioFormat(Encoding.L16, 8000),
+    )
+
+
+def test_seed_stop() -> None:
+    frame = '{"event": "stop", "streamId": "20170ada", "reason": "call_ended"}'
+    assert parse_event(frame) == Stop(stream_id="20170ada", reason="call_ended")
+
+
+def test_seed_bidirectional_sequence() -> None:
+    """Seed 001's typical event sequence, both directions."""
+    assert parse_event(
+        '{"event": "playedStream", "streamId": "S", "name": "customer greeting audio"}'
+    ) == PlayedStream(name="customer greeting audio", stream_id="S")
+    assert parse_event(
+        '{"sequenceNumber": 0, "event": "clearedAudio", "streamId": "S"}'
+    ) == ClearedAudio(stream_id="S", sequence_number=0)
+    play = parse_command(
+        json.dumps(
+            {
+                "event": "playAudio",
+                "media": {"contentType": "audio/x-l16", "sampleRate": 8000, "payload": B64},
+            }
+        )
+    )
+    assert play == PlayAudio(payload=SPEECH_BYTES, encoding=Encoding.L16, sample_rate=8000)
+    assert parse_command(
+        '{"event": "checkpoint", "streamId": "S", "name": "greeting-complete"}'
+    ) == Checkpoint(name="greeting-complete", stream_id="S")
+    assert parse_command('{"event": "clearAudio", "streamId": "S"}') == ClearAudio(stream_id="S")
+    assert parse_command('{"event": "stop", "streamId": "S"}') == StopCommand(stream_id="S")
+
+
+# --- live shapes -----------------------------------------------------------------------------
+
+
+def test_live_nested_start() -> None:
+    frame = (
+        '{"sequenceNumber": 0, "event": "start", "start": {"callId": "5401fd2e-1", '
+        '"streamId": "c4dfd815-2", "accountId": "500025", "tracks": ["inbound"], '
+        '"mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 16000}}, "extra_headers": "{}"}'
+    )
+    assert parse_event(frame) == Start(
+        stream_id="c4dfd815-2",
+        call_id="5401fd2e-1",
+        account_id="500025",
+        tracks=(Track.INBOUND,),
+        media_format=AudioFormat(Encoding.L16, 16000),
+        sequence_number=0,
+        extra_headers="{}",
+        shape=StartShape.NESTED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [
+        ("audio/x-l16", Encoding.L16),
+        ("L16", Encoding.L16),
+        ("linear", Encoding.L16),
+        ("audio/x-mulaw", Encoding.MULAW),
+        ("mulaw", Encoding.MULAW),
+        ("ulaw", Encoding.MULAW),
+        ("PCMU", Encoding.MULAW),
+    ],
+)
+def test_start_encodings_match_loosely(encoding: str, expected: Encoding) -> None:
+    frame = json.dumps(
+        {"event": "start", "start": {"mediaFormat": {"encoding": encoding, "sampleRate": 8000}}}
+    )
+    start = parse_event(frame)
+    assert isinstance(start, Start)
+    assert start.media_format == AudioFormat(expected, 8000)
+
+
+def test_start_numbers_may_be_strings_and_account_is_opaque() -> None:
+    frame = json.dumps(
+        {
+            "sequenceNumber": "1",
+            "event": "start",
+            "start": {
+                "accountId": 500025,
+                "tracks": ["inbound", "outbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": "8000"},
+            },
+        }
+    )
+    start = parse_event(frame)
+    assert isinstance(start, Start)
+    assert start.sequence_number == 1
+    assert start.account_id == "500025"
+    assert start.tracks == (Track.INBOUND, Track.OUTBOUND)
+    assert start.media_format == AudioFormat(Encoding.MULAW, 8000)
+
+
+def test_flat_start_with_both_tracks() -> None:
+    start = parse_event('{"event": "start", "audioTrack": "both"}')
+    assert isinstance(start, Start)
+    assert start.tracks == (Track.INBOUND, Track.OUTBOUND)
+
+
+def test_live_media_with_string_timestamp() -> None:
+    frame = json.dumps(
+        {
+            "sequenceNumber": 206,
+            "streamId": "c4df",
+            "event": "media",
+            "media": {
+                "track": "inbound",
+                "timestamp": "1778574097426",
+                "chunk": 206,
+                "payload": B64,
+            },
+            "extra_headers": "{}",
+        }
+    )
+    assert parse_event(frame) == Media(
+        payload=SPEECH_BYTES,
+        track=Track.INBOUND,
+        timestamp=1778574097426,
+        chunk=206,
+        sequence_number=206,
+        stream_id="c4df",
+    )
+
+
+def test_media_with_only_payload_and_outbound_track() -> None:
+    assert parse_event(json.dumps({"event": "media", "media": {"payload": B64}})) == Media(
+        payload=SPEECH_BYTES
+    )
+    outbound = parse_event(
+        json.dumps({"event": "media", "media": {"payload": B64, "track": "outbound"}})
+    )
+    assert isinstance(outbound, Media)
+    assert outbound.track is Track.OUTBOUND
+
+
+def test_all_ff_last_frame_is_ordinary_audio() -> None:
+    payload = b"\xff" * 320
+    frame = json.dumps(
+        {
+            "sequenceNumber": 274,
+            "event": "media",
+            "media": {"payload": base64.b64encode(payload).decode(), "chunk": 274},
+        }
+    )
+    media = parse_event(frame)
+    assert isinstance(media, Media)
+    assert media.payload == payload
+
+
+def test_played_alias_and_missing_stream_id() -> None:
+    assert parse_event('{"event": "played", "name": "turn-3"}') == PlayedStream(name="turn-3")
+
+
+def test_dtmf_nested_and_flat() -> None:
+    assert parse_event('{"event": "dtmf", "dtmf": {"digit": "5"}}') == Dtmf(digit="5")
+    assert parse_event('{"event": "dtmf", "digit": "#"}') == Dtmf(digit="#")
+    assert parse_event('{"event": "dtmf", "dtmf": {"digit": 7}}') == Dtmf(digit="7")
+
+
+def test_unknown_event_is_kept_not_fatal() -> None:
+    event = parse_event('{"event": "mark", "mark": {"name": "x"}, "n": 1}')
+    assert event == Unknown(event="mark", fields={"mark": {"name": "x"}, "n": 1})
+    command = parse_command('{"event": "sendDigits", "digits": "12"}')
+    assert command == Unknown(event="sendDigits", fields={"digits": "12"})
+
+
+def test_mulaw_stream_accepts_odd_payload_lengths() -> None:
+    frame = json.dumps({"event": "media", "media": {"payload": base64.b64encode(b"abc").decode()}})
+    media = parse_event(frame, sample_width=1)
+    assert isinstance(media, Media)
+    assert media.payload == b"abc"
+
+
+def test_encoded_commands_carry_stream_id_and_bare_content_type() -> None:
+    frame = orjson.loads(
+        encode(
+            PlayAudio(payload=b"\x00\x01", encoding=Encoding.L16, sample_rate=16000, stream_id="S")
+        )
+    )
+    assert frame == {
+        "event": "playAudio",
+        "streamId": "S",
+        "media": {"contentType": "audio/x-l16", "sampleRate": 16000, "payload": "AAE="},
+    }
+
+
+def test_encoded_live_media_has_string_timestamp() -> None:
+    frame = orjson.loads(
+        encode(Media(payload=b"\x00\x00", timestamp=17, chunk=3, sequence_number=4))
+    )
+    assert frame["media"]["timestamp"] == "17"
+    assert frame["media"]["chunk"] == 3
+    assert frame["sequenceNumber"] == 4
+
+
+# --- frames that cannot be understood --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (b"not json", "not JSON"),
+        (b"\xff\xfe\x00", "not JSON"),
+        ("[1, 2]", "not an object"),
+        ('"media"', "not an object"),
+        ('{"media": {"payload": ""}}', "no 'event'"),
+        ('{"event": 5}', "no 'event'"),
+        ('{"event": ""}', "no 'event'"),
+        ('{"event": "media"}', "no 'media' object"),
+        ('{"event": "media", "media": []}', "must be a JSON object"),
+        ('{"event": "media", "media": {}}', "no base64 string"),
+        ('{"event": "media", "media": {"payload": 12}}', "no base64 string"),
+        ('{"event": "media", "media": {"payload": "!!!!"}}', "not valid base64"),
+        ('{"event": "media", "media": {"payload": "AAA"}}', "not valid base64"),
+        ('{"event": "media", "media": {"payload": "AAAA"}}', "not a whole number"),
+        ('{"event": "media", "media": {"payload": "AAAAAA==", "timestamp": "soon"}}', "timestamp"),
+        ('{"event": "media", "media": {"payload": "AAAAAA==", "chunk": true}}', "chunk"),
+        ('{"event": "media", "media": {"payload": "AAAAAA==", "track": "left"}}', "track"),
+        (
+            '{"event": "media", "media": {"payload": "AAAAAA==", "contentType": "audio/opus"}}',
+            "unknown audio encoding",
+        ),
+        ('{"event": "start", "start": {"tracks": "inbound"}}', "tracks"),
+        ('{"event": "start", "start": {"tracks": ["sideways"]}}', "unknown track"),
+        ('{"event": "start", "start": {"mediaFormat": {"sampleRate": 0}}}', "not positive"),
+        ('{"event": "start", "start": {"callId": {"a": 1}}}', "callId"),
+        ('{"event": "playedStream"}', "no checkpoint 'name'"),
+        ('{"event": "dtmf", "dtmf": {}}', "no digit"),
+        ('{"event": "dtmf", "dtmf": "5"}', "must be a JSON object"),
+    ],
+)
+def test_bad_carrier_frames_raise_protocol_error(frame: str | bytes, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        parse_event(frame)
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ('{"event": "playAudio"}', "no 'media' object"),
+        ('{"event": "playAudio", "media": {"payload": "AAAA"}}', "no 'media.contentType'"),
+        (
+            '{"event": "playAudio", "media": {"contentType": "audio/x-mulaw", "sampleRate": 16000,'
+            ' "payload": "AAAA"}}',
+            "not one the carrier plays",
+        ),
+        (
+            '{"event": "playAudio", "media": {"contentType": "audio/x-l16", "sampleRate": 8000,'
+            ' "payload": "AAAA"}}',
+            "not a whole number",
+        ),
+        ('{"event": "checkpoint", "streamId": "S"}', "no 'name'"),
+    ],
+)
+def test_bad_app_frames_raise_protocol_error(frame: str, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        parse_command(frame)
+
+
+def test_protocol_error_is_a_value_error_of_the_family() -> None:
+    with pytest.raises(VobizStreamError):
+        parse_event("{")
+    with pytest.raises(ValueError):
+        parse_event("{")
+
+
+# --- properties ------------------------------------------------------------------------------
+
+ids = st.none() | st.text(min_size=0, max_size=20)
+numbers = st.none() | st.integers(min_value=0, max_value=2**53)
+formats = st.builds(AudioFormat, st.sampled_from(Encoding), st.sampled_from([8000, 16000, 24000]))
+track_sets = st.sampled_from([(Track.INBOUND,), (Track.OUTBOUND,), (Track.INBOUND, Track.OUTBOUND)])
+
+
+@st.composite
+def media_frames(draw: st.DrawFn) -> Media:
+    media_format = draw(st.none() | formats)
+    width = media_format.encoding.sample_width if media_format else 2
+    payload = draw(st.binary(max_size=100))
+    payload = payload[: len(payload) - len(payload) % width]
+    return Media(
+        payload=payload,
+        track=draw(st.sampled_from(Track)),
+        timestamp=draw(numbers),
+        chunk=draw(numbers),
+        sequence_number=draw(numbers),
+        stream_id=draw(ids),
+        media_format=media_format,
+    )
+
+
+starts = st.builds(
+    Start,
+    stream_id=ids,
+    call_id=ids,
+    account_id=ids,
+    tracks=track_sets,
+    media_format=st.none() | formats,
+    from_number=ids,
+    to_number=ids,
+    direction=ids,
+    sequence_number=numbers,
+    extra_headers=st.none() | st.just("{}"),
+    shape=st.sampled_from(StartShape),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+unknown_names = st.text(min_size=1, max_size=12).filter(
+    lambda name: (
+        name
+        not in {
+            "start",
+            "media",
+            "playedStream",
+            "played",
+            "clearedAudio",
+            "dtmf",
+            "stop",
+            "playAudio",
+            "checkpoint",
+            "clearAudio",
+        }
+    )
+)
+unknowns = st.builds(
+    Unknown,
+    event=unknown_names,
+    fields=st.dictionaries(
+        st.text(max_size=8).filter(lambda key: key != "event"), json_values, max_size=4
+    ),
+)
+carrier_events = st.one_of(
+    starts,
+    media_frames(),
+    st.builds(PlayedStream, name=st.text(max_size=20), stream_id=ids, sequence_number=numbers),
+    st.builds(ClearedAudio, stream_id=ids, sequence_number=numbers),
+    st.builds(
+        Dtmf, digit=st.sampled_from("0123456789*#ABCD"), stream_id=ids, sequence_number=numbers
+    ),
+    st.builds(Stop, stream_id=ids, reason=ids, sequence_number=numbers),
+    unknowns,
+)
+
+
+@st.composite
+def play_audios(draw: st.DrawFn) -> PlayAudio:
+    encoding = draw(st.sampled_from(Encoding))
+    rate = draw(st.sampled_from([8000] if encoding is Encoding.MULAW else [8000, 16000, 24000]))
+    payload = draw(st.binary(max_size=100))
+    payload = payload[: len(payload) - len(payload) % encoding.sample_width]
+    return PlayAudio(payload=payload, encoding=encoding, sample_rate=rate, stream_id=draw(ids))
+
+
+app_commands = st.one_of(
+    play_audios(),
+    st.builds(Checkpoint, name=st.text(max_size=20), stream_id=ids),
+    st.builds(ClearAudio, stream_id=ids),
+    st.builds(StopCommand, stream_id=ids),
+    unknowns,
+)
+
+
+@given(carrier_events)
+def test_every_carrier_event_round_trips(event: Any) -> None:
+    assert parse_event(encode(event)) == event
+
+
+@given(app_commands)
+def test_every_app_command_round_trips(command: Any) -> None:
+    assert parse_command(encode(command)) == command
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_raise_only_protocol_error(data: bytes) -> None:
+    for parse in (parse_event, parse_command):
+        with contextlib.suppress(ProtocolError):
+            parse(data)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "event",
+                "media",
+                "start",
+                "payload",
+                "name",
+                "dtmf",
+                "digit",
+                "streamId",
+                "sequenceNumber",
+                "tracks",
+                "mediaFormat",
+                "contentType",
+                "audioTrack",
+            ]
+        ),
+        json_values | st.sampled_from(["media", "start", "playAudio", "dtmf", "played", "AAAA"]),
+        max_size=6,
+    ),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "payload",
+                "track",
+                "timestamp",
+                "chunk",
+                "contentType",
+                "sampleRate",
+                "encoding",
+                "digit",
+                "tracks",
+            ]
+        ),
+        json_values | st.sampled_from(["AAAA", "audio/x-l16", "inbound", "8000"]),
+        max_size=5,
+    ),
+)
+def test_random_json_objects_raise_only_protocol_error(
+    outer: dict[str, Any], inner: dict[str, Any]
+) -> None:
+    for key in ("media", "start", "dtmf"):
+        if key in outer:
+            outer[key] = inner
+    frame = orjson.dumps(outer)
+    for parse in (parse_event, parse_command):
+        with contextlib.suppress(ProtocolError):
+            parse(frame)
