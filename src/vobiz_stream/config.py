@@ -1,0 +1,172 @@
+"""Server settings: defaults, a TOML config file, ``VOBIZ_STREAM_*`` variables, flags; last wins.
+
+Each setting has one name used everywhere: ``max_lead`` is ``max_lead = 0.2`` in the config file,
+``VOBIZ_STREAM_MAX_LEAD=0.2`` in the environment and ``--max-lead 0.2`` on the command line.
+The config file is ``--config PATH``, else ``VOBIZ_STREAM_CONFIG``, else ``vobiz-stream.toml`` in
+the working directory if there is one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from vobiz_stream.audio import ByteOrder
+from vobiz_stream.errors import VobizStreamError
+from vobiz_stream.formats import AudioFormat, parse_content_type
+
+ENV_PREFIX = "VOBIZ_STREAM_"
+DEFAULT_CONFIG_FILE = "vobiz-stream.toml"
+
+
+class ConfigError(VobizStreamError, ValueError):
+    """A setting with a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``vobiz-stream serve`` can be told. Defaults run the seed's reference sink."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    data_dir: Path = Path("data")
+    handler: str = "record"
+    """``record``, ``echo`` or ``MODULE:FUNCTION`` (an ``async def handler(session)``)."""
+    public_url: str | None = None
+    """Base URL the carrier reaches this server at (``https://abc.example``); else the request's."""
+    # -- the <Stream> element the answer serves
+    bidirectional: bool = True
+    audio_track: str = "inbound"
+    content_type: str = "audio/x-l16;rate=8000"
+    stream_timeout: int = 86400
+    keep_call_alive: bool = True
+    status_callback_url: str | None = None
+    """None: this server's own ``/webhook``."""
+    status_callback_method: str = "POST"
+    extra_headers: str = ""
+    """``key=value,key=value``; reach the app only in status callbacks."""
+    max_retries: int = 0
+    # -- media
+    l16_byte_order: str = "auto"
+    """``auto`` detects the inbound L16 byte order per stream; ``little``/``big`` force it."""
+    outbound_content_type: str | None = None
+    """Format of the audio the app plays (``audio/x-l16;rate=16000``); None: the inbound format."""
+    max_lead: float = 0.2
+    max_message_bytes: int = 1 << 20
+    # -- security and lifecycle
+    auth_token: str | None = None
+    """Vobiz auth token: when set, status callbacks must carry a valid V2/V3 signature."""
+    shutdown_grace: float = 30.0
+    """Seconds open calls get to finish after SIGTERM before their recordings are finalised."""
+    log_level: str = "INFO"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "vobiz-stream.db"
+
+    @property
+    def webhook_log_path(self) -> Path:
+        return self.data_dir / "webhook-events.log"
+
+    @property
+    def inbound_format(self) -> AudioFormat:
+        return parse_content_type(self.content_type)
+
+    @property
+    def outbound_format(self) -> AudioFormat | None:
+        text = self.outbound_content_type
+        return None if text is None else parse_content_type(text)
+
+    @property
+    def byte_order(self) -> ByteOrder | None:
+        return None if self.l16_byte_order == "auto" else ByteOrder(self.l16_byte_order)
+
+
+SETTING_NAMES = tuple(field.name for field in fields(Settings))
+
+
+def _convert(name: str, value: Any) -> Any:
+    """Turn a file, environment or flag value into the setting's type, or raise ConfigError."""
+    if value is None:
+        return None
+    default = getattr(Settings(), name)
+    kind = type(default) if default is not None else str
+    try:
+        if kind is bool and isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(value)
+            return lowered in {"true", "1", "yes"}
+        if issubclass(kind, Path):
+            return Path(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name} = {value!r} is not a valid {kind.__name__}") from None
+
+
+def _validate(settings: Settings) -> Settings:
+    try:
+        settings.inbound_format  # noqa: B018  (parsing is the check)
+        settings.outbound_format  # noqa: B018
+    except VobizStreamError as exc:
+        raise ConfigError(f"content type setting: {exc}") from None
+    if settings.l16_byte_order not in {"auto", "little", "big"}:
+        raise ConfigError(
+            f"l16_byte_order must be auto, little or big, got {settings.l16_byte_order!r}"
+        )
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"port must be 1-65535, got {settings.port}")
+    if settings.max_lead < 0.02:
+        raise ConfigError(
+            f"max_lead must be at least one 20 ms frame (0.02), got {settings.max_lead}"
+        )
+    return settings
+
+
+def load_settings(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge defaults, the config file, the environment and ``flags`` (None means not given)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or (
+        Path(environ[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in environ else None
+    )
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is not None:
+        values.update(_read_config_file(path))
+    for name in SETTING_NAMES:
+        if f"{ENV_PREFIX}{name.upper()}" in environ:
+            values[name] = environ[f"{ENV_PREFIX}{name.upper()}"]
+    values.update({name: value for name, value in flags.items() if value is not None})
+    converted = {name: _convert(name, value) for name, value in values.items()}
+    return _validate(dataclasses.replace(Settings(), **converted))
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    section = data.get("serve", data)
+    unknown = sorted(set(section) - set(SETTING_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(SETTING_NAMES)}"
+        )
+    return dict(section)

@@ -1,0 +1,79 @@
+"""Turning one stream's inbound media payloads into PCM, byte order included.
+
+mu-law decodes directly. L16 needs its byte order (PROTOCOL.md section 4), which is either given
+or detected from the audio. While detecting, frames are held back (at most ``hold_frames``) so that
+none is decoded in the wrong order; if the audio never decides (silence), they are released in the
+default order, which is harmless for silence, and detection goes on for the frames after them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vobiz_stream.audio import ByteOrder, ByteOrderDetector, Pcm, decode_l16, decode_mulaw
+from vobiz_stream.formats import AudioFormat, Encoding
+from vobiz_stream.protocol import Media
+
+Decoded = list[tuple[Media, Pcm]]
+
+
+class InboundDecoder:
+    """Decodes media frames in arrival order; :meth:`push` may return held frames with new ones.
+
+    ``byte_order`` None means detect, falling back to ``default_order``. ``on_decided`` is called
+    once, with the order and the number of frames seen, when detection settles.
+    """
+
+    def __init__(
+        self,
+        audio_format: AudioFormat,
+        byte_order: ByteOrder | None = None,
+        *,
+        default_order: ByteOrder = ByteOrder.LITTLE,
+        hold_frames: int = 25,
+        on_decided: Callable[[ByteOrder, int], None] | None = None,
+    ) -> None:
+        self.audio_format = audio_format
+        self._detector = None if byte_order is not None else ByteOrderDetector(default_order)
+        self._order = byte_order if byte_order is not None else default_order
+        self._hold_frames = hold_frames
+        self._held: list[Media] = []
+        self._seen = 0
+        self._on_decided = on_decided
+
+    @property
+    def byte_order(self) -> ByteOrder:
+        """The order L16 is read in now (the default while detection is undecided)."""
+        return self._order
+
+    @property
+    def detecting(self) -> bool:
+        return self._detector is not None
+
+    def push(self, media: Media) -> Decoded:
+        """Take one frame; return the frames ready to use, in order."""
+        encoding = media.media_format.encoding if media.media_format else self.audio_format.encoding
+        if encoding is Encoding.MULAW:
+            return [(media, decode_mulaw(media.payload))]
+        detector = self._detector
+        if detector is None:
+            return [(media, decode_l16(media.payload, self._order))]
+        self._seen += 1
+        detector.observe(media.payload)
+        if detector.decided:
+            self._detector = None
+            self._order = detector.order
+            if self._on_decided is not None:
+                self._on_decided(self._order, self._seen)
+        elif len(self._held) < self._hold_frames and self._seen <= self._hold_frames:
+            self._held.append(media)
+            return []
+        if not self._held:
+            return [(media, decode_l16(media.payload, self._order))]
+        self._held.append(media)
+        return self.flush()
+
+    def flush(self) -> Decoded:
+        """Release every held frame in the current order (at the end of a stream)."""
+        held, self._held = self._held, []
+        return [(media, decode_l16(media.payload, self._order)) for media in held]

@@ -1,0 +1,588 @@
+"""One call's stream, as agent code sees it: caller audio in, play / checkpoint / clear / stop out.
+
+A transport (the server's WebSocket) feeds every text frame to :meth:`CallSession.feed` and calls
+:meth:`CallSession.close` when the socket ends, with or without a ``stop``. The handler, an
+``async def handler(session)``, reads :meth:`CallSession.events` and sends commands::
+
+    async def handler(session: CallSession) -> None:
+        async for event in session.events(sample_rate=16000):
+            if isinstance(event, CallerAudio):
+                ...  # event.pcm: int16 samples at 16 kHz
+        # the loop ends when the stream ends
+
+Outbound audio is converted to the stream's outbound format, cut into 20 ms frames and paced so
+the carrier never holds more than ``max_lead`` seconds of it (see :mod:`vobiz_stream.playback`).
+Hooks (:class:`SessionHooks`) let the server record the call and keep its events without the
+session knowing about files or databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from vobiz_stream.audio import (
+    ByteOrder,
+    FrameSlicer,
+    Pcm,
+    Resampler,
+    as_pcm,
+    decode_l16,
+    encode_l16,
+    encode_mulaw,
+)
+from vobiz_stream.errors import ProtocolError, VobizStreamError
+from vobiz_stream.formats import DEFAULT_FORMAT, OUTBOUND_RATES, AudioFormat, Encoding
+from vobiz_stream.inbound import InboundDecoder
+from vobiz_stream.playback import (
+    FRAME_SECONDS,
+    HeardAudio,
+    OutboundFrame,
+    PlaybackLedger,
+    PlaybackStats,
+    PlayHandle,
+)
+from vobiz_stream.protocol import (
+    Checkpoint,
+    ClearAudio,
+    ClearedAudio,
+    Dtmf,
+    Media,
+    PlayAudio,
+    PlayedStream,
+    Start,
+    Stop,
+    StopCommand,
+    Track,
+    Unknown,
+    encode,
+    parse_event,
+)
+
+log = logging.getLogger("vobiz_stream.session")
+
+
+class SessionError(VobizStreamError):
+    """A session command that cannot be carried out (one-way stream, closed socket...)."""
+
+
+class Transport(Protocol):
+    """What a session needs of its socket: send a text frame, close."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class SessionHooks(Protocol):
+    """Where a session reports what the server keeps: recording, store, logs."""
+
+    def started(self, session: CallSession) -> None:
+        """The stream's metadata is known (its ``start``, or its first ``media`` without one)."""
+
+    def audio(self, media: Media, pcm: Pcm, arrival: float) -> None:
+        """Decoded inbound audio of ``media.track``, at the stream's rate."""
+
+    def heard(self, audio: HeardAudio) -> None:
+        """App audio the caller heard (by estimate), at the outbound rate."""
+
+    def event(self, kind: str, detail: Mapping[str, object]) -> None:
+        """A call event worth keeping (dtmf, checkpoint, clear, malformed frame, ...)."""
+
+    def ended(self, reason: str) -> None:
+        """The stream is over; nothing more will be reported."""
+
+
+class NoHooks:
+    """Hooks that keep nothing (for a session used as a library)."""
+
+    def started(self, session: CallSession) -> None:
+        pass
+
+    def audio(self, media: Media, pcm: Pcm, arrival: float) -> None:
+        pass
+
+    def heard(self, audio: HeardAudio) -> None:
+        pass
+
+    def event(self, kind: str, detail: Mapping[str, object]) -> None:
+        pass
+
+    def ended(self, reason: str) -> None:
+        pass
+
+
+# --- what a handler receives -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAudio:
+    """Audio from the call: ``pcm`` int16 at ``sample_rate``; ``track`` says which leg."""
+
+    pcm: Pcm
+    sample_rate: int
+    track: Track = Track.INBOUND
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPlayed:
+    """The carrier played everything queued before checkpoint ``name``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCleared:
+    """The carrier confirmed a clear; ``round_trip`` seconds after it was sent."""
+
+    round_trip: float
+
+
+SessionEvent = CallerAudio | DtmfReceived | CheckpointPlayed | AudioCleared
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How a session treats its stream; the server fills these from its settings."""
+
+    expected_format: AudioFormat = DEFAULT_FORMAT
+    """The inbound format the answer XML asked for; used when ``start`` does not say."""
+    bidirectional: bool = True
+    """Whether the answer XML made the stream bidirectional (only then may the app play)."""
+    byte_order: ByteOrder | None = None
+    """Inbound L16 byte order; None detects it per stream."""
+    outbound_format: AudioFormat | None = None
+    """Format of ``playAudio``; None uses the inbound format."""
+    outbound_byte_order: ByteOrder = ByteOrder.LITTLE
+    max_lead: float = 0.2
+    """Most seconds of app audio the carrier may hold queued (what a barge-in lets through)."""
+    confirm_grace: float = 5.0
+    """Seconds past its estimated play-out time before an unconfirmed checkpoint is lost."""
+    event_backlog: int = 500
+    """Most events (10 s of audio) waiting for a slow handler before the oldest are dropped."""
+
+
+@dataclass
+class SessionStats:
+    frames_received: int = 0
+    frames_malformed: int = 0
+    events_dropped: int = 0
+    clear_round_trips: list[float] = field(default_factory=list)
+
+
+_END = object()
+
+
+class CallSession:
+    """One WebSocket stream of one call. Created by the server per socket."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        options: SessionOptions | None = None,
+        hooks: SessionHooks | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> None:
+        self.options = options or SessionOptions()
+        self.query: Mapping[str, str] = dict(query or {})
+        """Query parameters of the socket URL: the place for per-call context (PROTOCOL.md 1)."""
+        self.start: Start | None = None
+        self.stream_id: str | None = None
+        self.call_id: str | None = None
+        self.inbound_format = self.options.expected_format
+        self.stats = SessionStats()
+        self._transport = transport
+        self._hooks: SessionHooks = hooks or NoHooks()
+        self._loop = asyncio.get_running_loop()
+        self._decoder: InboundDecoder | None = None
+        self._started = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._closed = False
+        self.end_reason: str | None = None
+        self._ledger = PlaybackLedger(self.options.max_lead, self.options.confirm_grace)
+        self._outbound: AudioFormat | None = None
+        self._slicer: FrameSlicer | None = None
+        self._out_resampler: Resampler | None = None
+        self._names = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._clear_sent_at: float | None = None
+        self._events: deque[SessionEvent | object] = deque()
+        self._events_ready = asyncio.Event()
+        self._listening = False
+        self._handler_rate: int | None = None
+        self._in_resamplers: dict[Track, Resampler] = {}
+
+    # -- metadata -----------------------------------------------------------------------------
+
+    @property
+    def tracks(self) -> tuple[Track, ...]:
+        return self.start.tracks if self.start else (Track.INBOUND,)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def byte_order(self) -> ByteOrder | None:
+        """The inbound L16 byte order in use (None for mu-law)."""
+        if self.inbound_format.encoding is Encoding.MULAW or self._decoder is None:
+            return None
+        return self._decoder.byte_order
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def describe(self) -> str:
+        """A short label for log lines: the call id, else the stream id."""
+        return self.call_id or self.stream_id or "unknown-call"
+
+    async def wait_started(self) -> bool:
+        """Wait until the stream's metadata is known; False if the socket closed first."""
+        waiters = {
+            asyncio.ensure_future(self._started.wait()),
+            asyncio.ensure_future(self._ended.wait()),
+        }
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return self._started.is_set()
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def feed(self, frame: str | bytes) -> None:
+        """Handle one text frame from the carrier. Never raises for bad input: logs and skips."""
+        if self._closed:
+            return
+        try:
+            event = parse_event(frame, self.inbound_format.encoding.sample_width)
+        except ProtocolError as exc:
+            self.reject(str(exc))
+            return
+        if isinstance(event, Media):
+            self._on_media(event)
+        elif isinstance(event, Start):
+            self._on_start(event)
+        elif isinstance(event, PlayedStream):
+            self._on_played(event)
+        elif isinstance(event, ClearedAudio):
+            self._on_cleared()
+        elif isinstance(event, Dtmf):
+            self._note("dtmf", digit=event.digit)
+            self._put(DtmfReceived(event.digit))
+        elif isinstance(event, Stop):
+            self._note("stop", reason=event.reason)
+            self.close("stop")
+        elif isinstance(event, Unknown):
+            self._note("unknown_event", event=event.event)
+
+    def _note(self, kind: str, level: int = logging.INFO, **detail: object) -> None:
+        """One log line and one kept event per call event."""
+        if log.isEnabledFor(level):
+            shown = " ".join(f"{key}={value}" for key, value in detail.items())
+            log.log(level, "call %s: %s %s", self.describe(), kind, shown)
+        self._hooks.event(kind, detail)
+
+    def reject(self, problem: str) -> None:
+        """Count and log a frame that could not be understood; the call goes on."""
+        self.stats.frames_malformed += 1
+        self._note("malformed_frame", level=logging.WARNING, problem=problem[:200])
+
+    def _on_start(self, start: Start) -> None:
+        if self.start is not None:
+            log.info("call %s: ignored a second start", self.describe())
+            return
+        self.start = start
+        self.call_id = start.call_id or self.call_id
+        self.stream_id = start.stream_id or self.stream_id
+        if self._started.is_set():
+            log.info("call %s: start arrived after media; metadata updated", self.describe())
+            return
+        if start.media_format is not None:
+            self.inbound_format = start.media_format
+        self._begin()
+
+    def _begin(self) -> None:
+        self._decoder = InboundDecoder(
+            self.inbound_format, self.options.byte_order, on_decided=self._on_byte_order
+        )
+        self._started.set()
+        self._hooks.started(self)
+
+    def _on_byte_order(self, order: ByteOrder, frames: int) -> None:
+        self._note("byte_order", order=order.value, frames=frames)
+
+    def _on_media(self, media: Media) -> None:
+        if not self._started.is_set():
+            self.stream_id = self.stream_id or media.stream_id
+            log.info(
+                "call %s: media before start; using the expected format %s",
+                self.describe(),
+                self.inbound_format.content_type,
+            )
+            self._begin()
+        assert self._decoder is not None
+        self.stats.frames_received += 1
+        arrival = self.now()
+        try:
+            decoded = self._decoder.push(media)
+        except VobizStreamError as exc:
+            self.reject(str(exc))
+            return
+        for frame, pcm in decoded:
+            self._hooks.audio(frame, pcm, arrival)
+            if self._listening:
+                self._put_audio(frame, pcm)
+        self._report_heard(arrival)
+
+    def _put_audio(self, media: Media, pcm: Pcm) -> None:
+        rate = self._handler_rate or self.inbound_format.sample_rate
+        if rate != self.inbound_format.sample_rate:
+            resampler = self._in_resamplers.get(media.track)
+            if resampler is None:
+                resampler = Resampler(self.inbound_format.sample_rate, rate)
+                self._in_resamplers[media.track] = resampler
+            pcm = resampler.process(pcm)
+        self._put(CallerAudio(pcm, rate, media.track, media.timestamp))
+
+    def _on_played(self, played: PlayedStream) -> None:
+        handle = self._ledger.confirm(played.name, self.now())
+        self._note("checkpoint_played", name=played.name, known=handle is not None)
+        self._put(CheckpointPlayed(played.name))
+
+    def _on_cleared(self) -> None:
+        if self._clear_sent_at is None:
+            log.info("call %s: clearedAudio without a clear in flight", self.describe())
+            return
+        round_trip = self.now() - self._clear_sent_at
+        self._clear_sent_at = None
+        self.stats.clear_round_trips.append(round_trip)
+        self._note("cleared", round_trip_ms=round(round_trip * 1000, 2))
+        self._put(AudioCleared(round_trip))
+
+    # -- events for the handler ---------------------------------------------------------------
+
+    def _put(self, event: SessionEvent | object) -> None:
+        if not self._listening and event is not _END:
+            return
+        if len(self._events) >= self.options.event_backlog:
+            self._events.popleft()
+            self.stats.events_dropped += 1
+            if self.stats.events_dropped == 1:
+                log.warning(
+                    "call %s: handler is not keeping up; dropping the oldest events",
+                    self.describe(),
+                )
+        self._events.append(event)
+        self._events_ready.set()
+
+    async def events(self, sample_rate: int | None = None) -> AsyncIterator[SessionEvent]:
+        """The call's events until the stream ends; caller audio resampled to ``sample_rate``.
+
+        Audio starts flowing when this is first iterated. Events that pile up past
+        ``event_backlog`` because the handler is slow are dropped, oldest first.
+        """
+        self._handler_rate = sample_rate
+        self._listening = True
+        while True:
+            while self._events:
+                event = self._events.popleft()
+                if event is _END:
+                    return
+                yield event  # type: ignore[misc]
+            if self._closed:
+                return
+            self._events_ready.clear()
+            await self._events_ready.wait()
+
+    # -- outbound -----------------------------------------------------------------------------
+
+    def _require_playback(self) -> AudioFormat:
+        if self._closed:
+            raise SessionError(f"call {self.describe()}: the stream has ended")
+        if not self.options.bidirectional:
+            raise SessionError(
+                f"call {self.describe()}: the stream is one-way, so the carrier ignores playback; "
+                'answer with <Stream bidirectional="true"> to play audio'
+            )
+        if self._outbound is None:
+            chosen = self.options.outbound_format or self.inbound_format
+            if chosen.sample_rate not in OUTBOUND_RATES[chosen.encoding]:
+                chosen = AudioFormat(Encoding.L16, 8000)
+            self._outbound = chosen
+            self._slicer = FrameSlicer(AudioFormat(Encoding.L16, chosen.sample_rate).frame_bytes, 2)
+        return self._outbound
+
+    async def play(self, audio: Pcm | bytes, sample_rate: int, *, final: bool = True) -> PlayHandle:
+        """Queue audio for the caller; the handle resolves to played, cleared or lost.
+
+        ``audio`` is int16 samples (an array, or little-endian bytes) at ``sample_rate``. It is
+        resampled to the outbound rate, cut into 20 ms frames and paced. With ``final=False``
+        (streaming TTS chunks) the resampler and the last partial frame carry over to the next
+        call; the last chunk of an utterance should be ``final`` so nothing is held back.
+        """
+        outbound = self._require_playback()
+        assert self._slicer is not None
+        pcm = decode_l16(audio, ByteOrder.LITTLE) if isinstance(audio, bytes) else as_pcm(audio)
+        resampler = self._out_resampler
+        if resampler is None or resampler.in_rate != sample_rate:
+            resampler = self._out_resampler = Resampler(sample_rate, outbound.sample_rate)
+        converted = resampler.process(pcm)
+        if final:
+            converted = np.concatenate([converted, resampler.flush()])
+        chunks = self._slicer.push(converted.astype("<i2", copy=False).tobytes())
+        if final:
+            tail = self._slicer.flush(pad=0)
+            if tail:
+                chunks.append(tail)
+        frames = [OutboundFrame(self._encode_frame(chunk, outbound), chunk) for chunk in chunks]
+        handle = PlayHandle(f"play-{next(self._names)}")
+        self._ledger.enqueue(frames, handle)
+        self._kick()
+        return handle
+
+    def _encode_frame(self, chunk: bytes, outbound: AudioFormat) -> bytes:
+        samples = decode_l16(chunk, ByteOrder.LITTLE)
+        if outbound.encoding is Encoding.MULAW:
+            return encode_mulaw(samples)
+        return encode_l16(samples, self.options.outbound_byte_order)
+
+    async def checkpoint(self, name: str) -> PlayHandle:
+        """Ask the carrier to confirm when everything queued so far has played."""
+        self._require_playback()
+        handle = PlayHandle(name)
+        self._ledger.enqueue([], handle)
+        self._kick()
+        return handle
+
+    async def clear(self) -> None:
+        """Barge-in: drop unsent audio, tell the carrier to empty its queue, void checkpoints.
+
+        The round trip to the carrier's ``clearedAudio`` arrives later as :class:`AudioCleared`.
+        """
+        self._require_playback()
+        now = self.now()
+        voided = self._ledger.clear(now)
+        if self._slicer is not None:
+            self._slicer.clear()
+        if self._out_resampler is not None:
+            self._out_resampler.reset()
+        self._clear_sent_at = now
+        self._note("clear", voided=[handle.name for handle in voided])
+        await self._send(ClearAudio(stream_id=self.stream_id))
+
+    async def stop(self) -> None:
+        """End the stream from the app side; the carrier hangs up if no XML follows."""
+        if self._closed:
+            return
+        self._note("app_stop")
+        await self._send(StopCommand(stream_id=self.stream_id))
+        await self._transport.close()
+
+    @property
+    def outbound_format(self) -> AudioFormat | None:
+        """The format of ``playAudio`` frames, once the app has played anything."""
+        return self._outbound
+
+    @property
+    def lead(self) -> float:
+        """Seconds of app audio the carrier holds queued now, by estimate."""
+        return self._ledger.lead(self.now())
+
+    @property
+    def playback_stats(self) -> PlaybackStats:
+        return self._ledger.stats
+
+    def _kick(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.describe()}")
+        self._wake.set()
+
+    async def _send(self, message: PlayAudio | Checkpoint | ClearAudio | StopCommand) -> None:
+        try:
+            await self._transport.send_text(encode(message))
+        except (ConnectionError, RuntimeError) as exc:
+            raise SessionError(f"call {self.describe()}: could not send: {exc}") from exc
+
+    async def _send_loop(self) -> None:
+        """Send what the ledger says is due, sleeping until its next deadline (never drifting)."""
+        assert self._outbound is not None
+        outbound = self._outbound
+        while not self._closed:
+            now = self.now()
+            for item in self._ledger.due(now):
+                if isinstance(item, OutboundFrame):
+                    message: PlayAudio | Checkpoint = PlayAudio(
+                        item.payload, outbound.encoding, outbound.sample_rate, self.stream_id
+                    )
+                else:
+                    message = Checkpoint(item.name, self.stream_id)
+                try:
+                    await self._send(message)
+                except SessionError as exc:
+                    log.warning("%s", exc)
+                    return
+            for handle in self._ledger.expire(now):
+                self._note("checkpoint_lost", level=logging.WARNING, name=handle.name)
+            deadline = self._ledger.next_deadline(self.now())
+            self._wake.clear()
+            timer = None if deadline is None else self._loop.call_at(deadline, self._wake.set)
+            await self._wake.wait()
+            if timer is not None:
+                timer.cancel()
+
+    def _report_heard(self, now: float) -> None:
+        for heard in self._ledger.pop_heard(now):
+            self._hooks.heard(heard)
+
+    # -- end ----------------------------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        """The stream is over (socket closed, ``stop``, or the server shutting down)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.end_reason = reason
+        if self._decoder is not None:
+            arrival = self.now()
+            for media, pcm in self._decoder.flush():
+                self._hooks.audio(media, pcm, arrival)
+                if self._listening:
+                    self._put_audio(media, pcm)
+        now = self.now()
+        self._ledger.close(now)
+        self._report_heard(now + FRAME_SECONDS)  # the frame cut at ``now`` is complete
+        self._put(_END)
+        self._ended.set()
+        self._events_ready.set()
+        self._wake.set()
+        if self._sender is not None:
+            self._sender.cancel()
+        self._hooks.ended(reason)
+        log.info(
+            "call %s: stream ended (%s): %d frames, %d malformed",
+            self.describe(),
+            reason,
+            self.stats.frames_received,
+            self.stats.frames_malformed,
+        )
+
+    async def aclose(self) -> None:
+        """Close and wait for the sender to finish."""
+        if self._sender is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
