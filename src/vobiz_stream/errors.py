@@ -23,3 +23,7 @@ class XmlError(VobizStreamError, ValueError):
 
 class AudioError(VobizStreamError, ValueError):
     """Audio that does not fit its declared format (odd byte count for L16, unsupported rate...)."""
+
+
+class StoreError(VobizStreamError):
+    """The call store cannot be opened or used (missing directory, read-only, not a database...)."""

@@ -1,0 +1,645 @@
+"""Calls, their streams, their events and their status callbacks, kept in one SQLite file.
+
+A call (keyed on the carrier's ``callId``) can have several streams: with ``maxRetries`` every
+reconnect is a new socket with a new ``streamId`` and the same ``callId`` (PROTOCOL.md section 6).
+Streams are keyed on a local row id, since a buggy carrier may reuse or omit stream ids.
+
+The server calls this straight from its asyncio event loop, so every method is one small
+transaction that reaches rows by key or through an index. The database runs in WAL mode with
+``synchronous=NORMAL``: a commit does not wait for the disk; a power cut may lose the last commits
+but never corrupts the file. Times are stored as ISO 8601 UTC text of fixed width
+(:func:`~vobiz_stream.webhooks.format_utc`), so ordering the text orders the times.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import TypedDict, TypeVar, cast
+
+import orjson
+
+from vobiz_stream.errors import StoreError
+from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CallRecord",
+    "CallStatus",
+    "CallStore",
+    "CallbackRecord",
+    "EventKind",
+    "EventRecord",
+    "StreamRecord",
+]
+
+SCHEMA_VERSION = 1
+
+
+class CallStatus(StrEnum):
+    """Where a call stands, as far as this server knows."""
+
+    ACTIVE = "active"
+    """At least one of its streams is open."""
+    ENDED = "ended"
+    """All its streams closed."""
+    INTERRUPTED = "interrupted"
+    """A stream was still open when the server stopped without closing it (a crash)."""
+    CALLBACKS_ONLY = "callbacks_only"
+    """Known only from status callbacks: no stream of it has reached this server."""
+
+
+class EventKind(StrEnum):
+    """The kinds of call event worth keeping; :meth:`CallStore.add_event` accepts others too."""
+
+    START = "start"
+    STOP = "stop"
+    DTMF = "dtmf"
+    CHECKPOINT_PLAYED = "checkpoint_played"
+    CLEARED = "cleared"
+    """A ``clearAudio`` answered by ``clearedAudio``; the detail holds the round trip."""
+    MALFORMED_FRAME = "malformed_frame"
+    ERROR = "error"
+    BYTE_ORDER = "byte_order"
+    """The inbound L16 byte order was decided (detected or configured)."""
+
+
+# What list_calls and get_call return: JSON-ready dicts (times as ISO 8601 UTC text) whose keys
+# are the column names.
+
+
+class StreamRecord(TypedDict):
+    """One socket of a call: ``id`` is the local row id, ``stream_id`` the carrier's id."""
+
+    id: int
+    stream_id: str | None
+    started_at: str
+    ended_at: str | None
+    end_reason: str | None
+    tracks: list[str]
+    encoding: str
+    sample_rate: int
+    byte_order: str | None
+    recording_path: str | None
+    frames_received: int
+    frames_malformed: int
+    frames_sent: int
+    error: str | None
+
+
+class EventRecord(TypedDict):
+    """A call event; ``stream_row`` is None for an event of the call as a whole."""
+
+    id: int
+    stream_row: int | None
+    at: str
+    kind: str
+    detail: dict[str, object]
+
+
+class CallbackRecord(TypedDict):
+    """A status callback; ``fields`` are all its fields as received."""
+
+    id: int
+    received_at: str
+    event: str
+    stream_id: str | None
+    signature: str
+    fields: dict[str, str]
+
+
+class CallRecord(TypedDict):
+    """A call with its streams, events and status callbacks, each oldest first."""
+
+    call_id: str
+    status: str
+    first_seen: str
+    last_seen: str
+    from_number: str | None
+    to_number: str | None
+    direction: str | None
+    account_id: str | None
+    streams: list[StreamRecord]
+    events: list[EventRecord]
+    status_callbacks: list[CallbackRecord]
+
+
+_Record = TypeVar("_Record", StreamRecord, EventRecord, CallbackRecord)
+
+_SCHEMA = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE calls (
+        call_id TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        from_number TEXT,
+        to_number TEXT,
+        direction TEXT,
+        account_id TEXT,
+        status TEXT NOT NULL
+    )""",
+    "CREATE INDEX calls_by_first_seen ON calls (first_seen)",
+    """CREATE TABLE streams (
+        id INTEGER PRIMARY KEY,
+        stream_id TEXT,
+        call_id TEXT NOT NULL REFERENCES calls (call_id),
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        end_reason TEXT,
+        tracks TEXT NOT NULL,
+        encoding TEXT NOT NULL,
+        sample_rate INTEGER NOT NULL,
+        byte_order TEXT,
+        recording_path TEXT,
+        frames_received INTEGER NOT NULL DEFAULT 0,
+        frames_malformed INTEGER NOT NULL DEFAULT 0,
+        frames_sent INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    )""",
+    "CREATE INDEX streams_by_call ON streams (call_id)",
+    # Only open streams are in this index: closing a stream and the restart sweep stay quick
+    # however many closed streams the table holds.
+    "CREATE INDEX open_streams_by_call ON streams (call_id) WHERE ended_at IS NULL",
+    """CREATE TABLE call_events (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls (call_id),
+        stream_row INTEGER REFERENCES streams (id),
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )""",
+    "CREATE INDEX call_events_by_call ON call_events (call_id)",
+    """CREATE TABLE status_callbacks (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        call_uuid TEXT REFERENCES calls (call_id),
+        stream_id TEXT,
+        signature TEXT NOT NULL,
+        fields TEXT NOT NULL
+    )""",
+    "CREATE INDEX status_callbacks_by_call ON status_callbacks (call_uuid)",
+)
+
+# A stream opening makes its call active; a status callback records the call without changing
+# the status of a call already known.
+_UPSERT_CALL = """
+    INSERT INTO calls (call_id, first_seen, last_seen, from_number, to_number, direction,
+                       account_id, status)
+    VALUES (:call_id, :seen, :seen, :from_number, :to_number, :direction, :account_id, :status)
+    ON CONFLICT (call_id) DO UPDATE SET
+        first_seen = min(calls.first_seen, excluded.first_seen),
+        last_seen = max(calls.last_seen, excluded.last_seen),
+        from_number = coalesce(excluded.from_number, calls.from_number),
+        to_number = coalesce(excluded.to_number, calls.to_number),
+        direction = coalesce(excluded.direction, calls.direction),
+        account_id = coalesce(excluded.account_id, calls.account_id),
+        status = CASE WHEN excluded.status = 'active' THEN 'active' ELSE calls.status END
+"""
+
+_CALL_COLUMNS = (
+    "call_id, first_seen, last_seen, from_number, to_number, direction, account_id, status"
+)
+
+# The children of a page of calls, fetched in one query per table: the call ids travel as one
+# JSON array parameter, so any page size is a single parameterised statement. Each query selects
+# the call id first: CallStore._children groups the rows on it.
+_IDS = "(SELECT value FROM json_each(?))"
+_STREAMS_OF = f"""
+    SELECT call_id, id, stream_id, started_at, ended_at, end_reason, tracks, encoding,
+           sample_rate, byte_order, recording_path, frames_received, frames_malformed,
+           frames_sent, error
+    FROM streams WHERE call_id IN {_IDS} ORDER BY id
+"""
+_EVENTS_OF = f"""
+    SELECT call_id, id, stream_row, at, kind, detail
+    FROM call_events WHERE call_id IN {_IDS} ORDER BY id
+"""
+_CALLBACKS_OF = f"""
+    SELECT call_uuid, id, received_at, event, stream_id, signature, fields
+    FROM status_callbacks WHERE call_uuid IN {_IDS} ORDER BY id
+"""
+
+
+class CallStore:
+    """The call history of a server, in the SQLite file at ``path`` (created on first open).
+
+    Every method raises :class:`StoreError` and nothing else when the database fails. Use it as a
+    context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _connect(path)
+
+    # --- streams -----------------------------------------------------------------------------
+
+    def open_stream(
+        self,
+        *,
+        call_id: str,
+        stream_id: str | None,
+        started_at: datetime,
+        tracks: Sequence[str],
+        encoding: str,
+        sample_rate: int,
+        recording_path: Path | str | None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        direction: str | None = None,
+        account_id: str | None = None,
+    ) -> int:
+        """Record a new stream of ``call_id`` and make the call active; returns the stream row id.
+
+        Call details given here fill in or replace what the store knew; None leaves them as they
+        are.
+        """
+        started = format_utc(started_at)
+        with self._write(f"open a stream of call {call_id!r}"):
+            self._db.execute(
+                _UPSERT_CALL,
+                {
+                    "call_id": call_id,
+                    "seen": started,
+                    "from_number": from_number,
+                    "to_number": to_number,
+                    "direction": direction,
+                    "account_id": account_id,
+                    "status": CallStatus.ACTIVE.value,
+                },
+            )
+            cursor = self._db.execute(
+                "INSERT INTO streams (stream_id, call_id, started_at, tracks, encoding,"
+                " sample_rate, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stream_id,
+                    call_id,
+                    started,
+                    orjson.dumps([str(track) for track in tracks]).decode(),
+                    str(encoding),
+                    sample_rate,
+                    None if recording_path is None else str(recording_path),
+                ),
+            )
+        # After a successful INSERT, lastrowid is the new row's id.
+        return cast(int, cursor.lastrowid)
+
+    def update_stream(
+        self,
+        row_id: int,
+        *,
+        byte_order: str | None = None,
+        frames_received: int | None = None,
+        frames_malformed: int | None = None,
+        frames_sent: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Set what is known so far of an open or closed stream; None leaves a column as it is."""
+        with self._write(f"update stream row {row_id}"):
+            cursor = self._db.execute(
+                "UPDATE streams SET byte_order = coalesce(?, byte_order),"
+                " frames_received = coalesce(?, frames_received),"
+                " frames_malformed = coalesce(?, frames_malformed),"
+                " frames_sent = coalesce(?, frames_sent),"
+                " error = coalesce(?, error)"
+                " WHERE id = ?",
+                (byte_order, frames_received, frames_malformed, frames_sent, error, row_id),
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"call store {self.path}: there is no stream row {row_id}")
+
+    def close_stream(
+        self,
+        row_id: int,
+        *,
+        ended_at: datetime,
+        end_reason: str,
+        frames_received: int,
+        frames_malformed: int,
+        frames_sent: int,
+        error: str | None = None,
+    ) -> bool:
+        """Record the end of a stream; the call ends when none of its streams is open any more.
+
+        Returns False, changing nothing, when the stream was already closed: the first close
+        wins. ``error=None`` keeps an error already set by :meth:`update_stream`.
+        """
+        ended = format_utc(ended_at)
+        with self._write(f"close stream row {row_id}"):
+            row = self._db.execute(
+                "SELECT call_id, ended_at FROM streams WHERE id = ?", (row_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"call store {self.path}: there is no stream row {row_id}")
+            call_id, already_ended = row
+            if already_ended is not None:
+                return False
+            self._db.execute(
+                "UPDATE streams SET ended_at = ?, end_reason = ?, frames_received = ?,"
+                " frames_malformed = ?, frames_sent = ?, error = coalesce(?, error)"
+                " WHERE id = ?",
+                (ended, end_reason, frames_received, frames_malformed, frames_sent, error, row_id),
+            )
+            self._db.execute(
+                "UPDATE calls SET last_seen = max(last_seen, ?),"
+                " status = CASE WHEN EXISTS (SELECT 1 FROM streams"
+                "   WHERE streams.call_id = calls.call_id AND ended_at IS NULL)"
+                " THEN status ELSE ? END"
+                " WHERE call_id = ?",
+                (ended, CallStatus.ENDED.value, call_id),
+            )
+        return True
+
+    def mark_interrupted(self, now: datetime) -> int:
+        """Close every stream a previous run left open; returns how many.
+
+        Call it once at server start, before any stream opens. Those streams end at ``now`` (when
+        the interruption was noticed; the true end is unknown) with end reason ``interrupted``,
+        and their calls become interrupted. Their counters keep the last values stored.
+        """
+        noticed = format_utc(now)
+        with self._write("mark the streams of a previous run interrupted"):
+            self._db.execute(
+                "UPDATE calls SET status = ?, last_seen = max(last_seen, ?)"
+                " WHERE call_id IN (SELECT call_id FROM streams WHERE ended_at IS NULL)",
+                (CallStatus.INTERRUPTED.value, noticed),
+            )
+            cursor = self._db.execute(
+                "UPDATE streams SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL",
+                (noticed, CallStatus.INTERRUPTED.value),
+            )
+        return cursor.rowcount
+
+    # --- events and callbacks ----------------------------------------------------------------
+
+    def add_event(
+        self,
+        call_id: str,
+        stream_row: int | None,
+        kind: str,
+        detail: Mapping[str, object],
+        *,
+        at: datetime,
+    ) -> int:
+        """Keep an event of a known call (see :class:`EventKind`); returns its id.
+
+        ``detail`` must be JSON-serialisable by orjson.
+        """
+        with self._write(f"add a {kind!r} event to call {call_id!r}"):
+            cursor = self._db.execute(
+                "INSERT INTO call_events (call_id, stream_row, at, kind, detail)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (call_id, stream_row, format_utc(at), str(kind), orjson.dumps(detail).decode()),
+            )
+        return cast(int, cursor.lastrowid)
+
+    def add_status_callback(
+        self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
+    ) -> int:
+        """Keep a status callback, whatever its event; returns its id.
+
+        A callback naming a call the store does not know yet records that call, so the call list
+        shows calls known only from their callbacks.
+        """
+        received = format_utc(received_at)
+        with self._write(f"add a {callback.event!r} status callback"):
+            if callback.call_uuid is not None:
+                self._db.execute(
+                    _UPSERT_CALL,
+                    {
+                        "call_id": callback.call_uuid,
+                        "seen": received,
+                        "from_number": callback.from_number,
+                        "to_number": callback.to,
+                        "direction": None,
+                        "account_id": None,
+                        "status": CallStatus.CALLBACKS_ONLY.value,
+                    },
+                )
+            cursor = self._db.execute(
+                "INSERT INTO status_callbacks (received_at, event, call_uuid, stream_id,"
+                " signature, fields) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    received,
+                    callback.event,
+                    callback.call_uuid,
+                    callback.stream_id,
+                    signature.value,
+                    orjson.dumps(callback.fields).decode(),
+                ),
+            )
+        return cast(int, cursor.lastrowid)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def list_calls(self, limit: int = 100) -> list[CallRecord]:
+        """The ``limit`` newest calls (by first seen), newest first, JSON-ready.
+
+        Each call holds its ``streams``, ``events`` and ``status_callbacks``, oldest first.
+        """
+        with self._read("list calls"):
+            rows = self._db.execute(
+                f"SELECT {_CALL_COLUMNS} FROM calls ORDER BY first_seen DESC, rowid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return self._with_children(rows)
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        """One call shaped as in :meth:`list_calls`, or None when the store does not know it."""
+        with self._read(f"read call {call_id!r}"):
+            rows = self._db.execute(
+                f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?", (call_id,)
+            ).fetchall()
+            calls = self._with_children(rows)
+        return calls[0] if calls else None
+
+    def _with_children(self, rows: list[sqlite3.Row]) -> list[CallRecord]:
+        if not rows:
+            return []
+        ids = orjson.dumps([row["call_id"] for row in rows]).decode()
+        streams = self._children(_STREAMS_OF, ids, _stream_record)
+        events = self._children(_EVENTS_OF, ids, _event_record)
+        callbacks = self._children(_CALLBACKS_OF, ids, _callback_record)
+        return [
+            {
+                "call_id": row["call_id"],
+                "status": row["status"],
+                "first_seen": row["first_seen"],
+                "last_seen": row["last_seen"],
+                "from_number": row["from_number"],
+                "to_number": row["to_number"],
+                "direction": row["direction"],
+                "account_id": row["account_id"],
+                "streams": streams.get(row["call_id"], []),
+                "events": events.get(row["call_id"], []),
+                "status_callbacks": callbacks.get(row["call_id"], []),
+            }
+            for row in rows
+        ]
+
+    def _children(
+        self, query: str, ids: str, to_record: Callable[[sqlite3.Row], _Record]
+    ) -> dict[str, list[_Record]]:
+        """Rows of ``query`` (whose first column is the call id) as records, grouped by call."""
+        grouped: dict[str, list[_Record]] = {}
+        for row in self._db.execute(query, (ids,)):
+            grouped.setdefault(row[0], []).append(to_record(row))
+        return grouped
+
+    # --- transactions and lifetime -----------------------------------------------------------
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[None]:
+        with self._failing_as_store_error(what), _transaction(self._db, "BEGIN IMMEDIATE"):
+            yield
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[None]:
+        with self._failing_as_store_error(what), _transaction(self._db, "BEGIN"):
+            yield
+
+    @contextmanager
+    def _failing_as_store_error(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"call store {self.path}: cannot {what}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> CallStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection, begin: str) -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back when it (or the commit) fails."""
+    db.execute(begin)
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if not path.parent.is_dir():
+        raise StoreError(
+            f"cannot open call store {path}: directory {path.parent} does not exist;"
+            " create it or choose another path"
+        )
+    try:
+        # Autocommit mode: _transaction issues BEGIN and COMMIT itself.
+        db = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open call store {path}: {exc}; {_access_hint(path)}") from exc
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        _ensure_schema(db, path)
+    except sqlite3.Error as exc:
+        db.close()
+        hint = (
+            "move it away or choose another path"
+            if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB
+            else _access_hint(path)
+        )
+        raise StoreError(f"cannot open call store {path}: {exc}; {hint}") from exc
+    except StoreError:
+        db.close()
+        raise
+    return db
+
+
+def _access_hint(path: Path) -> str:
+    return (
+        f"check that {path} and its directory are readable and writable by this user"
+        f" (SQLite also creates {path.name}-wal and {path.name}-shm beside it)"
+    )
+
+
+def _ensure_schema(db: sqlite3.Connection, path: Path) -> None:
+    """Create the tables in a new database; refuse a database that is not a store of ours."""
+    with _transaction(db, "BEGIN IMMEDIATE"):
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "schema_version" in tables:
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            if row is None or row[0] != SCHEMA_VERSION:
+                raise StoreError(
+                    f"call store {path} has schema version {None if row is None else row[0]},"
+                    f" this vobiz-stream reads version {SCHEMA_VERSION}: open it with the"
+                    " vobiz-stream that made it, or choose another path"
+                )
+        elif tables:
+            raise StoreError(
+                f"{path} is a SQLite database but not a vobiz-stream call store (its tables:"
+                f" {', '.join(sorted(tables))}): choose another path"
+            )
+        else:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+
+
+# --- rows to records ----------------------------------------------------------------------------
+
+
+def _stream_record(row: sqlite3.Row) -> StreamRecord:
+    return {
+        "id": row["id"],
+        "stream_id": row["stream_id"],
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "end_reason": row["end_reason"],
+        "tracks": orjson.loads(row["tracks"]),
+        "encoding": row["encoding"],
+        "sample_rate": row["sample_rate"],
+        "byte_order": row["byte_order"],
+        "recording_path": row["recording_path"],
+        "frames_received": row["frames_received"],
+        "frames_malformed": row["frames_malformed"],
+        "frames_sent": row["frames_sent"],
+        "error": row["error"],
+    }
+
+
+def _event_record(row: sqlite3.Row) -> EventRecord:
+    return {
+        "id": row["id"],
+        "stream_row": row["stream_row"],
+        "at": row["at"],
+        "kind": row["kind"],
+        "detail": orjson.loads(row["detail"]),
+    }
+
+
+def _callback_record(row: sqlite3.Row) -> CallbackRecord:
+    return {
+        "id": row["id"],
+        "received_at": row["received_at"],
+        "event": row["event"],
+        "stream_id": row["stream_id"],
+        "signature": row["signature"],
+        "fields": orjson.loads(row["fields"]),
+    }

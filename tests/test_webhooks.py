@@ -1,0 +1,339 @@
+"""Status callbacks: every event of PROTOCOL.md section 5 parses and nothing is rejected; signatures
+match an HMAC written out here from hashlib, published and openssl-derived known answers; the log
+file holds one JSON line per callback, readable before the log is closed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from multidict import CIMultiDict, MultiDict
+
+from vobiz_stream.webhooks import (
+    SignatureCheck,
+    StatusCallback,
+    WebhookLog,
+    format_utc,
+    parse_status_callback,
+    sign_v2,
+    sign_v3,
+    verify_signature,
+)
+
+TOKEN = "MAUTHTOKEN0123456789"
+URL = "https://app.example/webhook?call=42"
+NONCE = "nonce-12345"
+
+COMMON = {
+    "CallUUID": "5401fd2e-aaaa-bbbb-cccc-000000000001",
+    "StreamID": "c4dfd815-aaaa-bbbb-cccc-000000000002",
+    "From": "+14155551111",
+    "To": "+14155552222",
+    "Timestamp": "2025-03-04 05:06:07",
+    "ParentAuthID": "MA_PARENT",
+    "Error": "",
+}
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def test_start_stream_with_every_common_field_and_extra_headers() -> None:
+    fields = {
+        **COMMON,
+        "Event": "StartStream",
+        "ServiceURL": "wss://app.example/stream?call=42",
+        "X-VH-sessionId": "abc123",
+        "X-VH-agentId": "john",
+    }
+    callback = parse_status_callback(fields)
+    assert callback == StatusCallback(
+        event="StartStream",
+        call_uuid=COMMON["CallUUID"],
+        stream_id=COMMON["StreamID"],
+        from_number="+14155551111",
+        to="+14155552222",
+        timestamp="2025-03-04 05:06:07",
+        timestamp_utc=datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC),
+        parent_auth_id="MA_PARENT",
+        error=None,
+        name=None,
+        service_url="wss://app.example/stream?call=42",
+        extra_headers={"sessionId": "abc123", "agentId": "john"},
+        fields=fields,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "attribute", "expected"),
+    [
+        ({"Event": "PlayedStream", "Name": "turn-3"}, "name", "turn-3"),
+        ({"Event": "ClearedAudio"}, "error", None),
+        ({"Event": "DegradedStream", "Error": "queue 80% full"}, "error", "queue 80% full"),
+        ({"Event": "DroppedStream", "Error": "socket closed"}, "error", "socket closed"),
+        ({"Event": "StopStream"}, "error", None),
+        ({"Event": "MediaError"}, "error", None),
+    ],
+)
+def test_each_documented_event(extra: dict[str, str], attribute: str, expected: str | None) -> None:
+    callback = parse_status_callback({**COMMON, **extra})
+    assert callback.event == extra["Event"]
+    assert getattr(callback, attribute) == expected
+    assert callback.call_uuid == COMMON["CallUUID"]
+    assert callback.fields == {**COMMON, **extra}
+
+
+def test_unknown_event_is_kept_as_given() -> None:
+    callback = parse_status_callback({**COMMON, "Event": "SomethingNew", "Extra": "1"})
+    assert callback.event == "SomethingNew"
+    assert callback.fields["Extra"] == "1"
+
+
+def test_nothing_at_all_still_parses() -> None:
+    callback = parse_status_callback({})
+    assert callback == StatusCallback(event="")
+    assert callback.extra_headers == {}
+    assert callback.fields == {}
+
+
+def test_field_names_are_read_case_insensitively() -> None:
+    callback = parse_status_callback(
+        {"event": "StopStream", "CALLUUID": "c-1", "streamid": "s-1", "x-vh-Key": "v"}
+    )
+    assert (callback.event, callback.call_uuid, callback.stream_id) == ("StopStream", "c-1", "s-1")
+    assert callback.extra_headers == {"Key": "v"}
+
+
+def test_repeated_field_keeps_its_last_value() -> None:
+    form = MultiDict([("Event", "StartStream"), ("CallUUID", "first"), ("CallUUID", "last")])
+    callback = parse_status_callback(form)
+    assert callback.call_uuid == "last"
+    assert callback.fields == {"Event": "StartStream", "CallUUID": "last"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-12-31 23:59:59", datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("2025-12-31T23:59:59+02:00", datetime(2025, 12, 31, 21, 59, 59, tzinfo=UTC)),
+        ("yesterday", None),
+        ("2025-13-01 00:00:00", None),
+    ],
+)
+def test_timestamp_is_kept_as_given_and_parsed_when_it_can_be(
+    text: str, expected: datetime | None
+) -> None:
+    callback = parse_status_callback({"Event": "StopStream", "Timestamp": text})
+    assert callback.timestamp == text
+    assert callback.timestamp_utc == expected
+
+
+@given(st.dictionaries(st.text(max_size=12), st.text(max_size=20), max_size=12))
+def test_any_fields_parse_and_are_kept_whole(fields: dict[str, str]) -> None:
+    callback = parse_status_callback(fields)
+    assert callback.fields == fields
+    assert isinstance(callback.event, str)
+
+
+# --- signatures ------------------------------------------------------------------------------
+
+
+def hmac_sha256_written_out(key: bytes, message: bytes) -> bytes:
+    """RFC 2104 from hashlib alone, so the expected values do not come from the code under test."""
+    block = 64
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + message).digest()
+    return hashlib.sha256(bytes(b ^ 0x5C for b in key) + inner).digest()
+
+
+def expected_signature(token: str, message: str) -> str:
+    return base64.b64encode(hmac_sha256_written_out(token.encode(), message.encode())).decode()
+
+
+@pytest.mark.parametrize(
+    ("token", "url", "nonce"),
+    [
+        (TOKEN, URL, NONCE),
+        ("k" * 100, "http://127.0.0.1:8080/webhook", "1"),  # key longer than a block
+        ("tøken", "https://app.example/wébhook?q=ü", "nöñce"),
+        ("", "", ""),
+    ],
+)
+def test_signatures_match_hmac_written_out(token: str, url: str, nonce: str) -> None:
+    assert sign_v3(token, url, nonce) == expected_signature(token, f"{url}.{nonce}")
+    assert sign_v2(token, url, nonce) == expected_signature(token, url + nonce)
+    assert sign_v3(token, url, nonce) != sign_v2(token, url, nonce)
+
+
+def test_sign_v2_rfc4231_test_case_2() -> None:
+    # RFC 4231 section 4.3: HMAC-SHA256("Jefe", "what do ya want for nothing?") =
+    # 5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843
+    known = bytes.fromhex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    assert sign_v2("Jefe", "what do ya want ", "for nothing?") == base64.b64encode(known).decode()
+
+
+def test_sign_v3_fixed_known_answer() -> None:
+    # Derived once with:
+    # printf '%s' 'https://app.example/webhook?call=42.nonce-12345' \
+    #   | openssl dgst -sha256 -hmac 'MAUTHTOKEN0123456789' -binary | base64
+    assert sign_v3(TOKEN, URL, NONCE) == "RB0mDDJGpweKEY989TxDrvXUIZ5PmayEUmYsbyYDmqo="
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+@pytest.mark.parametrize(("token", "url", "nonce"), [(TOKEN, URL, NONCE), ("s3cret", "x", "y")])
+def test_signatures_agree_with_openssl(token: str, url: str, nonce: str) -> None:
+    def openssl(message: str) -> str:
+        digest = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-hmac", token, "-binary"],
+            input=message.encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
+        return base64.b64encode(digest).decode()
+
+    assert sign_v3(token, url, nonce) == openssl(f"{url}.{nonce}")
+    assert sign_v2(token, url, nonce) == openssl(url + nonce)
+
+
+def v3_headers(signature: str, nonce: str = NONCE) -> dict[str, str]:
+    return {"X-Vobiz-Signature-V3": signature, "X-Vobiz-Signature-V3-Nonce": nonce}
+
+
+def v2_headers(signature: str, nonce: str = NONCE) -> dict[str, str]:
+    return {"X-Vobiz-Signature-V2": signature, "X-Vobiz-Signature-V2-Nonce": nonce}
+
+
+def test_valid_v3_and_v2() -> None:
+    assert verify_signature(TOKEN, URL, v3_headers(sign_v3(TOKEN, URL, NONCE))) is (
+        SignatureCheck.VALID
+    )
+    assert verify_signature(TOKEN, URL, v2_headers(sign_v2(TOKEN, URL, NONCE))) is (
+        SignatureCheck.VALID
+    )
+
+
+def test_a_v2_signature_under_the_v3_header_is_invalid() -> None:
+    assert verify_signature(TOKEN, URL, v3_headers(sign_v2(TOKEN, URL, NONCE))) is (
+        SignatureCheck.INVALID
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        v3_headers(sign_v3("other-token", URL, NONCE)),
+        v3_headers(sign_v3(TOKEN, URL + "&x=1", NONCE)),
+        v3_headers(sign_v3(TOKEN, URL, NONCE), nonce="another-nonce"),
+        v3_headers(""),
+        {"X-Vobiz-Signature-V3": sign_v3(TOKEN, URL, NONCE)},  # no nonce
+        {"X-Vobiz-Signature-V2": sign_v2(TOKEN, URL, NONCE)},  # no nonce
+    ],
+)
+def test_invalid_signatures(headers: dict[str, str]) -> None:
+    assert verify_signature(TOKEN, URL, headers) is SignatureCheck.INVALID
+
+
+def test_v3_is_judged_alone_when_present() -> None:
+    headers = {**v3_headers("bm90IGl0"), **v2_headers(sign_v2(TOKEN, URL, NONCE))}
+    assert verify_signature(TOKEN, URL, headers) is SignatureCheck.INVALID
+
+
+def test_v2_is_used_when_v3_is_absent_even_with_a_stray_v3_nonce() -> None:
+    headers = {"X-Vobiz-Signature-V3-Nonce": NONCE, **v2_headers(sign_v2(TOKEN, URL, NONCE))}
+    assert verify_signature(TOKEN, URL, headers) is SignatureCheck.VALID
+
+
+def test_unsigned() -> None:
+    assert verify_signature(TOKEN, URL, {}) is SignatureCheck.UNSIGNED
+    assert verify_signature(TOKEN, URL, {"Content-Type": "x"}) is SignatureCheck.UNSIGNED
+
+
+def test_header_names_are_case_insensitive() -> None:
+    signature = sign_v3(TOKEN, URL, NONCE)
+    lower = {"x-vobiz-signature-v3": signature, "x-vobiz-signature-v3-nonce": NONCE}
+    assert verify_signature(TOKEN, URL, lower) is SignatureCheck.VALID
+    aiohttp_style = CIMultiDict(v3_headers(signature))
+    assert verify_signature(TOKEN, URL, aiohttp_style) is SignatureCheck.VALID
+
+
+def test_any_of_several_comma_separated_signatures() -> None:
+    good = sign_v3(TOKEN, URL, NONCE)
+    stale = sign_v3("old-token", URL, NONCE)
+    assert verify_signature(TOKEN, URL, v3_headers(f"{stale}, {good}")) is SignatureCheck.VALID
+    assert verify_signature(TOKEN, URL, v3_headers(f"{stale},{stale}")) is SignatureCheck.INVALID
+
+
+def test_any_of_several_candidate_urls() -> None:
+    public, local = URL, "http://127.0.0.1:8080/webhook?call=42"
+    headers = v3_headers(sign_v3(TOKEN, public, NONCE))
+    assert verify_signature(TOKEN, [local, public], headers) is SignatureCheck.VALID
+    assert verify_signature(TOKEN, [local], headers) is SignatureCheck.INVALID
+    assert verify_signature(TOKEN, [], headers) is SignatureCheck.INVALID
+
+
+# --- time format -----------------------------------------------------------------------------
+
+
+def test_format_utc_is_javascript_iso_string() -> None:
+    moment = datetime(2025, 3, 4, 7, 6, 7, 891_234, tzinfo=timezone(timedelta(hours=2)))
+    assert format_utc(moment) == "2025-03-04T05:06:07.891Z"
+
+
+def test_format_utc_refuses_a_naive_datetime() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        format_utc(datetime(2025, 3, 4, 5, 6, 7))
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+ISO_MS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def test_log_appends_one_json_line_per_callback_flushed_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "webhook-events.log"
+    path.write_text('{"earlier": "line"}\n')
+    start = parse_status_callback({**COMMON, "Event": "StartStream", "X-VH-k": "v"})
+    stop = parse_status_callback({"Event": "StopStream", "CallUUID": "c-2"})
+    received = datetime(2025, 3, 4, 5, 6, 7, 8000, tzinfo=UTC)
+
+    log = WebhookLog(path)
+    log.write(start, received, SignatureCheck.VALID)
+    log.write(stop, received + timedelta(seconds=1), SignatureCheck.UNSIGNED)
+    lines = path.read_text(encoding="utf-8").splitlines()  # read before close: already flushed
+    log.close()
+
+    assert len(lines) == 3
+    assert json.loads(lines[0]) == {"earlier": "line"}
+    first, second = json.loads(lines[1]), json.loads(lines[2])
+    assert first == {
+        **COMMON,
+        "Event": "StartStream",
+        "X-VH-k": "v",
+        "receivedAt": "2025-03-04T05:06:07.008Z",
+        "signature": "valid",
+    }
+    assert second["Event"] == "StopStream"
+    assert second["signature"] == "unsigned"
+    assert ISO_MS_UTC.fullmatch(second["receivedAt"])
+    assert second["receivedAt"] == "2025-03-04T05:06:08.008Z"
+
+
+def test_log_keeps_non_ascii_and_works_as_a_context_manager(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    callback = parse_status_callback({"Event": "PlayedStream", "Name": "grüße \n 👋"})
+    with WebhookLog(path) as log:
+        log.write(callback, datetime(2025, 1, 1, tzinfo=UTC), SignatureCheck.INVALID)
+    (line,) = path.read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["Name"] == "grüße \n 👋"
+    assert json.loads(line)["signature"] == "invalid"
