@@ -18,7 +18,7 @@ from vobiz_stream.audio import ByteOrder, Pcm, Resampler, decode_l16
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.playback import HeardAudio
 from vobiz_stream.protocol import Media, Track
-from vobiz_stream.recorder import Recording, TrackClock
+from vobiz_stream.recorder import Recording, StreamClock
 from vobiz_stream.session import CallSession
 from vobiz_stream.store import CallStore
 
@@ -54,7 +54,7 @@ class StreamKeeper:
         self._recording: Recording | None = None
         self._row: int | None = None
         self._origin = 0.0
-        self._clocks: dict[Track, TrackClock] = {}
+        self._clock: StreamClock | None = None
         self._heard_resampler: Resampler | None = None
         self._error: str | None = None
         self.path: Path | None = None
@@ -121,10 +121,12 @@ class StreamKeeper:
         recording = self._recording
         if recording is None:
             return
-        clock = self._clocks.get(media.track)
+        clock = self._clock
         if clock is None:
-            clock = self._clocks[media.track] = TrackClock(recording.sample_rate)
-        position = clock.place(media, len(pcm), self._position(arrival, recording.sample_rate))
+            clock = self._clock = StreamClock(recording.sample_rate)
+        frame = recording.sample_rate // 50  # a new track starts on the 20 ms grid
+        arrival_position = round(self._position(arrival, recording.sample_rate) / frame) * frame
+        position = clock.place(media, len(pcm), arrival_position)
         channel = 0 if media.track is Track.INBOUND or recording.channels == 1 else 1
         try:
             recording.add(channel, position, pcm)

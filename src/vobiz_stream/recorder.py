@@ -19,62 +19,71 @@ import numpy as np
 
 from vobiz_stream.audio import Pcm, WavWriter, interleave
 from vobiz_stream.formats import FRAME_MS
-from vobiz_stream.protocol import Media
+from vobiz_stream.protocol import Media, Track
 
 _COMMIT_FRAMES = 5
 """Write in steps of this many frames, not per frame, to keep the per-frame cost low."""
 
 
-class TrackClock:
-    """Maps one track's frames to sample positions on the recording's clock.
+class StreamClock:
+    """Maps each track's frames to sample positions on the recording's one clock.
 
-    The first frame is placed where it arrived; later frames by their ``chunk`` index, else by
-    ``timestamp`` snapped to the 20 ms grid, else right after the previous frame. A frame whose
-    number jumps backwards before the start or further than ``max_jump`` samples ahead is taken
-    for a restart of the carrier's counters and placed right after the previous frame.
+    Within a track, frames are placed by their ``chunk`` index, else by ``timestamp`` snapped to
+    the 20 ms grid, else right after the previous frame. A track's first frame is placed by its
+    timestamp against the first timestamped frame of the stream (so two tracks line up), else
+    where it arrived. A frame whose number jumps back before the start, or further than
+    ``max_jump_seconds`` ahead, is taken for a restart of the carrier's counters and placed right
+    after the track's previous frame.
     """
 
-    __slots__ = (
-        "_anchor",
-        "_first_chunk",
-        "_first_timestamp",
-        "_frame_samples",
-        "_max_jump",
-        "_next",
-        "_rate",
-    )
-
     def __init__(self, sample_rate: int, max_jump_seconds: float = 60.0) -> None:
-        self._rate = sample_rate
         self._frame_samples = sample_rate * FRAME_MS // 1000
         self._max_jump = int(max_jump_seconds * sample_rate)
-        self._anchor: int | None = None
-        self._first_chunk: int | None = None
-        self._first_timestamp: int | None = None
-        self._next = 0
+        self._reference: tuple[int, int] | None = None
+        """(timestamp, position) of the stream's first timestamped frame."""
+        self._tracks: dict[Track, _TrackState] = {}
+
+    def _grid(self, milliseconds: int) -> int:
+        return round(milliseconds / FRAME_MS) * self._frame_samples
 
     def place(self, media: Media, samples: int, arrival: int) -> int:
         """Sample position of ``media`` (``samples`` long), which arrived at ``arrival``."""
-        if self._anchor is None:
-            self._rebase(media, arrival)
-        assert self._anchor is not None
+        state = self._tracks.get(media.track)
+        if state is None:
+            state = self._tracks[media.track] = _TrackState()
+            anchor = arrival
+            if media.timestamp is not None and self._reference is not None:
+                anchor = self._reference[1] + self._grid(media.timestamp - self._reference[0])
+            state.rebase(media, max(0, anchor))
+        if self._reference is None and media.timestamp is not None:
+            self._reference = (media.timestamp, state.anchor)
         position: int | None = None
-        if media.chunk is not None and self._first_chunk is not None:
-            position = self._anchor + (media.chunk - self._first_chunk) * self._frame_samples
-        elif media.timestamp is not None and self._first_timestamp is not None:
-            frames = round((media.timestamp - self._first_timestamp) / FRAME_MS)
-            position = self._anchor + frames * self._frame_samples
-        if position is None or position < 0 or position > self._next + self._max_jump:
+        if media.chunk is not None and state.first_chunk is not None:
+            position = state.anchor + (media.chunk - state.first_chunk) * self._frame_samples
+        elif media.timestamp is not None and state.first_timestamp is not None:
+            position = state.anchor + self._grid(media.timestamp - state.first_timestamp)
+        if position is None or position < 0 or position > state.next + self._max_jump:
             if position is not None:
-                self._rebase(media, self._next)
-            position = self._next
-        self._next = max(self._next, position + samples)
+                state.rebase(media, state.next)
+            position = state.next
+        state.next = max(state.next, position + samples)
         return position
 
-    def _rebase(self, media: Media, position: int) -> None:
-        self._anchor = position
-        self._first_chunk = media.chunk
-        self._first_timestamp = media.timestamp
+
+class _TrackState:
+    __slots__ = ("anchor", "first_chunk", "first_timestamp", "next")
+
+    def __init__(self) -> None:
+        self.anchor = 0
+        self.first_chunk: int | None = None
+        self.first_timestamp: int | None = None
+        self.next = 0
+
+    def rebase(self, media: Media, position: int) -> None:
+        self.anchor = position
+        self.first_chunk = media.chunk
+        self.first_timestamp = media.timestamp
+        self.next = max(self.next, position)
 
 
 class Recording:

@@ -34,7 +34,15 @@ from vobiz_stream.webhooks import (
     parse_status_callback,
     verify_signature,
 )
-from vobiz_stream.xml import AudioTrack, CallbackMethod, Response, Stream, render, validate
+from vobiz_stream.xml import (
+    AudioTrack,
+    CallbackMethod,
+    Response,
+    Stream,
+    parse_extra_headers,
+    render,
+    validate,
+)
 
 log = logging.getLogger("vobiz_stream.server")
 
@@ -121,11 +129,6 @@ class StreamServer:
 
     def _stream_element(self, stream_url: str, webhook_url: str | None) -> Stream:
         settings = self.settings
-        headers = tuple(
-            (key.strip(), value.strip())
-            for key, _, value in (pair.partition("=") for pair in settings.extra_headers.split(","))
-            if key.strip()
-        )
         return Stream(
             url=stream_url,
             bidirectional=settings.bidirectional,
@@ -134,7 +137,7 @@ class StreamServer:
             status_callback_url=settings.status_callback_url or webhook_url,
             status_callback_method=CallbackMethod(settings.status_callback_method.upper()),
             content_type=settings.inbound_format,
-            extra_headers=headers,
+            extra_headers=parse_extra_headers(settings.extra_headers),
             keep_call_alive=settings.keep_call_alive,
             max_retries=settings.max_retries,
         )
@@ -172,6 +175,10 @@ class StreamServer:
             async for message in socket:
                 if message.type is WSMsgType.TEXT:
                     session.feed(message.data)
+                    if session.closed:  # the carrier's stop: the stream is over
+                        reason = "stop"
+                        await socket.close()
+                        break
                 elif message.type is WSMsgType.BINARY:
                     session.reject(
                         f"binary frame of {len(message.data)} bytes; frames are JSON text"
@@ -182,11 +189,13 @@ class StreamServer:
             reason = f"socket_dropped: {type(exc).__name__}"
             raise
         finally:
-            self.sockets.discard(socket)
             if session.end_reason is None and socket.close_code not in (None, 1000, 1001, 1005):
                 reason = f"socket_closed ({socket.close_code})"
             session.close(reason)
-            await self._finish_handler(session, handler_task)
+            try:
+                await self._finish_handler(session, handler_task)
+            finally:
+                self.sockets.discard(socket)
         return socket
 
     async def _run_handler(self, session: CallSession) -> None:

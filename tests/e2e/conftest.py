@@ -1,0 +1,186 @@
+"""A real stream server on 127.0.0.1 with a real data folder, and a small scripted carrier client.
+
+The carrier here is deliberately simple (it sends exactly the frames a test gives it); the full
+carrier emulator has its own module and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+import pytest
+from aiohttp import web
+
+from vobiz_stream.config import Settings
+from vobiz_stream.handlers import Handler
+from vobiz_stream.server import StreamServer
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+def speech(name: str = "speech_male_8k") -> tuple[np.ndarray, int]:
+    """A committed espeak-ng utterance as int16 samples and its rate."""
+    with wave.open(str(DATA / f"{name}.wav")) as reader:
+        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+        return samples.astype(np.int16), reader.getframerate()
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int, int]:
+    """Samples (channels as columns), rate and channel count of a WAV written by the server."""
+    with wave.open(str(path)) as reader:
+        channels = reader.getnchannels()
+        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+        return samples.reshape(-1, channels), reader.getframerate(), channels
+
+
+def frames_of(samples: np.ndarray, rate: int) -> list[np.ndarray]:
+    """20 ms frames; the last one padded with silence."""
+    size = rate // 50
+    padded = np.concatenate([samples, np.zeros(-len(samples) % size, dtype=np.int16)])
+    return [padded[i : i + size] for i in range(0, len(padded), size)]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass
+class RunningServer:
+    server: StreamServer
+    base: str
+    data_dir: Path
+
+    @property
+    def ws_url(self) -> str:
+        return self.base.replace("http://", "ws://") + "/stream"
+
+    def recordings(self) -> list[Path]:
+        return sorted((self.data_dir / "recordings").glob("*.wav"))
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Until every socket is closed and finished (recordings finalised)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.server.sockets:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("server still has open streams")
+            await asyncio.sleep(0.01)
+
+
+StartServer = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture
+async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler | None = None, **overrides: Any) -> RunningServer:
+        settings = replace(
+            Settings(), data_dir=tmp_path / f"data{len(runners)}", port=0, **overrides
+        )
+        server = StreamServer(settings, handler)
+        runner = web.AppRunner(server.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        host, port = runner.addresses[0][:2]
+        return RunningServer(server, f"http://{host}:{port}", settings.data_dir)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@dataclass
+class Carrier:
+    """The carrier's end of one socket: sends what it is told, keeps what the app sends back."""
+
+    socket: aiohttp.ClientWebSocketResponse
+    received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.socket.send_str(
+            frame if isinstance(frame, str) else orjson.dumps(frame).decode()
+        )
+
+    async def start(
+        self,
+        call_id: str = "call-1",
+        stream_id: str = "stream-1",
+        encoding: str = "audio/x-l16",
+        rate: int = 8000,
+        tracks: tuple[str, ...] = ("inbound",),
+    ) -> None:
+        await self.send(
+            {
+                "sequenceNumber": 0,
+                "event": "start",
+                "start": {
+                    "callId": call_id,
+                    "streamId": stream_id,
+                    "accountId": "500025",
+                    "tracks": list(tracks),
+                    "mediaFormat": {"encoding": encoding, "sampleRate": rate},
+                },
+                "extra_headers": "{}",
+            }
+        )
+
+    async def media(self, payload: bytes, chunk: int, track: str = "inbound") -> None:
+        await self.send(
+            {
+                "sequenceNumber": chunk + 1,
+                "streamId": "stream-1",
+                "event": "media",
+                "media": {
+                    "track": track,
+                    "timestamp": str(1778574097426 + 20 * chunk),
+                    "chunk": chunk,
+                    "payload": b64(payload),
+                },
+                "extra_headers": "{}",
+            }
+        )
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        async for message in self.socket:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self.received.append((loop.time(), orjson.loads(message.data)))
+                self.arrived.set()
+
+    def commands(self, event: str) -> list[tuple[float, dict[str, Any]]]:
+        return [(at, frame) for at, frame in self.received if frame["event"] == event]
+
+    async def wait_for(self, event: str, count: int = 1, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.commands(event)) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[[str], Awaitable[Carrier]]]:
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def open_socket(url: str) -> Carrier:
+        client = aiohttp.ClientSession()
+        sessions.append(client)
+        carrier = Carrier(await client.ws_connect(url, autoping=True))
+        carrier.reader = asyncio.create_task(carrier._read())
+        return carrier
+
+    yield open_socket
+    for client in sessions:
+        await client.close()
