@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One entry point for a fresh machine: set up ``.venv`` and run the server, the tests or the linters.
+"""One entry point for a fresh machine: set up ``.venv``, then run the server, tests or linters.
 
     python3 dev.py serve [ARGS...]   set up, then run ``vobiz-stream serve`` with the defaults
     python3 dev.py test [ARGS...]    set up, then run the whole test suite (ARGS go to pytest)
@@ -36,7 +36,7 @@ def _run(*args: str | Path) -> int:
 
 def setup() -> None:
     """Create ``.venv`` and install the package with its dev extras, unless already current."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (this file runs before any check of ours)
         sys.exit("vobiz-stream needs Python 3.11 or newer; run this file with python3.11 or later")
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
