@@ -2,8 +2,9 @@
 
 mu-law decodes directly. L16 needs its byte order (PROTOCOL.md section 4), which is either given
 or detected from the audio. While detecting, frames are held back (at most ``hold_frames``) so that
-none is decoded in the wrong order; if the audio never decides (silence), they are released in the
-default order, which is harmless for silence, and detection goes on for the frames after them.
+none is decoded in the wrong order; if the audio does not decide by then (silence, or a very short
+call), they are released in the best guess from the evidence so far (the default if there is
+none, which is harmless for silence), and detection goes on for the frames after them.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class InboundDecoder:
 
     @property
     def byte_order(self) -> ByteOrder:
-        """The order L16 is read in now (the default while detection is undecided)."""
-        return self._order
+        """The order L16 is read in now: decided, else the best guess from the evidence so far."""
+        return self._order if self._detector is None else self._detector.best_guess
 
     @property
     def detecting(self) -> bool:
@@ -69,11 +70,12 @@ class InboundDecoder:
             self._held.append(media)
             return []
         if not self._held:
-            return [(media, decode_l16(media.payload, self._order))]
+            return [(media, decode_l16(media.payload, self.byte_order))]
         self._held.append(media)
         return self.flush()
 
     def flush(self) -> Decoded:
         """Release every held frame in the current order (at the end of a stream)."""
         held, self._held = self._held, []
-        return [(media, decode_l16(media.payload, self._order)) for media in held]
+        order = self.byte_order
+        return [(media, decode_l16(media.payload, order)) for media in held]

@@ -13,6 +13,7 @@ writer's flush interval it bounds what a crash can lose (defaults: 200 + 800 ms,
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,13 @@ class StreamClock:
     """Maps each track's frames to sample positions on the recording's one clock.
 
     Within a track, frames are placed by their ``chunk`` index, else by ``timestamp`` snapped to
-    the 20 ms grid, else right after the previous frame. A track's first frame is placed by its
-    timestamp against the first timestamped frame of the stream (so two tracks line up), else
-    where it arrived. A frame whose number jumps back before the start, or further than
-    ``max_jump_seconds`` ahead, is taken for a restart of the carrier's counters and placed right
-    after the track's previous frame.
+    the 20 ms grid, else right after the previous frame. Chunk numbers may count every frame of
+    the stream rather than of the track (two tracks interleaved step by 2 each): the step is
+    learnt as the greatest common divisor of the increments seen, and each step is one frame.
+    A track's first frame is placed by its timestamp against the first timestamped frame of the
+    stream (so two tracks line up), else where it arrived. A frame whose number jumps back before
+    the start, or further than ``max_jump_seconds`` ahead, is taken for a restart of the
+    carrier's counters and placed right after the track's previous frame.
     """
 
     def __init__(self, sample_rate: int, max_jump_seconds: float = 60.0) -> None:
@@ -59,7 +62,8 @@ class StreamClock:
             self._reference = (media.timestamp, state.anchor)
         position: int | None = None
         if media.chunk is not None and state.first_chunk is not None:
-            position = state.anchor + (media.chunk - state.first_chunk) * self._frame_samples
+            steps = state.chunk_steps(media.chunk)
+            position = state.anchor + steps * samples
         elif media.timestamp is not None and state.first_timestamp is not None:
             position = state.anchor + self._grid(media.timestamp - state.first_timestamp)
         if position is None or position < 0 or position > state.next + self._max_jump:
@@ -71,17 +75,28 @@ class StreamClock:
 
 
 class _TrackState:
-    __slots__ = ("anchor", "first_chunk", "first_timestamp", "next")
+    __slots__ = ("anchor", "first_chunk", "first_timestamp", "last_chunk", "next", "stride")
 
     def __init__(self) -> None:
         self.anchor = 0
         self.first_chunk: int | None = None
         self.first_timestamp: int | None = None
+        self.last_chunk: int | None = None
+        self.stride = 0
+        """Chunk increment per frame of this track; 0 until two chunks were seen."""
         self.next = 0
+
+    def chunk_steps(self, chunk: int) -> int:
+        """Frames between the track's first chunk and ``chunk``."""
+        if self.last_chunk is not None and chunk > self.last_chunk:
+            self.stride = math.gcd(self.stride, chunk - self.last_chunk)
+        self.last_chunk = chunk
+        assert self.first_chunk is not None
+        return (chunk - self.first_chunk) // (self.stride or 1)
 
     def rebase(self, media: Media, position: int) -> None:
         self.anchor = position
-        self.first_chunk = media.chunk
+        self.first_chunk = self.last_chunk = media.chunk
         self.first_timestamp = media.timestamp
         self.next = max(self.next, position)
 

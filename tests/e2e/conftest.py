@@ -137,7 +137,10 @@ class Carrier:
             }
         )
 
-    async def media(self, payload: bytes, chunk: int, track: str = "inbound") -> None:
+    async def media(
+        self, payload: bytes, chunk: int, track: str = "inbound", time_ms: int | None = None
+    ) -> None:
+        """One live-shape media frame; its timestamp is 20 ms per chunk unless ``time_ms``."""
         await self.send(
             {
                 "sequenceNumber": chunk + 1,
@@ -145,7 +148,7 @@ class Carrier:
                 "event": "media",
                 "media": {
                     "track": track,
-                    "timestamp": str(1778574097426 + 20 * chunk),
+                    "timestamp": str(1778574097426 + (20 * chunk if time_ms is None else time_ms)),
                     "chunk": chunk,
                     "payload": b64(payload),
                 },

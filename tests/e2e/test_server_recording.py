@@ -269,3 +269,56 @@ async def test_answer_xml_points_at_the_stream_socket(start_server: StartServer)
     assert stream.status_callback_url == running.base + "/webhook"
     assert stream.extra_headers == (("a", "1"), ("b", "2"))
     assert "&amp;" not in stream.url and "u-1%26x" in stream.url
+
+
+async def test_chunks_counted_across_both_tracks_still_line_up(
+    start_server: StartServer, connect
+) -> None:
+    """If the carrier numbers every frame of the stream, each track's chunks step by 2."""
+    running = await start_server(audio_track="both", l16_byte_order="little", **ONE_WAY)
+    caller, rate = speech("speech_male_8k")
+    other, _ = speech("speech_female_8k")
+    caller_frames, other_frames = frames_of(caller, rate)[:80], frames_of(other, rate)[:80]
+    carrier = await connect(running.ws_url)
+    await carrier.start(tracks=("inbound", "outbound"))
+    for number in range(80):
+        frame = encode_l16(caller_frames[number], ByteOrder.LITTLE)
+        await carrier.media(frame, 2 * number, time_ms=20 * number)
+        frame = encode_l16(other_frames[number], ByteOrder.LITTLE)
+        await carrier.media(frame, 2 * number + 1, track="outbound", time_ms=20 * number)
+    await carrier.socket.close()
+    await running.wait_idle()
+    recorded, _, _ = read_wav(running.recordings()[0])
+    assert_recorded(recorded[:, 0], np.concatenate(caller_frames))
+    assert_recorded(recorded[:, 1], np.concatenate(other_frames))
+
+
+async def test_40_ms_frames_are_placed_by_their_length(start_server: StartServer, connect) -> None:
+    running = await start_server(l16_byte_order="little", **ONE_WAY)
+    samples, rate = speech("speech_male_8k")
+    frames = frames_of(samples, rate // 2)  # 320 samples: 40 ms at 8 kHz
+    carrier = await connect(running.ws_url)
+    await carrier.start()
+    for chunk, frame in enumerate(frames):
+        await carrier.media(encode_l16(frame, ByteOrder.LITTLE), chunk)
+    await carrier.socket.close()
+    await running.wait_idle()
+    recorded, _, _ = read_wav(running.recordings()[0])
+    assert_recorded(recorded[:, 0], np.concatenate(frames))
+
+
+async def test_a_very_short_big_endian_call_is_read_by_its_evidence(
+    start_server: StartServer, connect
+) -> None:
+    """Five frames are too few for a confident decision; the best guess still gets them right."""
+    running = await start_server(**ONE_WAY)
+    samples, rate = speech("speech_female_8k")
+    frames = frames_of(samples, rate)[10:15]  # speech, not the leading silence
+    carrier = await connect(running.ws_url)
+    await carrier.start()
+    for chunk, frame in enumerate(frames):
+        await carrier.media(encode_l16(frame, ByteOrder.BIG), chunk)
+    await carrier.socket.close()
+    await running.wait_idle()
+    recorded, _, _ = read_wav(running.recordings()[0])
+    assert_recorded(recorded[:, 0], np.concatenate(frames))

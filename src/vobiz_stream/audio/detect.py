@@ -72,6 +72,17 @@ class ByteOrderDetector:
         return self._order
 
     @property
+    def best_guess(self) -> ByteOrder:
+        """The decided order, else the smoother reading so far, else ``default``.
+
+        For a stream that ends (or must be used) before the evidence is clear: a short call of a
+        few frames is better read by the little evidence there is than by the default.
+        """
+        if self._decided or self._little_total == self._big_total:
+            return self._order
+        return ByteOrder.LITTLE if self._little_total < self._big_total else ByteOrder.BIG
+
+    @property
     def decided(self) -> bool:
         """Whether the evidence has settled the order (it then stays settled)."""
         return self._decided
