@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 from typing import TypedDict, TypeVar, cast
 
 import orjson
 
+from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import StoreError
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
 
@@ -226,7 +226,7 @@ _CALLBACKS_OF = f"""
 """
 
 
-class CallStore:
+class CallStore(Closeable):
     """The call history of a server, in the SQLite file at ``path`` (created on first open).
 
     Every method raises :class:`StoreError` and nothing else when the database fails. Use it as a
@@ -512,17 +512,6 @@ class CallStore:
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> CallStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @contextmanager

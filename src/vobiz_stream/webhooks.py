@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 
 import orjson
+
+from vobiz_stream.closing import Closeable
 
 __all__ = [
     "EXTRA_HEADER_PREFIX",
@@ -189,7 +190,7 @@ def verify_signature(
 # --- the log ---------------------------------------------------------------------------------
 
 
-class WebhookLog:
+class WebhookLog(Closeable):
     """Appends each callback to a file as one JSON object per line.
 
     A line holds the callback's fields as received, then ``receivedAt`` and ``signature`` (these
@@ -214,14 +215,3 @@ class WebhookLog:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> WebhookLog:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import struct
-from types import TracebackType
-from typing import Self
 
 import numpy as np
 
 from vobiz_stream.audio.pcm import Pcm, as_pcm
+from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import AudioError
 
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
@@ -42,7 +41,7 @@ def interleave(left: Pcm, right: Pcm) -> Pcm:
     return stereo
 
 
-class WavWriter:
+class WavWriter(Closeable):
     """Writes 16-bit PCM WAV, mono or interleaved stereo, flushing every ``flush_interval_ms``.
 
     ``write`` takes int16 arrays (interleaved for stereo) or little-endian L16 bytes, always whole
@@ -126,17 +125,6 @@ class WavWriter:
             self.flush()
         finally:
             self._file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _header(self) -> bytes:
         return _HEADER.pack(
