@@ -123,8 +123,8 @@ class StreamServer:
         """``http(s)://host`` the carrier reaches us at: the public URL, else the request's."""
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/")
-        scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
-        host = request.headers.get("X-Forwarded-Host", request.host)
+        scheme = _first_forwarded(request, "X-Forwarded-Proto") or request.scheme
+        host = _first_forwarded(request, "X-Forwarded-Host") or request.host
         return f"{scheme}://{host}"
 
     def _stream_element(self, stream_url: str, webhook_url: str | None) -> Stream:
@@ -143,9 +143,7 @@ class StreamServer:
         )
 
     async def answer(self, request: web.Request) -> web.Response:
-        fields = dict(request.query)
-        if request.method == "POST":
-            fields.update({key: str(value) for key, value in (await request.post()).items()})
+        fields = await _form_fields(request)
         base = urlsplit(self._base_url(request))
         ws_scheme = "wss" if base.scheme == "https" else "ws"
         call_uuid = fields.get("CallUUID")
@@ -229,14 +227,12 @@ class StreamServer:
     # -- status callbacks ---------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        fields = dict(request.query)
-        if request.method == "POST":
-            fields.update({key: str(value) for key, value in (await request.post()).items()})
+        fields = await _form_fields(request)
         check = SignatureCheck.UNSIGNED
         if self.settings.auth_token:
-            candidates = [str(request.url)]
-            if self.settings.public_url:
-                candidates.append(self.settings.public_url.rstrip("/") + request.path_qs)
+            # The carrier signs the URL it was given: the advertised one, or this one.
+            advertised = self._base_url(request) + request.path_qs
+            candidates = list(dict.fromkeys([advertised, str(request.url)]))
             check = verify_signature(self.settings.auth_token, candidates, request.headers)
             if check is not SignatureCheck.VALID:
                 log.warning(
@@ -274,6 +270,20 @@ class StreamServer:
             "open_streams": len(self.sockets),
         }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def _first_forwarded(request: web.Request, header: str) -> str | None:
+    """The first value of a proxy header; a chain of proxies appends theirs after it."""
+    value = request.headers.get(header, "").split(",")[0].strip()
+    return value or None
+
+
+async def _form_fields(request: web.Request) -> dict[str, str]:
+    """The query, then the form body; a repeated field keeps its last value."""
+    fields = {key: value for key, value in request.query.items()}
+    if request.method == "POST":
+        fields.update({key: str(value) for key, value in (await request.post()).items()})
+    return fields
 
 
 async def serve(settings: Settings, handler: Handler | None = None) -> None:
