@@ -9,6 +9,7 @@ the working directory if there is one.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -108,6 +109,10 @@ def _convert(name: str, value: Any) -> Any:
             return lowered in {"true", "1", "yes"}
         if issubclass(kind, Path):
             return Path(value)
+        if kind is int and (
+            isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())
+        ):
+            raise ValueError(value)
         return kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} = {value!r} is not a valid {kind.__name__}") from None
@@ -123,9 +128,19 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError(
             f"l16_byte_order must be auto, little or big, got {settings.l16_byte_order!r}"
         )
+    choices = {
+        "audio_track": ("inbound", "outbound", "both"),
+        "status_callback_method": ("GET", "POST"),
+        "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    }
+    for name, allowed in choices.items():
+        if getattr(settings, name) not in allowed:
+            raise ConfigError(
+                f"{name} must be one of {', '.join(allowed)}, got {getattr(settings, name)!r}"
+            )
     if not 0 < settings.port < 65536:
         raise ConfigError(f"port must be 1-65535, got {settings.port}")
-    if settings.max_lead < 0.02:
+    if not math.isfinite(settings.max_lead) or settings.max_lead < 0.02:
         raise ConfigError(
             f"max_lead must be at least one 20 ms frame (0.02), got {settings.max_lead}"
         )

@@ -260,7 +260,7 @@ class PlaybackLedger:
         for sent in self._sent:
             if sent.starts_at >= now:
                 continue
-            played_bytes = int((now - sent.starts_at) / FRAME_SECONDS * len(sent.frame.pcm))
+            played_bytes = round((now - sent.starts_at) / FRAME_SECONDS * len(sent.frame.pcm))
             if played_bytes < len(sent.frame.pcm):
                 played_bytes -= played_bytes % 2
                 sent.frame = OutboundFrame(sent.frame.payload, sent.frame.pcm[:played_bytes])

@@ -26,6 +26,10 @@ _COMMIT_FRAMES = 5
 """Write in steps of this many frames, not per frame, to keep the per-frame cost low."""
 
 
+OVERTAKEN_MS = 200
+"""How far before a track's first frame a frame that arrived late (overtaken) may belong."""
+
+
 class StreamClock:
     """Maps each track's frames to sample positions on the recording's one clock.
 
@@ -34,14 +38,16 @@ class StreamClock:
     the stream rather than of the track (two tracks interleaved step by 2 each): the step is
     learnt as the greatest common divisor of the increments seen, and each step is one frame.
     A track's first frame is placed by its timestamp against the first timestamped frame of the
-    stream (so two tracks line up), else where it arrived. A frame whose number jumps back before
-    the start, or further than ``max_jump_seconds`` ahead, is taken for a restart of the
-    carrier's counters and placed right after the track's previous frame.
+    stream (so two tracks line up), else where it arrived. A frame whose number jumps further than
+    ``max_jump_seconds`` ahead, or back before the track's first frame by more than a frame
+    could be overtaken (``OVERTAKEN_MS``), is taken for a restart of the carrier's counters and
+    placed right after the track's previous frame.
     """
 
     def __init__(self, sample_rate: int, max_jump_seconds: float = 60.0) -> None:
         self._frame_samples = sample_rate * FRAME_MS // 1000
         self._max_jump = int(max_jump_seconds * sample_rate)
+        self._overtaken = sample_rate * OVERTAKEN_MS // 1000
         self._reference: tuple[int, int] | None = None
         """(timestamp, position) of the stream's first timestamped frame."""
         self._tracks: dict[Track, _TrackState] = {}
@@ -62,41 +68,43 @@ class StreamClock:
             self._reference = (media.timestamp, state.anchor)
         position: int | None = None
         if media.chunk is not None and state.first_chunk is not None:
-            steps = state.chunk_steps(media.chunk)
-            position = state.anchor + steps * samples
+            state.frame_samples = max(state.frame_samples, samples)
+            position = state.anchor + state.chunk_steps(media.chunk) * state.frame_samples
         elif media.timestamp is not None and state.first_timestamp is not None:
             position = state.anchor + self._grid(media.timestamp - state.first_timestamp)
-        if position is None or position < 0 or position > state.next + self._max_jump:
-            if position is not None:
-                state.rebase(media, state.next)
+        restarted = position is not None and (
+            position < state.anchor - self._overtaken or position > state.next + self._max_jump
+        )
+        if restarted:
+            state.rebase(media, state.next)
+        if position is None or restarted:
             position = state.next
         state.next = max(state.next, position + samples)
         return position
 
 
 class _TrackState:
-    __slots__ = ("anchor", "first_chunk", "first_timestamp", "last_chunk", "next", "stride")
+    __slots__ = ("anchor", "first_chunk", "first_timestamp", "frame_samples", "next", "stride")
 
     def __init__(self) -> None:
         self.anchor = 0
         self.first_chunk: int | None = None
         self.first_timestamp: int | None = None
-        self.last_chunk: int | None = None
+        self.frame_samples = 0
+        """The track's frame length: the longest frame seen (a last frame may be short)."""
         self.stride = 0
         """Chunk increment per frame of this track; 0 until two chunks were seen."""
         self.next = 0
 
     def chunk_steps(self, chunk: int) -> int:
         """Frames between the track's first chunk and ``chunk``."""
-        if self.last_chunk is not None and chunk > self.last_chunk:
-            self.stride = math.gcd(self.stride, chunk - self.last_chunk)
-        self.last_chunk = chunk
         assert self.first_chunk is not None
+        self.stride = math.gcd(self.stride, abs(chunk - self.first_chunk))
         return (chunk - self.first_chunk) // (self.stride or 1)
 
     def rebase(self, media: Media, position: int) -> None:
         self.anchor = position
-        self.first_chunk = self.last_chunk = media.chunk
+        self.first_chunk = media.chunk
         self.first_timestamp = media.timestamp
         self.next = max(self.next, position)
 

@@ -209,6 +209,8 @@ class CallSession:
         self._hooks: SessionHooks = hooks or NoHooks()
         self._loop = asyncio.get_running_loop()
         self._decoder: InboundDecoder | None = None
+        self._arrivals: deque[float] = deque()
+        """Arrival times of the frames the decoder holds or just released, oldest first."""
         self._started = asyncio.Event()
         self._ended = asyncio.Event()
         self._closed = False
@@ -337,17 +339,22 @@ class CallSession:
             self._begin()
         assert self._decoder is not None
         self.stats.frames_received += 1
-        arrival = self.now()
+        now = self.now()
         try:
             decoded = self._decoder.push(media)
         except VobizStreamError as exc:
             self.reject(str(exc))
             return
+        self._arrivals.append(now)
+        self._deliver(decoded)
+        self._report_heard(now)
+
+    def _deliver(self, decoded: list[tuple[Media, Pcm]]) -> None:
+        """Hand decoded frames on, each with the time it arrived (held frames arrived earlier)."""
         for frame, pcm in decoded:
-            self._hooks.audio(frame, pcm, arrival)
+            self._hooks.audio(frame, pcm, self._arrivals.popleft())
             if self._listening:
                 self._put_audio(frame, pcm)
-        self._report_heard(arrival)
 
     def _put_audio(self, media: Media, pcm: Pcm) -> None:
         rate = self._handler_rate or self.inbound_format.sample_rate
@@ -558,11 +565,10 @@ class CallSession:
         self._closed = True
         self.end_reason = reason
         if self._decoder is not None:
-            arrival = self.now()
-            for media, pcm in self._decoder.flush():
-                self._hooks.audio(media, pcm, arrival)
-                if self._listening:
-                    self._put_audio(media, pcm)
+            self._deliver(self._decoder.flush())
+        if self._listening:
+            for track, resampler in self._in_resamplers.items():
+                self._put(CallerAudio(resampler.flush(), resampler.out_rate, track))
         now = self.now()
         self._ledger.close(now)
         self._report_heard(now + FRAME_SECONDS)  # the frame cut at ``now`` is complete

@@ -1,0 +1,225 @@
+"""InboundDecoder: mu-law, fixed L16 byte order, and detection that holds frames back until it
+decides, on the committed espeak-ng speech fixtures (tests/data/make_fixtures.sh)."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vobiz_stream.audio import ByteOrder, Pcm, encode_l16, encode_mulaw
+from vobiz_stream.audio.mulaw import decode_mulaw
+from vobiz_stream.errors import AudioError
+from vobiz_stream.formats import AudioFormat, Encoding
+from vobiz_stream.inbound import Decoded, InboundDecoder
+from vobiz_stream.protocol import Media
+
+DATA = Path(__file__).parent / "data"
+L16_8K = AudioFormat(Encoding.L16, 8000)
+
+
+def read_speech(name: str) -> tuple[Pcm, int]:
+    with wave.open(str(DATA / f"{name}.wav"), "rb") as reader:
+        assert (reader.getnchannels(), reader.getsampwidth()) == (1, 2)
+        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+        return samples.astype(np.int16), reader.getframerate()
+
+
+def speech_frames(name: str) -> tuple[list[Pcm], int]:
+    """Whole 20 ms frames of a fixture."""
+    samples, rate = read_speech(name)
+    size = rate // 50
+    count = len(samples) // size
+    return [samples[index * size : (index + 1) * size] for index in range(count)], rate
+
+
+def l16_media(pcm: Pcm, order: ByteOrder, chunk: int) -> Media:
+    return Media(payload=encode_l16(pcm, order), chunk=chunk)
+
+
+def chunks_of(decoded: Decoded) -> list[int | None]:
+    return [media.chunk for media, _ in decoded]
+
+
+def current_order(decoder: InboundDecoder) -> ByteOrder:
+    """``decoder.byte_order`` read afresh (it changes as the decoder sees audio)."""
+    return decoder.byte_order
+
+
+class Decisions:
+    """Records ``on_decided`` calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[ByteOrder, int]] = []
+
+    def __call__(self, order: ByteOrder, frames: int) -> None:
+        self.calls.append((order, frames))
+
+
+# --- mu-law and fixed order --------------------------------------------------------------------
+
+
+def test_mulaw_decodes_at_once() -> None:
+    frames, _ = speech_frames("speech_male_8k")
+    decoder = InboundDecoder(AudioFormat(Encoding.MULAW, 8000))
+    for chunk, pcm in enumerate(frames[:20]):
+        payload = encode_mulaw(pcm)
+        decoded = decoder.push(Media(payload=payload, chunk=chunk))
+        assert chunks_of(decoded) == [chunk]
+        np.testing.assert_array_equal(decoded[0][1], decode_mulaw(payload))
+        # mu-law is lossy, but close to the original speech.
+        assert np.abs(decoded[0][1].astype(np.int32) - pcm).max() <= max(
+            64, int(np.abs(pcm).max()) // 16
+        )
+    assert decoder.flush() == []
+
+
+def test_seed_shape_frame_that_names_mulaw_is_decoded_as_mulaw() -> None:
+    decoder = InboundDecoder(L16_8K, ByteOrder.LITTLE)
+    pcm = np.linspace(-8000, 8000, 160).astype(np.int16)
+    media = Media(payload=encode_mulaw(pcm), media_format=AudioFormat(Encoding.MULAW, 8000))
+    [(_, decoded)] = decoder.push(media)
+    np.testing.assert_array_equal(decoded, decode_mulaw(media.payload))
+
+
+@pytest.mark.parametrize("order", list(ByteOrder))
+def test_fixed_byte_order_decodes_each_frame_at_once(order: ByteOrder) -> None:
+    frames, _ = speech_frames("speech_female_8k")
+    decoder = InboundDecoder(L16_8K, order)
+    assert not decoder.detecting
+    assert decoder.byte_order is order
+    for chunk, pcm in enumerate(frames):
+        decoded = decoder.push(l16_media(pcm, order, chunk))
+        assert chunks_of(decoded) == [chunk]
+        np.testing.assert_array_equal(decoded[0][1], pcm)
+
+
+def test_fixed_order_reads_the_other_order_as_swapped() -> None:
+    """A forced order is obeyed even when the audio says otherwise."""
+    frames, _ = speech_frames("speech_male_8k")
+    decoder = InboundDecoder(L16_8K, ByteOrder.LITTLE)
+    pcm = frames[20]
+    [(_, decoded)] = decoder.push(l16_media(pcm, ByteOrder.BIG, 0))
+    np.testing.assert_array_equal(decoded, pcm.byteswap())
+
+
+def test_odd_length_l16_payload_raises_audio_error() -> None:
+    with pytest.raises(AudioError):
+        InboundDecoder(L16_8K).push(Media(payload=b"\x01\x02\x03"))
+    with pytest.raises(AudioError):
+        InboundDecoder(L16_8K, ByteOrder.BIG).push(Media(payload=b"\x01"))
+
+
+# --- detection ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["speech_male_8k", "speech_female_8k", "speech_male_16k", "speech_female_16k"]
+)
+@pytest.mark.parametrize("order", list(ByteOrder))
+def test_detection_holds_frames_then_releases_them_in_order_decoded_right(
+    name: str, order: ByteOrder
+) -> None:
+    frames, rate = speech_frames(name)
+    decisions = Decisions()
+    decoder = InboundDecoder(AudioFormat(Encoding.L16, rate), on_decided=decisions)
+    assert decoder.detecting
+    out: Decoded = []
+    released_at: list[int] = []
+    for chunk, pcm in enumerate(frames):
+        decoded = decoder.push(l16_media(pcm, order, chunk))
+        if decoded:
+            released_at.append(chunk)
+        out.extend(decoded)
+    out.extend(decoder.flush())
+
+    # Held until decided, then all at once; after that one frame per push.
+    first_release = released_at[0]
+    assert 1 <= first_release < 25
+    assert released_at == list(range(first_release, len(frames)))
+    assert decisions.calls == [(order, first_release + 1)]
+    assert not decoder.detecting
+    assert decoder.byte_order is order
+    # Every frame, once, in order, decoded in the stream's real order.
+    assert chunks_of(out) == list(range(len(frames)))
+    np.testing.assert_array_equal(np.concatenate([pcm for _, pcm in out]), np.concatenate(frames))
+
+
+def test_silence_is_released_after_hold_frames_and_detection_goes_on() -> None:
+    frames, _ = speech_frames("speech_male_8k")
+    silence = np.zeros(160, dtype=np.int16)
+    decisions = Decisions()
+    decoder = InboundDecoder(L16_8K, hold_frames=25, on_decided=decisions)
+    for chunk in range(25):
+        assert decoder.push(l16_media(silence, ByteOrder.BIG, chunk)) == []
+    released = decoder.push(l16_media(silence, ByteOrder.BIG, 25))
+    assert chunks_of(released) == list(range(26))
+    assert all(not pcm.any() for _, pcm in released)
+    assert decoder.detecting
+    assert decoder.byte_order is ByteOrder.LITTLE  # the default: no evidence yet
+    # No more holding: the next silent frame comes straight back.
+    assert chunks_of(decoder.push(l16_media(silence, ByteOrder.BIG, 26))) == [26]
+
+    # Big-endian speech follows: it is no longer held, and the decision switches the order.
+    out: Decoded = []
+    for index, pcm in enumerate(frames):
+        decoded = decoder.push(l16_media(pcm, ByteOrder.BIG, 27 + index))
+        assert chunks_of(decoded) == [27 + index]
+        out.extend(decoded)
+    assert decisions.calls and decisions.calls[0][0] is ByteOrder.BIG
+    assert len(decisions.calls) == 1
+    assert current_order(decoder) is ByteOrder.BIG
+    assert not decoder.detecting
+    decided_at = decisions.calls[0][1] - 27  # index into ``frames`` of the deciding frame
+    # From the decision on, every frame reads right.
+    for index in range(decided_at, len(frames)):
+        np.testing.assert_array_equal(out[index][1], frames[index])
+
+
+def test_default_order_is_used_for_undecided_silence() -> None:
+    decoder = InboundDecoder(L16_8K, default_order=ByteOrder.BIG, hold_frames=2)
+    assert decoder.byte_order is ByteOrder.BIG
+    quiet = Media(payload=b"\x00\x00" * 160)
+    assert decoder.push(quiet) == []
+    assert decoder.push(quiet) == []
+    assert len(decoder.push(quiet)) == 3
+    assert decoder.byte_order is ByteOrder.BIG
+
+
+def test_noise_that_never_decides_is_held_at_most_hold_frames() -> None:
+    rng = np.random.default_rng(3)
+    decoder = InboundDecoder(L16_8K, hold_frames=3)
+    frames = [
+        Media(payload=rng.integers(0, 256, size=320, dtype=np.uint8).tobytes(), chunk=chunk)
+        for chunk in range(6)
+    ]
+    assert decoder.push(frames[0]) == []
+    assert decoder.push(frames[1]) == []
+    assert decoder.push(frames[2]) == []
+    assert chunks_of(decoder.push(frames[3])) == [0, 1, 2, 3]
+    assert chunks_of(decoder.push(frames[4])) == [4]
+    assert decoder.detecting
+
+
+def test_flush_releases_held_frames_by_the_evidence_so_far() -> None:
+    """A call too short to decide: its few frames are read by the smoother reading."""
+    frames, _ = speech_frames("speech_female_8k")
+    speech = frames[10:15]  # speech, not the leading silence; fewer than min_frames
+    decisions = Decisions()
+    decoder = InboundDecoder(L16_8K, on_decided=decisions)
+    for chunk, pcm in enumerate(speech):
+        assert decoder.push(l16_media(pcm, ByteOrder.BIG, chunk)) == []
+    assert decisions.calls == []
+    assert decoder.detecting
+    released = decoder.flush()
+    assert chunks_of(released) == list(range(5))
+    for (_, pcm), original in zip(released, speech, strict=True):
+        np.testing.assert_array_equal(pcm, original)
+    assert decoder.flush() == []
+
+
+def test_flush_with_nothing_held_is_empty() -> None:
+    assert InboundDecoder(L16_8K).flush() == []
+    assert InboundDecoder(L16_8K, ByteOrder.LITTLE).flush() == []
