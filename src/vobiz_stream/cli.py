@@ -9,8 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+
 from vobiz_stream import __version__
+from vobiz_stream.audio import ByteOrder
 from vobiz_stream.config import load_settings
+from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.server import serve
 
@@ -113,6 +117,69 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     other.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
+CALL_EPILOG = """\
+examples:
+  vobiz-stream call http://127.0.0.1:3000/ --audio caller.wav --heard heard.wav
+                                             one call to a local server; heard.wav is what
+                                             the caller heard, on the caller audio's clock
+  vobiz-stream call https://abc.example/answer --audio hello.wav --report report.json
+  vobiz-stream call http://127.0.0.1:3000/ --audio caller.wav --speed 4 --legacy-shape
+                                             the seeds' flat start, four times real time
+
+The emulator plays Vobiz: it POSTs the answer URL, connects to the <Stream> URL in the
+XML, streams the WAV (any rate, mono or stereo) as 20 ms media frames, plays the app's
+playAudio in real time and answers checkpoints and clears. At the end of the audio it
+closes the socket without a stop, as live Vobiz does. Exit status: 0 for a completed
+call, 1 when the call failed (bad answer XML, no socket), 2 for bad arguments.
+"""
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    call = commands.add_parser(
+        "call",
+        help="emulate the carrier: place one call against an answer URL",
+        description="Emulate Vobiz for one call: fetch the answer XML, stream a WAV as the "
+        "caller, play the app's audio back and report what happened.",
+        epilog=CALL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = call.add_argument
+    add("answer_url", metavar="ANSWER_URL", help="the app's answer URL (http or https)")
+    add("--audio", type=Path, required=True, help="WAV file the caller says (16-bit PCM)")
+    add("--heard", type=Path, help="write what the caller heard to this WAV")
+    add("--caller-out", type=Path, help="write the caller audio exactly as sent to this WAV")
+    add("--report", type=Path, help="write the JSON report here")
+    add("--from", dest="from_number", default=CallOptions.from_number, help="caller number")
+    add("--to", dest="to_number", default=CallOptions.to_number, help="called number")
+    add("--legacy-shape", action="store_true", help="send the seeds' flat start and media")
+    add(
+        "--l16-byte-order",
+        choices=[order.value for order in ByteOrder],
+        default=CallOptions.l16_byte_order.value,
+        help="byte order of the L16 sent to the app (default big, as the seeds say)",
+    )
+    add("--send-stop", action="store_true", help="send the seeds' stop before closing")
+    add(
+        "--hangup-after",
+        type=_positive_float,
+        help="hang up after this many seconds (cuts the audio, or pads it with silence)",
+    )
+    add(
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        help="run the call's clock this many times faster than real time (default 1)",
+    )
+    add("--quiet", action="store_true", help="print only the summary, not the timeline")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vobiz-stream",
@@ -122,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vobiz-stream {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(commands)
+    _call_parser(commands)
     return parser
 
 
@@ -138,6 +206,28 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_call(args: argparse.Namespace) -> int:
+    options = CallOptions(
+        from_number=args.from_number,
+        to_number=args.to_number,
+        legacy_shape=args.legacy_shape,
+        l16_byte_order=ByteOrder(args.l16_byte_order),
+        send_stop=args.send_stop,
+        hangup_after=args.hangup_after,
+        speed=args.speed,
+        heard_path=args.heard,
+        caller_path=args.caller_out,
+        on_event=None if args.quiet else lambda entry: print(entry, flush=True),
+    )
+    run = asyncio.run if uvloop is None else uvloop.run
+    report = run(run_call(args.answer_url, args.audio, options))
+    for line in report.summary():
+        print(line)
+    if args.report is not None:
+        args.report.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
+    return 0 if report.completed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -147,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _run_serve(args)
+        if args.command == "call":
+            return _run_call(args)
     except VobizStreamError as exc:
         print(f"vobiz-stream {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,576 @@
+"""One emulated Vobiz call over aiohttp: answer URL, ``<Stream>`` socket, caller audio, playout.
+
+:func:`run_call` does what the carrier does (PROTOCOL.md sections 1-3 and 6): it POSTs the answer
+URL with the fields Vobiz sends, reads the XML, connects to the ``<Stream>`` URL, sends ``start``
+and then the caller's audio as ``media`` frames every 20 ms, while it reads the app's commands into
+a :class:`~vobiz_stream.emulator.playout.Playout` and answers checkpoints and clears when the
+model says. At the end of the caller's audio it closes the socket without a ``stop``, as live
+Vobiz does. Everything it saw goes into a :class:`~vobiz_stream.emulator.report.CallReport`.
+
+The call has one clock: ``start`` is sent at 0 and frame ``n`` is due at ``n * 20 ms`` (divided by
+``speed`` on the wall clock), each deadline computed from the start, never by sleeping a fixed
+step, so pacing never drifts. The playout model runs on the same clock, so the WAV of what the
+caller heard lines up sample for sample with the caller's audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from vobiz_stream.audio import ByteOrder, Pcm, WavWriter, silence_byte
+from vobiz_stream.emulator.playout import (
+    DEFAULT_QUEUE_CAP,
+    CheckpointPlayed,
+    Degraded,
+    Playout,
+    PlayoutEvent,
+    QueueCleared,
+)
+from vobiz_stream.emulator.report import (
+    CallReport,
+    CheckpointTiming,
+    ClearTiming,
+    Timeline,
+    TimelineEntry,
+)
+from vobiz_stream.emulator.source import (
+    CallerAudio,
+    EmulatorError,
+    caller_frames,
+    read_caller_audio,
+)
+from vobiz_stream.errors import ProtocolError, XmlError
+from vobiz_stream.formats import FRAME_MS, AudioFormat
+from vobiz_stream.protocol import (
+    Checkpoint,
+    ClearAudio,
+    ClearedAudio,
+    Media,
+    PlayAudio,
+    PlayedStream,
+    Start,
+    StartShape,
+    Stop,
+    StopCommand,
+    Track,
+    Unknown,
+    encode,
+    parse_command,
+)
+from vobiz_stream.xml import AudioTrack, Stream, parse_response
+
+__all__ = ["CallOptions", "run_call"]
+
+log = logging.getLogger("vobiz_stream.emulator")
+
+FRAME_SECONDS = FRAME_MS / 1000
+
+_TRACKS = {
+    AudioTrack.INBOUND: (Track.INBOUND,),
+    AudioTrack.OUTBOUND: (Track.OUTBOUND,),
+    AudioTrack.BOTH: (Track.INBOUND, Track.OUTBOUND),
+}
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """How the emulated carrier behaves; the defaults are a live Vobiz call."""
+
+    from_number: str = "+919876543210"
+    to_number: str = "+918045678901"
+    account_id: str = "500025"
+    legacy_shape: bool = False
+    """Send the seeds' flat ``start`` and seed-shape ``media`` instead of the live shapes."""
+    l16_byte_order: ByteOrder = ByteOrder.BIG
+    """Byte order of the L16 the carrier sends: network order, as the seeds document."""
+    playback_byte_order: ByteOrder = ByteOrder.LITTLE
+    """How the carrier reads ``playAudio`` L16."""
+    send_stop: bool = False
+    """Send the seeds' ``stop`` before closing (live Vobiz sends none)."""
+    hangup_after: float | None = None
+    """Call seconds until hangup: cuts the caller audio short or pads it with silence."""
+    speed: float = 1.0
+    """Run the call's clock this many times faster than the wall clock (for tests)."""
+    heard_path: Path | None = None
+    """Write what the caller heard here (WAV at the stream's rate, on the call clock)."""
+    caller_path: Path | None = None
+    """Write the caller audio exactly as sent (after resampling and padding)."""
+    queue_cap: float = DEFAULT_QUEUE_CAP
+    late_tolerance: float = 0.005
+    """Wall-clock seconds after its deadline past which a media frame counts as late."""
+    http_timeout: float = 10.0
+    on_event: Callable[[TimelineEntry], None] | None = None
+    """Called with each timeline entry as it happens (the CLI prints them)."""
+
+    def check(self) -> None:
+        if not self.speed > 0:
+            raise EmulatorError(f"speed must be positive, got {self.speed}")
+        if self.hangup_after is not None and not self.hangup_after > 0:
+            raise EmulatorError(f"hangup_after must be positive seconds, got {self.hangup_after}")
+        if not self.queue_cap > 0:
+            raise EmulatorError(f"queue_cap must be positive seconds, got {self.queue_cap}")
+
+
+class _CallFailedError(Exception):
+    """The call cannot go on; the message is the report's ``failure``."""
+
+
+async def run_call(
+    answer_url: str, audio_path: Path, options: CallOptions | None = None
+) -> CallReport:
+    """Place one emulated call to ``answer_url`` with the caller saying ``audio_path``.
+
+    Raises :class:`EmulatorError` for bad options or unreadable audio, before any request; a call
+    that fails on the app's side (HTTP error, invalid XML, no socket) comes back as a report with
+    ``failure`` set.
+    """
+    options = options or CallOptions()
+    options.check()
+    caller = read_caller_audio(audio_path)
+    call = _Call(answer_url, caller, options)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.http_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        try:
+            stream = await call.answer(http)
+            await call.stream(http, stream)
+        except _CallFailedError as failed:
+            call.report.failure = str(failed)
+            call.timeline.add(call.now(), "failed", str(failed))
+    return call.finish()
+
+
+class _Call:
+    def __init__(self, answer_url: str, caller: CallerAudio, options: CallOptions) -> None:
+        self.caller = caller
+        self.options = options
+        self.report = CallReport(
+            answer_url=answer_url,
+            call_uuid=str(uuid.uuid4()),
+            legacy_shape=options.legacy_shape,
+            speed=options.speed,
+        )
+        self.timeline = Timeline(options.on_event)
+        self._began = time.monotonic()
+        self._sequence = 0
+        self._send_lock = asyncio.Lock()
+        self._lateness: list[float] = []
+        self._commands: Counter[str] = Counter()
+        self._checkpoints: dict[str, deque[CheckpointTiming]] = {}
+        self._wake = asyncio.Event()
+        self._heard: WavWriter | None = None
+        self._heard_left = 0
+        self._socket: aiohttp.ClientWebSocketResponse | None = None
+        self._epoch_ms = 0
+        """Wall-clock epoch milliseconds of ``start``: the base of media timestamps."""
+        self._playout: Playout | None = None
+
+    def now(self) -> float:
+        """Seconds on the call clock (0 is ``start``; before it, the time since the call began)."""
+        return (time.monotonic() - self._began) * self.options.speed
+
+    # -- answer -------------------------------------------------------------------------------
+
+    async def answer(self, http: aiohttp.ClientSession) -> Stream:
+        """POST the answer URL as Vobiz does and return the ``<Stream>`` to connect to."""
+        options, report = self.options, self.report
+        form = {
+            "CallUUID": report.call_uuid,
+            "From": options.from_number,
+            "To": options.to_number,
+            "Direction": "inbound",
+            "CallStatus": "in-progress",
+            "Event": "StartApp",
+            "ParentAuthID": options.account_id,
+        }
+        try:
+            async with asyncio.timeout(options.http_timeout):
+                async with http.post(report.answer_url, data=form) as response:
+                    body = await response.text()
+                    status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _CallFailedError(
+                f"answer URL {report.answer_url} unreachable: {exc or type(exc).__name__}"
+            ) from None
+        self.timeline.add(self.now(), "answer", f"HTTP {status}, {len(body)} bytes")
+        if status != 200:
+            raise _CallFailedError(f"answer URL returned HTTP {status}: {body[:200]!r}")
+        try:
+            response_xml = parse_response(body)
+        except XmlError as exc:
+            raise _CallFailedError(f"{exc}; Vobiz drops the call") from None
+        for warning in response_xml.warnings:
+            report.warnings.append(warning)
+            self.timeline.add(self.now(), "xml warning", warning)
+        if not response_xml.streams:
+            raise _CallFailedError("the answer XML has no <Stream>: there is nothing to connect to")
+        stream = response_xml.streams[0]
+        report.stream_url = stream.url
+        report.content_type = stream.content_type.content_type
+        report.bidirectional = stream.bidirectional
+        if response_xml.ends_immediately:
+            report.end_reason = "answer_ended"
+        return stream
+
+    # -- the stream ---------------------------------------------------------------------------
+
+    async def stream(self, http: aiohttp.ClientSession, stream: Stream) -> None:
+        try:
+            async with asyncio.timeout(self.options.http_timeout):
+                socket = await http.ws_connect(stream.url, autoping=True)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _CallFailedError(
+                f"cannot connect to the <Stream> URL {stream.url}: {exc or type(exc).__name__}"
+            ) from None
+        self._socket = socket
+        self.report.stream_id = str(uuid.uuid4())
+        media_format = stream.content_type
+        playout = Playout(
+            media_format.sample_rate,
+            byte_order=self.options.playback_byte_order,
+            bidirectional=stream.bidirectional,
+            queue_cap=self.options.queue_cap,
+        )
+        self._playout = playout
+        pcm = self._caller_pcm(media_format.sample_rate)
+        frames = caller_frames(pcm, media_format, self.options.l16_byte_order)
+        with contextlib.ExitStack() as files:
+            if self.options.caller_path is not None:
+                writer = files.enter_context(
+                    WavWriter(self.options.caller_path, media_format.sample_rate)
+                )
+                writer.write(pcm)
+                writer.write(
+                    np.zeros(len(frames) * media_format.frame_samples - len(pcm), np.int16)
+                )
+            if self.options.heard_path is not None:
+                self._heard = files.enter_context(
+                    WavWriter(self.options.heard_path, media_format.sample_rate)
+                )
+                self._heard_left = len(frames) * media_format.frame_samples
+            try:
+                await self._converse(socket, stream, frames)
+            finally:
+                await socket.close()
+                self.timeline.add(self.now(), "closed", f"socket closed ({self.report.end_reason})")
+
+    def _caller_pcm(self, rate: int) -> Pcm:
+        """The caller audio at ``rate``, cut or padded to ``hangup_after``."""
+        pcm = self.caller.at_rate(rate)
+        if self.options.hangup_after is not None:
+            wanted = round(self.options.hangup_after * rate)
+            pcm = pcm[:wanted]
+            pcm = np.concatenate([pcm, np.zeros(wanted - len(pcm), dtype=np.int16)])
+        return pcm
+
+    async def _converse(
+        self, socket: aiohttp.ClientWebSocketResponse, stream: Stream, frames: list[bytes]
+    ) -> None:
+        report, options = self.report, self.options
+        media_format = stream.content_type
+        tracks = _TRACKS[stream.audio_track]
+        self._began = time.monotonic()
+        self._epoch_ms = int(time.time() * 1000)
+        await self._send_start(media_format, tracks)
+        self.timeline.add(
+            0.0, "start", f"{media_format.content_type}, {'+'.join(t.value for t in tracks)}"
+        )
+        if report.end_reason == "answer_ended":
+            self.timeline.add(
+                0.0, "hangup", "the last verb is a <Stream> without keepCallAlive: call ends"
+            )
+            await self._end(0.0)
+            return
+        sender = asyncio.create_task(self._send_media(frames, media_format, tracks))
+        reader = asyncio.create_task(self._read_commands(socket))
+        answerer = asyncio.create_task(self._answer_checkpoints())
+        done, _ = await asyncio.wait(
+            {sender, reader},
+            timeout=stream.stream_timeout / options.speed,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task in (sender, reader, answerer):
+            task.cancel()
+        await asyncio.gather(sender, reader, answerer, return_exceptions=True)
+        for task in done:
+            task.result()  # a bug in a task surfaces here instead of vanishing
+        if sender in done and sender.result() == "hangup":
+            end = len(frames) * FRAME_SECONDS
+            report.end_reason = "hangup"
+        elif sender in done:
+            end = self.now()
+            report.end_reason = sender.result()
+        elif reader in done:
+            end = self.now()
+            report.end_reason = reader.result()
+        else:
+            end = self.now()
+            report.end_reason = "stream_timeout"
+            self.timeline.add(end, "timeout", f"streamTimeout={stream.stream_timeout}s reached")
+        await self._end(end)
+
+    async def _end(self, end: float) -> None:
+        playout = self._playout
+        assert playout is not None
+        events, voided = playout.hang_up(end)
+        await self._handle(events)
+        if voided:
+            self.timeline.add(end, "voided", f"checkpoints never played: {', '.join(voided)}")
+        self._write_heard(playout.pop_heard(partial=True))
+        if self.options.send_stop and self.report.end_reason in ("hangup", "stream_timeout"):
+            await self._send(Stop(self.report.stream_id, "call_ended", self._next_sequence()))
+            self.timeline.add(self.now(), "stop", "sent the seeds' stop")
+        self.report.duration = end
+
+    # -- carrier to app ----------------------------------------------------------------------
+
+    def _next_sequence(self) -> int:
+        number = self._sequence
+        self._sequence += 1
+        return number
+
+    async def _send(self, message: Start | Media | PlayedStream | ClearedAudio | Stop) -> None:
+        await self._send_text(encode(message))
+
+    async def _send_text(self, text: str) -> bool:
+        """Send one frame; False when the socket is gone (frames then go nowhere, as on a
+        real carrier: not an error)."""
+        socket = self._socket
+        assert socket is not None
+        if socket.closed:
+            return False
+        async with self._send_lock:
+            try:
+                await socket.send_str(text)
+            except (ConnectionError, aiohttp.ClientError):
+                return False
+        return True
+
+    async def _send_start(self, media_format: AudioFormat, tracks: tuple[Track, ...]) -> None:
+        options, report = self.options, self.report
+        legacy = options.legacy_shape
+        await self._send(
+            Start(
+                stream_id=report.stream_id,
+                call_id=report.call_uuid,
+                account_id=options.account_id,
+                tracks=tracks,
+                media_format=media_format,
+                from_number=options.from_number if legacy else None,
+                to_number=options.to_number if legacy else None,
+                direction="inbound" if legacy else None,
+                sequence_number=self._next_sequence(),
+                extra_headers=None if legacy else "{}",
+                shape=StartShape.FLAT if legacy else StartShape.NESTED,
+            )
+        )
+
+    def _media_text(
+        self, payload: bytes, track: Track, chunk: int, media_format: AudioFormat
+    ) -> str:
+        timestamp = self._epoch_ms + chunk * FRAME_MS
+        if self.options.legacy_shape:
+            return encode(
+                Media(
+                    payload=payload,
+                    track=track,
+                    timestamp=timestamp,
+                    stream_id=self.report.stream_id,
+                    media_format=media_format,
+                )
+            )
+        text = encode(
+            Media(
+                payload=payload,
+                track=track,
+                timestamp=timestamp,
+                chunk=chunk + 1,
+                sequence_number=self._next_sequence(),
+                stream_id=self.report.stream_id,
+            )
+        )
+        # Live frames end with an empty extra_headers, which protocol.Media does not model.
+        return text[:-1] + ',"extra_headers":"{}"}'
+
+    async def _send_media(
+        self, frames: list[bytes], media_format: AudioFormat, tracks: tuple[Track, ...]
+    ) -> str:
+        """Every frame on its deadline ``began + n * 20 ms / speed``; then wait out the last.
+
+        Returns ``hangup``, or ``app_closed`` if the socket went away under it.
+        """
+        silence = bytes([silence_byte(media_format.encoding)]) * media_format.frame_bytes
+        step = FRAME_SECONDS / self.options.speed
+        for n, payload in enumerate(frames):
+            deadline = self._began + n * step
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._lateness.append(time.monotonic() - deadline)
+            for track in tracks:
+                data = payload if track is Track.INBOUND else silence
+                if not await self._send_text(self._media_text(data, track, n, media_format)):
+                    return "app_closed"
+            self.report.frames_sent += 1
+            await self._advance(n * FRAME_SECONDS)
+        delay = self._began + len(frames) * step - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return "hangup"
+
+    # -- app to carrier -----------------------------------------------------------------------
+
+    async def _read_commands(self, socket: aiohttp.ClientWebSocketResponse) -> str:
+        """Feed the app's commands to the playout; return why the stream ended."""
+        async for message in socket:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                if await self._command(message.data):
+                    return "app_stop"
+            elif message.type is aiohttp.WSMsgType.BINARY:
+                self._malformed(f"binary frame of {len(message.data)} bytes; commands are JSON")
+        self.timeline.add(
+            self.now(), "app closed", f"the app closed the socket ({socket.close_code})"
+        )
+        return "app_closed"
+
+    def _malformed(self, problem: str) -> None:
+        self.report.malformed_commands += 1
+        log.warning("call %s: malformed command: %s", self.report.call_uuid, problem)
+        self.timeline.add(self.now(), "malformed", problem[:200])
+
+    async def _command(self, text: str) -> bool:
+        """Apply one command; True when it is the app's ``stop``."""
+        playout = self._playout
+        assert playout is not None
+        try:
+            command = parse_command(text)
+        except ProtocolError as exc:
+            self._malformed(str(exc))
+            return False
+        now = self.now()
+        match command:
+            case PlayAudio():
+                self._commands["playAudio"] += 1
+                was_empty = playout.queued_seconds == 0
+                events = playout.play(command, now)
+                if was_empty and playout.queued_seconds > 0:
+                    self.timeline.add(now, "playAudio", "audio starts playing")
+            case Checkpoint():
+                self._commands["checkpoint"] += 1
+                timing = CheckpointTiming(command.name, now)
+                self.report.checkpoints.append(timing)
+                self._checkpoints.setdefault(command.name, deque()).append(timing)
+                self.timeline.add(now, "checkpoint", command.name)
+                events = playout.checkpoint(command.name, now)
+                self._wake.set()
+            case ClearAudio():
+                self._commands["clearAudio"] += 1
+                self.timeline.add(now, "clearAudio")
+                events = playout.clear(now)
+            case StopCommand():
+                self._commands["stop"] += 1
+                self.timeline.add(now, "app stop", "the app ended the stream")
+                return True
+            case Unknown():
+                self._commands[command.event] += 1
+                self.timeline.add(now, "unknown", f"command {command.event!r} ignored")
+                return False
+        await self._handle(events)
+        self._write_heard(playout.pop_heard())
+        return False
+
+    async def _answer_checkpoints(self) -> None:
+        """Wake when the next checkpoint is due and answer it, exactly then."""
+        playout = self._playout
+        assert playout is not None
+        while True:
+            self._wake.clear()
+            due = playout.next_deadline()
+            if due is None:
+                await self._wake.wait()
+                continue
+            delay = (due - self.now()) / self.options.speed
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                continue
+            await self._advance(self.now())
+
+    async def _advance(self, now: float) -> None:
+        playout = self._playout
+        assert playout is not None
+        await self._handle(playout.advance(now))
+        self._write_heard(playout.pop_heard())
+
+    async def _handle(self, events: list[PlayoutEvent]) -> None:
+        for event in events:
+            match event:
+                case CheckpointPlayed():
+                    await self._send(PlayedStream(event.name, self.report.stream_id))
+                    answered = self.now()
+                    waiting = self._checkpoints.get(event.name)
+                    if waiting:
+                        timing = waiting.popleft()
+                        timing.played_at, timing.answered_at = event.played_at, answered
+                    self.timeline.add(
+                        answered,
+                        "playedStream",
+                        f"{event.name} (played out at {event.played_at:.3f}s)",
+                    )
+                case QueueCleared():
+                    await self._send(ClearedAudio(self.report.stream_id))
+                    self.report.clears.append(
+                        ClearTiming(event.at, self.now(), event.dropped_seconds, event.voided)
+                    )
+                    for name in event.voided:
+                        self._checkpoints.get(name, deque()).clear()
+                    self.timeline.add(
+                        self.now(),
+                        "clearedAudio",
+                        f"dropped {event.dropped_seconds:.3f}s"
+                        + (f", voided {', '.join(event.voided)}" if event.voided else ""),
+                    )
+                case Degraded():
+                    self.timeline.add(
+                        event.at,
+                        "degraded",
+                        f"queue over {self.options.queue_cap:g}s: dropping audio",
+                    )
+
+    def _write_heard(self, pcm: Pcm) -> None:
+        """Write heard audio, never past the caller audio's length (the call's length)."""
+        if self._heard is None or not len(pcm):
+            return
+        pcm = pcm[: self._heard_left]
+        self._heard_left -= len(pcm)
+        self._heard.write(pcm)
+
+    # -- the report ---------------------------------------------------------------------------
+
+    def finish(self) -> CallReport:
+        report = self.report
+        report.timeline = self.timeline.entries
+        report.commands = dict(self._commands)
+        if self._lateness:
+            report.late_frames = sum(late > self.options.late_tolerance for late in self._lateness)
+            report.max_lateness_ms = round(max(self._lateness) * 1000, 3)
+            report.mean_lateness_ms = round(sum(self._lateness) / len(self._lateness) * 1000, 3)
+        playout = self._playout
+        if playout is not None:
+            report.first_audio_latency = playout.first_audio_at
+            report.gaps = list(playout.gaps)
+            report.ignored_commands = playout.ignored_commands
+            report.dropped_audio_seconds = playout.dropped_samples / playout.rate
+            report.degraded = playout.degraded
+        return report

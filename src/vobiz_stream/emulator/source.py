@@ -1,0 +1,82 @@
+"""The caller's side of an emulated call: a WAV file turned into the stream's 20 ms frames."""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vobiz_stream.audio import (
+    ByteOrder,
+    FrameSlicer,
+    Pcm,
+    Resampler,
+    encode_l16,
+    encode_mulaw,
+    silence_byte,
+)
+from vobiz_stream.errors import VobizStreamError
+from vobiz_stream.formats import AudioFormat, Encoding
+
+__all__ = ["CallerAudio", "EmulatorError", "caller_frames", "read_caller_audio"]
+
+
+class EmulatorError(VobizStreamError, ValueError):
+    """The emulator cannot run as asked (unreadable caller audio, bad option values)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAudio:
+    """What the caller says: mono int16 samples at ``rate``."""
+
+    pcm: Pcm
+    rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / self.rate
+
+    def at_rate(self, rate: int) -> Pcm:
+        """The same audio at ``rate`` (whole file at once, so nothing is held back)."""
+        if rate == self.rate:
+            return self.pcm
+        resampler = Resampler(self.rate, rate)
+        return np.concatenate([resampler.process(self.pcm), resampler.flush()])
+
+
+def read_caller_audio(path: Path) -> CallerAudio:
+    """Read a 16-bit PCM WAV at any rate; stereo is mixed down to mono."""
+    try:
+        with wave.open(str(path), "rb") as reader:
+            width, channels, rate = (
+                reader.getsampwidth(),
+                reader.getnchannels(),
+                reader.getframerate(),
+            )
+            data = reader.readframes(reader.getnframes())
+    except (OSError, EOFError, wave.Error) as exc:
+        raise EmulatorError(f"cannot read caller audio {path}: {exc}") from None
+    if width != 2 or channels not in (1, 2):
+        raise EmulatorError(
+            f"caller audio {path} is {8 * width}-bit with {channels} channels; use 16-bit PCM, "
+            "mono or stereo (sox in.wav -b 16 out.wav)"
+        )
+    samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
+    if channels == 2:
+        stereo = samples.reshape(-1, 2).astype(np.int32)
+        samples = (stereo.sum(axis=1) // 2).astype(np.int16)
+    return CallerAudio(samples, rate)
+
+
+def caller_frames(pcm: Pcm, media_format: AudioFormat, byte_order: ByteOrder) -> list[bytes]:
+    """``pcm`` (at the format's rate) as 20 ms payloads; the last is padded with silence."""
+    if media_format.encoding is Encoding.MULAW:
+        data = encode_mulaw(pcm)
+    else:
+        data = encode_l16(pcm, byte_order)
+    slicer = FrameSlicer.for_format(media_format)
+    frames = slicer.push(data)
+    last = slicer.flush(pad=silence_byte(media_format.encoding))
+    return [*frames, last] if last else frames

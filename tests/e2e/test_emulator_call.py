@@ -1,0 +1,244 @@
+"""The carrier emulator against the real stream server over loopback.
+
+Record-only calls run at 4x; the echo call runs in real time because the server paces its
+playback on the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import orjson
+from aiohttp import web
+
+from tests.e2e.conftest import DATA, StartServer, read_wav, speech
+from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_mulaw
+from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.handlers import echo
+
+FIXTURE = DATA / "speech_male_8k.wav"
+RATE = 8000
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def padded(samples: np.ndarray, frame: int = RATE // 50) -> np.ndarray:
+    """The caller audio as sent: whole 20 ms frames, the last padded with silence."""
+    return np.concatenate([samples, np.zeros(-len(samples) % frame, dtype=np.int16)])
+
+
+async def record_call(
+    start_server: StartServer,
+    options: CallOptions,
+    codec: Callable[[np.ndarray], np.ndarray] = lambda pcm: pcm,
+    **settings: object,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """One call to a record-only server: the caller audio as sent (through ``codec``), the
+    recording's caller track from where that audio starts, and the call id the server stored."""
+    running = await start_server(**settings)
+    report = await run_call(running.base + "/", FIXTURE, options)
+    await running.wait_idle()
+    assert report.completed, report.failure
+    assert report.end_reason == "hangup"
+    [recording] = running.recordings()
+    recorded, rate, _ = read_wav(recording)
+    assert rate == RATE
+    [call] = running.server.store.list_calls()
+    caller = codec(padded(speech()[0]))
+    assert report.frames_sent == len(padded(caller)) // (RATE // 50)
+    assert report.late_frames <= report.frames_sent // 50, report.summary()
+    sent = len(caller)
+    # The recording starts with the first frame and may run on in silence, never short.
+    assert len(recorded) >= sent and not recorded[sent:, 0].any()
+    return caller, recorded[:sent, 0], str(call["call_id"])
+
+
+async def test_record_only_call_is_recorded_sample_for_sample(start_server: StartServer) -> None:
+    caller, recorded, call_id = await record_call(start_server, CallOptions(speed=4))
+    # Big-endian by default, detected by the server: the recording is the caller audio.
+    np.testing.assert_array_equal(recorded, caller)
+    assert call_id
+
+
+async def test_mulaw_call(start_server: StartServer) -> None:
+    caller, recorded, _ = await record_call(
+        start_server,
+        CallOptions(speed=4),
+        lambda pcm: decode_mulaw(encode_mulaw(pcm)),
+        content_type="audio/x-mulaw;rate=8000",
+    )
+    np.testing.assert_array_equal(recorded, caller)
+
+
+async def test_legacy_shape_with_stop_and_little_endian(start_server: StartServer) -> None:
+    options = CallOptions(
+        speed=4, legacy_shape=True, send_stop=True, l16_byte_order=ByteOrder.LITTLE
+    )
+    caller, recorded, call_id = await record_call(start_server, options)
+    np.testing.assert_array_equal(recorded, caller)
+    assert call_id
+
+
+def barge_in_caller() -> np.ndarray:
+    """Quiet noise, an utterance, a pause, a second utterance over the echo, a long pause.
+
+    No sample is zero, so in what the caller heard every nonzero run is played app audio and
+    every zero is the carrier's silence (an empty queue).
+    """
+    rng = np.random.default_rng(7)
+    male, _ = speech("speech_male_8k")
+    female, _ = speech("speech_female_8k")
+
+    def noise(seconds: float) -> np.ndarray:
+        return rng.integers(-20, 21, round(seconds * RATE)).astype(np.int16)
+
+    audio = np.concatenate([noise(0.3), male, noise(1.0), female[: round(1.2 * RATE)], noise(3.0)])
+    audio[audio == 0] = 1
+    return audio
+
+
+def runs(samples: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` of each run of nonzero samples."""
+    edges = np.diff(np.concatenate([[0], (samples != 0).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+async def test_echo_checkpoints_and_barge_in(start_server: StartServer, tmp_path: Path) -> None:
+    running = await start_server(echo, max_lead=0.2)
+    caller = barge_in_caller()
+    heard_path = tmp_path / "heard.wav"
+    report = await run_call(
+        running.base + "/",
+        write_wav(tmp_path / "caller.wav", caller),
+        CallOptions(heard_path=heard_path),
+    )
+    await running.wait_idle()
+    assert report.completed and report.end_reason == "hangup", report.summary()
+    heard, rate, channels = read_wav(heard_path)
+    heard = heard[:, 0]
+    assert (rate, channels) == (RATE, 1)
+    assert len(heard) == len(padded(caller))  # one clock for both
+
+    # Two echoes: the first cut by the barge-in's clear (the app had not yet sent its
+    # checkpoint, so none was voided here), the second played to its end and confirmed.
+    [clear] = report.clears
+    assert clear.round_trip is not None and clear.round_trip < 0.01
+    assert clear.dropped_seconds > 0
+    [checkpoint] = report.checkpoints
+    assert checkpoint.played_at is not None and checkpoint.answered_at is not None
+    assert [gap.mid_utterance for gap in report.gaps] == [False]
+    echoes = runs(heard)
+    assert len(echoes) == 2, echoes
+
+    # The first echo is the first utterance, sample for sample, and stops at the clear.
+    start, end = echoes[0]
+    anchor = heard[start : start + 160]
+    offset = next(i for i in range(len(caller)) if np.array_equal(caller[i : i + 160], anchor))
+    np.testing.assert_array_equal(heard[start:end], caller[offset : offset + end - start])
+    assert abs(end / RATE - clear.received_at) < 0.001
+    assert offset < 0.3 * RATE + 0.2 * RATE  # the echo starts near the utterance's start
+
+    # The second checkpoint is answered when the second echo's last sample has played.
+    true_end = echoes[1][1] / RATE
+    assert abs(checkpoint.played_at - true_end) < 0.001
+    assert abs(checkpoint.answered_at - true_end) < 0.04
+    events = running.server.store.list_calls()[0]["events"]
+    kinds = [event["kind"] for event in events]
+    assert "cleared" in kinds and "checkpoint_played" in kinds
+
+
+async def serve_xml(xml: str) -> web.AppRunner:
+    async def answer(_request: web.Request) -> web.Response:
+        return web.Response(text=xml, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_post("/", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+def url_of(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}/"
+
+
+async def test_invalid_xml_fails_the_call_in_the_cli(tmp_path: Path) -> None:
+    runner = await serve_xml(
+        '<Response><Stream bidirectional="true">ws://127.0.0.1:1/s?a=1&b=2</Stream></Response>'
+    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "vobiz_stream",
+            "call",
+            url_of(runner),
+            "--audio",
+            str(FIXTURE),
+            "--report",
+            str(tmp_path / "report.json"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    finally:
+        await runner.cleanup()
+    assert process.returncode == 1, stderr.decode()
+    assert "call failed: answer XML is not well-formed" in stdout.decode()
+    report = orjson.loads((tmp_path / "report.json").read_bytes())
+    assert report["completed"] is False
+    assert "&amp;" in report["failure"]
+
+
+async def test_bidirectional_both_tracks_is_refused() -> None:
+    runner = await serve_xml(
+        '<Response><Stream bidirectional="true" audioTrack="both">ws://127.0.0.1:1/s'
+        "</Stream></Response>"
+    )
+    try:
+        report = await run_call(url_of(runner), FIXTURE)
+    finally:
+        await runner.cleanup()
+    assert not report.completed
+    assert report.failure is not None and "audioTrack='both'" in report.failure
+    assert report.stream_id is None  # it never connected
+
+
+async def test_cli_completes_a_call(start_server: StartServer, tmp_path: Path) -> None:
+    running = await start_server()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vobiz_stream",
+        "call",
+        running.base + "/",
+        "--audio",
+        str(FIXTURE),
+        "--speed",
+        "8",
+        "--heard",
+        str(tmp_path / "heard.wav"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, stderr.decode()
+    lines = stdout.decode().splitlines()
+    assert any(" start " in line for line in lines)
+    assert any(line.startswith("call ended (hangup)") for line in lines)
+    await running.wait_idle()
+    assert len(running.recordings()) == 1
