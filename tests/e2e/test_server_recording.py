@@ -322,3 +322,26 @@ async def test_a_very_short_big_endian_call_is_read_by_its_evidence(
     await running.wait_idle()
     recorded, _, _ = read_wav(running.recordings()[0])
     assert_recorded(recorded[:, 0], np.concatenate(frames))
+
+
+async def test_an_oversized_frame_ends_only_its_own_call(
+    start_server: StartServer, connect
+) -> None:
+    """Frames over max_message_bytes close that socket (1009); its recording and others survive."""
+    running = await start_server(max_message_bytes=4096, l16_byte_order="little", **ONE_WAY)
+    samples, rate = speech("speech_male_8k")
+    bad, good = await connect(running.ws_url), await connect(running.ws_url)
+    await bad.start(call_id="bad-call")
+    await good.start(call_id="good-call")
+    bad_sent = await send_call(bad, samples[:4000], rate)
+    await bad.send("x" * 10_000)
+    good_sent = await send_call(good, samples, rate)
+    await good.socket.close()
+    await running.wait_idle()
+    assert bad.socket.close_code == 1009
+    [bad_path] = [path for path in running.recordings() if path.stem.endswith("-bad-call")]
+    [good_path] = [path for path in running.recordings() if path.stem.endswith("-good-call")]
+    bad_recorded, _, _ = read_wav(bad_path)
+    good_recorded, _, _ = read_wav(good_path)
+    assert_recorded(bad_recorded[:, 0], bad_sent)
+    assert_recorded(good_recorded[:, 0], good_sent)
