@@ -588,7 +588,7 @@ class CallSession:
         )
 
     async def aclose(self) -> None:
-        """Close and wait for the sender to finish."""
+        """After :meth:`close`, wait until the sender task has stopped."""
         if self._sender is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
