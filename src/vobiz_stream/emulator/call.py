@@ -7,6 +7,14 @@ a :class:`~vobiz_stream.emulator.playout.Playout` and answers checkpoints and cl
 model says. At the end of the caller's audio it closes the socket without a ``stop``, as live
 Vobiz does. Everything it saw goes into a :class:`~vobiz_stream.emulator.report.CallReport`.
 
+Along the way it sends the status callbacks of section 5 to the ``statusCallbackUrl``
+(:mod:`vobiz_stream.emulator.callbacks`, in the background: a slow endpoint never delays a frame):
+``StartStream`` when a socket is up, ``PlayedStream``/``ClearedAudio``/``DegradedStream`` as the
+playout says, ``DroppedStream`` when a connect fails or the app closes the socket, ``StopStream``
+when the carrier ends the stream (the app's ``stop``, ``streamTimeout``, the call's end). With
+``maxRetries`` a dropped or failed socket is followed by a new one (new ``start``, new streamId,
+same callId), up to that many times; the caller audio carries on at the frame then due.
+
 The call has one clock: ``start`` is sent at 0 and frame ``n`` is due at ``n * 20 ms`` (divided by
 ``speed`` on the wall clock), each deadline computed from the start, never by sleeping a fixed
 step, so pacing never drifts. The playout model runs on the same clock, so the WAV of what the
@@ -18,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import Counter, deque
@@ -29,6 +38,12 @@ import aiohttp
 import numpy as np
 
 from vobiz_stream.audio import ByteOrder, Pcm, WavWriter, silence_byte
+from vobiz_stream.emulator.callbacks import (
+    CALLBACK_TIMEOUT,
+    CallbackContext,
+    CallbackEvent,
+    CallbackSender,
+)
 from vobiz_stream.emulator.playout import (
     DEFAULT_QUEUE_CAP,
     CheckpointPlayed,
@@ -38,9 +53,11 @@ from vobiz_stream.emulator.playout import (
     QueueCleared,
 )
 from vobiz_stream.emulator.report import (
+    CallbackSent,
     CallReport,
     CheckpointTiming,
     ClearTiming,
+    StreamLeg,
     Timeline,
     TimelineEntry,
 )
@@ -112,6 +129,15 @@ class CallOptions:
     http_timeout: float = 10.0
     on_event: Callable[[TimelineEntry], None] | None = None
     """Called with each timeline entry as it happens (the CLI prints them)."""
+    on_frame: Callable[[float], None] | None = None
+    """Called as each media frame leaves, with its lateness in wall-clock seconds after its
+    deadline (the load generator's pacing histogram)."""
+    auth_token: str | None = None
+    """Sign status callbacks with ``X-Vobiz-Signature-V3`` keyed by this token."""
+    callback_timeout: float = CALLBACK_TIMEOUT
+    """Wall-clock seconds a status callback may take before it counts as failed."""
+    retry_delay: float = 0.5
+    """Call-clock seconds between a dropped socket and the reconnect (``maxRetries``)."""
 
     def check(self) -> None:
         if not self.speed > 0:
@@ -120,6 +146,12 @@ class CallOptions:
             raise EmulatorError(f"hangup_after must be positive seconds, got {self.hangup_after}")
         if not self.queue_cap > 0:
             raise EmulatorError(f"queue_cap must be positive seconds, got {self.queue_cap}")
+        if not self.callback_timeout > 0:
+            raise EmulatorError(
+                f"callback_timeout must be positive seconds, got {self.callback_timeout}"
+            )
+        if not self.retry_delay >= 0:
+            raise EmulatorError(f"retry_delay must be 0 or more seconds, got {self.retry_delay}")
 
 
 class _CallFailedError(Exception):
@@ -127,9 +159,17 @@ class _CallFailedError(Exception):
 
 
 async def run_call(
-    answer_url: str, audio_path: Path, options: CallOptions | None = None
+    answer_url: str,
+    audio_path: Path | CallerAudio,
+    options: CallOptions | None = None,
+    *,
+    http: aiohttp.ClientSession | None = None,
 ) -> CallReport:
     """Place one emulated call to ``answer_url`` with the caller saying ``audio_path``.
+
+    ``audio_path`` is a WAV file, or audio already read (:func:`read_caller_audio`), which many
+    calls can share. ``http`` is a session to reuse (many calls at once: give it a connector
+    without a connection limit, since every stream holds one); without it the call opens its own.
 
     Raises :class:`EmulatorError` for bad options or unreadable audio, before any request; a call
     that fails on the app's side (HTTP error, invalid XML, no socket) comes back as a report with
@@ -137,16 +177,22 @@ async def run_call(
     """
     options = options or CallOptions()
     options.check()
-    caller = read_caller_audio(audio_path)
+    caller = audio_path if isinstance(audio_path, CallerAudio) else read_caller_audio(audio_path)
     call = _Call(answer_url, caller, options)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.http_timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
+    async with contextlib.AsyncExitStack() as owned:
+        if http is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.http_timeout)
+            http = await owned.enter_async_context(aiohttp.ClientSession(timeout=timeout))
         try:
             stream = await call.answer(http)
             await call.stream(http, stream)
         except _CallFailedError as failed:
             call.report.failure = str(failed)
             call.timeline.add(call.now(), "failed", str(failed))
+        except BaseException:
+            call.abort_callbacks()  # cancelled (or a bug): do not hold the caller up
+            raise
+        await call.close_callbacks()
     return call.finish()
 
 
@@ -174,6 +220,13 @@ class _Call:
         self._epoch_ms = 0
         """Wall-clock epoch milliseconds of ``start``: the base of media timestamps."""
         self._playout: Playout | None = None
+        self._callbacks: CallbackSender | None = None
+        self._call_end = 0.0
+        """Call-clock seconds when the caller audio (and so the call) ends."""
+        self._next_frame = 0
+        """Index of the next caller frame to send; it carries over a reconnect."""
+        self._drop_error = ""
+        """Why the current socket failed or dropped: ``Error`` of its ``DroppedStream``."""
 
     def now(self) -> float:
         """Seconds on the call clock (0 is ``start``; before it, the time since the call began)."""
@@ -200,7 +253,7 @@ class _Call:
                     status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _CallFailedError(
-                f"answer URL {report.answer_url} unreachable: {exc or type(exc).__name__}"
+                f"answer URL {report.answer_url} unreachable: {str(exc) or type(exc).__name__}"
             ) from None
         self.timeline.add(self.now(), "answer", f"HTTP {status}, {len(body)} bytes")
         if status != 200:
@@ -225,44 +278,116 @@ class _Call:
     # -- the stream ---------------------------------------------------------------------------
 
     async def stream(self, http: aiohttp.ClientSession, stream: Stream) -> None:
-        try:
-            async with asyncio.timeout(self.options.http_timeout):
-                socket = await http.ws_connect(stream.url, autoping=True)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _CallFailedError(
-                f"cannot connect to the <Stream> URL {stream.url}: {exc or type(exc).__name__}"
-            ) from None
-        self._socket = socket
-        self.report.stream_id = str(uuid.uuid4())
+        """Run the ``<Stream>``: one socket, and a new one per reconnect (``maxRetries``)."""
+        options, report = self.options, self.report
+        if stream.status_callback_url is not None:
+            self._callbacks = CallbackSender(
+                http,
+                stream.status_callback_url,
+                stream.status_callback_method,
+                CallbackContext(
+                    call_uuid=report.call_uuid,
+                    from_number=options.from_number,
+                    to_number=options.to_number,
+                    account_id=options.account_id,
+                    extra_headers=stream.extra_headers,
+                ),
+                clock=self.now,
+                auth_token=options.auth_token,
+                timeout=options.callback_timeout,
+                on_sent=self._callback_sent,
+            )
         media_format = stream.content_type
-        playout = Playout(
+        self._playout = Playout(
             media_format.sample_rate,
-            byte_order=self.options.playback_byte_order,
+            byte_order=options.playback_byte_order,
             bidirectional=stream.bidirectional,
-            queue_cap=self.options.queue_cap,
+            queue_cap=options.queue_cap,
         )
-        self._playout = playout
         pcm = self._caller_pcm(media_format.sample_rate)
-        frames = caller_frames(pcm, media_format, self.options.l16_byte_order)
+        frames = caller_frames(pcm, media_format, options.l16_byte_order)
+        self._call_end = len(frames) * FRAME_SECONDS
         with contextlib.ExitStack() as files:
-            if self.options.caller_path is not None:
+            if options.caller_path is not None:
                 writer = files.enter_context(
-                    WavWriter(self.options.caller_path, media_format.sample_rate)
+                    WavWriter(options.caller_path, media_format.sample_rate)
                 )
                 writer.write(pcm)
                 writer.write(
                     np.zeros(len(frames) * media_format.frame_samples - len(pcm), np.int16)
                 )
-            if self.options.heard_path is not None:
+            if options.heard_path is not None:
                 self._heard = files.enter_context(
-                    WavWriter(self.options.heard_path, media_format.sample_rate)
+                    WavWriter(options.heard_path, media_format.sample_rate)
                 )
                 self._heard_left = len(frames) * media_format.frame_samples
+            await self._run_sockets(http, stream, frames)
+
+    async def _run_sockets(
+        self, http: aiohttp.ClientSession, stream: Stream, frames: list[bytes]
+    ) -> None:
+        """Connect, converse, and while ``maxRetries`` allows, reconnect after a drop.
+
+        At most ``1 + maxRetries`` connects: the loop is bounded by the retry count.
+        """
+        retries = stream.max_retries
+        while True:
+            stream_id = str(uuid.uuid4())
+            socket = await self._connect(http, stream, stream_id)
+            if socket is None:
+                if retries > 0 and self.now() < self._call_end:
+                    retries -= 1
+                    await self._pause_before_reconnect()
+                    continue
+                if not self.report.streams:
+                    raise _CallFailedError(self._drop_error)
+                await self._end_without_socket()
+                return
+            leg = StreamLeg(stream_id, started_at=0.0, first_frame=self._next_frame)
+            self.report.streams.append(leg)
+            self.report.stream_id = stream_id
             try:
-                await self._converse(socket, stream, frames)
+                reason, end = await self._converse(socket, stream, frames, leg)
+                if reason == "app_closed" and retries > 0 and end < self._call_end:
+                    self._drop(leg, end)
+                else:
+                    await self._end(leg, reason, end)
             finally:
                 await socket.close()
-                self.timeline.add(self.now(), "closed", f"socket closed ({self.report.end_reason})")
+                self.timeline.add(
+                    self.now(), "closed", f"socket closed ({leg.end_reason or 'error'})"
+                )
+            if leg.end_reason != "dropped":
+                return
+            retries -= 1
+            await self._pause_before_reconnect()
+
+    async def _connect(
+        self, http: aiohttp.ClientSession, stream: Stream, stream_id: str
+    ) -> aiohttp.ClientWebSocketResponse | None:
+        """The socket, or None after reporting the failure (``DroppedStream``)."""
+        try:
+            async with asyncio.timeout(self.options.http_timeout):
+                socket = await http.ws_connect(stream.url, autoping=True)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self._drop_error = (
+                f"cannot connect to the <Stream> URL {stream.url}: {str(exc) or type(exc).__name__}"
+            )
+            self.timeline.add(self.now(), "connect failed", self._drop_error)
+            self._callback(CallbackEvent.DROPPED, stream_id, error=self._drop_error)
+            return None
+        self._socket = socket
+        self._drop_error = ""
+        return socket
+
+    async def _pause_before_reconnect(self) -> None:
+        self.report.reconnects += 1
+        self.timeline.add(
+            self.now(),
+            "reconnect",
+            f"attempt {self.report.reconnects} in {self.options.retry_delay:g}s (maxRetries)",
+        )
+        await asyncio.sleep(self.options.retry_delay / self.options.speed)
 
     def _caller_pcm(self, rate: int) -> Pcm:
         """The caller audio at ``rate``, cut or padded to ``hangup_after``."""
@@ -274,24 +399,46 @@ class _Call:
         return pcm
 
     async def _converse(
-        self, socket: aiohttp.ClientWebSocketResponse, stream: Stream, frames: list[bytes]
-    ) -> None:
+        self,
+        socket: aiohttp.ClientWebSocketResponse,
+        stream: Stream,
+        frames: list[bytes],
+        leg: StreamLeg,
+    ) -> tuple[str, float]:
+        """One socket: ``start``, then media and commands until it ends; returns why and when
+        (call clock).
+
+        The first socket starts the call clock. A later one (a reconnect) carries on at the frame
+        now due: the caller kept talking while the stream was down, and that audio is lost.
+        """
         report, options = self.report, self.options
         media_format = stream.content_type
         tracks = _TRACKS[stream.audio_track]
-        self._began = time.monotonic()
-        self._epoch_ms = int(time.time() * 1000)
+        self._sequence = 0
+        if len(report.streams) == 1:
+            self._began = time.monotonic()
+            self._epoch_ms = int(time.time() * 1000)
         await self._send_start(media_format, tracks)
+        leg.started_at = round(self.now(), 4)
+        first = self._next_frame
+        if len(report.streams) > 1:  # the first frame still on time
+            first = max(first, math.ceil(leg.started_at / FRAME_SECONDS))
+        leg.first_frame = first
+        report.frames_skipped += first - self._next_frame
+        self._next_frame = first
         self.timeline.add(
-            0.0, "start", f"{media_format.content_type}, {'+'.join(t.value for t in tracks)}"
+            leg.started_at,
+            "start",
+            f"{media_format.content_type}, {'+'.join(t.value for t in tracks)}"
+            + (f", stream {len(report.streams)} from frame {first}" if first else ""),
         )
+        self._callback(CallbackEvent.START, leg.stream_id, extra={"ServiceURL": stream.url})
         if report.end_reason == "answer_ended":
             self.timeline.add(
                 0.0, "hangup", "the last verb is a <Stream> without keepCallAlive: call ends"
             )
-            await self._end(0.0)
-            return
-        sender = asyncio.create_task(self._send_media(frames, media_format, tracks))
+            return "answer_ended", 0.0
+        sender = asyncio.create_task(self._send_media(frames, media_format, tracks, leg))
         reader = asyncio.create_task(self._read_commands(socket))
         answerer = asyncio.create_task(self._answer_checkpoints())
         done, _ = await asyncio.wait(
@@ -305,31 +452,76 @@ class _Call:
         for task in done:
             task.result()  # a bug in a task surfaces here instead of vanishing
         if sender in done and sender.result() == "hangup":
-            end = len(frames) * FRAME_SECONDS
-            report.end_reason = "hangup"
-        elif sender in done:
-            end = self.now()
-            report.end_reason = sender.result()
-        elif reader in done:
-            end = self.now()
-            report.end_reason = reader.result()
-        else:
-            end = self.now()
-            report.end_reason = "stream_timeout"
-            self.timeline.add(end, "timeout", f"streamTimeout={stream.stream_timeout}s reached")
-        await self._end(end)
+            return "hangup", self._call_end
+        if sender in done:
+            return sender.result(), self.now()
+        if reader in done:
+            return reader.result(), self.now()
+        end = self.now()
+        self.timeline.add(end, "timeout", f"streamTimeout={stream.stream_timeout}s reached")
+        return "stream_timeout", end
 
-    async def _end(self, end: float) -> None:
+    async def _end(self, leg: StreamLeg, reason: str, end: float) -> None:
+        """The call ends at ``end`` (call clock) with this socket."""
         playout = self._playout
         assert playout is not None
+        self.report.end_reason = leg.end_reason = reason
+        leg.ended_at = round(end, 4)
         events, voided = playout.hang_up(end)
         await self._handle(events)
         if voided:
             self.timeline.add(end, "voided", f"checkpoints never played: {', '.join(voided)}")
         self._write_heard(playout.pop_heard(partial=True))
-        if self.options.send_stop and self.report.end_reason in ("hangup", "stream_timeout"):
-            await self._send(Stop(self.report.stream_id, "call_ended", self._next_sequence()))
+        if self.options.send_stop and reason in ("hangup", "stream_timeout"):
+            await self._send(Stop(leg.stream_id, "call_ended", self._next_sequence()))
             self.timeline.add(self.now(), "stop", "sent the seeds' stop")
+        self.report.duration = end
+        if reason == "app_closed":
+            self._callback(CallbackEvent.DROPPED, leg.stream_id, error=self._drop_error)
+        else:
+            self._callback(CallbackEvent.STOP, leg.stream_id)
+
+    def _drop(self, leg: StreamLeg, end: float) -> None:
+        """The app dropped this socket and a reconnect follows: what was queued is lost.
+
+        Checkpoints still pending (even one that came due as the socket went) are void: there is
+        no socket to answer them on.
+        """
+        playout = self._playout
+        assert playout is not None
+        leg.ended_at, leg.end_reason = round(end, 4), "dropped"
+        voided: list[str] = []
+        dropped = 0.0
+        if playout.bidirectional:
+            for event in playout.clear(end):
+                match event:
+                    case CheckpointPlayed():
+                        voided.append(event.name)
+                    case QueueCleared():
+                        voided.extend(event.voided)
+                        dropped = event.dropped_seconds
+                    case _:
+                        pass
+        self._checkpoints.clear()
+        self._write_heard(playout.pop_heard())
+        self.timeline.add(
+            end,
+            "dropped",
+            self._drop_error
+            + (f"; {dropped:.3f}s of queued audio lost" if dropped else "")
+            + (f"; checkpoints void: {', '.join(voided)}" if voided else ""),
+        )
+        self._callback(CallbackEvent.DROPPED, leg.stream_id, error=self._drop_error)
+
+    async def _end_without_socket(self) -> None:
+        """A reconnect failed with no retries left: the stream is over, and with no XML after
+        it the call hangs up now (its ``DroppedStream`` has gone)."""
+        playout = self._playout
+        assert playout is not None
+        end = self.now()
+        playout.hang_up(end)
+        self._write_heard(playout.pop_heard(partial=True))
+        self.report.end_reason = "app_closed"
         self.report.duration = end
 
     # -- carrier to app ----------------------------------------------------------------------
@@ -376,8 +568,10 @@ class _Call:
         )
 
     def _media_text(
-        self, payload: bytes, track: Track, chunk: int, media_format: AudioFormat
+        self, payload: bytes, track: Track, chunk: int, media_format: AudioFormat, first: int = 0
     ) -> str:
+        """Frame ``chunk`` of the call; its ``chunk`` field counts from the socket's ``first``
+        (a per-stream index), its timestamp from the call's ``start``."""
         timestamp = self._epoch_ms + chunk * FRAME_MS
         if self.options.legacy_shape:
             return encode(
@@ -394,7 +588,7 @@ class _Call:
                 payload=payload,
                 track=track,
                 timestamp=timestamp,
-                chunk=chunk + 1,
+                chunk=chunk - first + 1,
                 sequence_number=self._next_sequence(),
                 stream_id=self.report.stream_id,
             )
@@ -403,25 +597,38 @@ class _Call:
         return text[:-1] + ',"extra_headers":"{}"}'
 
     async def _send_media(
-        self, frames: list[bytes], media_format: AudioFormat, tracks: tuple[Track, ...]
+        self,
+        frames: list[bytes],
+        media_format: AudioFormat,
+        tracks: tuple[Track, ...],
+        leg: StreamLeg,
     ) -> str:
-        """Every frame on its deadline ``began + n * 20 ms / speed``; then wait out the last.
+        """Every frame from the socket's first on its deadline ``began + n * 20 ms / speed``;
+        then wait out the last.
 
         Returns ``hangup``, or ``app_closed`` if the socket went away under it.
         """
         silence = bytes([silence_byte(media_format.encoding)]) * media_format.frame_bytes
         step = FRAME_SECONDS / self.options.speed
-        for n, payload in enumerate(frames):
+        for n in range(leg.first_frame, len(frames)):
+            payload = frames[n]
             deadline = self._began + n * step
             delay = deadline - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self._lateness.append(time.monotonic() - deadline)
+            lateness = time.monotonic() - deadline
+            self._lateness.append(lateness)
             for track in tracks:
                 data = payload if track is Track.INBOUND else silence
-                if not await self._send_text(self._media_text(data, track, n, media_format)):
+                text = self._media_text(data, track, n, media_format, leg.first_frame)
+                if not await self._send_text(text):
+                    self._drop_error = self._drop_error or "the socket dropped under the media"
                     return "app_closed"
+            self._next_frame = n + 1
+            leg.frames_sent += 1
             self.report.frames_sent += 1
+            if self.options.on_frame is not None:
+                self.options.on_frame(lateness)
             await self._advance(n * FRAME_SECONDS)
         delay = self._began + len(frames) * step - time.monotonic()
         if delay > 0:
@@ -438,9 +645,8 @@ class _Call:
                     return "app_stop"
             elif message.type is aiohttp.WSMsgType.BINARY:
                 self._malformed(f"binary frame of {len(message.data)} bytes; commands are JSON")
-        self.timeline.add(
-            self.now(), "app closed", f"the app closed the socket ({socket.close_code})"
-        )
+        self._drop_error = f"the app closed the socket (close code {socket.close_code})"
+        self.timeline.add(self.now(), "app closed", self._drop_error)
         return "app_closed"
 
     def _malformed(self, problem: str) -> None:
@@ -528,6 +734,9 @@ class _Call:
                         "playedStream",
                         f"{event.name} (played out at {event.played_at:.3f}s)",
                     )
+                    self._callback(
+                        CallbackEvent.PLAYED, self.report.stream_id, extra={"Name": event.name}
+                    )
                 case QueueCleared():
                     await self._send(ClearedAudio(self.report.stream_id))
                     self.report.clears.append(
@@ -541,12 +750,44 @@ class _Call:
                         f"dropped {event.dropped_seconds:.3f}s"
                         + (f", voided {', '.join(event.voided)}" if event.voided else ""),
                     )
+                    self._callback(CallbackEvent.CLEARED, self.report.stream_id)
                 case Degraded():
-                    self.timeline.add(
-                        event.at,
-                        "degraded",
-                        f"queue over {self.options.queue_cap:g}s: dropping audio",
+                    problem = (
+                        f"playback queue over {self.options.queue_cap:g}s "
+                        f"({event.queued_seconds:.1f}s queued): dropping audio"
                     )
+                    self.timeline.add(event.at, "degraded", problem)
+                    self._callback(CallbackEvent.DEGRADED, self.report.stream_id, error=problem)
+
+    # -- status callbacks ---------------------------------------------------------------------
+
+    def _callback(
+        self,
+        event: CallbackEvent,
+        stream_id: str | None,
+        *,
+        error: str = "",
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Queue a status callback when the ``<Stream>`` has a ``statusCallbackUrl``."""
+        if self._callbacks is not None:
+            self._callbacks.send(event, stream_id or "", error=error, extra=extra)
+
+    def _callback_sent(self, sent: CallbackSent) -> None:
+        outcome = f"HTTP {sent.status}" if sent.error is None else f"failed: {sent.error}"
+        self.timeline.add(
+            self.now(), "callback", f"{sent.event} {outcome} in {sent.latency_ms:.1f} ms"
+        )
+
+    async def close_callbacks(self) -> None:
+        """Send the callbacks still queued (each bounded by its timeout)."""
+        if self._callbacks is not None:
+            await self._callbacks.close()
+
+    def abort_callbacks(self) -> None:
+        """Drop the callbacks still queued."""
+        if self._callbacks is not None:
+            self._callbacks.abort()
 
     def _write_heard(self, pcm: Pcm) -> None:
         """Write heard audio, never past the caller audio's length (the call's length)."""
@@ -573,4 +814,6 @@ class _Call:
             report.ignored_commands = playout.ignored_commands
             report.dropped_audio_seconds = playout.dropped_samples / playout.rate
             report.degraded = playout.degraded
+        if self._callbacks is not None:
+            report.callbacks = list(self._callbacks.sent)
         return report

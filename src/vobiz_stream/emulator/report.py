@@ -14,7 +14,15 @@ from typing import Any
 
 from vobiz_stream.emulator.playout import Gap
 
-__all__ = ["CallReport", "CheckpointTiming", "ClearTiming", "Timeline", "TimelineEntry"]
+__all__ = [
+    "CallReport",
+    "CallbackSent",
+    "CheckpointTiming",
+    "ClearTiming",
+    "StreamLeg",
+    "Timeline",
+    "TimelineEntry",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,42 @@ class ClearTiming:
         return None if self.answered_at is None else self.answered_at - self.received_at
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackSent:
+    """One status callback: its event, when it happened, and what came of sending it.
+
+    ``status`` is the HTTP status (None when no answer came); ``error`` says why there was none.
+    ``latency_ms`` is wall-clock milliseconds from the request to its answer (or the failure).
+    """
+
+    event: str
+    stream_id: str
+    at: float
+    status: int | None
+    latency_ms: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(slots=True)
+class StreamLeg:
+    """One socket of the call: a ``start`` and the media after it, until it ended.
+
+    A call has one leg, plus one per reconnect (``maxRetries``); each has its own streamId.
+    """
+
+    stream_id: str
+    started_at: float
+    first_frame: int
+    """Index of the first caller frame this socket carried (frames in a reconnect gap are lost)."""
+    ended_at: float | None = None
+    end_reason: str | None = None
+    frames_sent: int = 0
+
+
 @dataclass
 class CallReport:
     """Everything one emulated call measured. ``failure`` says why a call could not run."""
@@ -89,8 +133,9 @@ class CallReport:
     speed: float = 1.0
     failure: str | None = None
     end_reason: str | None = None
-    """``hangup`` (caller audio or hangup_after done), ``app_stop``, ``app_closed``,
-    ``stream_timeout``, ``answer_ended`` (a background stream was the last verb), or None."""
+    """``hangup`` (caller audio or hangup_after done), ``app_stop``, ``app_closed`` (the app
+    closed the socket, and ``maxRetries`` reconnects, if any, ran out), ``stream_timeout``,
+    ``answer_ended`` (a background stream was the last verb), or None."""
     duration: float = 0.0
     frames_sent: int = 0
     late_frames: int = 0
@@ -109,6 +154,13 @@ class CallReport:
     dropped_audio_seconds: float = 0.0
     degraded: bool = False
     warnings: list[str] = field(default_factory=list)
+    streams: list[StreamLeg] = field(default_factory=list)
+    """Every socket of the call, in order; more than one after reconnects."""
+    reconnects: int = 0
+    """Reconnect attempts made (``maxRetries``), successful or not."""
+    frames_skipped: int = 0
+    """Caller frames that went nowhere while the stream was down between sockets."""
+    callbacks: list[CallbackSent] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
 
     @property
@@ -125,6 +177,8 @@ class CallReport:
             record["round_trip"] = clear.round_trip
         for record, gap in zip(data["gaps"], self.gaps, strict=True):
             record["seconds"] = gap.seconds
+        for record, sent in zip(data["callbacks"], self.callbacks, strict=True):
+            record["ok"] = sent.ok
         return data
 
     def summary(self) -> list[str]:
@@ -152,6 +206,22 @@ class CallReport:
                 else ""
             ),
         ]
+        if len(self.streams) > 1 or self.reconnects:
+            lines.append(
+                f"streams: {len(self.streams)} ({self.reconnects} reconnects, "
+                f"{self.frames_skipped} caller frames lost between sockets)"
+            )
+        if self.callbacks:
+            failed = [sent for sent in self.callbacks if not sent.ok]
+            events: dict[str, int] = {}
+            for sent in self.callbacks:
+                events[sent.event] = events.get(sent.event, 0) + 1
+            latency = max(sent.latency_ms for sent in self.callbacks)
+            lines.append(
+                f"status callbacks: {_counts(events)}; {len(failed)} failed"
+                + (f" ({failed[0].error or f'HTTP {failed[0].status}'})" if failed else "")
+                + f"; max latency {latency:.1f} ms"
+            )
         return lines
 
 
