@@ -15,6 +15,7 @@ from vobiz_stream import __version__
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.config import load_settings
 from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator.load import LoadOptions, LoadProgress, run_load
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.server import serve
 
@@ -129,7 +130,9 @@ examples:
 The emulator plays Vobiz: it POSTs the answer URL, connects to the <Stream> URL in the
 XML, streams the WAV (any rate, mono or stereo) as 20 ms media frames, plays the app's
 playAudio in real time and answers checkpoints and clears. At the end of the audio it
-closes the socket without a stop, as live Vobiz does. Exit status: 0 for a completed
+closes the socket without a stop, as live Vobiz does. Status callbacks go to the
+<Stream>'s statusCallbackUrl (signed with --auth-token), and a socket the app drops is
+reconnected up to the <Stream>'s maxRetries times. Exit status: 0 for a completed
 call, 1 when the call failed (bad answer XML, no socket), 2 for bad arguments.
 """
 
@@ -177,7 +180,86 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=1.0,
         help="run the call's clock this many times faster than real time (default 1)",
     )
+    add(
+        "--auth-token",
+        help="sign status callbacks (X-Vobiz-Signature-V3) with this Vobiz auth token",
+    )
     add("--quiet", action="store_true", help="print only the summary, not the timeline")
+
+
+LOAD_EPILOG = """\
+examples:
+  vobiz-stream load http://127.0.0.1:3000/ --calls 100
+                                             100 calls of a 1 kHz tone, 10 s each, started
+                                             at 20 calls/s
+  vobiz-stream load http://127.0.0.1:3000/ --calls 1000 --rate 100 --duration 30 \\
+      --audio caller.wav --processes 2 --report load.json
+                                             1000 calls saying caller.wav (looped to 30 s)
+                                             from two processes; the figures in load.json
+
+Each call is a full emulated carrier (see vobiz-stream call --help): answer XML, socket,
+20 ms media frames on their deadlines, playout, checkpoints and clears. A progress line
+goes to stderr about once a second, the summary to stdout: calls completed and failed,
+frames sent and late, pacing (how late each frame left after its deadline; a p99 of a
+few ms means this process kept up), first-audio latency and checkpoint and clear round
+trips when the app plays, and the CPU the load itself used. Run the load on another
+core than the server (taskset) to measure the server. Exit status: 0 when every call
+completed, 1 when some failed, 2 for bad arguments.
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    load = commands.add_parser(
+        "load",
+        help="emulate the carrier at scale: many concurrent calls against an answer URL",
+        description="Place many concurrent emulated Vobiz calls against an answer URL and "
+        "report pacing, the app's round trips and the load's own CPU.",
+        epilog=LOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = load.add_argument
+    add("answer_url", metavar="ANSWER_URL", help="the app's answer URL (http or https)")
+    add("--calls", type=_positive_int, required=True, help="how many calls to place")
+    add(
+        "--rate",
+        type=_positive_float,
+        default=LoadOptions.rate,
+        help=f"calls started per second (default {LoadOptions.rate:g})",
+    )
+    add(
+        "--duration",
+        type=_positive_float,
+        default=LoadOptions.duration,
+        help=f"seconds of caller audio per call (default {LoadOptions.duration:g})",
+    )
+    add(
+        "--audio",
+        type=Path,
+        help="WAV the caller says, looped to --duration (default: a 1 kHz tone)",
+    )
+    add("--silence", action="store_true", help="without --audio, send silence, not a tone")
+    add("--report", type=Path, help="write the summary as JSON here")
+    add(
+        "--processes",
+        type=_positive_int,
+        default=1,
+        help="split the calls over this many processes (default 1)",
+    )
+    add("--legacy-shape", action="store_true", help="send the seeds' flat start and media")
+    add(
+        "--l16-byte-order",
+        choices=[order.value for order in ByteOrder],
+        default=CallOptions.l16_byte_order.value,
+        help="byte order of the L16 sent to the app (default big, as the seeds say)",
+    )
+    add("--quiet", action="store_true", help="no progress line, only the summary")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(commands)
     _call_parser(commands)
+    _load_parser(commands)
     return parser
 
 
@@ -218,6 +301,7 @@ def _run_call(args: argparse.Namespace) -> int:
         heard_path=args.heard,
         caller_path=args.caller_out,
         on_event=None if args.quiet else lambda entry: print(entry, flush=True),
+        auth_token=args.auth_token,
     )
     run = asyncio.run if uvloop is None else uvloop.run
     report = run(run_call(args.answer_url, args.audio, options))
@@ -226,6 +310,39 @@ def _run_call(args: argparse.Namespace) -> int:
     if args.report is not None:
         args.report.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
     return 0 if report.completed else 1
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    options = LoadOptions(
+        calls=args.calls,
+        rate=args.rate,
+        duration=args.duration,
+        audio=args.audio,
+        silence=args.silence,
+        processes=args.processes,
+        call_options=CallOptions(
+            legacy_shape=args.legacy_shape, l16_byte_order=ByteOrder(args.l16_byte_order)
+        ),
+    )
+    tty = sys.stderr.isatty()
+    # One warning per call (a slow status callback, say) would drown the progress line; what
+    # failed is in the summary.
+    logging.getLogger("vobiz_stream.emulator").setLevel(logging.ERROR)
+
+    def progress(state: LoadProgress) -> None:
+        if tty:
+            print(f"\r{state.line()}", end="", file=sys.stderr, flush=True)
+        else:
+            print(state.line(), file=sys.stderr, flush=True)
+
+    summary = run_load(args.answer_url, options, None if args.quiet else progress)
+    if tty and not args.quiet:
+        print(file=sys.stderr)
+    for line in summary.lines():
+        print(line)
+    if args.report is not None:
+        args.report.write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2))
+    return 0 if summary.failed == 0 else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_serve(args)
         if args.command == "call":
             return _run_call(args)
+        if args.command == "load":
+            return _run_load(args)
     except VobizStreamError as exc:
         print(f"vobiz-stream {args.command}: {exc}", file=sys.stderr)
         return 2

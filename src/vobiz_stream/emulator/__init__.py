@@ -1,6 +1,8 @@
-"""The carrier side: an emulated Vobiz call against an app's answer URL and stream socket."""
+"""The carrier side: emulated Vobiz calls against an app's answer URL and stream socket, one
+at a time (:func:`run_call`) or many at once (:func:`run_load`)."""
 
 from vobiz_stream.emulator.call import CallOptions, run_call
+from vobiz_stream.emulator.load import LoadOptions, LoadProgress, LoadSummary, run_load
 from vobiz_stream.emulator.playout import (
     CheckpointPlayed,
     Degraded,
@@ -17,8 +19,12 @@ __all__ = [
     "CheckpointPlayed",
     "Degraded",
     "Gap",
+    "LoadOptions",
+    "LoadProgress",
+    "LoadSummary",
     "Playout",
     "PlayoutEvent",
     "QueueCleared",
     "run_call",
+    "run_load",
 ]
