@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,12 +16,8 @@ from vobiz_stream.config import load_settings
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, run_load
 from vobiz_stream.errors import VobizStreamError
+from vobiz_stream.loop import run as run_on_best_loop
 from vobiz_stream.server import serve
-
-try:
-    import uvloop
-except ImportError:  # uvloop does not build on Windows; asyncio's own loop works too
-    uvloop = None  # type: ignore[assignment]
 
 DESCRIPTION = """\
 vobiz-stream: serve, emulate and test Vobiz audio streams.
@@ -284,8 +279,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)-7s %(message)s",
         stream=sys.stderr,
     )
-    run = asyncio.run if uvloop is None else uvloop.run
-    run(serve(settings))
+    run_on_best_loop(serve(settings))
     return 0
 
 
@@ -303,8 +297,7 @@ def _run_call(args: argparse.Namespace) -> int:
         on_event=None if args.quiet else lambda entry: print(entry, flush=True),
         auth_token=args.auth_token,
     )
-    run = asyncio.run if uvloop is None else uvloop.run
-    report = run(run_call(args.answer_url, args.audio, options))
+    report = run_on_best_loop(run_call(args.answer_url, args.audio, options))
     for line in report.summary():
         print(line)
     if args.report is not None:

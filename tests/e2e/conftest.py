@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -187,3 +188,18 @@ async def connect() -> AsyncIterator[Callable[[str], Awaitable[Carrier]]]:
     yield open_socket
     for client in sessions:
         await client.close()
+
+
+async def run_cli(*args: str, timeout: float = 30) -> tuple[int, bytes, bytes]:
+    """Run ``python -m vobiz_stream ARGS`` as users do; return its exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vobiz_stream",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, stdout, stderr

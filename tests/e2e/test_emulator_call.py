@@ -6,8 +6,6 @@ playback on the wall clock.
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +14,7 @@ import numpy as np
 import orjson
 from aiohttp import web
 
-from tests.e2e.conftest import DATA, StartServer, read_wav, speech
+from tests.e2e.conftest import DATA, StartServer, read_wav, run_cli, speech
 from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_mulaw
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.handlers import echo
@@ -181,23 +179,18 @@ async def test_invalid_xml_fails_the_call_in_the_cli(tmp_path: Path) -> None:
         '<Response><Stream bidirectional="true">ws://127.0.0.1:1/s?a=1&b=2</Stream></Response>'
     )
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "vobiz_stream",
+        returncode, stdout, stderr = await run_cli(
             "call",
             url_of(runner),
             "--audio",
             str(FIXTURE),
             "--report",
             str(tmp_path / "report.json"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            timeout=20,
         )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     finally:
         await runner.cleanup()
-    assert process.returncode == 1, stderr.decode()
+    assert returncode == 1, stderr.decode()
     assert "call failed: answer XML is not well-formed" in stdout.decode()
     report = orjson.loads((tmp_path / "report.json").read_bytes())
     assert report["completed"] is False
@@ -220,10 +213,7 @@ async def test_bidirectional_both_tracks_is_refused() -> None:
 
 async def test_cli_completes_a_call(start_server: StartServer, tmp_path: Path) -> None:
     running = await start_server()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vobiz_stream",
+    returncode, stdout, stderr = await run_cli(
         "call",
         running.base + "/",
         "--audio",
@@ -232,11 +222,9 @@ async def test_cli_completes_a_call(start_server: StartServer, tmp_path: Path) -
         "8",
         "--heard",
         str(tmp_path / "heard.wav"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        timeout=20,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode == 0, stderr.decode()
+    assert returncode == 0, stderr.decode()
     lines = stdout.decode().splitlines()
     assert any(" start " in line for line in lines)
     assert any(line.startswith("call ended (hangup)") for line in lines)

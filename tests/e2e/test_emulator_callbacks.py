@@ -12,7 +12,6 @@ import asyncio
 import base64
 import re
 import socket
-import sys
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +25,7 @@ import orjson
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.e2e.conftest import DATA, RunningServer, StartServer
+from tests.e2e.conftest import DATA, RunningServer, StartServer, run_cli
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.emulator import CallOptions, CallReport, run_call
 from vobiz_stream.session import CallSession
@@ -233,10 +232,7 @@ async def test_a_slow_callback_endpoint_never_stalls_the_media(
 
 async def test_cli_signs_callbacks_with_auth_token(start_server: StartServer) -> None:
     running = await start_server(auth_token=TOKEN)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vobiz_stream",
+    returncode, stdout, stderr = await run_cli(
         "call",
         running.base + "/",
         "--audio",
@@ -245,11 +241,9 @@ async def test_cli_signs_callbacks_with_auth_token(start_server: StartServer) ->
         "8",
         "--auth-token",
         TOKEN,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        timeout=30,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 0, stderr.decode()
+    assert returncode == 0, stderr.decode()
     output = stdout.decode()
     assert "callback" in output and "StartStream HTTP 200" in output
     assert "status callbacks: StartStream 1, StopStream 1; 0 failed" in output

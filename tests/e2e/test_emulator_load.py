@@ -6,7 +6,6 @@ Loads are small (20 calls of 2 s) and in real time: pacing is what the load gene
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.e2e.conftest import DATA, StartServer, speech
+from tests.e2e.conftest import DATA, StartServer, run_cli, speech
 from tests.e2e.test_emulator_call import padded, write_wav
 from vobiz_stream.emulator.load import (
     LoadOptions,
@@ -127,10 +126,7 @@ def test_load_options_are_checked(tmp_path: Path) -> None:
 
 async def test_cli_prints_progress_and_summary(start_server: StartServer, tmp_path: Path) -> None:
     running = await start_server()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vobiz_stream",
+    returncode, stdout, stderr = await run_cli(
         "load",
         running.base + "/",
         "--calls",
@@ -141,11 +137,9 @@ async def test_cli_prints_progress_and_summary(start_server: StartServer, tmp_pa
         "50",
         "--report",
         str(tmp_path / "load.json"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        timeout=30,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 0, stderr.decode()
+    assert returncode == 0, stderr.decode()
     assert "calls up" in stderr.decode() and "frames/s" in stderr.decode()
     out = stdout.decode()
     assert "5 completed, 0 failed" in out and "pacing (375): p50" in out and "CPU:" in out
@@ -156,21 +150,16 @@ async def test_cli_prints_progress_and_summary(start_server: StartServer, tmp_pa
 
 
 async def test_cli_rejects_bad_arguments() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vobiz_stream",
+    returncode, _, stderr = await run_cli(
         "load",
         "http://127.0.0.1:1/",
         "--calls",
         "2",
         "--processes",
         "3",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        timeout=20,
     )
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode == 2
+    assert returncode == 2
     assert stderr.decode().startswith("vobiz-stream load: processes must be between 1 and")
 
 

@@ -42,11 +42,7 @@ import numpy as np
 from vobiz_stream.emulator.call import CallOptions, run_call
 from vobiz_stream.emulator.report import CallReport
 from vobiz_stream.emulator.source import CallerAudio, EmulatorError, read_caller_audio
-
-try:
-    import uvloop
-except ImportError:  # uvloop does not build on Windows; asyncio's own loop works too
-    uvloop = None  # type: ignore[assignment]
+from vobiz_stream.loop import run as run_on_best_loop
 
 __all__ = [
     "CallOutcome",
@@ -505,8 +501,7 @@ class _Meter:
 
 
 def _run_loop(coroutine: Coroutine[Any, Any, LoadPart]) -> LoadPart:
-    run = asyncio.run if uvloop is None else uvloop.run
-    return run(coroutine)
+    return run_on_best_loop(coroutine)
 
 
 def _worker(answer_url: str, options: LoadOptions, part: int, channel: Any) -> None:
