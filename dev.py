@@ -7,13 +7,16 @@
     python3 dev.py setup             only set up
 
 Only the Python standard library is used here, so this works before anything is installed.
-The virtual environment is rebuilt when ``pyproject.toml`` changes.
+The virtual environment is rebuilt when ``pyproject.toml`` changes. ``serve`` and ``test`` also
+install espeak-ng (speech for the emulator and the examples) with apt-get when it is missing and
+this is a Debian machine run as root; elsewhere they say how, and go on without it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,6 +27,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".vobiz-stream-installed"
+SYSTEM_TOOLS = {"espeak-ng": "espeak-ng"}
+"""Programs some features use (speech in the emulator and the examples), by Debian package."""
 
 
 def _say(text: str) -> None:
@@ -51,6 +56,31 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
+def install_system_tools() -> None:
+    """Install the optional programs with apt-get where this machine allows it (root, Debian).
+
+    Without them everything still works: speech falls back to a tone, and the tests that need
+    them say why they are skipped.
+    """
+    missing = [package for tool, package in SYSTEM_TOOLS.items() if shutil.which(tool) is None]
+    if not missing:
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        _say(f"optional: install {' '.join(missing)} for speech (sudo apt-get install ...)")
+        return
+    _say(f"installing {' '.join(missing)} with apt-get (optional; used for speech)")
+
+    def apt_get(*args: str) -> int:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        return subprocess.call([apt, *args], stdout=subprocess.DEVNULL, env=env)
+
+    if apt_get("install", "-y", "-q", *missing) != 0 and (
+        apt_get("update", "-q") != 0 or apt_get("install", "-y", "-q", *missing) != 0
+    ):
+        _say(f"could not install {' '.join(missing)}; the tests that need it will be skipped")
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if command in {"help", "-h", "--help"}:
@@ -59,6 +89,8 @@ def main(argv: list[str]) -> int:
     setup()
     if command == "setup":
         return 0
+    if command in {"serve", "test"}:
+        install_system_tools()
     if command == "serve":
         return _run(BIN / "vobiz-stream", "serve", *rest)
     if command == "test":
