@@ -1,0 +1,162 @@
+"""The carrier's end of a stream socket: a WebSocket client on picows with a synchronous send.
+
+The emulator sends a media frame every 20 ms per call, so with a thousand calls the cost of one
+send is the load generator's budget. aiohttp's ``send_str`` is a coroutine per frame (about 10 us
+of framework and a task step); picows (Cython) frames, masks and writes in one call of about
+2 us, which lets one timer send the frames of every call due at that moment
+(:mod:`vobiz_stream.emulator.clock`) with no task switch per frame (``bench/bench_emulator.py``).
+
+picows hands over raw frames; this module makes them messages again (fragments joined), answers
+a close, and exposes what the emulator needs: send, receive, close, and ``abort`` for a drop with
+no close frame (a fault to inject).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import picows
+from picows import WSCloseCode, WSFrame, WSMsgType, WSTransport
+
+__all__ = ["CarrierSocket", "Message", "SocketError"]
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""The largest message accepted from the app (a ``playAudio`` of a few minutes fits)."""
+
+
+class SocketError(Exception):
+    """The socket could not be opened; the message says why (for ``DroppedStream``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One whole message from the app."""
+
+    data: bytes
+    binary: bool
+
+
+class _Listener(picows.WSListener):
+    """Collects whole messages into ``inbox`` and notes the close."""
+
+    def __init__(self) -> None:
+        self.inbox: deque[Message] = deque()
+        self.arrived = asyncio.Event()
+        self.close_code: int | None = None
+        self.disconnected = False
+        self.write_paused = False
+        self._parts: list[bytes] = []
+        self._binary = False
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is WSMsgType.CLOSE:
+            self.close_code = frame.get_close_code().value
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+            return
+        if kind is WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if kind in (WSMsgType.TEXT, WSMsgType.BINARY):
+            self._parts, self._binary = [], kind is WSMsgType.BINARY
+        elif kind is not WSMsgType.CONTINUATION:
+            return
+        self._parts.append(frame.get_payload_as_bytes())
+        if sum(map(len, self._parts)) > MAX_MESSAGE_BYTES:
+            transport.send_close(WSCloseCode.MESSAGE_TOO_BIG)
+            transport.disconnect()
+            return
+        if frame.fin:
+            self.inbox.append(Message(b"".join(self._parts), self._binary))
+            self._parts = []
+            self.arrived.set()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.disconnected = True
+        self.arrived.set()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+
+
+class CarrierSocket:
+    """One stream socket, carrier side."""
+
+    def __init__(self, transport: WSTransport, listener: _Listener) -> None:
+        self._transport = transport
+        self._listener = listener
+
+    @classmethod
+    async def connect(cls, url: str, timeout: float) -> CarrierSocket:
+        """Open the socket to ``url`` (``ws://`` or ``wss://``); raise :class:`SocketError`."""
+        try:
+            async with asyncio.timeout(timeout):
+                transport, listener = await picows.ws_connect(
+                    _Listener, url, websocket_handshake_timeout=timeout, enable_auto_pong=False
+                )
+        except TimeoutError:
+            raise SocketError(f"no WebSocket handshake within {timeout:g}s") from None
+        except (picows.WSError, OSError, ValueError) as exc:
+            raise SocketError(str(exc) or type(exc).__name__) from None
+        assert isinstance(listener, _Listener)
+        return cls(transport, listener)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is gone (or closing): sends go nowhere."""
+        return self._listener.disconnected or self._listener.close_code is not None
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the app's close frame; None if it sent none (yet)."""
+        return self._listener.close_code
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the app is not reading and our send buffer is over its high mark."""
+        return self._listener.write_paused
+
+    def send_text(self, text: str | bytes) -> bool:
+        """Send one text frame now; False when the socket is gone (not an error: on a real
+        carrier such frames go nowhere)."""
+        if self.closed:
+            return False
+        self._transport.send(WSMsgType.TEXT, text.encode() if isinstance(text, str) else text)
+        return True
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """The app's messages, in order, until the socket closes."""
+        listener = self._listener
+        while True:
+            while listener.inbox:
+                yield listener.inbox.popleft()
+            if listener.disconnected:
+                return
+            listener.arrived.clear()
+            await listener.arrived.wait()
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Close the socket cleanly (close frame, then the connection)."""
+        self._transport.send_close(WSCloseCode.OK)
+        self._transport.disconnect()
+        await self._wait_disconnected(timeout)
+
+    def abort(self) -> None:
+        """Cut the connection at once, with no close frame: what a network failure looks like."""
+        self._transport.disconnect(graceful=False)
+
+    async def _wait_disconnected(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._listener.disconnected:
+                    self._listener.arrived.clear()
+                    await self._listener.arrived.wait()
+        except TimeoutError:
+            self.abort()
