@@ -18,9 +18,14 @@ import time
 import weakref
 from collections.abc import Callable
 
-__all__ = ["FrameClock", "Ticket"]
+__all__ = ["RESOLUTION", "FrameClock", "Ticket"]
 
 log = logging.getLogger("vobiz_stream.emulator")
+
+RESOLUTION = 0.001
+"""The clock fires at most once per this many seconds and then runs everything due: event loop
+timers are no finer than 1 ms anyway (libuv counts milliseconds), and one timer per millisecond
+serves every call due in it instead of one per frame."""
 
 Action = Callable[[], float | None]
 """Does what is due now; returns the monotonic time it is next due, or None when it is done."""
@@ -102,4 +107,4 @@ class FrameClock:
         for entry in again:
             heapq.heappush(heap, entry)
         if heap:
-            self._arm(heap[0][0])
+            self._arm(max(heap[0][0], time.monotonic() + RESOLUTION))

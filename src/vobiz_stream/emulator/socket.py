@@ -1,10 +1,10 @@
 """The carrier's end of a stream socket: a WebSocket client on picows with a synchronous send.
 
 The emulator sends a media frame every 20 ms per call, so with a thousand calls the cost of one
-send is the load generator's budget. aiohttp's ``send_str`` is a coroutine per frame (about 10 us
-of framework and a task step); picows (Cython) frames, masks and writes in one call of about
-2 us, which lets one timer send the frames of every call due at that moment
-(:mod:`vobiz_stream.emulator.clock`) with no task switch per frame (``bench/bench_emulator.py``).
+send is the load generator's budget. aiohttp's ``send_str`` is a coroutine, so each frame needs a
+task woken to await it; picows (Cython) frames, masks and writes in one plain call, so one timer
+can send the frames of every call due at that moment (:mod:`vobiz_stream.emulator.clock`) with
+no task per call. ``bench/bench_emulator.py`` measures both.
 
 picows hands over raw frames; this module makes them messages again (fragments joined), answers
 a close, and exposes what the emulator needs: send, receive, close, and ``abort`` for a drop with
