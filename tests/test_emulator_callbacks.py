@@ -13,12 +13,19 @@ from vobiz_stream.emulator.callbacks import (
     CallbackContext,
     CallbackEvent,
     CallbackSender,
+    SignatureVersion,
     callback_fields,
     callback_request,
     callback_timestamp,
     new_nonce,
 )
-from vobiz_stream.webhooks import SignatureCheck, parse_status_callback, verify_signature
+from vobiz_stream.webhooks import (
+    SignatureCheck,
+    parse_status_callback,
+    sign_v2,
+    sign_v3,
+    verify_signature,
+)
 from vobiz_stream.xml import CallbackMethod
 
 CONTEXT = CallbackContext(
@@ -86,6 +93,24 @@ def test_post_is_form_fields_signed_over_the_url() -> None:
     assert request.url == url
     assert request.body == fields
     assert request.headers["X-Vobiz-Signature-V3-Nonce"] == "42"
+    assert verify_signature("token", url, request.headers) is SignatureCheck.VALID
+    assert verify_signature("other", url, request.headers) is SignatureCheck.INVALID
+
+
+def test_v2_signs_url_and_nonce_with_its_own_headers() -> None:
+    fields = callback_fields(CallbackEvent.START, CONTEXT, "stream-1", moment=MOMENT)
+    url = "https://app.example/webhook"
+    request = callback_request(
+        url,
+        CallbackMethod.POST,
+        fields,
+        auth_token="token",
+        nonce="42",
+        signature=SignatureVersion.V2,
+    )
+    assert set(request.headers) == {"X-Vobiz-Signature-V2", "X-Vobiz-Signature-V2-Nonce"}
+    assert request.headers["X-Vobiz-Signature-V2"] == sign_v2("token", url, "42")
+    assert request.headers["X-Vobiz-Signature-V2"] != sign_v3("token", url, "42")
     assert verify_signature("token", url, request.headers) is SignatureCheck.VALID
     assert verify_signature("other", url, request.headers) is SignatureCheck.INVALID
 

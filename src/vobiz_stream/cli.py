@@ -13,7 +13,7 @@ import orjson
 from vobiz_stream import __version__
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.config import load_settings
-from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator import CallOptions, Faults, SignatureVersion, run_call
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, run_load
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.loop import run as run_on_best_loop
@@ -124,11 +124,36 @@ examples:
 
 The emulator plays Vobiz: it POSTs the answer URL, connects to the <Stream> URL in the
 XML, streams the WAV (any rate, mono or stereo) as 20 ms media frames, plays the app's
-playAudio in real time and answers checkpoints and clears. At the end of the audio it
-closes the socket without a stop, as live Vobiz does. Status callbacks go to the
-<Stream>'s statusCallbackUrl (signed with --auth-token), and a socket the app drops is
-reconnected up to the <Stream>'s maxRetries times. Exit status: 0 for a completed
-call, 1 when the call failed (bad answer XML, no socket), 2 for bad arguments.
+playAudio in real time and answers checkpoints and clears. The call hangs up at the end
+of the audio, or, after a <Stream> without keepCallAlive (which runs in the background),
+when the verbs after it end: <Speak> is spoken with espeak-ng (a tone without it) into
+--heard, <Wait> waits, <Play> is a 1 s 440 Hz tone per loop (audio is not fetched),
+<Hangup> hangs up, <Dial> is noted and skipped. A hangup closes the socket without a
+stop, as live Vobiz does. Status callbacks go to the <Stream>'s statusCallbackUrl
+(signed with --auth-token), and a socket the app drops is reconnected up to the
+<Stream>'s maxRetries times. Exit status: 0 for a completed call, 1 when the call
+failed (bad answer XML or a forbidden <Stream>, no socket), 2 for bad arguments.
+"""
+
+FAULTS_EPILOG = """faults (to test how an app copes with a bad network; all off by default):
+  --jitter 40         each frame leaves up to 40 ms after its 20 ms deadline (uniformly
+                      random); TCP keeps order, so a frame behind a late one waits for it
+                      and the two arrive back to back
+  --bunch 5           frames leave five at a time, every 100 ms, at the deadline of the
+                      group's last frame
+  --drop-frames 0.05  each frame is never sent with probability 5 %%; --drop-frames 10
+                      skips every 10th frame. Its chunk and timestamp are simply missing
+                      from the stream: a gap the app should fill with silence
+  --reorder 0.02      2 %% of frames are sent right after the frame that follows them
+                      (adjacent frames swapped, both at the later deadline)
+  --drop-at 12.5      at 12.5 s of call time the TCP connection is cut: no close frame,
+                      no stop, no reconnect; the stream is over (a DroppedStream callback)
+  --seed 7            the seed of every random choice, to repeat a run exactly; without
+                      it a seed is drawn%s and shown in the report
+A frame's chunk and timestamp always give its true place in the call, which is how an
+app can put reordered frames back and find dropped ones; sequenceNumber counts the
+messages in the order they are sent. Pacing is measured against each frame's own
+scheduled time, so injected delays do not count as late frames.
 """
 
 
@@ -139,13 +164,85 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {text}")
+    return value
+
+
+def _drop_rate(text: str) -> float:
+    """A probability below 1, or a whole number N of 2 or more (every Nth frame)."""
+    value = float(text)
+    if 0 <= value < 1 or (value >= 2 and value.is_integer()):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"must be a probability below 1 (0.05) or a whole number of 2 or more "
+        f"(10: every 10th frame), got {text}"
+    )
+
+
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    faults = parser.add_argument_group("faults (see below)")
+    add = faults.add_argument
+    add(
+        "--jitter",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="MS",
+        help="delay each frame by up to MS milliseconds, at random",
+    )
+    add("--bunch", type=_positive_int, default=1, metavar="K", help="send frames K at a time")
+    add(
+        "--drop-frames",
+        type=_drop_rate,
+        default=0.0,
+        metavar="P",
+        help="never send a frame: with probability P (below 1), or every Pth frame (2 or more)",
+    )
+    add(
+        "--reorder",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="swap a frame with the next one with probability P",
+    )
+    add(
+        "--drop-at",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="cut the TCP connection at this call time, with no close frame",
+    )
+    add("--seed", type=int, metavar="N", help="seed of the random faults (repeatable runs)")
+
+
+def _faults(args: argparse.Namespace) -> Faults:
+    drop = args.drop_frames
+    return Faults(
+        jitter_ms=args.jitter,
+        bunch=args.bunch,
+        drop_probability=drop if drop < 1 else 0.0,
+        drop_every=int(drop) if drop >= 1 else None,
+        reorder=args.reorder,
+        drop_at=args.drop_at,
+        seed=args.seed,
+    )
+
+
 def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     call = commands.add_parser(
         "call",
         help="emulate the carrier: place one call against an answer URL",
         description="Emulate Vobiz for one call: fetch the answer XML, stream a WAV as the "
         "caller, play the app's audio back and report what happened.",
-        epilog=CALL_EPILOG,
+        epilog=CALL_EPILOG + "\n" + FAULTS_EPILOG % " per call",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = call.add_argument
@@ -179,7 +276,30 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--auth-token",
         help="sign status callbacks (X-Vobiz-Signature-V3) with this Vobiz auth token",
     )
+    add(
+        "--signature",
+        choices=[version.value for version in SignatureVersion],
+        default=SignatureVersion.V3.value,
+        help="which signature signed callbacks carry: v3 (default) or the older v2",
+    )
+    add(
+        "--callback-timeout",
+        type=_positive_float,
+        default=CallOptions.callback_timeout,
+        metavar="SECONDS",
+        help="how long a status callback may take before it counts as failed "
+        f"(default {CallOptions.callback_timeout:g}, as Vobiz)",
+    )
+    add(
+        "--retry-delay",
+        type=_non_negative_float,
+        default=CallOptions.retry_delay,
+        metavar="SECONDS",
+        help="call time between a dropped socket and the reconnect, with maxRetries "
+        f"(default {CallOptions.retry_delay:g})",
+    )
     add("--quiet", action="store_true", help="print only the summary, not the timeline")
+    _add_fault_arguments(call)
 
 
 LOAD_EPILOG = """\
@@ -216,7 +336,9 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="emulate the carrier at scale: many concurrent calls against an answer URL",
         description="Place many concurrent emulated Vobiz calls against an answer URL and "
         "report pacing, the app's round trips and the load's own CPU.",
-        epilog=LOAD_EPILOG,
+        epilog=LOAD_EPILOG
+        + "\n"
+        + FAULTS_EPILOG % " per call (with --seed every call gets the same faults)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = load.add_argument
@@ -255,6 +377,7 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="byte order of the L16 sent to the app (default big, as the seeds say)",
     )
     add("--quiet", action="store_true", help="no progress line, only the summary")
+    _add_fault_arguments(load)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +419,10 @@ def _run_call(args: argparse.Namespace) -> int:
         caller_path=args.caller_out,
         on_event=None if args.quiet else lambda entry: print(entry, flush=True),
         auth_token=args.auth_token,
+        signature=SignatureVersion(args.signature),
+        callback_timeout=args.callback_timeout,
+        retry_delay=args.retry_delay,
+        faults=_faults(args),
     )
     report = run_on_best_loop(run_call(args.answer_url, args.audio, options))
     for line in report.summary():
@@ -314,7 +441,9 @@ def _run_load(args: argparse.Namespace) -> int:
         silence=args.silence,
         processes=args.processes,
         call_options=CallOptions(
-            legacy_shape=args.legacy_shape, l16_byte_order=ByteOrder(args.l16_byte_order)
+            legacy_shape=args.legacy_shape,
+            l16_byte_order=ByteOrder(args.l16_byte_order),
+            faults=_faults(args),
         ),
     )
     tty = sys.stderr.isatty()

@@ -56,7 +56,8 @@ async def record_call(
     [call] = running.server.store.list_calls()
     caller = codec(padded(speech()[0]))
     assert report.frames_sent == len(padded(caller)) // (RATE // 50)
-    assert report.late_frames <= report.frames_sent // 50, report.summary()
+    # Paced on the deadlines: on a loaded machine a few frames leave late, never many.
+    assert report.mean_lateness_ms < 5, report.summary()
     sent = len(caller)
     # The recording starts with the first frame and may run on in silence, never short.
     assert len(recorded) >= sent and not recorded[sent:, 0].any()

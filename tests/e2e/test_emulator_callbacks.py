@@ -28,6 +28,7 @@ from aiohttp import WSMsgType, web
 from tests.e2e.conftest import DATA, RunningServer, StartServer, run_cli
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.emulator import CallOptions, CallReport, run_call
+from vobiz_stream.emulator.callbacks import SignatureVersion
 from vobiz_stream.session import CallSession
 from vobiz_stream.store import CallbackRecord
 
@@ -88,8 +89,10 @@ async def test_callbacks_reach_the_server_with_every_field(start_server: StartSe
     await running.wait_idle()
     assert report.completed and report.end_reason == "hangup", report.summary()
     assert report.stream_id is not None
+    # The caller hanging up ends the stream with the call: no StopStream (PROTOCOL.md section 5
+    # sends it only when the stream ends on its own: the app's stop, REST stop, streamTimeout).
     records = callbacks_of(running)
-    assert events(records) == ["StartStream", "StopStream"]
+    assert events(records) == ["StartStream"]
     for record in records:
         check_common(record, report, report.stream_id)
         assert record["fields"]["Error"] == ""
@@ -100,24 +103,27 @@ async def test_callbacks_reach_the_server_with_every_field(start_server: StartSe
     assert start["ServiceURL"] == report.stream_url
     assert "?call=" in start["ServiceURL"]
     # The report keeps what came of each, on the call clock.
-    assert [(sent.event, sent.status) for sent in report.callbacks] == [
-        ("StartStream", 200),
-        ("StopStream", 200),
-    ]
+    assert [(sent.event, sent.status) for sent in report.callbacks] == [("StartStream", 200)]
     assert report.callbacks[0].at < 0.1
-    assert report.callbacks[1].at == pytest.approx(report.duration, abs=0.2)
     assert all(sent.latency_ms < 500 for sent in report.callbacks)
     assert any(line.startswith("status callbacks: StartStream 1") for line in report.summary())
     assert report.to_json()["callbacks"][0]["ok"] is True
 
 
-async def test_signed_with_the_server_token_they_are_accepted(start_server: StartServer) -> None:
+@pytest.mark.parametrize("signature", list(SignatureVersion))
+async def test_signed_with_the_server_token_they_are_accepted(
+    start_server: StartServer, signature: SignatureVersion
+) -> None:
     running = await start_server(auth_token=TOKEN)
-    report = await run_call(running.base + "/", FIXTURE, CallOptions(speed=SPEED, auth_token=TOKEN))
+    report = await run_call(
+        running.base + "/",
+        FIXTURE,
+        CallOptions(speed=SPEED, auth_token=TOKEN, signature=signature),
+    )
     assert report.completed, report.summary()
-    assert [sent.status for sent in report.callbacks] == [200, 200]
+    assert [sent.status for sent in report.callbacks] == [200]
     records = callbacks_of(running)
-    assert events(records) == ["StartStream", "StopStream"]
+    assert events(records) == ["StartStream"]
     assert {record["signature"] for record in records} == {"valid"}
 
 
@@ -130,11 +136,8 @@ async def test_with_a_wrong_token_or_none_they_are_rejected(
     await running.wait_idle()
     # The call itself is unharmed; the rejections are in the report.
     assert report.completed and report.end_reason == "hangup", report.summary()
-    assert [(sent.event, sent.status) for sent in report.callbacks] == [
-        ("StartStream", 403),
-        ("StopStream", 403),
-    ]
-    assert "2 failed (HTTP 403)" in report.summary()[-1]
+    assert [(sent.event, sent.status) for sent in report.callbacks] == [("StartStream", 403)]
+    assert "1 failed (HTTP 403)" in report.summary()[-1]
     [call] = running.server.store.list_calls()
     assert call["status_callbacks"] == []
     assert len(call["streams"]) == 1  # the stream ran
@@ -150,7 +153,7 @@ async def test_get_callbacks_carry_the_fields_in_a_signed_query(
     assert report.completed, report.summary()
     assert report.stream_id is not None
     records = callbacks_of(running)
-    assert events(records) == ["StartStream", "StopStream"]
+    assert events(records) == ["StartStream"]
     for record in records:
         check_common(record, report, report.stream_id)
         assert record["signature"] == "valid"  # over the URL with its query
@@ -221,10 +224,11 @@ async def test_a_slow_callback_endpoint_never_stalls_the_media(
         release.set()
         await sink.cleanup()
     assert report.completed and report.end_reason == "hangup", report.summary()
-    assert report.late_frames <= report.frames_sent // 50, report.summary()
+    # A frame held up by the callback would be late by its 0.3 s timeout; load makes a few
+    # milliseconds at most.
+    assert report.max_lateness_ms < 100, report.summary()
     assert [(sent.event, sent.status, sent.error) for sent in report.callbacks] == [
         ("StartStream", None, "no answer within 0.3 s"),
-        ("StopStream", None, "no answer within 0.3 s"),
     ]
     # The call's own length, plus at most the last callback's timeout to flush it.
     assert elapsed < report.duration / SPEED + 0.3 + 1.0
@@ -241,12 +245,16 @@ async def test_cli_signs_callbacks_with_auth_token(start_server: StartServer) ->
         "8",
         "--auth-token",
         TOKEN,
+        "--signature",
+        "v2",
+        "--callback-timeout",
+        "2.5",
         timeout=30,
     )
     assert returncode == 0, stderr.decode()
     output = stdout.decode()
     assert "callback" in output and "StartStream HTTP 200" in output
-    assert "status callbacks: StartStream 1, StopStream 1; 0 failed" in output
+    assert "status callbacks: StartStream 1; 0 failed" in output
     assert {record["signature"] for record in callbacks_of(running)} == {"valid"}
 
 
@@ -402,10 +410,10 @@ async def test_reconnect_after_the_app_drops_the_socket(
     assert report.streams[1].first_frame == report.streams[0].frames_sent + report.frames_skipped
     assert report.frames_sent == len(first) + len(second)
 
-    # Callbacks: started, dropped (with the reason), started again, stopped at hangup.
+    # Callbacks: started, dropped (with the reason), started again; the hangup sends none.
     records = callbacks_of(running)
-    assert events(records) == ["StartStream", "DroppedStream", "StartStream", "StopStream"]
-    ids = [starts[0]["streamId"]] * 2 + [starts[1]["streamId"]] * 2
+    assert events(records) == ["StartStream", "DroppedStream", "StartStream"]
+    ids = [starts[0]["streamId"]] * 2 + [starts[1]["streamId"]]
     for record, stream_id in zip(records, ids, strict=True):
         check_common(record, report, stream_id)
         assert record["fields"]["X-VH-agent"] == "ann"
@@ -443,7 +451,7 @@ async def test_a_failed_connect_is_retried_then_fails_the_call(
 
     running = await start_server()
     xml = (
-        f'<Response><Stream bidirectional="true" maxRetries="2" '
+        f'<Response><Stream bidirectional="true" keepCallAlive="true" maxRetries="2" '
         f'statusCallbackUrl="{running.base}/webhook">ws://127.0.0.1:{port}/s</Stream></Response>'
     )
 
@@ -489,13 +497,7 @@ async def test_played_cleared_and_degraded_callbacks(
     assert report.degraded
     assert report.stream_id is not None
     records = callbacks_of(running)
-    assert events(records) == [
-        "StartStream",
-        "PlayedStream",
-        "ClearedAudio",
-        "DegradedStream",
-        "StopStream",
-    ]
+    assert events(records) == ["StartStream", "PlayedStream", "ClearedAudio", "DegradedStream"]
     for record in records:
         check_common(record, report, report.stream_id)
     fields = {record["event"]: record["fields"] for record in records}
@@ -571,3 +573,38 @@ async def test_a_failed_reconnect_ends_the_call(start_server: StartServer) -> No
     assert "closed the socket" in records[1]["fields"]["Error"]
     assert "503" in records[2]["fields"]["Error"]
     assert records[2]["stream_id"] != records[0]["stream_id"]
+
+
+async def test_cli_retry_delay_sets_the_pause_before_a_reconnect(
+    start_server: StartServer,
+    scripted: Callable[[str, Script], Awaitable[ScriptedApp]],
+    tmp_path: Path,
+) -> None:
+    async def drop_once(app: AppSocket) -> None:
+        if app.index == 0:
+            await app.until("media")
+            return
+        await app.drain()
+
+    running = await start_server()
+    app = await scripted(callback_attributes(running, 'maxRetries="1"'), drop_once)
+    report_path = tmp_path / "report.json"
+    returncode, _, stderr = await run_cli(
+        "call",
+        app.base,
+        "--audio",
+        str(FIXTURE),
+        "--speed",
+        "4",
+        "--retry-delay",
+        "1.5",
+        "--report",
+        str(report_path),
+        "--quiet",
+        timeout=30,
+    )
+    assert returncode == 0, stderr.decode()
+    report = orjson.loads(report_path.read_bytes())
+    first, second = report["streams"]
+    assert first["end_reason"] == "dropped"
+    assert second["started_at"] - first["ended_at"] == pytest.approx(1.5, abs=0.3)

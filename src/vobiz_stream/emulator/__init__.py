@@ -1,7 +1,10 @@
 """The carrier side: emulated Vobiz calls against an app's answer URL and stream socket, one
-at a time (:func:`run_call`) or many at once (:func:`run_load`)."""
+at a time (:func:`run_call`) or many at once (:func:`run_load`), with network faults on request
+(:class:`Faults`)."""
 
 from vobiz_stream.emulator.call import CallOptions, run_call
+from vobiz_stream.emulator.callbacks import SignatureVersion
+from vobiz_stream.emulator.faults import Faults, InjectedFaults
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, LoadSummary, run_load
 from vobiz_stream.emulator.playout import (
     CheckpointPlayed,
@@ -11,20 +14,33 @@ from vobiz_stream.emulator.playout import (
     PlayoutEvent,
     QueueCleared,
 )
-from vobiz_stream.emulator.report import CallReport
+from vobiz_stream.emulator.report import (
+    CallbackSent,
+    CallReport,
+    StreamLeg,
+    TimelineEntry,
+    VerbTiming,
+)
 
 __all__ = [
     "CallOptions",
     "CallReport",
+    "CallbackSent",
     "CheckpointPlayed",
     "Degraded",
+    "Faults",
     "Gap",
+    "InjectedFaults",
     "LoadOptions",
     "LoadProgress",
     "LoadSummary",
     "Playout",
     "PlayoutEvent",
     "QueueCleared",
+    "SignatureVersion",
+    "StreamLeg",
+    "TimelineEntry",
+    "VerbTiming",
     "run_call",
     "run_load",
 ]

@@ -4,21 +4,34 @@
 URL with the fields Vobiz sends, reads the XML, connects to the ``<Stream>`` URL, sends ``start``
 and then the caller's audio as ``media`` frames every 20 ms, while it reads the app's commands into
 a :class:`~vobiz_stream.emulator.playout.Playout` and answers checkpoints and clears when the
-model says. At the end of the caller's audio it closes the socket without a ``stop``, as live
-Vobiz does. Everything it saw goes into a :class:`~vobiz_stream.emulator.report.CallReport`.
+model says. When the call hangs up it closes the socket without a ``stop``, as live Vobiz does.
+Everything it saw goes into a :class:`~vobiz_stream.emulator.report.CallReport`.
+
+The call hangs up when the caller's audio ends or, for a ``<Stream>`` without ``keepCallAlive``
+(which runs in the background), when the verbs after it end the call (a ``<Hangup>``, or they run
+out: :mod:`vobiz_stream.emulator.verbs`); their audio (``<Speak>``...) goes into the heard WAV.
+A stream that ends before the call (the app's ``stop``, the app closing the socket,
+``streamTimeout``) leaves the call up while verbs after the ``<Stream>`` last: those still running
+for a background stream, all of them after a ``keepCallAlive`` one.
 
 Along the way it sends the status callbacks of section 5 to the ``statusCallbackUrl``
 (:mod:`vobiz_stream.emulator.callbacks`, in the background: a slow endpoint never delays a frame):
 ``StartStream`` when a socket is up, ``PlayedStream``/``ClearedAudio``/``DegradedStream`` as the
-playout says, ``DroppedStream`` when a connect fails or the app closes the socket, ``StopStream``
-when the carrier ends the stream (the app's ``stop``, ``streamTimeout``, the call's end). With
+playout says, ``DroppedStream`` when a connect fails or the socket drops (the app closing it, the
+``drop_at`` cut), ``StopStream`` only when the stream ends on the carrier's side while the call
+goes on (the app's ``stop``, ``streamTimeout``); an ordinary hangup sends none. With
 ``maxRetries`` a dropped or failed socket is followed by a new one (new ``start``, new streamId,
 same callId), up to that many times; the caller audio carries on at the frame then due.
 
+Faults (:mod:`vobiz_stream.emulator.faults`) change when frames leave: jitter, bunches, dropped and
+swapped frames, and a cut of the connection with no close frame. A frame's ``chunk`` and
+``timestamp`` always give its true place in the call; ``sequenceNumber`` counts messages in the
+order they are sent.
+
 The call has one clock: ``start`` is sent at 0 and frame ``n`` is due at ``n * 20 ms`` (divided by
-``speed`` on the wall clock), each deadline computed from the start, never by sleeping a fixed
-step, so pacing never drifts. The playout model runs on the same clock, so the WAV of what the
-caller heard lines up sample for sample with the caller's audio.
+``speed`` on the wall clock), or at its time in the fault schedule, each deadline computed from the
+start, never by sleeping a fixed step, so pacing never drifts. The playout model runs on the same
+clock, so the WAV of what the caller heard lines up sample for sample with the caller's audio.
 """
 
 from __future__ import annotations
@@ -27,11 +40,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import secrets
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -43,7 +57,9 @@ from vobiz_stream.emulator.callbacks import (
     CallbackContext,
     CallbackEvent,
     CallbackSender,
+    SignatureVersion,
 )
+from vobiz_stream.emulator.faults import Faults, ScheduledFrame, plan_faults
 from vobiz_stream.emulator.playout import (
     DEFAULT_QUEUE_CAP,
     CheckpointPlayed,
@@ -60,6 +76,7 @@ from vobiz_stream.emulator.report import (
     StreamLeg,
     Timeline,
     TimelineEntry,
+    VerbTiming,
 )
 from vobiz_stream.emulator.source import (
     CallerAudio,
@@ -67,6 +84,7 @@ from vobiz_stream.emulator.source import (
     caller_frames,
     read_caller_audio,
 )
+from vobiz_stream.emulator.verbs import VerbPlan, Voice, plan_verbs, voice
 from vobiz_stream.errors import ProtocolError, XmlError
 from vobiz_stream.formats import FRAME_MS, AudioFormat
 from vobiz_stream.protocol import (
@@ -85,7 +103,7 @@ from vobiz_stream.protocol import (
     encode,
     parse_command,
 )
-from vobiz_stream.xml import AudioTrack, Stream, parse_response
+from vobiz_stream.xml import AudioTrack, Stream, UnknownVerb, Verb, parse_response
 
 __all__ = ["CallOptions", "run_call"]
 
@@ -97,6 +115,15 @@ _TRACKS = {
     AudioTrack.INBOUND: (Track.INBOUND,),
     AudioTrack.OUTBOUND: (Track.OUTBOUND,),
     AudioTrack.BOTH: (Track.INBOUND, Track.OUTBOUND),
+}
+
+CALL_ENDINGS = frozenset({"hangup", "xml_hangup", "xml_done", "answer_ended"})
+"""End reasons where the stream ends because the call does (no ``StopStream`` is sent)."""
+
+_ENDING_DETAIL = {
+    "xml_hangup": "<Hangup>: the call ends",
+    "xml_done": "the verbs after the <Stream> ran out: the call ends",
+    "answer_ended": "the last verb is a <Stream> without keepCallAlive: the call ends",
 }
 
 
@@ -133,11 +160,16 @@ class CallOptions:
     """Called as each media frame leaves, with its lateness in wall-clock seconds after its
     deadline (the load generator's pacing histogram)."""
     auth_token: str | None = None
-    """Sign status callbacks with ``X-Vobiz-Signature-V3`` keyed by this token."""
+    """Sign status callbacks with ``X-Vobiz-Signature-V3`` (or ``signature``) keyed by this
+    token."""
+    signature: SignatureVersion = SignatureVersion.V3
+    """Which signature signed callbacks carry: V3, or the older V2."""
     callback_timeout: float = CALLBACK_TIMEOUT
     """Wall-clock seconds a status callback may take before it counts as failed."""
     retry_delay: float = 0.5
     """Call-clock seconds between a dropped socket and the reconnect (``maxRetries``)."""
+    faults: Faults = field(default_factory=Faults)
+    """Jitter, bunched, dropped and reordered frames, a cut connection (none by default)."""
 
     def check(self) -> None:
         if not self.speed > 0:
@@ -152,6 +184,7 @@ class CallOptions:
             )
         if not self.retry_delay >= 0:
             raise EmulatorError(f"retry_delay must be 0 or more seconds, got {self.retry_delay}")
+        self.faults.check()
 
 
 class _CallFailedError(Exception):
@@ -216,17 +249,37 @@ class _Call:
         self._wake = asyncio.Event()
         self._heard: WavWriter | None = None
         self._heard_left = 0
+        self._heard_position = 0
+        """Samples of the call clock written to the heard WAV."""
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._epoch_ms = 0
         """Wall-clock epoch milliseconds of ``start``: the base of media timestamps."""
         self._playout: Playout | None = None
         self._callbacks: CallbackSender | None = None
         self._call_end = 0.0
-        """Call-clock seconds when the caller audio (and so the call) ends."""
-        self._next_frame = 0
-        """Index of the next caller frame to send; it carries over a reconnect."""
+        """Call-clock seconds when the call hangs up, unless the stream ends first: the end of
+        the caller audio, or of the verbs after a background ``<Stream>``."""
+        self._caller_end = 0.0
+        """Call-clock seconds when the caller audio ends (the caller hangs up)."""
+        self._hangup_reason = "hangup"
+        """The end reason at ``_call_end``: the caller's, or the verbs'."""
+        self._schedule: tuple[ScheduledFrame, ...] = ()
+        """When each caller frame leaves (:mod:`~vobiz_stream.emulator.faults`)."""
+        self._next_entry = 0
+        """Index in the schedule of the next frame to send; it carries over a reconnect."""
+        self._cut_at: float | None = None
+        """Call seconds at which the connection is cut (the ``drop_at`` fault)."""
+        self._cutting = False
         self._drop_error = ""
         """Why the current socket failed or dropped: ``Error`` of its ``DroppedStream``."""
+        self._verbs_after: tuple[Verb, ...] = ()
+        """The answer's verbs after its ``<Stream>``."""
+        self._voice = Voice()
+        self._plan: VerbPlan | None = None
+        """The verbs after the ``<Stream>`` on the call clock, once they run."""
+        self._announced = 0
+        """Steps of the plan already on the timeline and in the report."""
+        self._announcer: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         """Seconds on the call clock (0 is ``start``; before it, the time since the call began)."""
@@ -267,12 +320,18 @@ class _Call:
             self.timeline.add(self.now(), "xml warning", warning)
         if not response_xml.streams:
             raise _CallFailedError("the answer XML has no <Stream>: there is nothing to connect to")
+        verbs = response_xml.verbs
+        index = next(i for i, verb in enumerate(verbs) if isinstance(verb, Stream))
+        for verb in verbs[:index]:
+            name = verb.tag if isinstance(verb, UnknownVerb) else verb.TAG
+            warning = f"<{name}> before the <Stream> is not emulated: the call starts at the stream"
+            report.warnings.append(warning)
+            self.timeline.add(self.now(), "xml warning", warning)
+        self._verbs_after = verbs[index + 1 :]
         stream = response_xml.streams[0]
         report.stream_url = stream.url
         report.content_type = stream.content_type.content_type
         report.bidirectional = stream.bidirectional
-        if response_xml.ends_immediately:
-            report.end_reason = "answer_ended"
         return stream
 
     # -- the stream ---------------------------------------------------------------------------
@@ -294,34 +353,57 @@ class _Call:
                 ),
                 clock=self.now,
                 auth_token=options.auth_token,
+                signature=options.signature,
                 timeout=options.callback_timeout,
                 on_sent=self._callback_sent,
             )
         media_format = stream.content_type
+        rate = media_format.sample_rate
         self._playout = Playout(
-            media_format.sample_rate,
+            rate,
             byte_order=options.playback_byte_order,
             bidirectional=stream.bidirectional,
             queue_cap=options.queue_cap,
         )
-        pcm = self._caller_pcm(media_format.sample_rate)
+        pcm = self._caller_pcm(rate)
         frames = caller_frames(pcm, media_format, options.l16_byte_order)
+        self._caller_end = len(frames) * FRAME_SECONDS
+        self._voice = await voice(self._verbs_after, rate)
+        if not stream.keep_call_alive:  # a background stream: the verbs run alongside
+            self._plan = plan_verbs(self._verbs_after, rate, self._voice)
+            if self._plan.end is not None:
+                last = math.ceil(self._plan.end / media_format.frame_samples)
+                if last <= len(frames):  # the verbs end the call (on the frame grid)
+                    frames = frames[:last]
+                    self._hangup_reason = self._plan.reason
         self._call_end = len(frames) * FRAME_SECONDS
+        self._plan_faults(len(frames))
+        sent = len(frames) * media_format.frame_samples
         with contextlib.ExitStack() as files:
             if options.caller_path is not None:
-                writer = files.enter_context(
-                    WavWriter(options.caller_path, media_format.sample_rate)
-                )
-                writer.write(pcm)
-                writer.write(
-                    np.zeros(len(frames) * media_format.frame_samples - len(pcm), np.int16)
-                )
+                writer = files.enter_context(WavWriter(options.caller_path, rate))
+                writer.write(pcm[:sent])
+                writer.write(np.zeros(max(0, sent - len(pcm)), np.int16))
             if options.heard_path is not None:
-                self._heard = files.enter_context(
-                    WavWriter(options.heard_path, media_format.sample_rate)
-                )
-                self._heard_left = len(frames) * media_format.frame_samples
-            await self._run_sockets(http, stream, frames)
+                self._heard = files.enter_context(WavWriter(options.heard_path, rate))
+                self._heard_left = round(self._caller_end * rate)
+            try:
+                await self._run_sockets(http, stream, frames)
+            finally:
+                if self._announcer is not None:
+                    self._announcer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._announcer
+
+    def _plan_faults(self, frame_count: int) -> None:
+        """The send schedule of the call's frames; the report keeps what faults were injected."""
+        faults = self.options.faults
+        seed = faults.seed if faults.seed is not None else secrets.randbelow(2**32)
+        plan = plan_faults(frame_count, faults, seed)
+        self._schedule = plan.schedule
+        self._cut_at = plan.injected.cut_at
+        if faults.active:
+            self.report.faults = plan.injected
 
     async def _run_sockets(
         self, http: aiohttp.ClientSession, stream: Stream, frames: list[bytes]
@@ -342,8 +424,9 @@ class _Call:
                 if not self.report.streams:
                     raise _CallFailedError(self._drop_error)
                 await self._end_without_socket()
+                await self._go_on_with_verbs(self.report.duration)
                 return
-            leg = StreamLeg(stream_id, started_at=0.0, first_frame=self._next_frame)
+            leg = StreamLeg(stream_id, started_at=0.0, first_frame=0)
             self.report.streams.append(leg)
             self.report.stream_id = stream_id
             try:
@@ -355,9 +438,14 @@ class _Call:
             finally:
                 await socket.close()
                 self.timeline.add(
-                    self.now(), "closed", f"socket closed ({leg.end_reason or 'error'})"
+                    self.now(),
+                    "closed",
+                    "connection cut: no close frame"
+                    if leg.end_reason == "cut"
+                    else f"socket closed ({leg.end_reason or 'error'})",
                 )
             if leg.end_reason != "dropped":
+                await self._go_on_with_verbs(self.report.duration)
                 return
             retries -= 1
             await self._pause_before_reconnect()
@@ -415,17 +503,19 @@ class _Call:
         media_format = stream.content_type
         tracks = _TRACKS[stream.audio_track]
         self._sequence = 0
-        if len(report.streams) == 1:
+        first_socket = len(report.streams) == 1
+        if first_socket:
             self._began = time.monotonic()
             self._epoch_ms = int(time.time() * 1000)
         await self._send_start(media_format, tracks)
         leg.started_at = round(self.now(), 4)
-        first = self._next_frame
-        if len(report.streams) > 1:  # the first frame still on time
-            first = max(first, math.ceil(leg.started_at / FRAME_SECONDS))
-        leg.first_frame = first
-        report.frames_skipped += first - self._next_frame
-        self._next_frame = first
+        if not first_socket:  # the first frame still on time; the frames before it are lost
+            # Swaps are of adjacent frames only, so the earliest frame still to go is one of
+            # the next two.
+            next_two = self._schedule[self._next_entry : self._next_entry + 2]
+            pending = min((frame for _at, frame in next_two), default=len(frames))
+            leg.first_frame = max(pending, math.ceil(leg.started_at / FRAME_SECONDS))
+        first = leg.first_frame
         self.timeline.add(
             leg.started_at,
             "start",
@@ -433,11 +523,8 @@ class _Call:
             + (f", stream {len(report.streams)} from frame {first}" if first else ""),
         )
         self._callback(CallbackEvent.START, leg.stream_id, extra={"ServiceURL": stream.url})
-        if report.end_reason == "answer_ended":
-            self.timeline.add(
-                0.0, "hangup", "the last verb is a <Stream> without keepCallAlive: call ends"
-            )
-            return "answer_ended", 0.0
+        if first_socket and self._plan is not None:
+            self._announcer = asyncio.create_task(self._announce_verbs_on_time(self._plan))
         sender = asyncio.create_task(self._send_media(frames, media_format, tracks, leg))
         reader = asyncio.create_task(self._read_commands(socket))
         answerer = asyncio.create_task(self._answer_checkpoints())
@@ -451,10 +538,13 @@ class _Call:
         await asyncio.gather(sender, reader, answerer, return_exceptions=True)
         for task in done:
             task.result()  # a bug in a task surfaces here instead of vanishing
-        if sender in done and sender.result() == "hangup":
-            return "hangup", self._call_end
         if sender in done:
-            return sender.result(), self.now()
+            result = sender.result()
+            if result == "hangup":
+                return self._hangup_reason, self._call_end
+            if result == "cut" and self._cut_at is not None:
+                return "cut", self._cut_at
+            return result, self.now()
         if reader in done:
             return reader.result(), self.now()
         end = self.now()
@@ -462,23 +552,27 @@ class _Call:
         return "stream_timeout", end
 
     async def _end(self, leg: StreamLeg, reason: str, end: float) -> None:
-        """The call ends at ``end`` (call clock) with this socket."""
+        """The stream ends at ``end`` (call clock) with this socket, and with it the call,
+        unless verbs after the ``<Stream>`` keep it up (:meth:`_go_on_with_verbs`)."""
         playout = self._playout
         assert playout is not None
         self.report.end_reason = leg.end_reason = reason
         leg.ended_at = round(end, 4)
+        self._announce_verbs(end)
         events, voided = playout.hang_up(end)
         await self._handle(events)
         if voided:
             self.timeline.add(end, "voided", f"checkpoints never played: {', '.join(voided)}")
         self._write_heard(playout.pop_heard(partial=True))
-        if self.options.send_stop and reason in ("hangup", "stream_timeout"):
+        if self.options.send_stop and (reason in CALL_ENDINGS or reason == "stream_timeout"):
             await self._send(Stop(leg.stream_id, "call_ended", self._next_sequence()))
             self.timeline.add(self.now(), "stop", "sent the seeds' stop")
         self.report.duration = end
-        if reason == "app_closed":
+        if reason in _ENDING_DETAIL:
+            self.timeline.add(end, "hangup", _ENDING_DETAIL[reason])
+        if reason in ("app_closed", "cut"):
             self._callback(CallbackEvent.DROPPED, leg.stream_id, error=self._drop_error)
-        else:
+        elif reason not in CALL_ENDINGS:  # the app's stop, streamTimeout
             self._callback(CallbackEvent.STOP, leg.stream_id)
 
     def _drop(self, leg: StreamLeg, end: float) -> None:
@@ -519,10 +613,68 @@ class _Call:
         playout = self._playout
         assert playout is not None
         end = self.now()
+        self._announce_verbs(end)
         playout.hang_up(end)
         self._write_heard(playout.pop_heard(partial=True))
         self.report.end_reason = "app_closed"
         self.report.duration = end
+
+    # -- the verbs after the <Stream> -----------------------------------------------------------
+
+    async def _go_on_with_verbs(self, end: float) -> None:
+        """The stream ended at ``end`` on its own: the call stays up while verbs after the
+        ``<Stream>`` last (those still running for a background stream, all of them after a
+        ``keepCallAlive`` one), and no longer than the caller's audio; then it hangs up."""
+        if self.report.end_reason in CALL_ENDINGS:
+            return
+        plan = self._plan
+        playout = self._playout
+        assert playout is not None
+        if plan is None:
+            plan = self._plan = plan_verbs(
+                self._verbs_after, playout.rate, self._voice, start=round(end * playout.rate)
+            )
+            self._announcer = asyncio.create_task(self._announce_verbs_on_time(plan))
+        self._announce_verbs(end)
+        verbs_end = math.inf if plan.end_seconds is None else plan.end_seconds
+        hangup = min(verbs_end, self._caller_end)
+        if hangup <= end:
+            return
+        self.timeline.add(end, "call goes on", "with the verbs after the <Stream>")
+        delay = self._began + hangup / self.options.speed - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._announce_verbs(hangup)
+        if self._heard is not None:
+            silence = round(hangup * playout.rate) - self._heard_position
+            self._write_heard(np.zeros(max(0, silence), np.int16))
+        self.report.duration = hangup
+        by_caller = "the caller hangs up: the end of the caller audio"
+        by_verbs = _ENDING_DETAIL.get(plan.reason, by_caller)
+        self.timeline.add(hangup, "hangup", by_verbs if hangup < self._caller_end else by_caller)
+
+    async def _announce_verbs_on_time(self, plan: VerbPlan) -> None:
+        """Put each verb on the timeline as it starts."""
+        for step in plan.steps:
+            at = step.start / plan.rate
+            delay = self._began + at / self.options.speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._announce_verbs(at)
+
+    def _announce_verbs(self, upto: float) -> None:
+        """Put the verbs that started by ``upto`` (call seconds) on the timeline and report."""
+        plan = self._plan
+        if plan is None:
+            return
+        for step in plan.steps[self._announced :]:
+            at = step.start / plan.rate
+            if at > upto:
+                break
+            self._announced += 1
+            ended = None if step.end is None else step.end / plan.rate
+            self.report.verbs.append(VerbTiming(step.name, round(at, 4), ended, step.detail))
+            self.timeline.add(at, f"<{step.name}>", step.detail)
 
     # -- carrier to app ----------------------------------------------------------------------
 
@@ -603,37 +755,64 @@ class _Call:
         tracks: tuple[Track, ...],
         leg: StreamLeg,
     ) -> str:
-        """Every frame from the socket's first on its deadline ``began + n * 20 ms / speed``;
-        then wait out the last.
+        """Every frame still to go from the socket's first, each on its deadline
+        ``began + at / speed`` (``at`` from the schedule, ``n * 20 ms`` without faults); then
+        wait out the call, or cut the connection at ``drop_at``.
 
-        Returns ``hangup``, or ``app_closed`` if the socket went away under it.
+        Returns ``hangup``, ``cut``, or ``app_closed`` if the socket went away under it.
         """
         silence = bytes([silence_byte(media_format.encoding)]) * media_format.frame_bytes
-        step = FRAME_SECONDS / self.options.speed
-        for n in range(leg.first_frame, len(frames)):
-            payload = frames[n]
-            deadline = self._began + n * step
+        speed = self.options.speed
+        schedule = self._schedule
+        for position in range(self._next_entry, len(schedule)):
+            at, n = schedule[position]
+            if n < leg.first_frame:  # due while the stream was down: lost
+                self.report.frames_skipped += 1
+                self._next_entry = position + 1
+                continue
+            deadline = self._began + at / speed
             delay = deadline - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             lateness = time.monotonic() - deadline
             self._lateness.append(lateness)
             for track in tracks:
-                data = payload if track is Track.INBOUND else silence
+                data = frames[n] if track is Track.INBOUND else silence
                 text = self._media_text(data, track, n, media_format, leg.first_frame)
                 if not await self._send_text(text):
                     self._drop_error = self._drop_error or "the socket dropped under the media"
                     return "app_closed"
-            self._next_frame = n + 1
+            self._next_entry = position + 1
             leg.frames_sent += 1
             self.report.frames_sent += 1
             if self.options.on_frame is not None:
                 self.options.on_frame(lateness)
-            await self._advance(n * FRAME_SECONDS)
-        delay = self._began + len(frames) * step - time.monotonic()
+            await self._advance(at)
+        cut_at = self._cut_at
+        delay = self._began + (self._call_end if cut_at is None else cut_at) / speed
+        delay -= time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        return "hangup"
+        if cut_at is None:
+            return "hangup"
+        self._cut_connection(cut_at)
+        return "cut"
+
+    def _cut_connection(self, at: float) -> None:
+        """Abort the TCP connection under the socket: no close frame, as when a network dies.
+
+        aiohttp has no public way to drop a WebSocket without its closing handshake, so this
+        reaches the connection's transport.
+        """
+        self._cutting = True
+        self._drop_error = f"the carrier cut the connection at {at:g}s (drop_at): no close frame"
+        self.timeline.add(at, "cut", self._drop_error)
+        socket = self._socket
+        assert socket is not None
+        connection = socket._response.connection
+        transport = connection.transport if connection is not None else None
+        if transport is not None:
+            transport.abort()
 
     # -- app to carrier -----------------------------------------------------------------------
 
@@ -645,6 +824,8 @@ class _Call:
                     return "app_stop"
             elif message.type is aiohttp.WSMsgType.BINARY:
                 self._malformed(f"binary frame of {len(message.data)} bytes; commands are JSON")
+        if self._cutting:  # the carrier's own cut, not the app's doing
+            return "cut"
         self._drop_error = f"the app closed the socket (close code {socket.close_code})"
         self.timeline.add(self.now(), "app closed", self._drop_error)
         return "app_closed"
@@ -790,11 +971,15 @@ class _Call:
             self._callbacks.abort()
 
     def _write_heard(self, pcm: Pcm) -> None:
-        """Write heard audio, never past the caller audio's length (the call's length)."""
+        """Write heard audio, with the verbs' audio mixed in at its place, never past the caller
+        audio's length (the longest the call can last)."""
         if self._heard is None or not len(pcm):
             return
         pcm = pcm[: self._heard_left]
+        if self._plan is not None:
+            pcm = self._plan.mix(pcm, self._heard_position)
         self._heard_left -= len(pcm)
+        self._heard_position += len(pcm)
         self._heard.write(pcm)
 
     # -- the report ---------------------------------------------------------------------------
@@ -816,4 +1001,7 @@ class _Call:
             report.degraded = playout.degraded
         if self._callbacks is not None:
             report.callbacks = list(self._callbacks.sent)
+        for verb in report.verbs:
+            if verb.ended_at is None or verb.ended_at > report.duration:
+                verb.ended_at = round(report.duration, 4)
         return report

@@ -6,7 +6,8 @@ Every callback carries ``Event``, ``CallUUID``, ``StreamID``, ``From``, ``To``, 
 (UTC ``YYYY-MM-DD HH:MM:SS``), ``ParentAuthID``, ``Error`` (empty when healthy) and an
 ``X-VH-<key>`` field for each ``extraHeaders`` pair. With an auth token each request is signed with
 ``X-Vobiz-Signature-V3`` and its nonce over the full URL (the query included for GET), by
-:func:`vobiz_stream.webhooks.sign_v3`.
+:func:`vobiz_stream.webhooks.sign_v3`, or on request with the older ``X-Vobiz-Signature-V2``
+(:func:`vobiz_stream.webhooks.sign_v2`).
 
 :class:`CallbackSender` queues callbacks and a single background task sends them in order, each
 bounded by a timeout, so a slow or failing callback endpoint never delays the media pacing. What
@@ -35,7 +36,7 @@ import aiohttp
 from yarl import URL
 
 from vobiz_stream.emulator.report import CallbackSent
-from vobiz_stream.webhooks import EXTRA_HEADER_PREFIX, sign_v3
+from vobiz_stream.webhooks import EXTRA_HEADER_PREFIX, sign_v2, sign_v3
 from vobiz_stream.xml import CallbackMethod
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "CallbackEvent",
     "CallbackRequest",
     "CallbackSender",
+    "SignatureVersion",
     "callback_fields",
     "callback_request",
     "callback_timestamp",
@@ -55,8 +57,23 @@ log = logging.getLogger("vobiz_stream.emulator")
 CALLBACK_TIMEOUT = 3.0
 """Seconds a callback endpoint has to answer (PROTOCOL.md section 5)."""
 
-SIGNATURE_HEADER = "X-Vobiz-Signature-V3"
-NONCE_HEADER = "X-Vobiz-Signature-V3-Nonce"
+
+class SignatureVersion(StrEnum):
+    """Which signature signed callbacks carry: V3 (current), or V2 (URL and nonce, no ``.``)."""
+
+    V2 = "v2"
+    V3 = "v3"
+
+    @property
+    def header(self) -> str:
+        return f"X-Vobiz-Signature-{self.name}"
+
+    @property
+    def nonce_header(self) -> str:
+        return f"{self.header}-Nonce"
+
+    def sign(self, auth_token: str, url: str, nonce: str) -> str:
+        return (sign_v3 if self is SignatureVersion.V3 else sign_v2)(auth_token, url, nonce)
 
 
 class CallbackEvent(StrEnum):
@@ -72,7 +89,8 @@ class CallbackEvent(StrEnum):
     DROPPED = "DroppedStream"
     """The connect failed or the socket dropped (the app closing it too); ``Error`` says how."""
     STOP = "StopStream"
-    """The carrier ended the stream: the app's ``stop``, ``streamTimeout``, the call's end."""
+    """The stream ended while the call goes on: the app's ``stop``, a REST stop,
+    ``streamTimeout``. Not sent when the stream ends because the call hangs up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +164,10 @@ def callback_request(
     *,
     auth_token: str | None = None,
     nonce: str | None = None,
+    signature: SignatureVersion = SignatureVersion.V3,
 ) -> CallbackRequest:
-    """Build the request for one callback; sign it when there is an ``auth_token``.
+    """Build the request for one callback; sign it (``signature``) when there is an
+    ``auth_token``.
 
     The URL is normalised to its percent-encoded form first (a URL that already is one is kept as
     written), so the URL signed is byte for byte the URL the app receives.
@@ -161,8 +181,8 @@ def callback_request(
     headers: dict[str, str] = {}
     if auth_token:
         nonce = nonce or new_nonce()
-        headers[SIGNATURE_HEADER] = sign_v3(auth_token, base, nonce)
-        headers[NONCE_HEADER] = nonce
+        headers[signature.header] = signature.sign(auth_token, base, nonce)
+        headers[signature.nonce_header] = nonce
     return CallbackRequest(method, base, headers, body)
 
 
@@ -190,6 +210,7 @@ class CallbackSender:
         *,
         clock: Callable[[], float],
         auth_token: str | None = None,
+        signature: SignatureVersion = SignatureVersion.V3,
         timeout: float = CALLBACK_TIMEOUT,
         on_sent: Callable[[CallbackSent], None] | None = None,
     ) -> None:
@@ -200,6 +221,7 @@ class CallbackSender:
         self._http = http
         self._clock = clock
         self._auth_token = auth_token
+        self._signature = signature
         self._timeout = timeout
         self._on_sent = on_sent
         self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
@@ -220,7 +242,9 @@ class CallbackSender:
         fields = callback_fields(
             event, self.context, stream_id, moment=datetime.now(UTC), error=error, extra=extra
         )
-        request = callback_request(self.url, self.method, fields, auth_token=self._auth_token)
+        request = callback_request(
+            self.url, self.method, fields, auth_token=self._auth_token, signature=self._signature
+        )
         self._queue.put_nowait(_Queued(str(event), stream_id, self._clock(), request))
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name="status-callbacks")

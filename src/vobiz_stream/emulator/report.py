@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vobiz_stream.emulator.faults import InjectedFaults
 from vobiz_stream.emulator.playout import Gap
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "StreamLeg",
     "Timeline",
     "TimelineEntry",
+    "VerbTiming",
 ]
 
 
@@ -119,6 +121,20 @@ class StreamLeg:
     frames_sent: int = 0
 
 
+@dataclass(slots=True)
+class VerbTiming:
+    """One verb after the ``<Stream>`` that ran: when it started and ended on the call clock.
+
+    ``ended_at`` is where it ended or the call did, whichever came first; None only while a verb
+    that lasts until the caller hangs up is still running.
+    """
+
+    verb: str
+    started_at: float
+    ended_at: float | None
+    detail: str = ""
+
+
 @dataclass
 class CallReport:
     """Everything one emulated call measured. ``failure`` says why a call could not run."""
@@ -133,10 +149,14 @@ class CallReport:
     speed: float = 1.0
     failure: str | None = None
     end_reason: str | None = None
-    """``hangup`` (caller audio or hangup_after done), ``app_stop``, ``app_closed`` (the app
-    closed the socket, and ``maxRetries`` reconnects, if any, ran out), ``stream_timeout``,
-    ``answer_ended`` (a background stream was the last verb), or None."""
+    """How the stream ended. With the call: ``hangup`` (the caller audio or hangup_after ran
+    out), ``xml_hangup`` (a ``<Hangup>`` after the stream), ``xml_done`` (the verbs after a
+    background stream ran out), ``answer_ended`` (a background stream was the last verb). On its
+    own, after which the call goes on while verbs after the ``<Stream>`` last: ``app_stop``,
+    ``app_closed`` (the app closed the socket, and ``maxRetries`` reconnects, if any, ran out),
+    ``stream_timeout``, ``cut`` (the injected ``drop_at`` fault). None when the call failed."""
     duration: float = 0.0
+    """Call seconds from ``start`` to the hangup."""
     frames_sent: int = 0
     late_frames: int = 0
     """Media frames that left more than the tolerance after their deadline."""
@@ -161,6 +181,10 @@ class CallReport:
     frames_skipped: int = 0
     """Caller frames that went nowhere while the stream was down between sockets."""
     callbacks: list[CallbackSent] = field(default_factory=list)
+    verbs: list[VerbTiming] = field(default_factory=list)
+    """The verbs after the ``<Stream>`` that ran, in order."""
+    faults: InjectedFaults | None = None
+    """What was injected into the media (jitter, bunching, drops, swaps, the cut), if asked."""
     timeline: list[TimelineEntry] = field(default_factory=list)
 
     @property
@@ -211,6 +235,13 @@ class CallReport:
                 f"streams: {len(self.streams)} ({self.reconnects} reconnects, "
                 f"{self.frames_skipped} caller frames lost between sockets)"
             )
+        if self.verbs:
+            lines.append(
+                "verbs after the <Stream>: "
+                + ", ".join(f"{verb.verb} at {verb.started_at:.2f}s" for verb in self.verbs)
+            )
+        if self.faults is not None:
+            lines.append(self.faults.summary())
         if self.callbacks:
             failed = [sent for sent in self.callbacks if not sent.ok]
             events: dict[str, int] = {}
