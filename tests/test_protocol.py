@@ -21,6 +21,7 @@ from vobiz_stream.protocol import (
     ClearedAudio,
     Dtmf,
     Media,
+    MediaEncoder,
     PlayAudio,
     PlayedStream,
     ProtocolError,
@@ -532,3 +533,61 @@ def test_random_json_objects_raise_only_protocol_error(
     for parse in (parse_event, parse_command):
         with contextlib.suppress(ProtocolError):
             parse(frame)
+
+
+@given(
+    payload=st.binary(max_size=200).map(lambda data: data + data),  # whole 16-bit samples
+    timestamp=st.integers(0, 2**53),
+    chunk=st.integers(0, 2**31),
+    sequence=st.integers(0, 2**31),
+    stream_id=st.text(max_size=40),
+    track=st.sampled_from(list(Track)),
+    seed_shape=st.booleans(),
+    extra_headers=st.sampled_from([None, "{}", '{"a":"b"}']),
+)
+def test_media_encoder_writes_what_encode_writes(
+    *,
+    payload: bytes,
+    timestamp: int,
+    chunk: int,
+    sequence: int,
+    stream_id: str,
+    track: Track,
+    seed_shape: bool,
+    extra_headers: str | None,
+) -> None:
+    media_format = AudioFormat(Encoding.L16, 8000) if seed_shape else None
+    try:
+        encoder = MediaEncoder(
+            track=track, stream_id=stream_id, media_format=media_format, extra_headers=extra_headers
+        )
+    except ProtocolError:
+        # Only a stream id that contains one of the template's marker numbers is refused.
+        assert any(str(marker) in stream_id for marker in (9876543210123, 987654301, 987654302))
+        return
+    frame = encoder.encode(base64.b64encode(payload).decode(), timestamp, chunk, sequence)
+    expected = orjson.loads(
+        encode(
+            Media(
+                payload=payload,
+                track=track,
+                timestamp=timestamp,
+                chunk=None if seed_shape else chunk,
+                sequence_number=None if seed_shape else sequence,
+                stream_id=stream_id,
+                media_format=media_format,
+            )
+        )
+    )
+    if extra_headers is not None:
+        expected["extra_headers"] = extra_headers
+    assert orjson.loads(frame) == expected
+    parsed = parse_event(frame)
+    assert isinstance(parsed, Media)
+    assert (parsed.payload, parsed.timestamp) == (payload, timestamp)
+    assert parsed.chunk == (None if seed_shape else chunk)
+
+
+def test_media_encoder_refuses_a_stream_id_holding_its_markers() -> None:
+    with pytest.raises(ProtocolError, match="media template"):
+        MediaEncoder(track=Track.INBOUND, stream_id="x987654301x")

@@ -78,12 +78,9 @@ from vobiz_stream.emulator.report import (
     TimelineEntry,
     VerbTiming,
 )
-from vobiz_stream.emulator.source import (
-    CallerAudio,
-    EmulatorError,
-    caller_frames,
-    read_caller_audio,
-)
+from vobiz_stream.emulator.sender import MediaSender, SentFrame, TrackEncoder
+from vobiz_stream.emulator.socket import CarrierSocket, SocketError
+from vobiz_stream.emulator.source import CallerAudio, EmulatorError, read_caller_audio
 from vobiz_stream.emulator.verbs import VerbPlan, Voice, plan_verbs, voice
 from vobiz_stream.errors import ProtocolError, XmlError
 from vobiz_stream.formats import FRAME_MS, AudioFormat
@@ -91,7 +88,7 @@ from vobiz_stream.protocol import (
     Checkpoint,
     ClearAudio,
     ClearedAudio,
-    Media,
+    MediaEncoder,
     PlayAudio,
     PlayedStream,
     Start,
@@ -101,6 +98,7 @@ from vobiz_stream.protocol import (
     Track,
     Unknown,
     encode,
+    encode_payload,
     parse_command,
 )
 from vobiz_stream.xml import AudioTrack, Stream, UnknownVerb, Verb, parse_response
@@ -116,6 +114,9 @@ _TRACKS = {
     AudioTrack.OUTBOUND: (Track.OUTBOUND,),
     AudioTrack.BOTH: (Track.INBOUND, Track.OUTBOUND),
 }
+
+READER_GRACE = 1.0
+"""Wall seconds the command reader gets to finish once the media found the socket gone."""
 
 CALL_ENDINGS = frozenset({"hangup", "xml_hangup", "xml_done", "answer_ended"})
 """End reasons where the stream ends because the call does (no ``StopStream`` is sent)."""
@@ -242,7 +243,6 @@ class _Call:
         self.timeline = Timeline(options.on_event)
         self._began = time.monotonic()
         self._sequence = 0
-        self._send_lock = asyncio.Lock()
         self._lateness: list[float] = []
         self._commands: Counter[str] = Counter()
         self._checkpoints: dict[str, deque[CheckpointTiming]] = {}
@@ -251,7 +251,7 @@ class _Call:
         self._heard_left = 0
         self._heard_position = 0
         """Samples of the call clock written to the heard WAV."""
-        self._socket: aiohttp.ClientWebSocketResponse | None = None
+        self._socket: CarrierSocket | None = None
         self._epoch_ms = 0
         """Wall-clock epoch milliseconds of ``start``: the base of media timestamps."""
         self._playout: Playout | None = None
@@ -365,8 +365,8 @@ class _Call:
             bidirectional=stream.bidirectional,
             queue_cap=options.queue_cap,
         )
-        pcm = self._caller_pcm(rate)
-        frames = caller_frames(pcm, media_format, options.l16_byte_order)
+        pcm = self.caller.at_rate(rate, options.hangup_after)
+        frames = self.caller.payloads(media_format, options.l16_byte_order, options.hangup_after)
         self._caller_end = len(frames) * FRAME_SECONDS
         self._voice = await voice(self._verbs_after, rate)
         if not stream.keep_call_alive:  # a background stream: the verbs run alongside
@@ -406,7 +406,7 @@ class _Call:
             self.report.faults = plan.injected
 
     async def _run_sockets(
-        self, http: aiohttp.ClientSession, stream: Stream, frames: list[bytes]
+        self, http: aiohttp.ClientSession, stream: Stream, frames: list[str]
     ) -> None:
         """Connect, converse, and while ``maxRetries`` allows, reconnect after a drop.
 
@@ -415,7 +415,7 @@ class _Call:
         retries = stream.max_retries
         while True:
             stream_id = str(uuid.uuid4())
-            socket = await self._connect(http, stream, stream_id)
+            socket = await self._connect(stream, stream_id)
             if socket is None:
                 if retries > 0 and self.now() < self._call_end:
                     retries -= 1
@@ -450,17 +450,12 @@ class _Call:
             retries -= 1
             await self._pause_before_reconnect()
 
-    async def _connect(
-        self, http: aiohttp.ClientSession, stream: Stream, stream_id: str
-    ) -> aiohttp.ClientWebSocketResponse | None:
+    async def _connect(self, stream: Stream, stream_id: str) -> CarrierSocket | None:
         """The socket, or None after reporting the failure (``DroppedStream``)."""
         try:
-            async with asyncio.timeout(self.options.http_timeout):
-                socket = await http.ws_connect(stream.url, autoping=True)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            self._drop_error = (
-                f"cannot connect to the <Stream> URL {stream.url}: {str(exc) or type(exc).__name__}"
-            )
+            socket = await CarrierSocket.connect(stream.url, self.options.http_timeout)
+        except SocketError as exc:
+            self._drop_error = f"cannot connect to the <Stream> URL {stream.url}: {exc}"
             self.timeline.add(self.now(), "connect failed", self._drop_error)
             self._callback(CallbackEvent.DROPPED, stream_id, error=self._drop_error)
             return None
@@ -477,20 +472,11 @@ class _Call:
         )
         await asyncio.sleep(self.options.retry_delay / self.options.speed)
 
-    def _caller_pcm(self, rate: int) -> Pcm:
-        """The caller audio at ``rate``, cut or padded to ``hangup_after``."""
-        pcm = self.caller.at_rate(rate)
-        if self.options.hangup_after is not None:
-            wanted = round(self.options.hangup_after * rate)
-            pcm = pcm[:wanted]
-            pcm = np.concatenate([pcm, np.zeros(wanted - len(pcm), dtype=np.int16)])
-        return pcm
-
     async def _converse(
         self,
-        socket: aiohttp.ClientWebSocketResponse,
+        socket: CarrierSocket,
         stream: Stream,
-        frames: list[bytes],
+        frames: list[str],
         leg: StreamLeg,
     ) -> tuple[str, float]:
         """One socket: ``start``, then media and commands until it ends; returns why and when
@@ -507,7 +493,7 @@ class _Call:
         if first_socket:
             self._began = time.monotonic()
             self._epoch_ms = int(time.time() * 1000)
-        await self._send_start(media_format, tracks)
+        self._send_start(media_format, tracks)
         leg.started_at = round(self.now(), 4)
         if not first_socket:  # the first frame still on time; the frames before it are lost
             # Swaps are of adjacent frames only, so the earliest frame still to go is one of
@@ -533,11 +519,17 @@ class _Call:
             timeout=stream.stream_timeout / options.speed,
             return_when=asyncio.FIRST_COMPLETED,
         )
+        if sender in done and sender.result() == "app_closed" and reader not in done:
+            # The socket went under the media; the reader says how (the app's stop may be in
+            # the last bytes that came in, before the close).
+            done |= (await asyncio.wait({reader}, timeout=READER_GRACE))[0]
         for task in (sender, reader, answerer):
             task.cancel()
         await asyncio.gather(sender, reader, answerer, return_exceptions=True)
         for task in done:
             task.result()  # a bug in a task surfaces here instead of vanishing
+        if reader in done and reader.result() == "app_stop":
+            return "app_stop", self.now()
         if sender in done:
             result = sender.result()
             if result == "hangup":
@@ -560,12 +552,12 @@ class _Call:
         leg.ended_at = round(end, 4)
         self._announce_verbs(end)
         events, voided = playout.hang_up(end)
-        await self._handle(events)
+        self._handle(events)
         if voided:
             self.timeline.add(end, "voided", f"checkpoints never played: {', '.join(voided)}")
         self._write_heard(playout.pop_heard(partial=True))
         if self.options.send_stop and (reason in CALL_ENDINGS or reason == "stream_timeout"):
-            await self._send(Stop(leg.stream_id, "call_ended", self._next_sequence()))
+            self._send(Stop(leg.stream_id, "call_ended", self._next_sequence()))
             self.timeline.add(self.now(), "stop", "sent the seeds' stop")
         self.report.duration = end
         if reason in _ENDING_DETAIL:
@@ -683,27 +675,17 @@ class _Call:
         self._sequence += 1
         return number
 
-    async def _send(self, message: Start | Media | PlayedStream | ClearedAudio | Stop) -> None:
-        await self._send_text(encode(message))
-
-    async def _send_text(self, text: str) -> bool:
-        """Send one frame; False when the socket is gone (frames then go nowhere, as on a
-        real carrier: not an error)."""
+    def _send(self, message: Start | PlayedStream | ClearedAudio | Stop) -> None:
+        """Send one message now; on a socket already gone it goes nowhere, as on a real
+        carrier (not an error)."""
         socket = self._socket
         assert socket is not None
-        if socket.closed:
-            return False
-        async with self._send_lock:
-            try:
-                await socket.send_str(text)
-            except (ConnectionError, aiohttp.ClientError):
-                return False
-        return True
+        socket.send_text(encode(message))
 
-    async def _send_start(self, media_format: AudioFormat, tracks: tuple[Track, ...]) -> None:
+    def _send_start(self, media_format: AudioFormat, tracks: tuple[Track, ...]) -> None:
         options, report = self.options, self.report
         legacy = options.legacy_shape
-        await self._send(
+        self._send(
             Start(
                 stream_id=report.stream_id,
                 call_id=report.call_uuid,
@@ -719,38 +701,9 @@ class _Call:
             )
         )
 
-    def _media_text(
-        self, payload: bytes, track: Track, chunk: int, media_format: AudioFormat, first: int = 0
-    ) -> str:
-        """Frame ``chunk`` of the call; its ``chunk`` field counts from the socket's ``first``
-        (a per-stream index), its timestamp from the call's ``start``."""
-        timestamp = self._epoch_ms + chunk * FRAME_MS
-        if self.options.legacy_shape:
-            return encode(
-                Media(
-                    payload=payload,
-                    track=track,
-                    timestamp=timestamp,
-                    stream_id=self.report.stream_id,
-                    media_format=media_format,
-                )
-            )
-        text = encode(
-            Media(
-                payload=payload,
-                track=track,
-                timestamp=timestamp,
-                chunk=chunk - first + 1,
-                sequence_number=self._next_sequence(),
-                stream_id=self.report.stream_id,
-            )
-        )
-        # Live frames end with an empty extra_headers, which protocol.Media does not model.
-        return text[:-1] + ',"extra_headers":"{}"}'
-
     async def _send_media(
         self,
-        frames: list[bytes],
+        frames: list[str],
         media_format: AudioFormat,
         tracks: tuple[Track, ...],
         leg: StreamLeg,
@@ -761,35 +714,46 @@ class _Call:
 
         Returns ``hangup``, ``cut``, or ``app_closed`` if the socket went away under it.
         """
-        silence = bytes([silence_byte(media_format.encoding)]) * media_format.frame_bytes
-        speed = self.options.speed
-        schedule = self._schedule
-        for position in range(self._next_entry, len(schedule)):
-            at, n = schedule[position]
-            if n < leg.first_frame:  # due while the stream was down: lost
-                self.report.frames_skipped += 1
-                self._next_entry = position + 1
-                continue
-            deadline = self._began + at / speed
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            lateness = time.monotonic() - deadline
-            self._lateness.append(lateness)
-            for track in tracks:
-                data = frames[n] if track is Track.INBOUND else silence
-                text = self._media_text(data, track, n, media_format, leg.first_frame)
-                if not await self._send_text(text):
-                    self._drop_error = self._drop_error or "the socket dropped under the media"
-                    return "app_closed"
-            self._next_entry = position + 1
-            leg.frames_sent += 1
-            self.report.frames_sent += 1
-            if self.options.on_frame is not None:
-                self.options.on_frame(lateness)
-            await self._advance(at)
+        socket = self._socket
+        assert socket is not None
+        seed_shape = self.options.legacy_shape
+        sender = MediaSender(
+            socket=socket,
+            schedule=self._schedule,
+            payloads=frames,
+            silence=encode_payload(
+                bytes([silence_byte(media_format.encoding)]) * media_format.frame_bytes
+            ),
+            tracks=[
+                TrackEncoder(
+                    MediaEncoder(
+                        track=track,
+                        stream_id=self.report.stream_id,
+                        media_format=media_format if seed_shape else None,
+                        extra_headers=None if seed_shape else "{}",
+                    ),
+                    caller=track is Track.INBOUND,
+                )
+                for track in tracks
+            ],
+            began=self._began,
+            speed=self.options.speed,
+            epoch_ms=self._epoch_ms,
+            first_frame=leg.first_frame,
+            next_entry=self._next_entry,
+            next_sequence=self._next_sequence,
+            on_sent=lambda sent: self._sent(sent, leg),
+        )
+        try:
+            all_sent = await sender.run()
+        finally:
+            self._next_entry = sender.next_entry
+            self.report.frames_skipped += sender.skipped
+        if not all_sent:
+            self._drop_error = self._drop_error or "the socket dropped under the media"
+            return "app_closed"
         cut_at = self._cut_at
-        delay = self._began + (self._call_end if cut_at is None else cut_at) / speed
+        delay = self._began + (self._call_end if cut_at is None else cut_at) / self.options.speed
         delay -= time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -798,35 +762,43 @@ class _Call:
         self._cut_connection(cut_at)
         return "cut"
 
-    def _cut_connection(self, at: float) -> None:
-        """Abort the TCP connection under the socket: no close frame, as when a network dies.
+    def _sent(self, sent: SentFrame, leg: StreamLeg) -> None:
+        """A caller frame left: count it, and play out what the caller hears up to it."""
+        self._lateness.append(sent.lateness)
+        leg.frames_sent += 1
+        self.report.frames_sent += 1
+        if self.options.on_frame is not None:
+            self.options.on_frame(sent.lateness)
+        playout = self._playout
+        assert playout is not None
+        if self._heard is not None or not playout.idle:
+            self._advance(sent.due)
 
-        aiohttp has no public way to drop a WebSocket without its closing handshake, so this
-        reaches the connection's transport.
-        """
+    def _cut_connection(self, at: float) -> None:
+        """Abort the TCP connection under the socket: no close frame, as when a network dies."""
         self._cutting = True
         self._drop_error = f"the carrier cut the connection at {at:g}s (drop_at): no close frame"
         self.timeline.add(at, "cut", self._drop_error)
         socket = self._socket
         assert socket is not None
-        connection = socket._response.connection
-        transport = connection.transport if connection is not None else None
-        if transport is not None:
-            transport.abort()
+        socket.abort()
 
     # -- app to carrier -----------------------------------------------------------------------
 
-    async def _read_commands(self, socket: aiohttp.ClientWebSocketResponse) -> str:
+    async def _read_commands(self, socket: CarrierSocket) -> str:
         """Feed the app's commands to the playout; return why the stream ended."""
-        async for message in socket:
-            if message.type is aiohttp.WSMsgType.TEXT:
-                if await self._command(message.data):
-                    return "app_stop"
-            elif message.type is aiohttp.WSMsgType.BINARY:
+        async for message in socket.messages():
+            if message.binary:
                 self._malformed(f"binary frame of {len(message.data)} bytes; commands are JSON")
+            elif self._command(message.data):
+                return "app_stop"
         if self._cutting:  # the carrier's own cut, not the app's doing
             return "cut"
-        self._drop_error = f"the app closed the socket (close code {socket.close_code})"
+        self._drop_error = (
+            f"the app closed the socket (close code {socket.close_code})"
+            if socket.close_code is not None
+            else "the connection to the app was lost (no close frame)"
+        )
         self.timeline.add(self.now(), "app closed", self._drop_error)
         return "app_closed"
 
@@ -835,7 +807,7 @@ class _Call:
         log.warning("call %s: malformed command: %s", self.report.call_uuid, problem)
         self.timeline.add(self.now(), "malformed", problem[:200])
 
-    async def _command(self, text: str) -> bool:
+    def _command(self, text: bytes) -> bool:
         """Apply one command; True when it is the app's ``stop``."""
         playout = self._playout
         assert playout is not None
@@ -872,7 +844,7 @@ class _Call:
                 self._commands[command.event] += 1
                 self.timeline.add(now, "unknown", f"command {command.event!r} ignored")
                 return False
-        await self._handle(events)
+        self._handle(events)
         self._write_heard(playout.pop_heard())
         return False
 
@@ -892,19 +864,19 @@ class _Call:
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
                 continue
-            await self._advance(self.now())
+            self._advance(self.now())
 
-    async def _advance(self, now: float) -> None:
+    def _advance(self, now: float) -> None:
         playout = self._playout
         assert playout is not None
-        await self._handle(playout.advance(now))
+        self._handle(playout.advance(now))
         self._write_heard(playout.pop_heard())
 
-    async def _handle(self, events: list[PlayoutEvent]) -> None:
+    def _handle(self, events: list[PlayoutEvent]) -> None:
         for event in events:
             match event:
                 case CheckpointPlayed():
-                    await self._send(PlayedStream(event.name, self.report.stream_id))
+                    self._send(PlayedStream(event.name, self.report.stream_id))
                     answered = self.now()
                     waiting = self._checkpoints.get(event.name)
                     if waiting:
@@ -919,7 +891,7 @@ class _Call:
                         CallbackEvent.PLAYED, self.report.stream_id, extra={"Name": event.name}
                     )
                 case QueueCleared():
-                    await self._send(ClearedAudio(self.report.stream_id))
+                    self._send(ClearedAudio(self.report.stream_id))
                     self.report.clears.append(
                         ClearTiming(event.at, self.now(), event.dropped_seconds, event.voided)
                     )

@@ -34,6 +34,7 @@ reordered frame shows as a ``chunk`` out of step with its ``sequenceNumber``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -160,6 +161,8 @@ def plan_faults(frame_count: int, faults: Faults, seed: int) -> FaultPlan:
     still to leave at ``drop_at``.
     """
     faults.check()
+    if not faults.active:
+        return FaultPlan(_on_time(frame_count), InjectedFaults(faults, seed))
     drop_stream, jitter_stream, reorder_stream = (
         np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(3)
     )
@@ -211,6 +214,12 @@ def plan_faults(frame_count: int, faults: Faults, seed: int) -> FaultPlan:
         lost_to_cut=0 if cut_at is None else frame_count - len(sent_frames) - len(dropped),
     )
     return FaultPlan(tuple(zip(times.tolist(), sent_frames.tolist(), strict=True)), injected)
+
+
+@functools.lru_cache(maxsize=16)
+def _on_time(frame_count: int) -> tuple[ScheduledFrame, ...]:
+    """Every frame on its deadline; one copy for all the calls of a load that share a length."""
+    return tuple((n * FRAME_SECONDS, n) for n in range(frame_count))
 
 
 def _swaps(wanted: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:

@@ -149,6 +149,12 @@ class Playout:
         return position / self.rate
 
     @property
+    def idle(self) -> bool:
+        """Nothing queued and no checkpoint pending: advancing the clock would only add
+        silence, which the next :meth:`advance` adds just as well."""
+        return not self._queue and not self._pending
+
+    @property
     def queued_seconds(self) -> float:
         """Audio waiting to be played, as of the last call."""
         return self._queued / self.rate

@@ -1,9 +1,13 @@
-"""The caller's side of an emulated call: a WAV file turned into the stream's 20 ms frames."""
+"""The caller's side of an emulated call: a WAV file turned into the stream's 20 ms frames.
+
+Many calls of a load share one :class:`CallerAudio`, so what each call makes of it (the audio at
+the stream's rate, its frames in base64) is made once and kept on it.
+"""
 
 from __future__ import annotations
 
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,7 @@ from vobiz_stream.audio import (
 )
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.formats import AudioFormat, Encoding
+from vobiz_stream.protocol import encode_payload
 
 __all__ = ["CallerAudio", "EmulatorError", "caller_frames", "read_caller_audio"]
 
@@ -33,17 +38,44 @@ class CallerAudio:
 
     pcm: Pcm
     rate: int
+    _made: dict[tuple[object, ...], object] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def seconds(self) -> float:
         return len(self.pcm) / self.rate
 
-    def at_rate(self, rate: int) -> Pcm:
-        """The same audio at ``rate`` (whole file at once, so nothing is held back)."""
-        if rate == self.rate:
-            return self.pcm
-        resampler = Resampler(self.rate, rate)
-        return np.concatenate([resampler.process(self.pcm), resampler.flush()])
+    def at_rate(self, rate: int, seconds: float | None = None) -> Pcm:
+        """The same audio at ``rate`` (whole file at once, so nothing is held back), cut or
+        padded with silence to ``seconds`` when given."""
+        key = ("pcm", rate, seconds)
+        made = self._made.get(key)
+        if made is None:
+            pcm = self.pcm
+            if rate != self.rate:
+                resampler = Resampler(self.rate, rate)
+                pcm = np.concatenate([resampler.process(pcm), resampler.flush()])
+            if seconds is not None:
+                wanted = round(seconds * rate)
+                pcm = np.concatenate([pcm[:wanted], np.zeros(max(0, wanted - len(pcm)), np.int16)])
+            made = self._made[key] = pcm
+        assert isinstance(made, np.ndarray)
+        return made
+
+    def payloads(
+        self, media_format: AudioFormat, byte_order: ByteOrder, seconds: float | None = None
+    ) -> list[str]:
+        """The audio as the stream's 20 ms frames, each in base64 as a ``media`` payload."""
+        key = ("payloads", media_format, byte_order, seconds)
+        made = self._made.get(key)
+        if made is None:
+            frames = caller_frames(
+                self.at_rate(media_format.sample_rate, seconds), media_format, byte_order
+            )
+            made = self._made[key] = [encode_payload(frame) for frame in frames]
+        assert isinstance(made, list)
+        return made
 
 
 def read_caller_audio(path: Path) -> CallerAudio:

@@ -1,0 +1,121 @@
+"""One socket's caller frames, each sent on its deadline by the loop's shared frame clock.
+
+The schedule (:mod:`~vobiz_stream.emulator.faults`) says when each frame leaves, as call seconds
+from ``start``; frame ``n`` carries the caller's ``n``-th 20 ms of audio, whose ``timestamp`` is
+``start`` plus ``n * 20 ms`` and whose ``chunk`` counts from the socket's first frame. Nothing
+here waits in a task per frame: :class:`MediaSender` hands :class:`FrameClock` a function that
+sends every frame due and says when the next is, and the call awaits one future for the lot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from vobiz_stream.emulator.clock import FrameClock
+from vobiz_stream.emulator.faults import ScheduledFrame
+from vobiz_stream.emulator.socket import CarrierSocket
+from vobiz_stream.formats import FRAME_MS
+from vobiz_stream.protocol import MediaEncoder
+
+__all__ = ["MediaSender", "SentFrame", "TrackEncoder"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEncoder:
+    """One track's frames: its encoder, and whether it carries the caller (else silence)."""
+
+    encoder: MediaEncoder
+    caller: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SentFrame:
+    """A frame that left: which, when it was due (call seconds), how late it left (wall s)."""
+
+    frame: int
+    due: float
+    lateness: float
+
+
+class MediaSender:
+    """Sends ``payloads`` (base64, one per 20 ms) by ``schedule`` over ``socket``.
+
+    ``began`` is the monotonic time of ``start`` and ``speed`` how much faster than the wall
+    clock the call runs. Frames before ``first_frame`` were due while no socket was up: they are
+    skipped and counted. ``next_entry`` always says where in the schedule the sender is, so a
+    reconnect carries on from there.
+    """
+
+    def __init__(
+        self,
+        *,
+        socket: CarrierSocket,
+        schedule: Sequence[ScheduledFrame],
+        payloads: Sequence[str],
+        silence: str,
+        tracks: Sequence[TrackEncoder],
+        began: float,
+        speed: float,
+        epoch_ms: int,
+        first_frame: int,
+        next_entry: int,
+        next_sequence: Callable[[], int],
+        on_sent: Callable[[SentFrame], None],
+    ) -> None:
+        self._socket = socket
+        self._schedule = schedule
+        self._payloads = payloads
+        self._silence = silence
+        self._tracks = tracks
+        self._began = began
+        self._step = 1 / speed
+        self._epoch_ms = epoch_ms
+        self._first_frame = first_frame
+        self._next_sequence = next_sequence
+        self._on_sent = on_sent
+        self.next_entry = next_entry
+        self.skipped = 0
+        self._done: asyncio.Future[bool] | None = None
+
+    async def run(self) -> bool:
+        """Send every frame still to go; True when all went, False when the socket went first."""
+        self._done = asyncio.get_running_loop().create_future()
+        ticket = FrameClock.current().schedule(time.monotonic(), self._send_due)
+        try:
+            return await self._done
+        finally:
+            ticket.cancel()
+
+    def _finish(self, all_sent: bool) -> None:
+        assert self._done is not None
+        if not self._done.done():
+            self._done.set_result(all_sent)
+
+    def _send_due(self) -> float | None:
+        """The clock's action: send what is due now; return when the next frame is."""
+        schedule = self._schedule
+        while self.next_entry < len(schedule):
+            at, frame = schedule[self.next_entry]
+            deadline = self._began + at * self._step
+            now = time.monotonic()
+            if deadline > now:
+                return deadline
+            if frame < self._first_frame:
+                self.skipped += 1
+                self.next_entry += 1
+                continue
+            timestamp = self._epoch_ms + frame * FRAME_MS
+            chunk = frame - self._first_frame + 1
+            for track in self._tracks:
+                payload = self._payloads[frame] if track.caller else self._silence
+                text = track.encoder.encode(payload, timestamp, chunk, self._next_sequence())
+                if not self._socket.send_text(text):
+                    self._finish(all_sent=False)
+                    return None
+            self.next_entry += 1
+            self._on_sent(SentFrame(frame, at, now - deadline))
+        self._finish(all_sent=True)
+        return None
