@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 import wave
 from pathlib import Path
 
@@ -14,10 +15,18 @@ import pytest
 
 from vobiz_stream.audio import ByteOrder, Pcm, encode_l16
 from vobiz_stream.errors import VobizStreamError
-from vobiz_stream.handlers import BUILT_IN, HandlerError, echo, record, resolve_handler
-from vobiz_stream.protocol import ClearAudio, PlayAudio, parse_command
-from vobiz_stream.session import CallSession, SessionOptions
-from vobiz_stream.vad import EnergyVad, VoiceChange
+from vobiz_stream.handlers import (
+    BUILT_IN,
+    MARGIN,
+    HandlerError,
+    UtteranceCutter,
+    echo,
+    record,
+    resolve_handler,
+)
+from vobiz_stream.protocol import ClearAudio, PlayAudio, Track, parse_command
+from vobiz_stream.session import CallerAudio, CallSession, SessionOptions
+from vobiz_stream.vad import SpeechEnded, SpeechStarted, VoiceActivityDetector
 
 DATA = Path(__file__).parent / "data"
 
@@ -72,7 +81,19 @@ def test_missing_module_says_what_to_do() -> None:
     message = str(caught.value)
     assert "cannot import 'vs_no_such_module_anywhere'" in message
     assert "vs_no_such_module_anywhere:handler" in message
-    assert "PYTHONPATH" in message
+    assert "run from the folder that holds it" in message and "PYTHONPATH" in message
+
+
+def test_module_in_the_current_directory_without_it_on_sys_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As under the ``vobiz-stream`` command, whose sys.path starts with its own bin folder."""
+    write_module(tmp_path, "vs_test_agent_here", "async def handle(session):\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    here = {"", ".", str(tmp_path)}
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in here])
+    handler = resolve_handler("vs_test_agent_here:handle")
+    assert handler.__module__ == "vs_test_agent_here"
 
 
 def test_module_whose_own_import_fails_is_reported(
@@ -134,11 +155,14 @@ class FakeTransport:
         pass
 
 
+def frames_of(samples: Pcm) -> list[Pcm]:
+    return [samples[start : start + 160] for start in range(0, len(samples) - 159, 160)]
+
+
 def speech_frames() -> list[Pcm]:
     with wave.open(str(DATA / "speech_male_8k.wav"), "rb") as reader:
         samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
-    samples = samples.astype(np.int16)
-    return [samples[start : start + 160] for start in range(0, len(samples) - 159, 160)]
+    return frames_of(samples.astype(np.int16))
 
 
 def media_text(pcm: Pcm) -> str:
@@ -157,13 +181,15 @@ def start_text() -> str:
 
 
 async def test_echo_plays_the_utterance_back_and_clears_when_talked_over() -> None:
-    frames = speech_frames() + [np.zeros(160, dtype=np.int16)] * 30  # then 600 ms of silence
-    # Where the detector (tested in test_vad.py) puts the utterance.
-    vad = EnergyVad(8000)
-    changes = [vad.update(pcm) for pcm in frames]
-    started = changes.index(VoiceChange.SPEECH_STARTED)
-    ended = changes.index(VoiceChange.SPEECH_ENDED)
-    utterance = np.concatenate(frames[max(0, started - 5) : ended + 1])  # with 5 chunks preroll
+    frames = frames_of(np.zeros(4000, dtype=np.int16)) + speech_frames()
+    frames += frames_of(np.zeros(8000, dtype=np.int16))  # then 1 s of silence
+    # Where the detector (tested in test_vad.py) puts the utterance; echo keeps 100 ms around it.
+    events = VoiceActivityDetector(8000).push(np.concatenate(frames))
+    assert [type(event) for event in events] == [SpeechStarted, SpeechEnded]
+    onset, end = events[0].onset, events[1].end  # type: ignore[union-attr]
+    utterance = np.concatenate(frames)[
+        round((onset - MARGIN) * 8000) : round((end + MARGIN) * 8000)
+    ]
 
     transport = FakeTransport()
     session = CallSession(transport, SessionOptions(byte_order=ByteOrder.LITTLE, max_lead=0.2))
@@ -183,12 +209,77 @@ async def test_echo_plays_the_utterance_back_and_clears_when_talked_over() -> No
     played = np.frombuffer(b"".join(play.payload for play in plays), dtype="<i2")
     np.testing.assert_array_equal(played, utterance[: len(played)])
 
-    # The caller talks over the echo: it is cleared.
-    for pcm in speech_frames()[:15]:
+    # The caller talks over the echo: the session clears it (barge-in), nothing more is played.
+    for pcm in speech_frames()[:20]:
         session.feed(media_text(pcm))
         await asyncio.sleep(0)
-    assert ClearAudio("S1") in [parse_command(text) for text in transport.sent]
+    for _ in range(100):
+        if ClearAudio("S1") in map(parse_command, transport.sent):
+            break
+        await asyncio.sleep(0.005)
+    commands = [parse_command(text) for text in transport.sent]
+    assert ClearAudio("S1") in commands
+    after_clear = commands[commands.index(ClearAudio("S1")) + 1 :]
+    assert not any(isinstance(command, PlayAudio) for command in after_clear)
+    assert session.stats.barge_in_delays
 
     session.close("socket closed")
     await asyncio.wait_for(task, 1.0)
     await session.aclose()
+
+
+# --- cutting utterances out of the events ------------------------------------------------------
+
+
+def numbered(seconds: float, rate: int = 8000) -> Pcm:
+    """Samples whose values tell where they are (modulo 30000)."""
+    return (np.arange(round(seconds * rate)) % 30000).astype(np.int16)
+
+
+def chunks_of(pcm: Pcm, size: int = 160) -> list[Pcm]:
+    return [pcm[start : start + size] for start in range(0, len(pcm), size)]
+
+
+def test_utterance_cutter_keeps_a_margin_around_the_speech() -> None:
+    audio = numbered(4.0)
+    cutter = UtteranceCutter(8000, start_ms=200, margin=0.1)
+    pieces = chunks_of(audio)
+    for chunk in pieces[:100]:  # 2.0 s
+        assert cutter.feed(CallerAudio(chunk, 8000)) is None
+    assert cutter.feed(SpeechStarted(onset=1.8, detected=2.0)) is None
+    for chunk in pieces[100:175]:  # to 3.5 s
+        assert cutter.feed(CallerAudio(chunk, 8000)) is None
+    cutter.feed(CallerAudio(numbered(0.02), 8000, track=Track.OUTBOUND))  # not the caller
+    utterance = cutter.feed(SpeechEnded(end=3.0, detected=3.5))
+    assert utterance is not None
+    np.testing.assert_array_equal(utterance, audio[round(1.7 * 8000) : round(3.1 * 8000)])
+
+    # The next utterance starts afresh, from what came after the last one.
+    for chunk in pieces[175:195]:  # to 3.9 s
+        cutter.feed(CallerAudio(chunk, 8000))
+    assert cutter.feed(SpeechStarted(onset=3.7, detected=3.9)) is None
+    for chunk in pieces[195:]:
+        cutter.feed(CallerAudio(chunk, 8000))
+    second = cutter.feed(SpeechEnded(end=3.8, detected=4.0))
+    assert second is not None
+    np.testing.assert_array_equal(second, audio[round(3.6 * 8000) : round(3.9 * 8000)])
+
+
+def test_utterance_cutter_holds_little_while_nobody_speaks() -> None:
+    cutter = UtteranceCutter(8000, start_ms=200, margin=0.1)
+    audio = numbered(30.0)
+    for chunk in chunks_of(audio):
+        cutter.feed(CallerAudio(chunk, 8000))
+    # An onset further back than anything held starts at the oldest held sample: only
+    # start_ms + 2 margins (and part of a chunk) are kept between utterances.
+    cutter.feed(SpeechStarted(onset=0.0, detected=30.0))
+    utterance = cutter.feed(SpeechEnded(end=30.0, detected=30.0))
+    assert utterance is not None
+    assert 0.4 <= len(utterance) / 8000 <= 0.4 + 0.02 + MARGIN
+    np.testing.assert_array_equal(utterance, audio[len(audio) - len(utterance) :])
+
+
+def test_utterance_cutter_ignores_an_end_without_a_start() -> None:
+    cutter = UtteranceCutter(8000, start_ms=200)
+    cutter.feed(CallerAudio(numbered(1.0), 8000))
+    assert cutter.feed(SpeechEnded(end=0.5, detected=1.0)) is None

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import wave
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ from vobiz_stream.protocol import (
 )
 from vobiz_stream.session import (
     AudioCleared,
+    BargeIn,
     CallerAudio,
     CallSession,
     CheckpointPlayed,
@@ -35,7 +38,9 @@ from vobiz_stream.session import (
     SessionError,
     SessionEvent,
     SessionOptions,
+    SpeechDetection,
 )
+from vobiz_stream.vad import SpeechEnded, SpeechStarted
 
 L16_8K = AudioFormat(Encoding.L16, 8000)
 L16_16K = AudioFormat(Encoding.L16, 16000)
@@ -779,3 +784,155 @@ async def test_close_reports_the_audio_cut_short() -> None:
     heard = sum(len(item.pcm) // 2 for item in hooks.heard_audio)
     # About 50 ms played before the socket closed: nothing after the close counts.
     assert 0.04 * 8000 <= heard <= 0.09 * 8000
+
+
+# --- speech detection and barge-in ---------------------------------------------------------------
+
+
+def fixture_speech() -> Pcm:
+    """The male 8 kHz espeak-ng fixture (the detector finds it as one utterance: test_vad.py)."""
+    with wave.open(str(Path(__file__).parent / "data" / "speech_male_8k.wav"), "rb") as reader:
+        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+    return samples.astype(np.int16)
+
+
+async def feed_audio(session: CallSession, pcm: Pcm, pace: float = 0.0) -> None:
+    """Feed ``pcm`` as 20 ms frames at 8 kHz, ``pace`` seconds apart (0: as fast as possible)."""
+    for start in range(0, len(pcm), 160):
+        session.feed(media_frame(l16_bytes(padded(pcm[start : start + 160], 160))))
+        await asyncio.sleep(pace)
+
+
+async def test_detect_speech_reports_the_callers_utterance_in_order_with_its_audio() -> None:
+    session, transport, hooks = make_session(byte_order=ByteOrder.LITTLE)
+    session.feed(nested_start())
+    session.detect_speech()
+    events = asyncio.ensure_future(collect(session))
+    await asyncio.sleep(0)
+    caller = np.concatenate([np.zeros(8000, np.int16), fixture_speech(), np.zeros(8000, np.int16)])
+    await feed_audio(session, caller)
+    session.close("socket closed")
+    received = await asyncio.wait_for(events, 1.0)
+
+    voice = [event for event in received if isinstance(event, SpeechStarted | SpeechEnded)]
+    assert [type(event) for event in voice] == [SpeechStarted, SpeechEnded]
+    started, ended = voice
+    assert isinstance(started, SpeechStarted) and isinstance(ended, SpeechEnded)
+    assert 0.95 <= started.onset <= 1.15  # the fixture's first word, 1 s in
+    # Each event comes right after the audio that completed it: detected is the audio so far.
+    for event in voice:
+        before = received[: received.index(event)]
+        audio = sum(len(e.pcm) for e in before if isinstance(e, CallerAudio))
+        assert audio == round(event.detected * 8000)
+    assert [kind for kind, _ in hooks.events if kind.startswith("speech")] == [
+        "speech_started",
+        "speech_ended",
+    ]
+    assert transport.sent == []  # nothing was playing: no barge-in
+
+
+async def test_speech_detection_from_the_options_starts_with_the_stream() -> None:
+    session, _, hooks = make_session(byte_order=ByteOrder.LITTLE, speech=SpeechDetection())
+    session.feed(nested_start())
+    await feed_audio(session, np.concatenate([fixture_speech(), np.zeros(8000, np.int16)]))
+    assert [kind for kind, _ in hooks.events if kind.startswith("speech")] == [
+        "speech_started",
+        "speech_ended",
+    ]
+    await finish(session)
+
+
+async def test_barge_in_clears_the_playback_when_the_caller_talks_over_it() -> None:
+    session, transport, hooks = make_session(byte_order=ByteOrder.LITTLE, max_lead=0.2)
+    session.feed(nested_start("S1"))
+    session.detect_speech(SpeechDetection(barge_in=True))
+    events = asyncio.ensure_future(collect(session))
+    await asyncio.sleep(0)
+    handle = await session.play(sine(440, 5.0, 8000), 8000)
+    await feed_audio(session, np.zeros(1600, np.int16), pace=0.02)
+    assert transport.plays()  # the agent is talking
+
+    speech = fixture_speech()[800:]  # starts on a word
+    await feed_audio(session, speech[:4000], pace=0.02)  # 0.5 s of speech, in real time
+    await until(lambda: ClearAudio("S1") in transport.commands())
+    assert await asyncio.wait_for(handle.wait(), 1.0) is PlayOutcome.CLEARED
+    commands = transport.commands()
+    after_clear = commands[commands.index(ClearAudio("S1")) + 1 :]
+    assert not any(isinstance(command, PlayAudio | Checkpoint) for command in after_clear)
+
+    # The clear left start_ms (200 ms) after the caller started speaking, give or take
+    # the loop; the carrier's clearedAudio then times clear-to-silence.
+    [onset_to_clear] = session.stats.barge_in_delays
+    assert 0.19 <= onset_to_clear < 1.0
+    [clear] = hooks.kinds("clear")
+    assert clear == {
+        "voided": [handle.name],
+        "barge_in_onset_to_clear_ms": round(onset_to_clear * 1000, 1),
+    }
+    session.feed(frame({"event": "clearedAudio", "streamId": "S1"}))
+    [round_trip] = session.stats.clear_round_trips
+
+    # Playing again works, and goes out after the clear.
+    again = await session.play(sine(660, 0.04, 8000), 8000)
+    await until(
+        lambda: transport.checkpoints() != [] and transport.checkpoints()[-1].name == again.name
+    )
+    session.close("socket closed")
+    received = await asyncio.wait_for(events, 1.0)
+    barge_ins = [event for event in received if isinstance(event, BargeIn)]
+    assert len(barge_ins) == 1
+    assert barge_ins[0].onset_to_clear == onset_to_clear
+    assert barge_ins[0].voided == (handle.name,)
+    assert isinstance(barge_ins[0].speech, SpeechStarted)
+    assert AudioCleared(round_trip) in received
+    order = [type(event) for event in received if not isinstance(event, CallerAudio)]
+    assert order == [SpeechStarted, BargeIn, AudioCleared]  # the speech never ended
+    await session.aclose()
+
+
+async def test_no_barge_in_without_the_option_or_when_nothing_plays() -> None:
+    # Speech events only: the playback is left alone.
+    session, transport, hooks = make_session(byte_order=ByteOrder.LITTLE)
+    session.feed(nested_start())
+    session.detect_speech(SpeechDetection(barge_in=False))
+    handle = await session.play(sine(440, 3.0, 8000), 8000)
+    await feed_audio(session, fixture_speech()[:4800])
+    assert hooks.kinds("speech_started")
+    assert ClearAudio("S1") not in transport.commands()
+    assert not handle.done
+    await finish(session)
+
+    # Barge-in on, but the agent's audio has played out: nothing to clear.
+    session, transport, hooks = make_session(byte_order=ByteOrder.LITTLE)
+    session.feed(nested_start())
+    session.detect_speech(SpeechDetection(barge_in=True))
+    await session.play(sine(440, 0.04, 8000), 8000)
+    await until(lambda: len(transport.checkpoints()) == 1)
+    await asyncio.sleep(0.06)  # its 40 ms have played, by the ledger
+    await feed_audio(session, fixture_speech()[:4800])
+    assert hooks.kinds("speech_started")
+    assert ClearAudio("S1") not in transport.commands()
+    assert session.stats.barge_in_delays == []
+    await finish(session)
+
+
+async def test_a_barge_in_during_a_slow_send_still_clears() -> None:
+    """The socket is slow to take frames; the caller barges in while one is being sent."""
+    session, transport, _ = make_session(byte_order=ByteOrder.LITTLE, max_lead=0.2)
+    sending = asyncio.Event()
+    real_send = transport.send_text
+
+    async def slow_send(text: str) -> None:
+        sending.set()
+        await asyncio.sleep(0.005)
+        await real_send(text)
+
+    transport.send_text = slow_send  # type: ignore[method-assign]
+    session.feed(nested_start("S1"))
+    session.detect_speech(SpeechDetection(barge_in=True))
+    await session.play(sine(440, 5.0, 8000), 8000)
+    await asyncio.wait_for(sending.wait(), 1.0)  # the sender is inside a send now
+    for start in range(0, 2400, 160):  # 300 ms of speech, at once
+        session.feed(media_frame(l16_bytes(fixture_speech()[800 + start : 960 + start])))
+    await until(lambda: ClearAudio("S1") in transport.commands(), timeout=1.0)
+    await finish(session)

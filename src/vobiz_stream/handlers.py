@@ -1,4 +1,5 @@
-"""Built-in call handlers, and finding a user's handler from ``MODULE:FUNCTION``.
+"""Built-in call handlers, finding a user's handler from ``MODULE:FUNCTION``, and
+:class:`UtteranceCutter`, which handlers use to get whole caller utterances.
 
 A handler is ``async def handler(session: CallSession) -> None``. The server records every call
 whatever the handler does, so ``record`` (seed 002's sink) has nothing to do.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -16,13 +19,18 @@ import numpy as np
 
 from vobiz_stream.audio import Pcm
 from vobiz_stream.errors import VobizStreamError
-from vobiz_stream.playback import PlayHandle
 from vobiz_stream.protocol import Track
-from vobiz_stream.session import CallerAudio, CallSession
-from vobiz_stream.vad import EnergyVad, VoiceChange
+from vobiz_stream.session import (
+    BargeIn,
+    CallerAudio,
+    CallSession,
+    SessionEvent,
+    SpeechDetection,
+)
+from vobiz_stream.vad import SpeechEnded, SpeechStarted
 
-PREROLL_CHUNKS = 5
-"""Chunks (20 ms each) kept from before speech was detected, so a word's start is not cut."""
+MARGIN = 0.1
+"""Seconds kept before a detected onset and after a detected end, so no word is clipped."""
 
 Handler = Callable[[CallSession], Awaitable[None]]
 
@@ -38,39 +46,84 @@ async def record(session: CallSession) -> None:
 
 
 async def echo(session: CallSession) -> None:
-    """Play each caller utterance back when it ends; clear the playback if the caller talks over it.
+    """Play each caller utterance back when it ends; if the caller talks over the echo, the
+    session clears it (barge-in) and the new utterance is echoed in turn.
 
-    Each playback carries a checkpoint, so its handle resolves when the carrier played it.
+    Each play carries a checkpoint, so its handle resolves when the carrier has played it.
     """
-    vad: EnergyVad | None = None
-    utterance: list[Pcm] = []
-    preroll: deque[Pcm] = deque(maxlen=PREROLL_CHUNKS)
-    playing: PlayHandle | None = None
+    detection = SpeechDetection(barge_in=True)
+    session.detect_speech(detection)
+    rate = session.inbound_format.sample_rate
+    utterances = UtteranceCutter(rate, detection.start_ms)
     async for event in session.events():
-        if not isinstance(event, CallerAudio) or event.track is not Track.INBOUND:
-            continue
-        if vad is None:
-            vad = EnergyVad(event.sample_rate)
-        change = vad.update(event.pcm)
-        if change is VoiceChange.SPEECH_STARTED and playing is not None and not playing.done:
-            log.info("call %s: caller spoke over the echo: clearing", session.describe())
-            await session.clear()
-        if change is VoiceChange.SPEECH_STARTED:
-            utterance.extend(preroll)  # the onset the detector needed to be sure
-        if vad.speaking or change is VoiceChange.SPEECH_ENDED:
-            utterance.append(event.pcm)
-        else:
-            preroll.append(event.pcm)
-        if change is VoiceChange.SPEECH_ENDED and utterance:
-            playing = await session.play(np.concatenate(utterance), event.sample_rate)
-            utterance = []
+        utterance = utterances.feed(event)
+        if utterance is not None:
+            await session.play(utterance, rate)
+        elif isinstance(event, BargeIn):
+            log.info("call %s: caller spoke over the echo: cleared", session.describe())
+
+
+class UtteranceCutter:
+    """Cuts the caller's utterances out of a session's events, speech detection being on.
+
+    Feed it every event; at each :class:`~vobiz_stream.vad.SpeechEnded` it returns the utterance:
+    the caller audio from ``MARGIN`` before the onset to ``MARGIN`` after the end. Between
+    utterances it holds only enough audio to reach back past the next onset. The events must be
+    at the stream's rate (``session.events()`` without ``sample_rate``), so that the detector's
+    times and the audio agree.
+    """
+
+    def __init__(self, rate: int, start_ms: int, margin: float = MARGIN) -> None:
+        self.rate = rate
+        self.margin = margin
+        self._keep = round((start_ms / 1000 + 2 * margin) * rate)
+        self._chunks: deque[Pcm] = deque()
+        self._first = 0
+        """Absolute index of the first sample held."""
+        self._end = 0
+        """Absolute index just past the last sample held."""
+        self._begin: int | None = None
+        """Absolute index where the utterance in progress starts."""
+
+    def feed(self, event: SessionEvent) -> Pcm | None:
+        """Take the next event; return an utterance when this event ended one."""
+        if isinstance(event, CallerAudio) and event.track is Track.INBOUND:
+            self._append(event.pcm)
+        elif isinstance(event, SpeechStarted):
+            self._begin = self._ago(event.delay + self.margin)
+        elif isinstance(event, SpeechEnded) and self._begin is not None:
+            end = self._ago(event.delay - self.margin)
+            return self._take(end)
+        return None
+
+    def _append(self, pcm: Pcm) -> None:
+        self._chunks.append(pcm)
+        self._end += len(pcm)
+        while self._begin is None and self._end - self._first - len(self._chunks[0]) >= self._keep:
+            self._first += len(self._chunks.popleft())
+
+    def _ago(self, seconds: float) -> int:
+        """The absolute index ``seconds`` before the end, within what is held."""
+        return min(self._end, max(self._first, self._end - round(seconds * self.rate)))
+
+    def _take(self, end: int) -> Pcm:
+        assert self._begin is not None
+        held = np.concatenate([np.zeros(0, dtype=np.int16), *self._chunks])
+        utterance = held[self._begin - self._first : end - self._first]
+        self._chunks = deque([held[end - self._first :]])
+        self._first, self._begin = end, None
+        return utterance
 
 
 BUILT_IN: dict[str, Handler] = {"record": record, "echo": echo}
 
 
 def resolve_handler(spec: str) -> Handler:
-    """``record``, ``echo`` or ``package.module:function``."""
+    """``record``, ``echo`` or ``package.module:function``.
+
+    The module is looked up on ``sys.path`` and then in the current directory, as uvicorn does
+    with ``module:app``: the ``vobiz-stream`` command's own ``sys.path`` does not include it.
+    """
     if spec in BUILT_IN:
         return BUILT_IN[spec]
     module_name, _, attribute = spec.partition(":")
@@ -78,12 +131,15 @@ def resolve_handler(spec: str) -> Handler:
         raise HandlerError(
             f"handler {spec!r} is not built in ({', '.join(BUILT_IN)}) and not MODULE:FUNCTION"
         )
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.append(here)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise HandlerError(
-            f"cannot import {module_name!r} for handler {spec!r}: {exc}; "
-            "is it on PYTHONPATH (run from its folder, or pip install it)?"
+            f"cannot import {module_name!r} for handler {spec!r}: {exc}; run from the folder "
+            "that holds it, add that folder to PYTHONPATH, or pip install it"
         ) from None
     function = getattr(module, attribute, None)
     if function is None or not inspect.iscoroutinefunction(function):

@@ -12,6 +12,10 @@ A transport (the server's WebSocket) feeds every text frame to :meth:`CallSessio
 
 Outbound audio is converted to the stream's outbound format, cut into 20 ms frames and paced so
 the carrier never holds more than ``max_lead`` seconds of it (see :mod:`vobiz_stream.playback`).
+With speech detection on (:meth:`CallSession.detect_speech`) the handler also gets
+:class:`~vobiz_stream.vad.SpeechStarted` / :class:`~vobiz_stream.vad.SpeechEnded` for the caller,
+and with barge-in the session clears the app's playback itself the moment the caller starts
+talking over it (:class:`BargeIn`).
 Hooks (:class:`SessionHooks`) let the server record the call and keep its events without the
 session knowing about files or databases.
 """
@@ -65,6 +69,15 @@ from vobiz_stream.protocol import (
     Unknown,
     encode,
     parse_event,
+)
+from vobiz_stream.vad import (
+    DEFAULT_START_MS,
+    DEFAULT_STOP_MS,
+    SpeechEnded,
+    SpeechStarted,
+    VoiceActivityDetector,
+    VoiceEvent,
+    WebRtcClassifier,
 )
 
 log = logging.getLogger("vobiz_stream.session")
@@ -152,7 +165,51 @@ class AudioCleared:
     round_trip: float
 
 
-SessionEvent = CallerAudio | DtmfReceived | CheckpointPlayed | AudioCleared
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """The caller spoke over the app's audio and the session cleared it.
+
+    ``onset_to_clear`` is seconds from the caller starting to speak (the arrival of the speech's
+    first frame, less its length) to the ``clearAudio`` leaving: the detector's ``start_ms``,
+    plus the time to notice and send. The carrier's confirmation follows as
+    :class:`AudioCleared`, whose ``round_trip`` is clear to silence. ``voided`` names the
+    checkpoints (plays) the clear cut short.
+    """
+
+    speech: SpeechStarted
+    onset_to_clear: float
+    voided: tuple[str, ...]
+
+
+SessionEvent = (
+    CallerAudio
+    | DtmfReceived
+    | CheckpointPlayed
+    | AudioCleared
+    | SpeechStarted
+    | SpeechEnded
+    | BargeIn
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingBargeIn:
+    speech: SpeechStarted
+    onset_time: float
+    """When the caller started speaking, on the session clock."""
+    voided: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SpeechDetection:
+    """Listening for the caller's voice (see :mod:`vobiz_stream.vad` for the measured defaults)."""
+
+    barge_in: bool = False
+    """Clear the app's playback when the caller starts speaking while it plays."""
+    aggressiveness: int = 3
+    """WebRTC classifier setting, 0 (lenient) to 3 (fewest false starts)."""
+    start_ms: int = DEFAULT_START_MS
+    stop_ms: int = DEFAULT_STOP_MS
 
 
 @dataclass(frozen=True)
@@ -174,6 +231,8 @@ class SessionOptions:
     """Seconds past its estimated play-out time before an unconfirmed checkpoint is lost."""
     event_backlog: int = 500
     """Most events (10 s of audio) waiting for a slow handler before the oldest are dropped."""
+    speech: SpeechDetection | None = None
+    """Detect the caller's speech from the start (a handler can also call ``detect_speech``)."""
 
 
 @dataclass
@@ -182,6 +241,9 @@ class SessionStats:
     frames_malformed: int = 0
     events_dropped: int = 0
     clear_round_trips: list[float] = field(default_factory=list)
+    """Seconds from each ``clearAudio`` to its ``clearedAudio``: clear to silence."""
+    barge_in_delays: list[float] = field(default_factory=list)
+    """Seconds from the caller's speech onset to the ``clearAudio`` of each barge-in."""
 
 
 _END = object()
@@ -228,6 +290,12 @@ class CallSession:
         self._listening = False
         self._handler_rate: int | None = None
         self._in_resamplers: dict[Track, Resampler] = {}
+        self._speech = self.options.speech
+        self._vad: VoiceActivityDetector | None = None
+        self._vad_arrivals: deque[tuple[float, float]] = deque()
+        """(audio seconds at the end of a frame, its arrival) for recent inbound frames."""
+        self._barge_in: _PendingBargeIn | None = None
+        """A barge-in whose ``clearAudio`` the sender has yet to send."""
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -322,6 +390,7 @@ class CallSession:
         self._decoder = InboundDecoder(
             self.inbound_format, self.options.byte_order, on_decided=self._on_byte_order
         )
+        self._start_vad()
         self._started.set()
         self._hooks.started(self)
 
@@ -352,9 +421,12 @@ class CallSession:
     def _deliver(self, decoded: list[tuple[Media, Pcm]]) -> None:
         """Hand decoded frames on, each with the time it arrived (held frames arrived earlier)."""
         for frame, pcm in decoded:
-            self._hooks.audio(frame, pcm, self._arrivals.popleft())
+            arrival = self._arrivals.popleft()
+            self._hooks.audio(frame, pcm, arrival)
             if self._listening:
                 self._put_audio(frame, pcm)
+            if self._vad is not None and frame.track is Track.INBOUND:
+                self._detect(pcm, arrival)
 
     def _put_audio(self, media: Media, pcm: Pcm) -> None:
         rate = self._handler_rate or self.inbound_format.sample_rate
@@ -380,6 +452,76 @@ class CallSession:
         self.stats.clear_round_trips.append(round_trip)
         self._note("cleared", round_trip_ms=round(round_trip * 1000, 2))
         self._put(AudioCleared(round_trip))
+
+    # -- the caller's voice -------------------------------------------------------------------
+
+    def detect_speech(self, speech: SpeechDetection | None = None) -> None:
+        """Listen for the caller's voice from now on: :class:`~vobiz_stream.vad.SpeechStarted`
+        and :class:`~vobiz_stream.vad.SpeechEnded` events, and with ``barge_in`` an automatic
+        clear (:class:`BargeIn`) when the caller talks over the app's audio.
+
+        ``session.detect_speech(SpeechDetection(barge_in=True))``; calling it again replaces the
+        settings and restarts the detector.
+        """
+        self._speech = speech or SpeechDetection()
+        self._vad = None
+        if self._started.is_set():
+            self._start_vad()
+
+    def _start_vad(self) -> None:
+        if self._speech is None:
+            return
+        rate = self.inbound_format.sample_rate
+        self._vad = VoiceActivityDetector(
+            rate,
+            classifier=WebRtcClassifier(rate, self._speech.aggressiveness),
+            start_ms=self._speech.start_ms,
+            stop_ms=self._speech.stop_ms,
+        )
+        self._vad_arrivals.clear()
+
+    def _detect(self, pcm: Pcm, arrival: float) -> None:
+        detector = self._vad
+        assert detector is not None and self._speech is not None
+        self._vad_arrivals.append((detector.position + len(pcm) / detector.sample_rate, arrival))
+        window = (self._speech.start_ms + 200) / 1000  # the onset is at most start_ms back
+        while self._vad_arrivals[0][0] < detector.position - window:
+            self._vad_arrivals.popleft()
+        for event in detector.push(pcm):
+            self._on_voice(event)
+
+    def _on_voice(self, event: VoiceEvent) -> None:
+        if isinstance(event, SpeechStarted):
+            self._note("speech_started", onset=round(event.onset, 3))
+            self._put(event)
+            if self._barge_in_wanted():
+                self._start_barge_in(event)
+        else:
+            self._note("speech_ended", end=round(event.end, 3))
+            self._put(event)
+
+    def _barge_in_wanted(self) -> bool:
+        """Barge-in is on and the caller may be hearing app audio now, or is about to."""
+        if self._closed or self._speech is None or not self._speech.barge_in:
+            return False
+        return self._ledger.lead(self.now()) > 0 or self._ledger.pending_seconds > 0
+
+    def _onset_time(self, speech: SpeechStarted) -> float:
+        """When the caller started the speech, on the session clock: a frame arrives once it
+        has been spoken, so the onset is its arrival less the audio after the onset in it."""
+        onset_time = self.now()
+        for end, arrival in reversed(self._vad_arrivals):
+            if end <= speech.onset:
+                break
+            onset_time = arrival - (end - speech.onset)
+        return onset_time
+
+    def _start_barge_in(self, speech: SpeechStarted) -> None:
+        """Drop the playback now; the sender sends the ``clearAudio`` before anything else."""
+        onset_time = self._onset_time(speech)
+        voided = self._drop_playback()
+        self._barge_in = _PendingBargeIn(speech, onset_time, tuple(h.name for h in voided))
+        self._kick()
 
     # -- events for the handler ---------------------------------------------------------------
 
@@ -482,14 +624,21 @@ class CallSession:
         The round trip to the carrier's ``clearedAudio`` arrives later as :class:`AudioCleared`.
         """
         self._require_playback()
-        now = self.now()
-        voided = self._ledger.clear(now)
+        voided = self._drop_playback()
+        self._note("clear", voided=[handle.name for handle in voided])
+        await self._send_clear()
+
+    def _drop_playback(self) -> list[PlayHandle]:
+        """Forget all unsent audio and void the checkpoints: the first half of a clear."""
+        voided = self._ledger.clear(self.now())
         if self._slicer is not None:
             self._slicer.clear()
         if self._out_resampler is not None:
             self._out_resampler.reset()
-        self._clear_sent_at = now
-        self._note("clear", voided=[handle.name for handle in voided])
+        return voided
+
+    async def _send_clear(self) -> None:
+        self._clear_sent_at = self.now()
         await self._send(ClearAudio(stream_id=self.stream_id))
 
     async def stop(self) -> None:
@@ -530,8 +679,12 @@ class CallSession:
         assert self._outbound is not None
         outbound = self._outbound
         while not self._closed:
+            if self._barge_in is not None and not await self._send_barge_in():
+                return
             now = self.now()
             for item in self._ledger.due(now):
+                if self._barge_in is not None:
+                    break  # the rest was voided by the clear
                 if isinstance(item, OutboundFrame):
                     message: PlayAudio | Checkpoint = PlayAudio(
                         item.payload, outbound.encoding, outbound.sample_rate, self.stream_id
@@ -545,12 +698,35 @@ class CallSession:
                     return
             for handle in self._ledger.expire(now):
                 self._note("checkpoint_lost", level=logging.WARNING, name=handle.name)
+            if self._barge_in is not None:
+                continue  # it came while this loop was sending: its clear goes out now
             deadline = self._ledger.next_deadline(self.now())
             self._wake.clear()
             timer = None if deadline is None else self._loop.call_at(deadline, self._wake.set)
             await self._wake.wait()
             if timer is not None:
                 timer.cancel()
+
+    async def _send_barge_in(self) -> bool:
+        """Send the pending barge-in's ``clearAudio``; False if the socket failed."""
+        barge_in = self._barge_in
+        assert barge_in is not None
+        self._barge_in = None
+        try:
+            await self._send_clear()
+        except SessionError as exc:
+            log.warning("%s", exc)
+            return False
+        assert self._clear_sent_at is not None
+        onset_to_clear = self._clear_sent_at - barge_in.onset_time
+        self.stats.barge_in_delays.append(onset_to_clear)
+        self._note(
+            "clear",
+            voided=list(barge_in.voided),
+            barge_in_onset_to_clear_ms=round(onset_to_clear * 1000, 1),
+        )
+        self._put(BargeIn(barge_in.speech, onset_to_clear, barge_in.voided))
+        return True
 
     def _report_heard(self, now: float) -> None:
         for heard in self._ledger.pop_heard(now):

@@ -1,0 +1,18 @@
+"""The recorder: seed 002's reference sink, as vobiz-stream does it (the default handler).
+
+    python examples/recorder.py --data-dir data
+
+One emulated call says the male speech fixture; the server writes the call to
+data/recordings/<time>-<call id>.wav (caller left, what the caller heard right: silence here),
+keeps its status callbacks in data/webhook-events.log and data/vobiz-stream.db, and logs one line
+per call event. To record real Vobiz calls instead: ``vobiz-stream serve`` (the same handler).
+"""
+
+from __future__ import annotations
+
+import demo
+
+from vobiz_stream.handlers import record
+
+if __name__ == "__main__":
+    demo.main(demo.serving_handler(record), demo.FIXTURES / "speech_male_8k.wav", name="recorder")

@@ -1,0 +1,1 @@
+"""Bridges to other frameworks, each behind its extra (``pip install 'vobiz-stream[pipecat]'``)."""
