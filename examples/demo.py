@@ -7,8 +7,7 @@ Vobiz call to it, then print what happened and keep what the caller heard.
 The call is :func:`vobiz_stream.emulator.run_call` (``vobiz-stream call`` in code): it fetches
 the answer XML, opens the ``<Stream>`` socket, sends the caller audio in real time as 20 ms
 ``media`` frames and plays the example's audio back, answering its checkpoints and clears. The
-exit status is 0 when the call completed. ``--dtmf`` needs an emulator that can press keys
-(``CallOptions.dtmf``); until it can, the command says so and exits with 2.
+exit status is 0 when the call completed. ``--dtmf 5:4`` has the caller press 4 at 5 s.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import orjson
 from aiohttp import web
 
 from vobiz_stream.config import Settings
-from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator import CallOptions, parse_key_press, run_call
 from vobiz_stream.emulator.source import CallerAudio, read_caller_audio
 from vobiz_stream.handlers import Handler
 from vobiz_stream.loop import run
@@ -64,6 +63,7 @@ def main(serving: Serving, caller: Path | CallerAudio, *, name: str) -> None:
     )
     parser.add_argument(
         "--dtmf",
+        type=parse_key_press,
         action="append",
         default=[],
         metavar="SECONDS:DIGIT",
@@ -75,21 +75,12 @@ def main(serving: Serving, caller: Path | CallerAudio, *, name: str) -> None:
 
 
 async def _call(serving: Serving, args: argparse.Namespace, caller: Path | CallerAudio) -> int:
-    presses = tuple(_press(text) for text in args.dtmf)
     options: dict[str, Any] = {
         "speed": args.speed,
         "heard_path": args.heard,
         "on_event": lambda entry: print(f"  {entry}"),
+        "dtmf": tuple(args.dtmf),
     }
-    if presses:
-        if "dtmf" not in {field.name for field in dataclasses.fields(CallOptions)}:
-            print(
-                "this version of the emulator cannot press keys yet (CallOptions has no dtmf): "
-                "run without --dtmf, or see tests/e2e/test_examples.py for digits sent by hand",
-                file=sys.stderr,
-            )
-            return 2
-        options["dtmf"] = presses
     audio = caller if isinstance(caller, CallerAudio) else read_caller_audio(caller)
     async with serving(args) as answer_url:
         print(f"calling {answer_url} ({audio.seconds:.1f}s of caller audio)")
@@ -100,11 +91,6 @@ async def _call(serving: Serving, args: argparse.Namespace, caller: Path | Calle
     if args.report is not None:
         args.report.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
     return 0 if report.completed else 1
-
-
-def _press(text: str) -> tuple[float, str]:
-    seconds, _, digit = text.partition(":")
-    return float(seconds), digit
 
 
 def serving_handler(handler: Handler, **settings: Any) -> Serving:

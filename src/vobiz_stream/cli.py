@@ -13,7 +13,7 @@ import orjson
 from vobiz_stream import __version__
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.config import load_settings
-from vobiz_stream.emulator import CallOptions, Faults, SignatureVersion, run_call
+from vobiz_stream.emulator import CallOptions, Faults, SignatureVersion, parse_key_press, run_call
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, run_load
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.loop import run as run_on_best_loop
@@ -171,6 +171,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _key_press(text: str) -> tuple[float, str]:
+    try:
+        return parse_key_press(text)
+    except VobizStreamError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -298,6 +305,14 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="call time between a dropped socket and the reconnect, with maxRetries "
         f"(default {CallOptions.retry_delay:g})",
     )
+    add(
+        "--dtmf",
+        type=_key_press,
+        action="append",
+        default=[],
+        metavar="SECONDS:DIGIT",
+        help="the caller presses DIGIT (0-9 * # A-D) at SECONDS into the call; repeatable",
+    )
     add("--quiet", action="store_true", help="print only the summary, not the timeline")
     _add_fault_arguments(call)
 
@@ -423,6 +438,7 @@ def _run_call(args: argparse.Namespace) -> int:
         callback_timeout=args.callback_timeout,
         retry_delay=args.retry_delay,
         faults=_faults(args),
+        dtmf=tuple(args.dtmf),
     )
     report = run_on_best_loop(run_call(args.answer_url, args.audio, options))
     for line in report.summary():

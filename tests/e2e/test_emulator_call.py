@@ -6,6 +6,7 @@ playback on the wall clock.
 
 from __future__ import annotations
 
+import itertools
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.e2e.conftest import DATA, StartServer, read_wav, run_cli, speech
 from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_mulaw
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.handlers import echo
+from vobiz_stream.session import CallSession, DtmfReceived
 
 FIXTURE = DATA / "speech_male_8k.wav"
 RATE = 8000
@@ -231,3 +233,40 @@ async def test_cli_completes_a_call(start_server: StartServer, tmp_path: Path) -
     assert any(line.startswith("call ended (hangup)") for line in lines)
     await running.wait_idle()
     assert len(running.recordings()) == 1
+
+
+async def test_key_presses_reach_the_handler_in_order_and_are_stored(
+    start_server: StartServer,
+) -> None:
+    pressed: list[tuple[str, float]] = []
+
+    async def listen(session: CallSession) -> None:
+        async for event in session.events():
+            if isinstance(event, DtmfReceived):
+                pressed.append((event.digit, session.now()))
+
+    running = await start_server(listen)
+    presses = ((0.5, "5"), (1.0, "#"), (1.5, "A"), (99.0, "9"))  # the last is after the hangup
+    report = await run_call(running.base + "/", FIXTURE, CallOptions(speed=4, dtmf=presses))
+    await running.wait_idle()
+    assert report.completed, report.failure
+    assert report.dtmf_sent == 3
+    assert [digit for digit, _ in pressed] == ["5", "#", "A"]
+    # each arrives at its call time (0.5 s of call time apart at 4x: 0.125 s of wall time)
+    gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(pressed)]
+    assert all(0.05 < gap < 0.5 for gap in gaps), gaps
+    [call] = running.server.store.list_calls()
+    assert [e["detail"]["digit"] for e in call["events"] if e["kind"] == "dtmf"] == ["5", "#", "A"]
+    assert [e.detail for e in report.timeline if e.event == "dtmf"] == [
+        "the caller pressed 5",
+        "the caller pressed #",
+        "the caller pressed A",
+    ]
+
+
+async def test_cli_refuses_a_bad_key_press(tmp_path: Path) -> None:
+    returncode, _, stderr = await run_cli(
+        "call", "http://127.0.0.1:9/", "--audio", str(FIXTURE), "--dtmf", "5:x", timeout=20
+    )
+    assert returncode == 2
+    assert "SECONDS:DIGIT" in stderr.decode()

@@ -2,7 +2,7 @@
 at a time (:func:`run_call`) or many at once (:func:`run_load`), with network faults on request
 (:class:`Faults`)."""
 
-from vobiz_stream.emulator.call import CallOptions, run_call
+from vobiz_stream.emulator.call import CallOptions, parse_key_press, run_call
 from vobiz_stream.emulator.callbacks import SignatureVersion
 from vobiz_stream.emulator.faults import Faults, InjectedFaults
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, LoadSummary, run_load
@@ -41,6 +41,7 @@ __all__ = [
     "StreamLeg",
     "TimelineEntry",
     "VerbTiming",
+    "parse_key_press",
     "run_call",
     "run_load",
 ]

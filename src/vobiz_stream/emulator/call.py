@@ -88,6 +88,7 @@ from vobiz_stream.protocol import (
     Checkpoint,
     ClearAudio,
     ClearedAudio,
+    Dtmf,
     MediaEncoder,
     PlayAudio,
     PlayedStream,
@@ -103,7 +104,7 @@ from vobiz_stream.protocol import (
 )
 from vobiz_stream.xml import AudioTrack, Stream, UnknownVerb, Verb, parse_response
 
-__all__ = ["CallOptions", "run_call"]
+__all__ = ["DTMF_DIGITS", "CallOptions", "parse_key_press", "run_call"]
 
 log = logging.getLogger("vobiz_stream.emulator")
 
@@ -114,6 +115,23 @@ _TRACKS = {
     AudioTrack.OUTBOUND: (Track.OUTBOUND,),
     AudioTrack.BOTH: (Track.INBOUND, Track.OUTBOUND),
 }
+
+DTMF_DIGITS = "0123456789*#ABCD"
+
+
+def parse_key_press(text: str) -> tuple[float, str]:
+    """``SECONDS:DIGIT`` (``5:4``, ``7.5:#``) as a :attr:`CallOptions.dtmf` entry."""
+    seconds, _, digit = text.partition(":")
+    try:
+        at = float(seconds)
+    except ValueError:
+        at = math.nan
+    if not at >= 0 or len(digit) != 1 or digit not in DTMF_DIGITS:
+        raise EmulatorError(
+            f"a key press is SECONDS:DIGIT with a digit among {DTMF_DIGITS} (5:4), got {text!r}"
+        )
+    return at, digit
+
 
 READER_GRACE = 1.0
 """Wall seconds the command reader gets to finish once the media found the socket gone."""
@@ -171,8 +189,15 @@ class CallOptions:
     """Call-clock seconds between a dropped socket and the reconnect (``maxRetries``)."""
     faults: Faults = field(default_factory=Faults)
     """Jitter, bunched, dropped and reordered frames, a cut connection (none by default)."""
+    dtmf: tuple[tuple[float, str], ...] = ()
+    """Keys the caller presses: (call seconds, digit) pairs, each sent as a ``dtmf`` event."""
 
     def check(self) -> None:
+        for at, digit in self.dtmf:
+            if not at >= 0 or len(digit) != 1 or digit not in DTMF_DIGITS:
+                raise EmulatorError(
+                    f"a key press is (seconds >= 0, one of {DTMF_DIGITS}), got ({at}, {digit!r})"
+                )
         if not self.speed > 0:
             raise EmulatorError(f"speed must be positive, got {self.speed}")
         if self.hangup_after is not None and not self.hangup_after > 0:
@@ -280,6 +305,7 @@ class _Call:
         self._announced = 0
         """Steps of the plan already on the timeline and in the report."""
         self._announcer: asyncio.Task[None] | None = None
+        self._keypad: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         """Seconds on the call clock (0 is ``start``; before it, the time since the call began)."""
@@ -390,10 +416,11 @@ class _Call:
             try:
                 await self._run_sockets(http, stream, frames)
             finally:
-                if self._announcer is not None:
-                    self._announcer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await self._announcer
+                for task in (self._announcer, self._keypad):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
 
     def _plan_faults(self, frame_count: int) -> None:
         """The send schedule of the call's frames; the report keeps what faults were injected."""
@@ -511,6 +538,8 @@ class _Call:
         self._callback(CallbackEvent.START, leg.stream_id, extra={"ServiceURL": stream.url})
         if first_socket and self._plan is not None:
             self._announcer = asyncio.create_task(self._announce_verbs_on_time(self._plan))
+        if first_socket and options.dtmf:
+            self._keypad = asyncio.create_task(self._press_keys())
         sender = asyncio.create_task(self._send_media(frames, media_format, tracks, leg))
         reader = asyncio.create_task(self._read_commands(socket))
         answerer = asyncio.create_task(self._answer_checkpoints())
@@ -668,6 +697,23 @@ class _Call:
             self.report.verbs.append(VerbTiming(step.name, round(at, 4), ended, step.detail))
             self.timeline.add(at, f"<{step.name}>", step.detail)
 
+    async def _press_keys(self) -> None:
+        """Send each key press at its call time, on whichever socket is up then; a key pressed
+        while no socket is up, or after the call, reaches nobody."""
+        for at, digit in sorted(self.options.dtmf):
+            if at >= self._call_end:
+                break
+            delay = self._began + at / self.options.speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            socket = self._socket
+            if socket is None or socket.closed:
+                self.timeline.add(at, "dtmf lost", f"{digit}: no socket up")
+                continue
+            self._send(Dtmf(digit, self.report.stream_id, self._next_sequence()))
+            self.report.dtmf_sent += 1
+            self.timeline.add(self.now(), "dtmf", f"the caller pressed {digit}")
+
     # -- carrier to app ----------------------------------------------------------------------
 
     def _next_sequence(self) -> int:
@@ -675,7 +721,7 @@ class _Call:
         self._sequence += 1
         return number
 
-    def _send(self, message: Start | PlayedStream | ClearedAudio | Stop) -> None:
+    def _send(self, message: Start | PlayedStream | ClearedAudio | Dtmf | Stop) -> None:
         """Send one message now; on a socket already gone it goes nowhere, as on a real
         carrier (not an error)."""
         socket = self._socket

@@ -180,6 +180,8 @@ class CallReport:
     """Reconnect attempts made (``maxRetries``), successful or not."""
     frames_skipped: int = 0
     """Caller frames that went nowhere while the stream was down between sockets."""
+    dtmf_sent: int = 0
+    """Key presses sent to the app (``CallOptions.dtmf``)."""
     callbacks: list[CallbackSent] = field(default_factory=list)
     verbs: list[VerbTiming] = field(default_factory=list)
     """The verbs after the ``<Stream>`` that ran, in order."""
