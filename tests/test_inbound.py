@@ -135,10 +135,13 @@ def test_detection_holds_frames_then_releases_them_in_order_decoded_right(
         out.extend(decoded)
     out.extend(decoder.flush())
 
-    # Held until decided, then all at once; after that one frame per push.
-    first_release = released_at[0]
-    assert 1 <= first_release < 25
-    assert released_at == list(range(first_release, len(frames)))
+    # Leading frames that read the same either way (digital silence) come straight back; the
+    # rest is held until decided, then released all at once; after that one frame per push.
+    quiet_lead = next(i for i, pcm in enumerate(frames) if (pcm.byteswap() != pcm).any())
+    assert released_at[:quiet_lead] == list(range(quiet_lead))
+    first_release = released_at[quiet_lead]
+    assert quiet_lead + 1 <= first_release < 25
+    assert released_at[quiet_lead:] == list(range(first_release, len(frames)))
     assert decisions.calls == [(order, first_release + 1)]
     assert not decoder.detecting
     assert decoder.byte_order is order
@@ -147,45 +150,66 @@ def test_detection_holds_frames_then_releases_them_in_order_decoded_right(
     np.testing.assert_array_equal(np.concatenate([pcm for _, pcm in out]), np.concatenate(frames))
 
 
-def test_silence_is_released_after_hold_frames_and_detection_goes_on() -> None:
+def test_silence_is_never_held_and_detection_goes_on() -> None:
+    """Frames that read the same in either order come straight back; speech then decides."""
     frames, _ = speech_frames("speech_male_8k")
-    silence = np.zeros(160, dtype=np.int16)
     decisions = Decisions()
     decoder = InboundDecoder(L16_8K, hold_frames=25, on_decided=decisions)
-    for chunk in range(25):
-        assert decoder.push(l16_media(silence, ByteOrder.BIG, chunk)) == []
-    released = decoder.push(l16_media(silence, ByteOrder.BIG, 25))
-    assert chunks_of(released) == list(range(26))
-    assert all(not pcm.any() for _, pcm in released)
+    quiet = [np.zeros(160, dtype=np.int16), np.full(160, -1, dtype=np.int16)]  # 0x0000, 0xFFFF
+    for chunk in range(30):
+        released = decoder.push(l16_media(quiet[chunk % 2], ByteOrder.BIG, chunk))
+        assert chunks_of(released) == [chunk]
+        np.testing.assert_array_equal(released[0][1], quiet[chunk % 2])
     assert decoder.detecting
     assert decoder.byte_order is ByteOrder.LITTLE  # the default: no evidence yet
-    # No more holding: the next silent frame comes straight back.
-    assert chunks_of(decoder.push(l16_media(silence, ByteOrder.BIG, 26))) == [26]
 
-    # Big-endian speech follows: it is no longer held, and the decision switches the order.
+    # Big-endian speech follows: held until it decides, then every frame reads right.
     out: Decoded = []
     for index, pcm in enumerate(frames):
-        decoded = decoder.push(l16_media(pcm, ByteOrder.BIG, 27 + index))
-        assert chunks_of(decoded) == [27 + index]
-        out.extend(decoded)
+        out.extend(decoder.push(l16_media(pcm, ByteOrder.BIG, 30 + index)))
+    out.extend(decoder.flush())
     assert decisions.calls and decisions.calls[0][0] is ByteOrder.BIG
     assert len(decisions.calls) == 1
-    assert current_order(decoder) is ByteOrder.BIG
     assert not decoder.detecting
-    decided_at = decisions.calls[0][1] - 27  # index into ``frames`` of the deciding frame
-    # From the decision on, every frame reads right.
-    for index in range(decided_at, len(frames)):
-        np.testing.assert_array_equal(out[index][1], frames[index])
+    assert chunks_of(out) == [30 + index for index in range(len(frames))]
+    np.testing.assert_array_equal(np.concatenate([pcm for _, pcm in out]), np.concatenate(frames))
+
+
+def test_silence_after_held_frames_waits_behind_them() -> None:
+    """Order comes first: once a frame is held, silence after it is held too."""
+    frames, _ = speech_frames("speech_female_8k")
+    speech = frames[10:13]
+    decoder = InboundDecoder(L16_8K)
+    for chunk, pcm in enumerate(speech):
+        assert decoder.push(l16_media(pcm, ByteOrder.BIG, chunk)) == []
+    assert decoder.push(Media(payload=b"\x00\x00" * 160, chunk=3)) == []
+    released = decoder.flush()
+    assert chunks_of(released) == [0, 1, 2, 3]
+    for (_, pcm), original in zip(released[:3], speech, strict=True):
+        np.testing.assert_array_equal(pcm, original)
+    assert not released[3][1].any()
 
 
 def test_default_order_is_used_for_undecided_silence() -> None:
     decoder = InboundDecoder(L16_8K, default_order=ByteOrder.BIG, hold_frames=2)
     assert decoder.byte_order is ByteOrder.BIG
     quiet = Media(payload=b"\x00\x00" * 160)
-    assert decoder.push(quiet) == []
-    assert decoder.push(quiet) == []
-    assert len(decoder.push(quiet)) == 3
+    for _ in range(3):
+        assert len(decoder.push(quiet)) == 1
     assert decoder.byte_order is ByteOrder.BIG
+
+
+def test_after_the_decision_a_frame_naming_mulaw_is_still_read_as_mulaw() -> None:
+    frames, _ = speech_frames("speech_male_8k")
+    decoder = InboundDecoder(L16_8K)
+    for chunk, pcm in enumerate(frames[:40]):
+        decoder.push(l16_media(pcm, ByteOrder.BIG, chunk))
+    assert not decoder.detecting
+    mulaw = Media(payload=encode_mulaw(frames[41]), media_format=AudioFormat(Encoding.MULAW, 8000))
+    [(_, decoded)] = decoder.push(mulaw)
+    np.testing.assert_array_equal(decoded, decode_mulaw(mulaw.payload))
+    [(_, decoded)] = decoder.push(l16_media(frames[42], ByteOrder.BIG, 42))
+    np.testing.assert_array_equal(decoded, frames[42])
 
 
 def test_noise_that_never_decides_is_held_at_most_hold_frames() -> None:

@@ -4,6 +4,7 @@ with the stdlib ``wave`` module and compared sample by sample."""
 from __future__ import annotations
 
 import wave
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -407,3 +408,40 @@ def test_header_matches_rate_and_channels(tmp_path: Path, channels: int) -> None
         assert reader.getframerate() == 16000
         assert reader.getnchannels() == channels
         assert reader.getnframes() == 320
+
+
+def test_writes_come_in_whole_flush_intervals_and_reach_the_disk_at_once(tmp_path: Path) -> None:
+    """No write per frame: the file grows a flush interval at a time, each step on disk (its
+    header counting it) as soon as it is written, so a crash loses at most jitter + interval."""
+    path = tmp_path / "call.wav"
+    audio = tone(4 * RATE, seed=18)
+    recording = Recording(path, RATE, 2, jitter_ms=200, flush_interval_ms=800)
+    jitter, step = RATE // 5, RATE * 4 // 5
+    on_disk = []
+    for start in range(0, len(audio), FRAME):
+        recording.add(0, start, audio[start : start + FRAME])
+        on_disk.append(len(read_wav(path)[0]) // 2)  # stereo: interleaved pairs
+        assert start + FRAME - on_disk[-1] < jitter + step  # never a second behind
+    steps = sorted(set(on_disk))
+    assert steps[0] == 0 and all(later - earlier >= step for earlier, later in pairwise(steps))
+    assert on_disk.index(steps[1]) == (jitter + step) // FRAME - 1  # the frame that filled a step
+    recording.close()
+    columns = read_wav(path)[0].reshape(-1, 2)
+    np.testing.assert_array_equal(columns[:, 0], audio)
+    assert not columns[:, 1].any()
+
+
+def test_a_second_track_stamped_far_from_its_arrival_is_placed_where_it_arrived() -> None:
+    """A stamp a day off cannot be right: it must not stretch the recording to that day."""
+    clock = StreamClock(RATE, max_jump_seconds=60)
+    assert clock.place(media(chunk=0, timestamp=1_000_000), FRAME, arrival=0) == 0
+    day = 86_400_000
+    outbound = media(chunk=1, timestamp=1_000_000 + day, track=Track.OUTBOUND)
+    assert clock.place(outbound, FRAME, arrival=2 * FRAME) == 2 * FRAME
+    later = media(chunk=3, timestamp=1_000_040 + day, track=Track.OUTBOUND)
+    assert clock.place(later, FRAME, arrival=0) == 3 * FRAME  # its own track's clock goes on
+    # Stamped within reach of its arrival, a second track lines up by its stamp as before.
+    clock = StreamClock(RATE, max_jump_seconds=60)
+    clock.place(media(chunk=0, timestamp=1_000_000), FRAME, arrival=0)
+    near = media(chunk=1, timestamp=1_000_000 + 30_000, track=Track.OUTBOUND)
+    assert clock.place(near, FRAME, arrival=0) == 30 * RATE

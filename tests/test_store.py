@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,14 @@ import pytest
 from vobiz_stream.errors import StoreError, VobizStreamError
 from vobiz_stream.formats import Encoding
 from vobiz_stream.protocol import Track
-from vobiz_stream.store import SCHEMA_VERSION, CallRecord, CallStatus, CallStore, EventKind
+from vobiz_stream.store import (
+    SCHEMA_VERSION,
+    CallRecord,
+    CallStatus,
+    CallStore,
+    EventKind,
+    QueuedCallStore,
+)
 from vobiz_stream.webhooks import SignatureCheck, parse_status_callback
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 250_000, tzinfo=UTC)
@@ -31,7 +39,9 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def open_stream(store: CallStore, call_id: str, stream_id: str | None, seconds: float) -> int:
+def open_stream(
+    store: CallStore | QueuedCallStore, call_id: str, stream_id: str | None, seconds: float
+) -> int:
     return store.open_stream(
         call_id=call_id,
         stream_id=stream_id,
@@ -50,7 +60,7 @@ def close_stream(store: CallStore, row: int, seconds: float, reason: str = "clos
     )  # fmt: skip
 
 
-def known(store: CallStore, call_id: str) -> CallRecord:
+def known(store: CallStore | QueuedCallStore, call_id: str) -> CallRecord:
     call = store.get_call(call_id)
     assert call is not None, f"the store does not know {call_id}"
     return call
@@ -475,3 +485,110 @@ def test_a_thousand_stream_pairs(db_path: Path) -> None:
     assert sum(len(call["streams"]) for call in calls) == 1000
     with closing(sqlite3.connect(db_path)) as raw, raw:
         assert raw.execute("SELECT count(*) FROM streams WHERE ended_at IS NULL").fetchone() == (0,)
+
+
+# --- writes off the caller's thread (QueuedCallStore) -------------------------------------------
+
+
+def test_queued_writes_are_read_back_in_order_and_row_ids_carry_on(db_path: Path) -> None:
+    with CallStore(db_path) as plain:
+        first = open_stream(plain, "older-call", "a", 0)
+    with QueuedCallStore(db_path) as store:
+        row = open_stream(store, "call-1", "s-1", 1)
+        assert row == first + 1  # handed out at once, after the rows already in the file
+        store.add_event("call-1", row, EventKind.DTMF, {"digit": "5"}, at=at(2))
+        callback = parse_status_callback(callback_fields("call-1", "StartStream", {}))
+        store.add_status_callback(callback, at(2.5), SignatureCheck.VALID)
+        store.close_stream(row, ended_at=at(3), end_reason="stop", frames_received=150,
+                           frames_malformed=1, frames_sent=0)  # fmt: skip
+        call = known(store, "call-1")
+    assert call["status"] == CallStatus.ENDED
+    [stream] = call["streams"]
+    assert (stream["id"], stream["stream_id"], stream["ended_at"]) == (row, "s-1", iso(at(3)))
+    assert (stream["frames_received"], stream["frames_malformed"]) == (150, 1)
+    assert [(e["kind"], e["detail"]) for e in call["events"]] == [("dtmf", {"digit": "5"})]
+    assert [c["event"] for c in call["status_callbacks"]] == ["StartStream"]
+
+
+def test_a_failed_queued_write_is_logged_with_its_call_and_the_rest_commit(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with QueuedCallStore(db_path) as store:
+        row = open_stream(store, "call-1", "s-1", 0)
+        store.add_event("never-seen", None, EventKind.ERROR, {}, at=at(1))  # no such call
+        store.close_stream(99, ended_at=at(1), end_reason="x", frames_received=0,
+                           frames_malformed=0, frames_sent=0, call_id="ghost")  # fmt: skip
+        store.add_event("call-1", row, EventKind.DTMF, {"digit": "1"}, at=at(2))
+        call = known(store, "call-1")
+        assert store.get_call("never-seen") is None
+    assert [event["kind"] for event in call["events"]] == ["dtmf"]
+    failures = [r.getMessage() for r in caplog.records if r.name == "vobiz_stream.store"]
+    assert any("call never-seen: cannot store a error event" in m and "FOREIGN KEY" in m
+               for m in failures), failures  # fmt: skip
+    assert any("call ghost: cannot store the end of stream row 99" in m for m in failures)
+
+
+def test_a_batch_commits_together_and_a_failed_write_in_it_is_undone_alone(
+    db_path: Path,
+) -> None:
+    with CallStore(db_path) as store:
+        with store.batch():
+            row = open_stream(store, "call-1", "s-1", 0)
+            with pytest.raises(StoreError, match="FOREIGN KEY"):
+                store.add_event("never-seen", None, EventKind.ERROR, {}, at=at(1))
+            store.add_event("call-1", row, EventKind.DTMF, {"digit": "9"}, at=at(2))
+            with closing(sqlite3.connect(db_path)) as other:  # nothing visible before the end
+                assert other.execute("SELECT count(*) FROM streams").fetchone() == (0,)
+        call = known(store, "call-1")
+    assert [event["kind"] for event in call["events"]] == ["dtmf"]
+    with closing(sqlite3.connect(db_path)) as other:
+        assert other.execute("SELECT count(*) FROM call_events").fetchone() == (1,)
+
+
+def test_queued_writes_do_not_wait_for_a_locked_database(db_path: Path) -> None:
+    """Another connection holds the write lock: the writes return at once and land after."""
+    with QueuedCallStore(db_path) as store:
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        began = time.monotonic()
+        row = open_stream(store, "call-1", "s-1", 0)
+        store.add_event("call-1", row, EventKind.DTMF, {"digit": "2"}, at=at(1))
+        assert time.monotonic() - began < 0.2
+        time.sleep(0.3)  # the writer is waiting for the lock meanwhile
+        blocker.execute("COMMIT")
+        blocker.close()
+        assert [event["kind"] for event in known(store, "call-1")["events"]] == ["dtmf"]
+
+
+async def test_settled_waits_until_the_queued_writes_are_in_the_file(db_path: Path) -> None:
+    with QueuedCallStore(db_path) as store:
+        for index in range(200):
+            open_stream(store, f"call-{index}", "s", index)
+        await store.settled()
+        with closing(sqlite3.connect(db_path)) as other:
+            assert other.execute("SELECT count(*) FROM streams").fetchone() == (200,)
+
+
+def test_close_commits_what_is_still_queued(db_path: Path) -> None:
+    store = QueuedCallStore(db_path)
+    rows = [open_stream(store, f"call-{index}", "s", index) for index in range(50)]
+    store.close()
+    store.close()  # twice is harmless
+    with CallStore(db_path) as reopened:
+        assert reopened.last_stream_row() == rows[-1] == 50
+        assert len(reopened.list_calls(limit=1000)) == 50
+
+
+async def test_a_waiter_cuts_the_gathering_short(db_path: Path) -> None:
+    """The writer gathers writes before committing, but not while someone waits for them."""
+    with QueuedCallStore(db_path, gather=5.0) as store:
+        open_stream(store, "call-1", "s-1", 0)
+        began = time.monotonic()
+        await store.settled()
+        assert time.monotonic() - began < 1.0
+        with closing(sqlite3.connect(db_path)) as other:
+            assert other.execute("SELECT count(*) FROM streams").fetchone() == (1,)
+        open_stream(store, "call-2", "s-1", 1)
+        began = time.monotonic()
+        assert len(store.list_calls()) == 2
+        assert time.monotonic() - began < 1.0

@@ -2,16 +2,25 @@
 
 mu-law decodes directly. L16 needs its byte order (PROTOCOL.md section 4), which is either given
 or detected from the audio. While detecting, frames are held back (at most ``hold_frames``) so that
-none is decoded in the wrong order; if the audio does not decide by then (silence, or a very short
-call), they are released in the best guess from the evidence so far (the default if there is
-none, which is harmless for silence), and detection goes on for the frames after them.
+none is decoded in the wrong order; if the audio does not decide by then (a very short call, or
+audio that never tells), they are released in the best guess from the evidence so far, and
+detection goes on for the frames after them. A frame that reads the same in either order (digital
+silence, such as the all-``0xFF`` frames a carrier sends as a call winds up or down) is not held
+unless frames are held before it: holding it would only delay it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from vobiz_stream.audio import ByteOrder, ByteOrderDetector, Pcm, decode_l16, decode_mulaw
+from vobiz_stream.audio import (
+    ByteOrder,
+    ByteOrderDetector,
+    Pcm,
+    decode_l16,
+    decode_mulaw,
+    swap_bytes,
+)
 from vobiz_stream.formats import AudioFormat, Encoding
 from vobiz_stream.protocol import Media
 
@@ -35,6 +44,7 @@ class InboundDecoder:
         on_decided: Callable[[ByteOrder, int], None] | None = None,
     ) -> None:
         self.audio_format = audio_format
+        self._l16 = audio_format.encoding is Encoding.L16
         self._detector = None if byte_order is not None else ByteOrderDetector(default_order)
         self._order = byte_order if byte_order is not None else default_order
         self._hold_frames = hold_frames
@@ -53,6 +63,8 @@ class InboundDecoder:
 
     def push(self, media: Media) -> Decoded:
         """Take one frame; return the frames ready to use, in order."""
+        if media.media_format is None and self._detector is None and self._l16:
+            return [(media, decode_l16(media.payload, self._order))]  # every frame, once decided
         encoding = media.media_format.encoding if media.media_format else self.audio_format.encoding
         if encoding is Encoding.MULAW:
             return [(media, decode_mulaw(media.payload))]
@@ -61,6 +73,8 @@ class InboundDecoder:
             return [(media, decode_l16(media.payload, self._order))]
         self._seen += 1
         detector.observe(media.payload)
+        if not self._held and not detector.decided and swap_bytes(media.payload) == media.payload:
+            return [(media, decode_l16(media.payload, self.byte_order))]  # reads the same anyway
         if detector.decided:
             self._detector = None
             self._order = detector.order

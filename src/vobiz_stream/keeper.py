@@ -1,18 +1,26 @@
 """What the server keeps of each stream: its WAV recording, its rows in the store, its log lines.
 
 A :class:`StreamKeeper` is the :class:`~vobiz_stream.session.SessionHooks` of one socket. Failures
-here (a full disk, a locked database) are logged and recorded as the stream's error; they never
-reach the session, so the call itself goes on.
+here (a full disk) are logged and recorded as the stream's error; they never reach the session, so
+the call itself goes on. Its rows go to a :class:`~vobiz_stream.store.QueuedCallStore`, which
+writes them on its own thread (and logs, with the call id, what it cannot store).
+:class:`HandlingLatency` keeps, over every stream, how long after its due time each media frame
+was recorded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
+
+import numpy as np
 
 from vobiz_stream.audio import ByteOrder, Pcm, Resampler, decode_l16
 from vobiz_stream.errors import VobizStreamError
@@ -20,11 +28,12 @@ from vobiz_stream.playback import HeardAudio
 from vobiz_stream.protocol import Media, Track
 from vobiz_stream.recorder import Recording, StreamClock
 from vobiz_stream.session import CallSession
-from vobiz_stream.store import CallStore
+from vobiz_stream.store import QueuedCallStore
 
 log = logging.getLogger("vobiz_stream.calls")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_wall_clock = time.time
 
 
 def recording_name(started_at: datetime, call_id: str | None) -> str:
@@ -44,17 +53,94 @@ def unique_path(folder: Path, stem: str, suffix: str = ".wav") -> Path:
     return candidate
 
 
+class LatencySummary(TypedDict):
+    """Handling latency of the frames seen so far, in milliseconds (None before the first)."""
+
+    count: int
+    p50: float | None
+    p99: float | None
+    max: float | None
+
+
+class HandlingLatency:
+    """Per-frame handling latency: from a media frame's due time to the moment it was recorded.
+
+    The due time is the frame's ``timestamp`` (epoch milliseconds: the carrier stamps each frame
+    with the moment it is due to leave), so the figure holds everything between: the carrier's
+    own lateness, the network, the wait in the server's queue, and the decoding and recording.
+    Both clocks are the wall clock, so it is exact only on one machine (the benchmarks) and
+    an estimate, skewed by the clock offset, against a real carrier.
+
+    Counts go into 0.1 ms bins up to 10 s (the last bin holds everything later), so noting a
+    frame costs one increment and percentiles are exact to the bin. The Node reference sink in
+    ``bench/node-sink`` keeps the same histogram, so the two servers report alike.
+    """
+
+    BIN_MS = 0.1
+    BINS = 100_000
+
+    def __init__(self) -> None:
+        self._bins = [0] * (self.BINS + 1)
+        self.frames = 0
+        """Frames recorded, with or without a timestamp."""
+        self.count = 0
+        """Frames with a timestamp, hence in the histogram."""
+        self.max_ms = 0.0
+
+    def note(self, due_ms: int | None) -> None:
+        """A frame due at ``due_ms`` (epoch ms, None if unstamped) has been handled now."""
+        self.frames += 1
+        if due_ms is None:
+            return
+        late = _wall_clock() * 1000.0 - due_ms
+        self.max_ms = max(self.max_ms, late)
+        index = int(late * 10.0)  # 1 / BIN_MS
+        if index >= self.BINS:
+            index = self.BINS
+        elif index < 0:
+            index = 0
+        self._bins[index] += 1
+        self.count += 1
+
+    def percentile(self, fraction: float) -> float | None:
+        """The upper edge of the bin holding the ``fraction`` quantile (the max past 10 s)."""
+        if not self.count:
+            return None
+        cumulative = np.cumsum(np.asarray(self._bins, dtype=np.int64))
+        wanted = max(1, math.ceil(fraction * self.count))
+        index = int(np.searchsorted(cumulative, wanted))
+        if index >= self.BINS:
+            return round(self.max_ms, 3)
+        return round((index + 1) * self.BIN_MS, 1)
+
+    def summary(self) -> LatencySummary:
+        return {
+            "count": self.count,
+            "p50": self.percentile(0.5),
+            "p99": self.percentile(0.99),
+            "max": round(self.max_ms, 3) if self.count else None,
+        }
+
+
 class StreamKeeper:
     """Records one stream and keeps its events; one per socket."""
 
-    def __init__(self, recordings_dir: Path, store: CallStore) -> None:
+    def __init__(
+        self,
+        recordings_dir: Path,
+        store: QueuedCallStore,
+        latency: HandlingLatency | None = None,
+    ) -> None:
         self._recordings_dir = recordings_dir
         self._store = store
+        self._latency = latency
         self._session: CallSession | None = None
         self._recording: Recording | None = None
         self._row: int | None = None
         self._origin = 0.0
         self._clock: StreamClock | None = None
+        self._placed: set[Track] = set()
+        """Tracks whose first frame the clock has placed."""
         self._heard_resampler: Resampler | None = None
         self._error: str | None = None
         self.path: Path | None = None
@@ -89,22 +175,19 @@ class StreamKeeper:
         except (OSError, VobizStreamError) as exc:
             self._fail("cannot create the recording", exc)
         start = session.start
-        try:
-            self._row = self._store.open_stream(
-                call_id=self.call_id,
-                stream_id=session.stream_id,
-                started_at=started_at,
-                tracks=[track.value for track in session.tracks],
-                encoding=audio_format.encoding.value,
-                sample_rate=audio_format.sample_rate,
-                recording_path=self.path,
-                from_number=start.from_number if start else None,
-                to_number=start.to_number if start else None,
-                direction=start.direction if start else None,
-                account_id=start.account_id if start else None,
-            )
-        except VobizStreamError as exc:
-            self._fail("cannot store the stream", exc)
+        self._row = self._store.open_stream(
+            call_id=self.call_id,
+            stream_id=session.stream_id,
+            started_at=started_at,
+            tracks=[track.value for track in session.tracks],
+            encoding=audio_format.encoding.value,
+            sample_rate=audio_format.sample_rate,
+            recording_path=self.path,
+            from_number=start.from_number if start else None,
+            to_number=start.to_number if start else None,
+            direction=start.direction if start else None,
+            account_id=start.account_id if start else None,
+        )
         log.info(
             "call %s: stream %s started: %s, tracks %s, recording %s",
             self.call_id,
@@ -118,20 +201,26 @@ class StreamKeeper:
         return max(0, round((moment - self._origin) * rate))
 
     def audio(self, media: Media, pcm: Pcm, arrival: float) -> None:
+        # Every inbound frame comes through here: kept lean (no calls it can do without).
         recording = self._recording
-        if recording is None:
-            return
-        clock = self._clock
-        if clock is None:
-            clock = self._clock = StreamClock(recording.sample_rate)
-        frame = recording.sample_rate // 50  # a new track starts on the 20 ms grid
-        arrival_position = round(self._position(arrival, recording.sample_rate) / frame) * frame
-        position = clock.place(media, len(pcm), arrival_position)
-        channel = 0 if media.track is Track.INBOUND or recording.channels == 1 else 1
-        try:
-            recording.add(channel, position, pcm)
-        except (OSError, VobizStreamError) as exc:
-            self._fail("recording failed", exc)
+        if recording is not None:
+            clock = self._clock
+            if clock is None:
+                clock = self._clock = StreamClock(recording.sample_rate)
+            arrival_position = 0  # counts only for a track's first frame
+            if media.track not in self._placed:
+                self._placed.add(media.track)
+                rate = recording.sample_rate
+                frame = rate // 50  # a new track starts on the 20 ms grid
+                arrival_position = round(max(0.0, (arrival - self._origin) * rate) / frame) * frame
+            position = clock.place(media, len(pcm), arrival_position)
+            channel = 0 if media.track is Track.INBOUND or recording.channels == 1 else 1
+            try:
+                recording.add(channel, position, pcm)
+            except (OSError, VobizStreamError) as exc:
+                self._fail("recording failed", exc)
+        if self._latency is not None:
+            self._latency.note(media.timestamp)
 
     def heard(self, audio: HeardAudio) -> None:
         recording = self._recording
@@ -152,10 +241,7 @@ class StreamKeeper:
     def event(self, kind: str, detail: Mapping[str, object]) -> None:
         if self._row is None:
             return
-        try:
-            self._store.add_event(self.call_id, self._row, kind, detail, at=datetime.now(UTC))
-        except VobizStreamError as exc:
-            self._fail("cannot store an event", exc)
+        self._store.add_event(self.call_id, self._row, kind, detail, at=datetime.now(UTC))
 
     def ended(self, reason: str) -> None:
         session = self._session
@@ -166,15 +252,13 @@ class StreamKeeper:
                 self._fail("cannot finalise the recording", exc)
         if session is None or self._row is None:
             return
-        try:
-            self._store.close_stream(
-                self._row,
-                ended_at=datetime.now(UTC),
-                end_reason=reason,
-                frames_received=session.stats.frames_received,
-                frames_malformed=session.stats.frames_malformed,
-                frames_sent=session.playback_stats.frames_sent,
-                error=self._error,
-            )
-        except VobizStreamError as exc:
-            log.error("call %s: cannot store the end of the stream: %s", self.call_id, exc)
+        self._store.close_stream(
+            self._row,
+            ended_at=datetime.now(UTC),
+            end_reason=reason,
+            frames_received=session.stats.frames_received,
+            frames_malformed=session.stats.frames_malformed,
+            frames_sent=session.playback_stats.frames_sent,
+            error=self._error,
+            call_id=self.call_id,
+        )

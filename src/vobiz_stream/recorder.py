@@ -7,8 +7,9 @@ stream, what the caller heard of the app's audio.
 Placement: the carrier numbers its frames (``chunk``) and stamps them (``timestamp``, epoch ms),
 so a frame's place on the clock comes from those, not from when it happened to arrive; gaps are
 filled with silence and frames that arrive a little out of order still land where they belong.
-Writing waits ``jitter_ms`` behind the newest audio for that reason; together with the WAV
-writer's flush interval it bounds what a crash can lose (defaults: 200 + 800 ms, one second).
+Writing waits ``jitter_ms`` behind the newest audio for that reason, and then writes and flushes
+``flush_interval_ms`` at a time; the two bound what a crash can lose (defaults: 200 + 800 ms,
+one second).
 """
 
 from __future__ import annotations
@@ -18,13 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vobiz_stream.audio import Pcm, WavWriter, interleave
+from vobiz_stream.audio import Pcm, WavWriter
 from vobiz_stream.formats import FRAME_MS
 from vobiz_stream.protocol import Media, Track
-
-_COMMIT_FRAMES = 5
-"""Write in steps of this many frames, not per frame, to keep the per-frame cost low."""
-
 
 OVERTAKEN_MS = 200
 """How far before a track's first frame a frame that arrived late (overtaken) may belong."""
@@ -38,10 +35,11 @@ class StreamClock:
     the stream rather than of the track (two tracks interleaved step by 2 each): the step is
     learnt as the greatest common divisor of the increments seen, and each step is one frame.
     A track's first frame is placed by its timestamp against the first timestamped frame of the
-    stream (so two tracks line up), else where it arrived. A frame whose number jumps further than
-    ``max_jump_seconds`` ahead, or back before the track's first frame by more than a frame
-    could be overtaken (``OVERTAKEN_MS``), is taken for a restart of the carrier's counters and
-    placed right after the track's previous frame.
+    stream (so two tracks line up), else where it arrived; also where it arrived when its stamp
+    puts it more than ``max_jump_seconds`` away from that (a stamp that cannot be right). A
+    frame whose number jumps further than ``max_jump_seconds`` ahead, or back before the track's
+    first frame by more than a frame could be overtaken (``OVERTAKEN_MS``), is taken for a
+    restart of the carrier's counters and placed right after the track's previous frame.
     """
 
     def __init__(self, sample_rate: int, max_jump_seconds: float = 60.0) -> None:
@@ -56,20 +54,30 @@ class StreamClock:
         return round(milliseconds / FRAME_MS) * self._frame_samples
 
     def place(self, media: Media, samples: int, arrival: int) -> int:
-        """Sample position of ``media`` (``samples`` long), which arrived at ``arrival``."""
+        """Sample position of ``media`` (``samples`` long), which arrived at ``arrival``.
+
+        ``arrival`` counts only for the first frame of a track (the server passes 0 after it).
+        """
         state = self._tracks.get(media.track)
         if state is None:
             state = self._tracks[media.track] = _TrackState()
             anchor = arrival
             if media.timestamp is not None and self._reference is not None:
-                anchor = self._reference[1] + self._grid(media.timestamp - self._reference[0])
+                stamped = self._reference[1] + self._grid(media.timestamp - self._reference[0])
+                if abs(stamped - arrival) <= self._max_jump:  # else the stamp is not believable
+                    anchor = stamped
             state.rebase(media, max(0, anchor))
         if self._reference is None and media.timestamp is not None:
             self._reference = (media.timestamp, state.anchor)
         position: int | None = None
-        if media.chunk is not None and state.first_chunk is not None:
+        chunk = media.chunk
+        if chunk is not None and state.first_chunk is not None:  # every frame: kept lean
             state.frame_samples = max(state.frame_samples, samples)
-            position = state.anchor + state.chunk_steps(media.chunk) * state.frame_samples
+            steps = chunk - state.first_chunk
+            stride = state.stride
+            if not stride or steps % stride:  # the gcd only changes when a step does not fit
+                stride = state.stride = math.gcd(stride, abs(steps))
+            position = state.anchor + steps // (stride or 1) * state.frame_samples
         elif media.timestamp is not None and state.first_timestamp is not None:
             position = state.anchor + self._grid(media.timestamp - state.first_timestamp)
         restarted = position is not None and (
@@ -79,7 +87,8 @@ class StreamClock:
             state.rebase(media, state.next)
         if position is None or restarted:
             position = state.next
-        state.next = max(state.next, position + samples)
+        end = position + samples
+        state.next = max(state.next, end)
         return position
 
 
@@ -93,14 +102,9 @@ class _TrackState:
         self.frame_samples = 0
         """The track's frame length: the longest frame seen (a last frame may be short)."""
         self.stride = 0
-        """Chunk increment per frame of this track; 0 until two chunks were seen."""
+        """Chunk increment per frame of this track (the gcd of the increments from the first
+        chunk); 0 until two chunks were seen."""
         self.next = 0
-
-    def chunk_steps(self, chunk: int) -> int:
-        """Frames between the track's first chunk and ``chunk``."""
-        assert self.first_chunk is not None
-        self.stride = math.gcd(self.stride, abs(chunk - self.first_chunk))
-        return (chunk - self.first_chunk) // (self.stride or 1)
 
     def rebase(self, media: Media, position: int) -> None:
         self.anchor = position
@@ -110,7 +114,15 @@ class _TrackState:
 
 
 class Recording:
-    """Collects positioned audio per channel and writes it, in order, to a WAV file."""
+    """Collects positioned audio per channel and writes it, in order, to a WAV file.
+
+    Audio waits in one buffer of interleaved sample frames (as the WAV holds them), starting at
+    the first sample not yet written. Writing happens in steps of ``flush_interval_ms``: once the
+    newest audio is ``jitter_ms`` plus a step ahead of what is written, everything but the last
+    ``jitter_ms`` is written and flushed to disk in one go (the WAV writer flushes at the same
+    interval), so the per-frame cost is one copy into the buffer, and a crash loses at most
+    ``jitter_ms + flush_interval_ms``.
+    """
 
     def __init__(
         self,
@@ -125,10 +137,13 @@ class Recording:
         self.channels = channels
         self._writer = WavWriter(path, sample_rate, channels, flush_interval_ms=flush_interval_ms)
         self._jitter = sample_rate * jitter_ms // 1000
-        self._step = sample_rate * FRAME_MS // 1000 * _COMMIT_FRAMES
+        step = max(1, sample_rate * flush_interval_ms // 1000)
+        self._commit_at = self._jitter + step
+        """Buffered samples (written edge to newest) that trigger a write."""
         self._cursor = 0
         """Position of the first sample not yet written."""
-        self._buffers = [np.zeros(0, dtype=np.int16) for _ in range(channels)]
+        room = self._commit_at + sample_rate * FRAME_MS // 1000  # grown if a burst needs more
+        self._buffer = np.zeros((room, channels), dtype=np.int16)
         self._end = 0
         """One past the newest sample added on any channel."""
         self.late_samples = 0
@@ -140,44 +155,43 @@ class Recording:
 
     def add(self, channel: int, position: int, pcm: Pcm) -> None:
         """Place ``pcm`` at sample ``position`` on ``channel`` (0 left, 1 right)."""
-        if position < self._cursor:
-            skip = min(self._cursor - position, len(pcm))
+        offset = position - self._cursor
+        if offset < 0:
+            skip = min(-offset, len(pcm))
             self.late_samples += skip
             pcm = pcm[skip:]
-            position = self._cursor
-        if not len(pcm):
+            position += skip
+            offset = 0
+        count = len(pcm)
+        if not count:
             return
-        offset = position - self._cursor
-        end = offset + len(pcm)
-        buffer = self._buffers[channel]
-        if end > len(buffer):
+        end = offset + count
+        if end > len(self._buffer):
             self._grow(end)
-            buffer = self._buffers[channel]
-        buffer[offset:end] = pcm
-        self._end = max(self._end, position + len(pcm))
-        if self._end - self._cursor >= self._jitter + self._step:
-            self._commit(self._end - self._jitter)
+        self._buffer[offset:end, channel] = pcm
+        newest = position + count
+        if newest > self._end:
+            self._end = newest
+            if newest - self._cursor >= self._commit_at:
+                self._commit(newest - self._jitter)
 
     def _grow(self, size: int) -> None:
-        size = max(size, 2 * len(self._buffers[0]), self._jitter + 2 * self._step)
-        for index, buffer in enumerate(self._buffers):
-            grown = np.zeros(size, dtype=np.int16)
-            grown[: len(buffer)] = buffer
-            self._buffers[index] = grown
+        grown = np.zeros((max(size, 2 * len(self._buffer)), self.channels), dtype=np.int16)
+        grown[: len(self._buffer)] = self._buffer
+        self._buffer = grown
 
     def _commit(self, upto: int) -> None:
+        """Write every channel up to position ``upto``; keep what comes after it."""
         count = upto - self._cursor
         if count <= 0:
             return
-        if count > len(self._buffers[0]):
+        if count > len(self._buffer):
             self._grow(count)
-        columns = []
-        for buffer in self._buffers:
-            columns.append(buffer[:count].copy())
-            kept = len(buffer) - count
-            buffer[:kept] = buffer[count:]
-            buffer[kept:] = 0
-        self._writer.write(columns[0] if self.channels == 1 else interleave(columns[0], columns[1]))
+        buffer = self._buffer
+        self._writer.write(buffer[:count].reshape(-1))  # interleaved already: L, R, L, R...
+        kept = len(buffer) - count
+        buffer[:kept] = buffer[count:]
+        buffer[kept:] = 0
         self._cursor = upto
 
     def close(self) -> None:

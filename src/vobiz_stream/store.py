@@ -4,18 +4,26 @@ A call (keyed on the carrier's ``callId``) can have several streams: with ``maxR
 reconnect is a new socket with a new ``streamId`` and the same ``callId`` (PROTOCOL.md section 6).
 Streams are keyed on a local row id, since a buggy carrier may reuse or omit stream ids.
 
-The server calls this straight from its asyncio event loop, so every method is one small
-transaction that reaches rows by key or through an index. The database runs in WAL mode with
-``synchronous=NORMAL``: a commit does not wait for the disk; a power cut may lose the last commits
-but never corrupts the file. Times are stored as ISO 8601 UTC text of fixed width
-(:func:`~vobiz_stream.webhooks.format_utc`), so ordering the text orders the times.
+:class:`CallStore` does each write as one small transaction that reaches rows by key or through
+an index, on the caller's thread. The server uses :class:`QueuedCallStore` instead, which hands
+its writes to a thread of its own and commits them in batches: a commit (and now and then a WAL
+checkpoint) can take tens of milliseconds, which on the event loop would hold up every call's
+frames. The database runs in WAL mode with ``synchronous=NORMAL``: a commit does not wait for the
+disk; a power cut may lose the last commits but never corrupts the file. Times are stored as
+ISO 8601 UTC text of fixed width (:func:`~vobiz_stream.webhooks.format_utc`), so ordering the
+text orders the times.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -35,8 +43,11 @@ __all__ = [
     "CallbackRecord",
     "EventKind",
     "EventRecord",
+    "QueuedCallStore",
     "StreamRecord",
 ]
+
+log = logging.getLogger("vobiz_stream.store")
 
 SCHEMA_VERSION = 1
 
@@ -253,11 +264,13 @@ class CallStore(Closeable):
         to_number: str | None = None,
         direction: str | None = None,
         account_id: str | None = None,
+        row_id: int | None = None,
     ) -> int:
         """Record a new stream of ``call_id`` and make the call active; returns the stream row id.
 
         Call details given here fill in or replace what the store knew; None leaves them as they
-        are.
+        are. ``row_id`` chooses the row id (:class:`QueuedCallStore` hands ids out before the
+        write); None lets SQLite choose.
         """
         started = format_utc(started_at)
         with self._write(f"open a stream of call {call_id!r}"):
@@ -274,9 +287,10 @@ class CallStore(Closeable):
                 },
             )
             cursor = self._db.execute(
-                "INSERT INTO streams (stream_id, call_id, started_at, tracks, encoding,"
-                " sample_rate, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO streams (id, stream_id, call_id, started_at, tracks, encoding,"
+                " sample_rate, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    row_id,
                     stream_id,
                     call_id,
                     started,
@@ -491,7 +505,20 @@ class CallStore(Closeable):
             grouped.setdefault(row[0], []).append(to_record(row))
         return grouped
 
+    def last_stream_row(self) -> int:
+        """The highest stream row id so far (0 in a new store)."""
+        with self._read("read the last stream row"):
+            row = self._db.execute("SELECT coalesce(max(id), 0) FROM streams").fetchone()
+        return int(row[0])
+
     # --- transactions and lifetime -----------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around several writes: each write in it is a savepoint, so a write
+        that fails is undone alone and the others commit together at the end of the block."""
+        with self._write("commit a batch of writes"):
+            yield
 
     @contextmanager
     def _write(self, what: str) -> Iterator[None]:
@@ -516,7 +543,20 @@ class CallStore(Closeable):
 
 @contextmanager
 def _transaction(db: sqlite3.Connection, begin: str) -> Iterator[None]:
-    """One transaction: committed when the block ends, rolled back when it (or the commit) fails."""
+    """One transaction: committed when the block ends, rolled back when it (or the commit) fails.
+
+    Inside a transaction already open (:meth:`CallStore.batch`), a savepoint of it instead.
+    """
+    if db.in_transaction:
+        db.execute("SAVEPOINT one_write")
+        try:
+            yield
+            db.execute("RELEASE one_write")
+        except BaseException:
+            db.execute("ROLLBACK TO one_write")
+            db.execute("RELEASE one_write")
+            raise
+        return
     db.execute(begin)
     try:
         yield
@@ -525,6 +565,263 @@ def _transaction(db: sqlite3.Connection, begin: str) -> Iterator[None]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+# --- writes off the caller's thread -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """A write for the writer thread: what it does (for the log) and doing it."""
+
+    call_id: str | None
+    what: str
+    apply: Callable[[CallStore], object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """Reached by the writer once everything queued before it is committed (or failed)."""
+
+    reached: Callable[[], None]
+
+
+class QueuedCallStore(Closeable):
+    """A :class:`CallStore` whose writes never wait: a thread of its own commits them in order.
+
+    Write methods queue the write and return at once (:meth:`open_stream` hands out the row id
+    itself, as the only writer of the file); the writer thread gathers writes for ``gather``
+    seconds after the first, and commits them (up to ``max_batch``) in one transaction, each in
+    a savepoint of its own.
+    A write that fails is logged with its call id (there is no caller left to raise it to).
+    Reads (:meth:`list_calls`, :meth:`get_call`) first wait until every write queued before them
+    is committed, so they see them; :meth:`settled` waits the same way without blocking a loop.
+    Opening raises :class:`StoreError` as :class:`CallStore` does.
+    """
+
+    MARK_TIMEOUT = 10.0
+    """Seconds a read or :meth:`settled` waits for the writer before going on without it."""
+
+    def __init__(self, path: Path, *, max_batch: int = 500, gather: float = 0.05) -> None:
+        self.path = path
+        self._reader = CallStore(path)
+        self._next_row = self._reader.last_stream_row() + 1
+        self._max_batch = max_batch
+        self._gather = gather
+        self._hurry = threading.Event()
+        """Set by whoever waits for the writer: the batch being gathered is committed at once."""
+        self._queue: queue.SimpleQueue[_Write | _Mark | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="vobiz-stream-store", daemon=True)
+        self._thread.start()
+
+    # --- writes (queued) ---------------------------------------------------------------------
+
+    def open_stream(
+        self,
+        *,
+        call_id: str,
+        stream_id: str | None,
+        started_at: datetime,
+        tracks: Sequence[str],
+        encoding: str,
+        sample_rate: int,
+        recording_path: Path | str | None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        direction: str | None = None,
+        account_id: str | None = None,
+    ) -> int:
+        """:meth:`CallStore.open_stream`, queued; returns the row id the stream gets."""
+        row_id = self._next_row
+        self._next_row += 1
+        tracks = list(tracks)
+        self._put(
+            call_id,
+            "store the stream",
+            lambda store: store.open_stream(
+                call_id=call_id,
+                stream_id=stream_id,
+                started_at=started_at,
+                tracks=tracks,
+                encoding=encoding,
+                sample_rate=sample_rate,
+                recording_path=recording_path,
+                from_number=from_number,
+                to_number=to_number,
+                direction=direction,
+                account_id=account_id,
+                row_id=row_id,
+            ),
+        )
+        return row_id
+
+    def close_stream(
+        self,
+        row_id: int,
+        *,
+        ended_at: datetime,
+        end_reason: str,
+        frames_received: int,
+        frames_malformed: int,
+        frames_sent: int,
+        error: str | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        """:meth:`CallStore.close_stream`, queued (``call_id`` names the call in a failure's
+        log line)."""
+        self._put(
+            call_id,
+            f"store the end of stream row {row_id}",
+            lambda store: store.close_stream(
+                row_id,
+                ended_at=ended_at,
+                end_reason=end_reason,
+                frames_received=frames_received,
+                frames_malformed=frames_malformed,
+                frames_sent=frames_sent,
+                error=error,
+            ),
+        )
+
+    def add_event(
+        self,
+        call_id: str,
+        stream_row: int | None,
+        kind: str,
+        detail: Mapping[str, object],
+        *,
+        at: datetime,
+    ) -> None:
+        """:meth:`CallStore.add_event`, queued."""
+        detail = dict(detail)
+        self._put(
+            call_id,
+            f"store a {kind} event",
+            lambda store: store.add_event(call_id, stream_row, kind, detail, at=at),
+        )
+
+    def add_status_callback(
+        self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
+    ) -> None:
+        """:meth:`CallStore.add_status_callback`, queued."""
+        self._put(
+            callback.call_uuid,
+            f"store a {callback.event!r} status callback",
+            lambda store: store.add_status_callback(callback, received_at, signature),
+        )
+
+    def mark_interrupted(self, now: datetime) -> int:
+        """:meth:`CallStore.mark_interrupted`, done now (once, at start, before any stream)."""
+        self.flush()
+        return self._reader.mark_interrupted(now)
+
+    def _put(self, call_id: str | None, what: str, apply: Callable[[CallStore], object]) -> None:
+        self._queue.put(_Write(call_id, what, apply))
+
+    # --- waiting for the writer, and reads ---------------------------------------------------
+
+    def flush(self) -> None:
+        """Block until every write queued so far is committed (or failed)."""
+        reached = threading.Event()
+        self._queue.put(_Mark(reached.set))
+        self._hurry.set()
+        if not reached.wait(self.MARK_TIMEOUT):
+            log.warning("store %s: the writer is %.0f s behind", self.path, self.MARK_TIMEOUT)
+
+    async def settled(self) -> None:
+        """Wait, without blocking the event loop, until every write queued so far is done."""
+        loop = asyncio.get_running_loop()
+        reached = loop.create_future()
+
+        def resolve() -> None:
+            if not reached.done():
+                reached.set_result(None)
+
+        def mark() -> None:
+            loop.call_soon_threadsafe(resolve)
+
+        self._queue.put(_Mark(mark))
+        self._hurry.set()
+        try:
+            await asyncio.wait_for(reached, self.MARK_TIMEOUT)
+        except TimeoutError:
+            log.warning("store %s: the writer is %.0f s behind", self.path, self.MARK_TIMEOUT)
+
+    def list_calls(self, limit: int = 100) -> list[CallRecord]:
+        """:meth:`CallStore.list_calls`, once the writes queued before it are committed."""
+        self.flush()
+        return self._reader.list_calls(limit)
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        """:meth:`CallStore.get_call`, once the writes queued before it are committed."""
+        self.flush()
+        return self._reader.get_call(call_id)
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            store = CallStore(self.path)
+        except StoreError as exc:
+            log.error("%s; nothing more will be stored", exc)
+            store = None
+        try:
+            while self._take(store):
+                pass
+        finally:
+            if store is not None:
+                store.close()
+
+    def _take(self, store: CallStore | None) -> bool:
+        """Commit one batch of what is queued; False once :meth:`close` asked to stop.
+
+        After the first write of a batch the writer waits ``gather`` seconds for more (each
+        wake-up of this thread takes the interpreter lock from the event loop, so it should come
+        once per batch, not once per write), unless someone waits for the writes (:meth:`flush`,
+        :meth:`settled`): then at once.
+        """
+        first = self._queue.get()
+        batch = [first]
+        if isinstance(first, _Write):
+            self._hurry.wait(self._gather)
+        self._hurry.clear()
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        writes = [item for item in batch if isinstance(item, _Write)]
+        if writes and store is not None:
+            try:
+                with store.batch():
+                    for write in writes:
+                        self._apply(store, write)
+            except StoreError as exc:
+                log.error("%s: %d writes lost", exc, len(writes))
+        for item in batch:
+            if isinstance(item, _Mark):
+                item.reached()
+        return None not in batch
+
+    @staticmethod
+    def _apply(store: CallStore, write: _Write) -> None:
+        """One write of a batch; a failure undoes it alone and is logged, never raised."""
+        try:
+            write.apply(store)
+        except StoreError as exc:
+            log.error("call %s: cannot %s: %s", write.call_id or "-", write.what, exc)
+        except Exception:  # a bug in one write must not stop the writer (and every later write)
+            log.exception("call %s: cannot %s", write.call_id or "-", write.what)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close the file; safe to call twice."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._hurry.set()
+            self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                log.error("store %s: the writer did not finish in 30 s", self.path)
+        self._reader.close()
 
 
 # --- opening ---------------------------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""HandlingLatency: the per-frame handling latency histogram the server reports on ``/stats``.
+
+Frames are noted with due times set against the real wall clock (as the server notes them), so
+each latency is what the test chose plus the few microseconds the test itself takes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from vobiz_stream.keeper import HandlingLatency
+
+
+def due(late_ms: float) -> int:
+    """An epoch-millisecond due time (whole, as on the wire) at least ``late_ms`` ago."""
+    return math.floor(time.time() * 1000 - late_ms)
+
+
+def test_nothing_noted_reports_no_percentiles() -> None:
+    latency = HandlingLatency()
+    assert latency.summary() == {"count": 0, "p50": None, "p99": None, "max": None}
+    latency.note(None)  # a frame without a timestamp counts as handled, not as a latency
+    assert (latency.frames, latency.count) == (1, 0)
+
+
+def test_percentiles_are_the_upper_edges_of_their_tenth_of_a_millisecond_bins() -> None:
+    latency = HandlingLatency()
+    for late_ms in range(1, 101):  # 1, 2, ... 100 ms late, each once
+        latency.note(due(late_ms))  # late by late_ms up to late_ms + 1
+    summary = latency.summary()
+    assert summary["count"] == latency.frames == 100
+    assert summary["p50"] is not None and summary["p99"] is not None
+    assert summary["max"] is not None
+    # The 50th of 100 is 50 ms late (a bin edge above it); a busy machine may add a little.
+    assert 50.0 < summary["p50"] <= 52.0
+    assert 99.0 < summary["p99"] <= 101.5
+    assert 100.0 <= summary["max"] <= 105.0
+
+
+def test_early_frames_count_as_zero_and_very_late_ones_report_the_max() -> None:
+    latency = HandlingLatency()
+    latency.note(due(-50))  # stamped ahead of this clock (another machine's)
+    assert latency.percentile(1.0) == pytest.approx(0.1)  # the first bin
+    for _ in range(99):
+        latency.note(due(20_000))  # 20 s late: past the last bin
+    p99 = latency.percentile(0.99)
+    assert p99 is not None and p99 == latency.summary()["max"]
+    assert 20_000 <= p99 < 20_100
