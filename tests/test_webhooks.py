@@ -19,11 +19,15 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, MultiDict
 
 from vobiz_stream.webhooks import (
+    MAX_FIELDS,
+    CallbackError,
     SignatureCheck,
     StatusCallback,
     WebhookLog,
+    form_fields,
     format_utc,
     parse_status_callback,
+    read_status_callback,
     sign_v2,
     sign_v3,
     verify_signature,
@@ -280,6 +284,113 @@ def test_any_of_several_candidate_urls() -> None:
     assert verify_signature(TOKEN, [local, public], headers) is SignatureCheck.VALID
     assert verify_signature(TOKEN, [local], headers) is SignatureCheck.INVALID
     assert verify_signature(TOKEN, [], headers) is SignatureCheck.INVALID
+
+
+def test_headers_that_are_not_utf8_are_judged_not_raised() -> None:
+    """aiohttp hands over undecodable header bytes as lone surrogates; they never match, never
+    raise, and a nonce holding them is signed over its original bytes."""
+    escaped = {"X-Vobiz-Signature-V3": "a\udcff", "X-Vobiz-Signature-V3-Nonce": "n\ud800"}
+    assert verify_signature(TOKEN, URL, escaped) is SignatureCheck.INVALID
+    nonce = b"n\xff".decode("utf-8", "surrogateescape")
+    digest = hmac_sha256_written_out(TOKEN.encode(), URL.encode() + b".n\xff")
+    signature = base64.b64encode(digest).decode()
+    assert verify_signature(TOKEN, URL, v3_headers(signature, nonce)) is SignatureCheck.VALID
+
+
+# --- reading a request -----------------------------------------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def read(
+    query: str = "",
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    token: str | None = TOKEN,
+    content_type: str = FORM,
+) -> tuple[StatusCallback, SignatureCheck]:
+    received = read_status_callback(
+        query=query,
+        body=body,
+        content_type=content_type,
+        headers=headers or {},
+        urls=[URL],
+        auth_token=token,
+    )
+    return received.callback, received.signature
+
+
+def test_form_fields_query_then_body_last_value_wins() -> None:
+    fields = form_fields("Event=StartStream&x=1&x=2", b"x=3&CallUUID=c%2D1&Name=a+b", FORM)
+    assert fields == {"Event": "StartStream", "x": "3", "CallUUID": "c-1", "Name": "a b"}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data; boundary=x", "text/plain", "application/octet-stream"]
+)
+def test_a_body_that_is_not_urlencoded_is_not_read(content_type: str) -> None:
+    assert form_fields("a=1", b"a=2&b=3", content_type) == {"a": "1"}
+
+
+def test_form_fields_with_a_charset_parameter_or_an_empty_type_are_read() -> None:
+    assert form_fields("", b"a=%C3%A9", FORM + "; charset=UTF-8") == {"a": "é"}
+    assert form_fields("", b"a=1", "") == {"a": "1"}
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters() -> None:
+    fields = form_fields("q=%ff&r=\udcff", b"b=%fe\xff", FORM)
+    assert fields == {"q": "\ufffd", "r": "\ufffd", "b": "\ufffd\ufffd"}
+    json.dumps(fields).encode("utf-8")  # storable and loggable
+
+
+def test_too_many_fields_is_a_400() -> None:
+    body = "&".join(f"f{number}=1" for number in range(MAX_FIELDS + 1)).encode()
+    with pytest.raises(CallbackError, match="1001 fields") as raised:
+        form_fields("", body, FORM)
+    assert raised.value.status == 400
+    assert len(form_fields("", body.rsplit(b"&", 1)[0], FORM)) == MAX_FIELDS
+
+
+def test_read_signed_v3_and_v2_known_answers() -> None:
+    body = b"Event=StartStream&CallUUID=c-1"
+    v3 = v3_headers("RB0mDDJGpweKEY989TxDrvXUIZ5PmayEUmYsbyYDmqo=")  # the openssl answer above
+    callback, check = read(body=body, headers=v3)
+    assert (callback.event, callback.call_uuid, check) == (
+        "StartStream",
+        "c-1",
+        SignatureCheck.VALID,
+    )
+    v2 = v2_headers(expected_signature(TOKEN, URL + NONCE))
+    assert read(body=body, headers=v2)[1] is SignatureCheck.VALID
+
+
+@pytest.mark.parametrize(
+    ("headers", "check"),
+    [
+        ({}, "unsigned"),
+        (v3_headers(sign_v3("another-token", URL, NONCE)), "invalid"),
+        ({"X-Vobiz-Signature-V3": sign_v3(TOKEN, URL, NONCE)}, "invalid"),
+    ],
+)
+def test_read_rejects_what_is_not_validly_signed_with_403(
+    headers: dict[str, str], check: str
+) -> None:
+    with pytest.raises(CallbackError) as raised:
+        read(body=b"Event=StartStream", headers=headers)
+    assert (raised.value.status, str(raised.value)) == (403, f"signature {check}")
+
+
+def test_the_signature_is_checked_before_the_body_is_read() -> None:
+    """An unsigned request with a body too big to parse is refused for its signature."""
+    body = b"&".join(b"f%d=1" % number for number in range(MAX_FIELDS * 2))
+    with pytest.raises(CallbackError) as raised:
+        read(body=body)
+    assert raised.value.status == 403
+
+
+def test_without_a_token_every_callback_is_kept_unsigned() -> None:
+    callback, check = read(query="Event=StopStream", token=None, headers=v3_headers("x"))
+    assert (callback.event, check) == ("StopStream", SignatureCheck.UNSIGNED)
 
 
 # --- time format -----------------------------------------------------------------------------

@@ -103,8 +103,44 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "Vobiz (default 0.2; what a barge-in still lets through)",
     )
     media.add_argument("--max-message-bytes", type=int, help="largest frame accepted")
+    media.add_argument(
+        "--media-transport",
+        choices=["aiohttp", "picows"],
+        help="the carrier's WebSocket: aiohttp on --port (default), or picows on --media-port "
+        "(less CPU per frame)",
+    )
+    media.add_argument(
+        "--media-port", type=int, help="port of the picows media socket (default: a free one)"
+    )
     other = serve.add_argument_group("security and lifecycle")
     other.add_argument("--auth-token", help="Vobiz auth token: require signed status callbacks")
+    other.add_argument(
+        "--stream-secret",
+        help="key of per-call stream tokens: 16+ characters, or auto (random per process); "
+        "unset: any socket is accepted. Prefer VOBIZ_STREAM_STREAM_SECRET: flags show in ps",
+    )
+    other.add_argument(
+        "--token-ttl", type=int, help="seconds a stream token admits sockets (default 3600)"
+    )
+    other.add_argument(
+        "--max-calls", type=int, help="most concurrent calls, 503 beyond (default 1000; 0: no cap)"
+    )
+    other.add_argument(
+        "--max-calls-per-ip",
+        type=int,
+        help="most concurrent calls from one address, 429 beyond (default 0: no cap)",
+    )
+    other.add_argument(
+        "--heartbeat",
+        type=float,
+        help="ping a carrier silent this many seconds, drop it if it does not answer "
+        "(default 5; 0: off)",
+    )
+    other.add_argument(
+        "--send-timeout",
+        type=float,
+        help="drop a carrier that reads nothing for this many seconds (default 10; 0: off)",
+    )
     other.add_argument(
         "--shutdown-grace",
         type=float,

@@ -13,7 +13,7 @@ import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,31 @@ class Settings:
     """Format of the audio the app plays (``audio/x-l16;rate=16000``); None: the inbound format."""
     max_lead: float = 0.2
     max_message_bytes: int = 1 << 20
+    media_transport: str = "aiohttp"
+    """``aiohttp``: the media socket on ``port`` with everything else; ``picows``: on its own
+    ``media_port``, with less CPU per frame (bench/RESULTS.md)."""
+    media_port: int = 0
+    """Port of the picows media socket; 0 picks a free one (the answer XML names it)."""
     # -- security and lifecycle
-    auth_token: str | None = None
+    auth_token: str | None = field(default=None, repr=False)
     """Vobiz auth token: when set, status callbacks must carry a valid V2/V3 signature."""
+    stream_secret: str | None = field(default=None, repr=False)
+    """Key of the per-call stream tokens (:mod:`vobiz_stream.admission`): a secret of 16+
+    characters shared by every server behind one answer URL, ``auto`` for a random one per
+    process, or None: tokens off, any socket to ``/stream`` is accepted."""
+    token_ttl: int = 3600
+    """Seconds a stream token admits sockets after the answer, reconnects included."""
+    max_calls: int = 1000
+    """Most concurrent calls; more sockets are refused with 503. 0: no cap."""
+    max_calls_per_ip: int = 0
+    """Most concurrent calls from one peer address (429 beyond). 0: no cap (carriers send many
+    calls from few addresses)."""
+    heartbeat: float = 5.0
+    """Seconds of silence from the carrier before it is pinged; no answer in half that drops the
+    socket and finalises the call. 0: never ping."""
+    send_timeout: float = 10.0
+    """Seconds a send to the carrier may wait (it stopped reading) before its socket is dropped.
+    0: wait for ever."""
     shutdown_grace: float = 30.0
     """Seconds open calls get to finish after SIGTERM before their recordings are finalised."""
     log_level: str = "INFO"
@@ -140,11 +162,39 @@ def _validate(settings: Settings) -> Settings:
             )
     if not 0 < settings.port < 65536:
         raise ConfigError(f"port must be 1-65535, got {settings.port}")
+    if settings.media_transport not in ("aiohttp", "picows"):
+        raise ConfigError(
+            f"media_transport must be aiohttp or picows, got {settings.media_transport!r}"
+        )
+    if not 0 <= settings.media_port < 65536 or settings.media_port == settings.port:
+        raise ConfigError(
+            f"media_port must be 0 (any free port) or 1-65535 and not the HTTP port "
+            f"{settings.port}, got {settings.media_port}"
+        )
+    _validate_security(settings)
     if not math.isfinite(settings.max_lead) or settings.max_lead < 0.02:
         raise ConfigError(
             f"max_lead must be at least one 20 ms frame (0.02), got {settings.max_lead}"
         )
     return settings
+
+
+def _validate_security(settings: Settings) -> None:
+    secret = settings.stream_secret
+    if secret is not None and secret != "auto" and len(secret) < 16:
+        raise ConfigError(  # never the secret itself
+            f"stream_secret has {len(secret)} characters; use at least 16 (a random string, "
+            "the same on every server behind one answer URL), or auto"
+        )
+    if settings.token_ttl < 1:
+        raise ConfigError(f"token_ttl must be at least 1 second, got {settings.token_ttl}")
+    for name in ("max_calls", "max_calls_per_ip"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name} must be 0 (no cap) or more, got {getattr(settings, name)}")
+    for name in ("heartbeat", "send_timeout"):
+        value = getattr(settings, name)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{name} must be 0 (off) or more seconds, got {value}")
 
 
 def load_settings(

@@ -17,6 +17,7 @@ and nothing else, so a server can log it and skip it.
 from __future__ import annotations
 
 import binascii
+import contextlib
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -199,19 +200,30 @@ def _text(obj: _Obj, key: str) -> str | None:
     raise ProtocolError(f"field {key!r} must be a string, got {type(value).__name__}")
 
 
+_INT_RANGE = range(-(2**63), 2**64)
+"""What JSON encoders write back (signed or unsigned 64 bits); every real field fits easily."""
+
+
 def _int(obj: _Obj, key: str) -> int | None:
     """An integer that the carrier may send as a number or as a numeric string."""
     value = obj.get(key)
-    if value is None or type(value) is int:
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
+    number: int | None = None
+    if value is None:
+        return None
+    if type(value) is int:
+        number = value
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = int(value.strip())
     elif isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ProtocolError(f"field {key!r} must be an integer or numeric string, got {value!r:.40}")
+        number = int(value)
+    if number is None:
+        raise ProtocolError(
+            f"field {key!r} must be an integer or numeric string, got {value!r:.40}"
+        )
+    if number not in _INT_RANGE:
+        raise ProtocolError(f"field {key!r} is out of the 64-bit range: {value!r:.40}")
+    return number
 
 
 def _object(obj: _Obj, key: str) -> _Obj | None:

@@ -7,7 +7,13 @@ Endpoints (one aiohttp app, one port):
   by a :class:`~vobiz_stream.keeper.StreamKeeper` and handed to the configured handler;
 * ``GET|POST /webhook``: status callbacks, stored and appended to ``webhook-events.log``;
 * ``GET /calls``: the calls with their recordings, events and callbacks, as JSON;
-* ``GET /healthz``: liveness and the number of open streams.
+* ``GET /healthz``: liveness and the number of open streams;
+* ``GET /stats``: media frames handled and their handling latency;
+* ``GET /admission``: media sockets admitted and refused, by reason (:mod:`vobiz_stream.admission`).
+
+The media socket's life (admission, session, recording, handler) is in
+:mod:`vobiz_stream.media_socket`; this module's aiohttp socket is one shell around it, picows
+(:mod:`vobiz_stream.picows_media`, on its own port) the other.
 """
 
 from __future__ import annotations
@@ -17,22 +23,25 @@ import contextlib
 import logging
 import signal
 from datetime import UTC, datetime
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 import orjson
 from aiohttp import WSMsgType, web
 
 from vobiz_stream import __version__
+from vobiz_stream.admission import CALL_PARAMETER, Admission, Admitted
 from vobiz_stream.config import Settings
 from vobiz_stream.handlers import Handler, resolve_handler
-from vobiz_stream.keeper import StreamKeeper
-from vobiz_stream.session import CallSession, SessionOptions
-from vobiz_stream.store import CallStore
+from vobiz_stream.keeper import HandlingLatency
+from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
+from vobiz_stream.picows_media import start_media_server
+from vobiz_stream.session import SessionOptions
+from vobiz_stream.store import QueuedCallStore
 from vobiz_stream.webhooks import (
-    SignatureCheck,
+    CallbackError,
     WebhookLog,
-    parse_status_callback,
-    verify_signature,
+    form_fields,
+    read_status_callback,
 )
 from vobiz_stream.xml import (
     AudioTrack,
@@ -46,21 +55,62 @@ from vobiz_stream.xml import (
 
 log = logging.getLogger("vobiz_stream.server")
 
-HANDLER_GRACE = 5.0
-"""Seconds a handler may run on after its stream ended before it is cancelled."""
-
 
 class AiohttpTransport:
-    """The session's view of an aiohttp WebSocket."""
+    """The session's view of an aiohttp WebSocket.
 
-    def __init__(self, socket: web.WebSocketResponse) -> None:
+    A send still waiting after ``send_timeout`` seconds (0: no limit) means the carrier stopped
+    reading: its connection is dropped at once, so what the app queued for it is freed instead of
+    piling up, and the send raises :class:`ConnectionError` saying so. One timer per socket checks
+    every half ``send_timeout``; a send itself only notes when it began (a timeout around every
+    send would cost ~9 us each: 40 % of a core at 1000 calls).
+    """
+
+    def __init__(
+        self,
+        socket: web.WebSocketResponse,
+        request: web.BaseRequest | None = None,
+        send_timeout: float = 0.0,
+    ) -> None:
         self._socket = socket
+        self._request = request
+        self._send_timeout = send_timeout
+        self._loop = asyncio.get_running_loop()
+        self._sending_since: float | None = None
+        self._stalled = False
+        if send_timeout and request is not None:
+            self._loop.call_later(send_timeout / 2, self._check_stall)
 
     async def send_text(self, text: str) -> None:
-        await self._socket.send_str(text)
+        self._sending_since = self._loop.time()
+        try:
+            await self._socket.send_str(text)
+        except ConnectionError:
+            if self._stalled:
+                raise ConnectionError(
+                    f"the carrier read nothing for {self._send_timeout:g} s (send_timeout); "
+                    "dropped its socket"
+                ) from None
+            raise
+        finally:
+            self._sending_since = None
+
+    def _check_stall(self) -> None:
+        if self._socket.closed or self._request is None:
+            return
+        since = self._sending_since
+        if since is not None and self._loop.time() - since >= self._send_timeout:
+            self._stalled = True
+            if self._request.transport is not None:
+                self._request.transport.abort()  # a close would wait for the unread data
+            return
+        self._loop.call_later(self._send_timeout / 2, self._check_stall)
 
     async def close(self) -> None:
         await self._socket.close()
+
+    async def shut_down(self) -> None:
+        await self._socket.close(code=1001, message=b"server shutting down")
 
 
 class StreamServer:
@@ -70,13 +120,11 @@ class StreamServer:
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-        self.store = CallStore(settings.database_path)
+        self.store = QueuedCallStore(settings.database_path)
         interrupted = self.store.mark_interrupted(datetime.now(UTC))
         if interrupted:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
         self.webhook_log = WebhookLog(settings.webhook_log_path)
-        self.sockets: set[web.WebSocketResponse] = set()
-        self.draining = False
         self._stream_template = self._stream_element("ws://localhost/stream", None)
         validate(self._stream_template)  # a bad configuration fails at start, not per call
         self.options = SessionOptions(
@@ -86,6 +134,32 @@ class StreamServer:
             outbound_format=settings.outbound_format,
             max_lead=settings.max_lead,
         )
+        self.latency = HandlingLatency()
+        self.admission = Admission.from_settings(settings)
+        self.streams = MediaStreams(
+            settings.recordings_dir,
+            self.store,
+            options=self.options,
+            handler=self.handler,
+            latency=self.latency,
+            admission=self.admission,
+        )
+        self._media_server: asyncio.Server | None = None
+        self.media_port: int | None = None
+        """The picows media socket's port once it listens; None: media on the aiohttp app."""
+
+    @property
+    def sockets(self) -> set[OpenStream]:
+        """The open media streams, whichever transport carries them."""
+        return self.streams.open
+
+    @property
+    def draining(self) -> bool:
+        return self.streams.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.streams.draining = value
 
     # -- the app ------------------------------------------------------------------------------
 
@@ -100,22 +174,38 @@ class StreamServer:
                 web.get("/webhook", self.webhook),
                 web.get("/calls", self.calls),
                 web.get("/healthz", self.healthz),
+                web.get("/stats", self.stats),
+                web.get("/admission", self.admission_counters),
             ]
         )
+        if self.settings.media_transport == "picows":
+            app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
         return app
 
+    async def _start_media_socket(self, _app: web.Application) -> None:
+        settings = self.settings
+        self._media_server = await start_media_server(
+            self.streams,
+            settings.host,
+            settings.media_port,
+            max_message_bytes=settings.max_message_bytes,
+            heartbeat=settings.heartbeat,
+            send_timeout=settings.send_timeout,
+        )
+        self.media_port = self._media_server.sockets[0].getsockname()[1]
+        log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
+
     async def _cleanup(self, _app: web.Application) -> None:
+        if self._media_server is not None:
+            self._media_server.close()  # no new sockets; the open ones are closed next
         await self.close_sockets()
         self.webhook_log.close()
         self.store.close()
 
     async def close_sockets(self) -> None:
         """Close every open stream; their sessions end and their recordings are finalised."""
-        await asyncio.gather(
-            *(socket.close(code=1001, message=b"server shutting down") for socket in self.sockets),
-            return_exceptions=True,
-        )
+        await self.streams.shut_down()
 
     # -- answer XML ---------------------------------------------------------------------------
 
@@ -143,108 +233,90 @@ class StreamServer:
         )
 
     async def answer(self, request: web.Request) -> web.Response:
-        fields = await _form_fields(request)
+        try:
+            fields = await _form_fields(request)
+        except CallbackError as exc:
+            return web.Response(status=exc.status, text=f"{exc}\n")
         base = urlsplit(self._base_url(request))
         ws_scheme = "wss" if base.scheme == "https" else "ws"
-        call_uuid = fields.get("CallUUID")
-        query = urlencode({"call": call_uuid}) if call_uuid else ""
-        stream_url = urlunsplit((ws_scheme, base.netloc, base.path + "/stream", query, ""))
+        call_uuid = fields.get("CallUUID") or None
+        query = urlencode(self.admission.stream_query(call_uuid))
+        if self.media_port is None:
+            stream_url = urlunsplit((ws_scheme, base.netloc, base.path + "/stream", query, ""))
+        else:
+            netloc = _with_port(base, self.media_port)
+            stream_url = urlunsplit((ws_scheme, netloc, "/stream", query, ""))
         webhook_url = urlunsplit((base.scheme, base.netloc, base.path + "/webhook", "", ""))
         xml = render(Response.of(self._stream_element(stream_url, webhook_url)))
-        log.info("call %s: answered with a stream to %s", call_uuid or "-", stream_url)
+        log.info(  # the URL without its token: a credential stays out of the log
+            "call %s: answered with a stream to %s",
+            call_uuid or "-",
+            stream_url.partition("?")[0] + ("?" + CALL_PARAMETER + "=..." if call_uuid else ""),
+        )
         return web.Response(text=xml, content_type="application/xml")
 
     # -- the media socket ---------------------------------------------------------------------
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        if self.draining:
-            return web.Response(status=503, text="server is shutting down; retry elsewhere\n")
+        admitted = self.streams.admit(request.query, request.remote or "")
+        if isinstance(admitted, Refusal):
+            return web.Response(status=admitted.status, text=admitted.text)
+        try:
+            return await self._run_stream(request, admitted)
+        finally:
+            admitted.release()  # also when the upgrade failed and no stream opened
+
+    async def _run_stream(self, request: web.Request, admitted: Admitted) -> web.StreamResponse:
+        settings = self.settings
         socket = web.WebSocketResponse(
-            max_msg_size=self.settings.max_message_bytes, heartbeat=20.0, autoping=True
+            max_msg_size=settings.max_message_bytes,
+            heartbeat=settings.heartbeat or None,  # a carrier gone silent is pinged, then dropped
+            autoping=True,
         )
         await socket.prepare(request)
-        self.sockets.add(socket)
-        keeper = StreamKeeper(self.settings.recordings_dir, self.store)
-        session = CallSession(AiohttpTransport(socket), self.options, keeper, request.query)
-        session.call_id = request.query.get("call") or None
-        handler_task = asyncio.create_task(self._run_handler(session))
+        transport = AiohttpTransport(socket, request, settings.send_timeout)
+        stream = self.streams.open_stream(transport, request.query, admitted)
         reason = "socket_closed"
         try:
             async for message in socket:
                 if message.type is WSMsgType.TEXT:
-                    session.feed(message.data)
-                    if session.closed:  # the carrier's stop: the stream is over
+                    if stream.receive(message.data):  # the carrier's stop: the stream is over
                         reason = "stop"
                         await socket.close()
                         break
                 elif message.type is WSMsgType.BINARY:
-                    session.reject(
-                        f"binary frame of {len(message.data)} bytes; frames are JSON text"
-                    )
+                    stream.receive_binary(len(message.data))
                 elif message.type is WSMsgType.ERROR:
                     reason = f"socket_error: {socket.exception()}"
         except (ConnectionError, asyncio.CancelledError) as exc:
             reason = f"socket_dropped: {type(exc).__name__}"
             raise
         finally:
-            if session.end_reason is None and socket.close_code not in (None, 1000, 1001, 1005):
-                reason = f"socket_closed ({socket.close_code})"
-            session.close(reason)
-            try:
-                await self._finish_handler(session, handler_task)
-            finally:
-                self.sockets.discard(socket)
+            await stream.end(reason, socket.close_code)
         return socket
-
-    async def _run_handler(self, session: CallSession) -> None:
-        if not await session.wait_started():
-            return
-        try:
-            await self.handler(session)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception(
-                "call %s: the handler failed; the stream and its recording go on",
-                session.describe(),
-            )
-
-    async def _finish_handler(self, session: CallSession, task: asyncio.Task[None]) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(task), HANDLER_GRACE)
-        except TimeoutError:
-            log.warning(
-                "call %s: the handler did not return %.0f s after the stream ended; cancelling it",
-                session.describe(),
-                HANDLER_GRACE,
-            )
-            task.cancel()
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        await session.aclose()
 
     # -- status callbacks ---------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        fields = await _form_fields(request)
-        check = SignatureCheck.UNSIGNED
-        if self.settings.auth_token:
-            # The carrier signs the URL it was given: the advertised one, or this one.
-            advertised = self._base_url(request) + request.path_qs
-            candidates = list(dict.fromkeys([advertised, str(request.url)]))
-            check = verify_signature(self.settings.auth_token, candidates, request.headers)
-            if check is not SignatureCheck.VALID:
-                log.warning(
-                    "rejected a status callback with a %s signature from %s",
-                    check.value,
-                    request.remote,
-                )
-                return web.Response(status=403, text=f"signature {check.value}\n")
-        callback = parse_status_callback(fields)
+        # The carrier signs the URL it was given: the advertised one, or this one.
+        advertised = self._base_url(request) + request.path_qs
+        try:
+            received = read_status_callback(
+                query=request.rel_url.raw_query_string,
+                body=await request.read() if request.method == "POST" else b"",
+                content_type=request.content_type,
+                headers=request.headers,
+                urls=list(dict.fromkeys([advertised, str(request.url)])),
+                auth_token=self.settings.auth_token,
+            )
+        except CallbackError as exc:
+            log.warning("rejected a status callback from %s: %s", request.remote, exc)
+            return web.Response(status=exc.status, text=f"{exc}\n")
+        callback, check = received.callback, received.signature
         received_at = datetime.now(UTC)
         self.webhook_log.write(callback, received_at, check)
         self.store.add_status_callback(callback, received_at, check)
+        await self.store.settled()  # stored before the carrier hears it was received
         log.info(
             "call %s: status callback %s%s",
             callback.call_uuid or "-",
@@ -263,6 +335,19 @@ class StreamServer:
         body = orjson.dumps({"calls": self.store.list_calls(limit)})
         return web.Response(body=body, content_type="application/json")
 
+    async def stats(self, _request: web.Request) -> web.Response:
+        body = {
+            "server": f"vobiz-stream {__version__}",
+            "open_streams": len(self.streams.open),
+            "frames": self.latency.frames,
+            "handling_latency_ms": self.latency.summary(),
+        }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def admission_counters(self, _request: web.Request) -> web.Response:
+        body = orjson.dumps(self.admission.counters())
+        return web.Response(body=body, content_type="application/json")
+
     async def healthz(self, _request: web.Request) -> web.Response:
         body = {
             "status": "draining" if self.draining else "ok",
@@ -272,6 +357,12 @@ class StreamServer:
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
+def _with_port(base: SplitResult, port: int) -> str:
+    """``base``'s host with another port (the picows media socket's)."""
+    host = base.hostname or "localhost"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _first_forwarded(request: web.Request, header: str) -> str | None:
     """The first value of a proxy header; a chain of proxies appends theirs after it."""
     value = request.headers.get(header, "").split(",")[0].strip()
@@ -279,11 +370,9 @@ def _first_forwarded(request: web.Request, header: str) -> str | None:
 
 
 async def _form_fields(request: web.Request) -> dict[str, str]:
-    """The query, then the form body; a repeated field keeps its last value."""
-    fields = {key: value for key, value in request.query.items()}
-    if request.method == "POST":
-        fields.update({key: str(value) for key, value in (await request.post()).items()})
-    return fields
+    """The query, then the urlencoded form body; a repeated field keeps its last value."""
+    body = await request.read() if request.method == "POST" else b""
+    return form_fields(request.rel_url.raw_query_string, body, request.content_type)
 
 
 async def serve(settings: Settings, handler: Handler | None = None) -> None:

@@ -3,7 +3,9 @@
 The carrier POSTs a form (or sends a GET query) to the ``statusCallbackUrl`` of a ``<Stream>`` at
 each step of the stream's life. :func:`parse_status_callback` turns those fields into a
 :class:`StatusCallback` and never rejects one: every field is optional and unknown ``Event`` values
-are kept, so nothing the carrier says is lost.
+are kept, so nothing the carrier says is lost. :func:`read_status_callback` is the whole of what
+the server does with a request: check the signature, read the query and form body
+(:func:`form_fields`), parse; it raises :class:`CallbackError` and nothing else.
 
 :func:`sign_v3` and :func:`sign_v2` are the one implementation of the signature scheme; the server
 checks with :func:`verify_signature` and the emulator signs with them. :class:`WebhookLog` appends
@@ -22,18 +24,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import orjson
 
 from vobiz_stream.closing import Closeable
+from vobiz_stream.errors import VobizStreamError
 
 __all__ = [
     "EXTRA_HEADER_PREFIX",
+    "MAX_FIELDS",
+    "CallbackError",
+    "ReceivedCallback",
     "SignatureCheck",
     "StatusCallback",
     "WebhookLog",
+    "form_fields",
     "format_utc",
     "parse_status_callback",
+    "read_status_callback",
     "sign_v2",
     "sign_v3",
     "verify_signature",
@@ -41,6 +50,20 @@ __all__ = [
 
 EXTRA_HEADER_PREFIX = "X-VH-"
 """Each ``extraHeaders`` pair of the ``<Stream>`` reaches the callback as ``X-VH-<key>``."""
+
+MAX_FIELDS = 1000
+"""Most fields a callback may carry (query and body together); a callback has about a dozen."""
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+class CallbackError(VobizStreamError):
+    """A status callback (or answer request) the server refuses, with the HTTP status to answer:
+    403 for a signature that is not valid, 400 for a request that cannot be read."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +132,29 @@ def parse_status_callback(fields: Mapping[str, str]) -> StatusCallback:
     )
 
 
+def form_fields(
+    query: str, body: bytes = b"", content_type: str = FORM_CONTENT_TYPE
+) -> dict[str, str]:
+    """The fields of a request: the raw ``query`` string, then an urlencoded ``body``.
+
+    A repeated field keeps its last value (the body's, when both have it). Bytes that are not
+    UTF-8 become U+FFFD. A body of another content type (multipart...) is not read: the carrier
+    sends forms urlencoded (an empty content type is taken for that, as aiohttp does). Raises
+    :class:`CallbackError` (400) past :data:`MAX_FIELDS` fields.
+    """
+    fields = _pairs(_utf8(query).decode("utf-8", "replace"))
+    if body and content_type.split(";", maxsplit=1)[0].strip().lower() in ("", FORM_CONTENT_TYPE):
+        fields += _pairs(body.decode("utf-8", "replace"))
+    if len(fields) > MAX_FIELDS:
+        raise CallbackError(400, f"{len(fields)} fields; a callback has at most {MAX_FIELDS}")
+    return dict(fields)
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    # Without max_num_fields, parse_qsl never raises; the count is checked by the caller.
+    return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace")
+
+
 def _parse_timestamp(text: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.strip())
@@ -138,8 +184,17 @@ class SignatureCheck(StrEnum):
     UNSIGNED = "unsigned"
 
 
+def _utf8(text: str) -> bytes:
+    """``text`` as bytes for an HMAC, whatever it holds: a header aiohttp could not decode as
+    UTF-8 arrives with its bytes escaped as lone surrogates, which this turns back into them."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def _sign(auth_token: str, message: str) -> str:
-    digest = hmac.new(auth_token.encode(), message.encode(), hashlib.sha256).digest()
+    digest = hmac.new(_utf8(auth_token), _utf8(message), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -179,12 +234,45 @@ def verify_signature(
         nonce = by_lower_name.get(nonce_header)
         if nonce is None:
             return SignatureCheck.INVALID
-        given = [part.strip().encode() for part in signatures.split(",") if part.strip()]
+        given = [_utf8(part.strip()) for part in signatures.split(",") if part.strip()]
         expected = [sign(auth_token, candidate, nonce).encode() for candidate in candidates]
         if any(hmac.compare_digest(g, e) for g in given for e in expected):
             return SignatureCheck.VALID
         return SignatureCheck.INVALID
     return SignatureCheck.UNSIGNED
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedCallback:
+    """A status callback the server accepted, and what its signature check found."""
+
+    callback: StatusCallback
+    signature: SignatureCheck
+
+
+def read_status_callback(
+    *,
+    query: str,
+    body: bytes,
+    content_type: str,
+    headers: Mapping[str, str],
+    urls: Sequence[str],
+    auth_token: str | None,
+) -> ReceivedCallback:
+    """Everything the server does with a status callback request, free of I/O.
+
+    ``query`` is the raw query string, ``urls`` the full URLs the carrier may have signed. With an
+    ``auth_token`` the signature is checked first (nothing of an unsigned request is read) and
+    anything but a valid one raises :class:`CallbackError` (403); without one the callback is
+    kept as unsigned. Raises :class:`CallbackError` and nothing else.
+    """
+    check = SignatureCheck.UNSIGNED
+    if auth_token:
+        check = verify_signature(auth_token, urls, headers)
+        if check is not SignatureCheck.VALID:
+            raise CallbackError(403, f"signature {check.value}")
+    fields = form_fields(query, body, content_type)
+    return ReceivedCallback(parse_status_callback(fields), check)
 
 
 # --- the log ---------------------------------------------------------------------------------

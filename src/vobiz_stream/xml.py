@@ -363,7 +363,9 @@ def _extra_headers_problems(headers: tuple[tuple[str, str], ...]) -> list[str]:
                     f"<Stream> extraHeaders {role} {part!r} has surrounding whitespace, which "
                     "the key=value,key=value format does not keep"
                 )
-    size = len(_extra_headers_text(headers).encode())
+    # surrogatepass: a lone surrogate (an undecodable byte of an environment variable) is
+    # counted here and refused as invalid XML text below, not raised as UnicodeEncodeError.
+    size = len(_extra_headers_text(headers).encode("utf-8", "surrogatepass"))
     if size > MAX_EXTRA_HEADERS_BYTES:
         problems.append(
             f"<Stream> extraHeaders is {size} bytes encoded; Vobiz takes at most "

@@ -1,0 +1,188 @@
+"""One media socket's life, whatever WebSocket library carries it.
+
+Each transport shell (aiohttp's in :mod:`vobiz_stream.server`, picows's in
+:mod:`vobiz_stream.picows_media`) does the same four things per socket, all through here:
+
+1. :meth:`MediaStreams.admit`: the server's :class:`~vobiz_stream.admission.Admission` rules
+   (and no new socket while the server drains); a :class:`Refusal` says how to refuse;
+2. once accepted, :meth:`MediaStreams.open_stream` with a :class:`MediaTransport` for the socket
+   and the admission's slot;
+3. each text frame to :meth:`OpenStream.receive` (True: the carrier's ``stop``, close the socket);
+4. when the socket is gone, :meth:`OpenStream.end` (which gives the admission slot back).
+
+Everything else a stream needs (its :class:`~vobiz_stream.keeper.StreamKeeper`, its
+:class:`~vobiz_stream.session.CallSession`, the handler task and the grace it gets after the
+stream ends) lives here, once, so both transports behave alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from vobiz_stream.admission import Admission, Admitted
+from vobiz_stream.handlers import Handler
+from vobiz_stream.keeper import HandlingLatency, StreamKeeper
+from vobiz_stream.session import CallSession, SessionOptions, Transport
+from vobiz_stream.store import QueuedCallStore
+
+log = logging.getLogger("vobiz_stream.server")
+
+HANDLER_GRACE = 5.0
+"""Seconds a handler may run on after its stream ended before it is cancelled."""
+
+CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
+"""Close codes of a socket that ended normally (1005: closed without a code)."""
+
+
+class MediaTransport(Transport, Protocol):
+    """A transport shell's socket: the session's :class:`Transport`, and a server-side close."""
+
+    async def shut_down(self) -> None:
+        """Close the socket because the server is stopping (code 1001)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a socket is refused: the HTTP status to refuse its upgrade with and a text that says
+    what to do; ``close_code`` for a transport that can only refuse after the upgrade."""
+
+    status: int
+    text: str
+
+    @property
+    def close_code(self) -> int:
+        """1008 (policy violation) for a token problem, 1013 (try again later) for the rest."""
+        return 1008 if self.status in (401, 403) else 1013
+
+
+class MediaStreams:
+    """The server's open media streams, and the one place that admits, opens and ends them."""
+
+    def __init__(
+        self,
+        recordings_dir: Path,
+        store: QueuedCallStore,
+        *,
+        options: SessionOptions,
+        handler: Handler,
+        latency: HandlingLatency,
+        admission: Admission,
+    ) -> None:
+        self.recordings_dir = recordings_dir
+        self.store = store
+        self.options = options
+        self.handler = handler
+        self.latency = latency
+        self.admission = admission
+        self.open: set[OpenStream] = set()
+        self.draining = False
+        """Set when the server stops: new sockets are refused, open ones get to finish."""
+
+    def admit(self, query: Mapping[str, str], peer_ip: str) -> Admitted | Refusal:
+        """Whether a socket from ``peer_ip`` with URL query ``query`` may be accepted: its
+        admission slot (release it if the socket never opens a stream), or the refusal."""
+        if self.draining:
+            return Refusal(503, "server is shutting down; retry elsewhere\n")
+        decision = self.admission.admit(query, peer_ip)
+        if isinstance(decision, Admitted):
+            return decision
+        return Refusal(decision.status, decision.message + "\n")
+
+    def open_stream(
+        self, transport: MediaTransport, query: Mapping[str, str], admitted: Admitted
+    ) -> OpenStream:
+        """An admitted socket was accepted: start its session, recording and handler."""
+        stream = OpenStream(self, transport, query, admitted)
+        self.open.add(stream)
+        return stream
+
+    async def shut_down(self, timeout: float = HANDLER_GRACE + 5.0) -> None:
+        """Close every open socket (1001) and wait, at most ``timeout`` seconds, until their
+        streams have ended (sessions closed, recordings finalised, handlers finished)."""
+        streams = list(self.open)
+        await asyncio.gather(
+            *(stream.transport.shut_down() for stream in streams), return_exceptions=True
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.open and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+
+class OpenStream:
+    """One accepted socket: its session, recorded by a keeper and handed to the handler."""
+
+    def __init__(
+        self,
+        streams: MediaStreams,
+        transport: MediaTransport,
+        query: Mapping[str, str],
+        admitted: Admitted,
+    ) -> None:
+        self._streams = streams
+        self._admitted = admitted
+        self.transport = transport
+        keeper = StreamKeeper(streams.recordings_dir, streams.store, streams.latency)
+        self.session = CallSession(transport, streams.options, keeper, query)
+        self.session.call_id = query.get("call") or None
+        self._handler = asyncio.create_task(self._run_handler())
+
+    def receive(self, frame: str | bytes) -> bool:
+        """A text frame from the carrier; True when it ended the stream (the carrier's
+        ``stop``): the shell then closes the socket."""
+        session = self.session
+        session.feed(frame)
+        return session.closed
+
+    def receive_binary(self, size: int) -> None:
+        self.session.reject(f"binary frame of {size} bytes; frames are JSON text")
+
+    async def end(self, reason: str, close_code: int | None = None) -> None:
+        """The socket is gone: close the session (unless a ``stop`` did), give the handler its
+        grace, wait until the stream's rows are stored, and forget the stream. ``close_code`` is
+        the socket's, if it had one."""
+        session = self.session
+        if session.end_reason is None and close_code not in (None, *CLEAN_CLOSE_CODES):
+            reason = f"socket_closed ({close_code})"
+        session.close(reason)
+        try:
+            await self._finish_handler()
+            await self._streams.store.settled()
+        finally:
+            self._admitted.release()
+            self._streams.open.discard(self)
+
+    async def _run_handler(self) -> None:
+        session = self.session
+        if not await session.wait_started():
+            return
+        try:
+            await self._streams.handler(session)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "call %s: the handler failed; the stream and its recording go on",
+                session.describe(),
+            )
+
+    async def _finish_handler(self) -> None:
+        task = self._handler
+        try:
+            await asyncio.wait_for(asyncio.shield(task), HANDLER_GRACE)
+        except TimeoutError:
+            log.warning(
+                "call %s: the handler did not return %.0f s after the stream ended; cancelling it",
+                self.session.describe(),
+                HANDLER_GRACE,
+            )
+            task.cancel()
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        await self.session.aclose()

@@ -1,0 +1,98 @@
+"""A full disk while recording, simulated with a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored so
+writes fail with EFBIG): the call whose recording hits it goes on to its end, with a clear error in
+the log and in its call record; the calls beside it are recorded whole; nothing is corrupt."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import signal
+import sqlite3
+import sys
+import wave
+from pathlib import Path
+
+import aiohttp
+
+from tests.e2e.conftest import read_wav
+from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames
+from tests.e2e.test_server_process import free_port, wait_healthy
+from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator.source import CallerAudio
+
+FILE_SIZE_LIMIT = 300_000
+"""Bytes any one file of the server may hold: about 9 s of a stereo 8 kHz recording."""
+
+
+def limit_file_size() -> None:
+    """In the server's process, before it starts: files stop growing at the limit."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+
+
+async def test_a_recording_that_fills_the_disk_ends_cleanly_and_the_calls_go_on(
+    tmp_path: Path,
+) -> None:
+    port, data = free_port(), tmp_path / "data"
+    base = f"http://127.0.0.1:{port}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vobiz_stream",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--l16-byte-order",
+        "big",
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=limit_file_size,
+    )
+    try:
+        await wait_healthy(base)
+        long_audio = caller_audio(0, seconds=20.0)  # 640 kB of stereo WAV: past the limit
+        short_audio = [caller_audio(number, seconds=3.0) for number in (1, 2, 3)]
+        reports = await asyncio.gather(
+            run_call(base + "/", CallerAudio(long_audio, RATE), CallOptions(speed=8.0)),
+            *(
+                run_call(base + "/", CallerAudio(pcm, RATE), CallOptions(speed=2.0))
+                for pcm in short_audio
+            ),
+        )
+        async with aiohttp.ClientSession() as client:
+            async with client.get(base + "/calls") as reply:
+                calls = {call["call_id"]: call for call in (await reply.json())["calls"]}
+            async with client.get(base + "/healthz") as reply:
+                assert (await reply.json())["status"] == "ok"
+    finally:
+        process.terminate()
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    log = stderr.decode()
+
+    for report in reports:  # every call, the one whose recording failed too, ran to its end
+        assert report.completed and report.end_reason == "hangup", report.summary()
+    long_id = reports[0].call_uuid
+    [long_stream] = calls[long_id]["streams"]
+    assert "recording failed" in long_stream["error"]
+    assert "File too large" in long_stream["error"]
+    assert long_stream["frames_received"] == reports[0].frames_sent  # the session went on
+    assert long_stream["end_reason"] == "socket_closed"
+    assert f"call {long_id}: recording failed: [Errno 27] File too large" in log
+
+    long_path = Path(long_stream["recording_path"])
+    with wave.open(str(long_path)) as reader:  # still a valid WAV, the header counting its data
+        assert reader.getnframes() > 5 * RATE
+    assert long_path.stat().st_size <= FILE_SIZE_LIMIT
+    recorded = read_wav(long_path)[0][:, 0]
+    leading_frames(recorded, long_audio)  # a prefix of the caller's audio, sample for sample
+
+    for report, pcm in zip(reports[1:], short_audio, strict=True):
+        [stream] = calls[report.call_uuid]["streams"]
+        assert stream["error"] is None
+        recorded = read_wav(Path(stream["recording_path"]))[0][:, 0]
+        held = len(recorded) - leading_frames(recorded, pcm) * (RATE // 50)
+        assert held >= len(pcm)  # whole
+
+    with sqlite3.connect(data / "vobiz-stream.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
