@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import sys
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -203,3 +204,44 @@ async def run_cli(*args: str, timeout: float = 30) -> tuple[int, bytes, bytes]:
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return process.returncode, stdout, stderr
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for servers run as subprocesses)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_healthy(base: str) -> None:
+    """Wait until the server at ``base`` answers ``/healthz`` (at most about 10 s)."""
+    async with aiohttp.ClientSession() as client:
+        for _ in range(200):
+            try:
+                async with client.get(base + "/healthz") as reply:
+                    if reply.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+    raise AssertionError(f"the server at {base} did not come up")
+
+
+async def serve_process(
+    port: int, data: Path, *flags: str, **spawn: Any
+) -> asyncio.subprocess.Process:
+    """``vobiz-stream serve`` as users run it, on 127.0.0.1:``port``, once it answers; its
+    stderr (the log) is piped. ``spawn`` goes to the subprocess (``env``, ``preexec_fn``)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "vobiz_stream", "serve", "--port", str(port), "--data-dir", str(data)),
+        *flags,
+        stderr=asyncio.subprocess.PIPE,
+        **spawn,
+    )
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}")
+    except BaseException:
+        process.kill()
+        await process.communicate()
+        raise
+    return process

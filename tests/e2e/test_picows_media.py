@@ -13,9 +13,7 @@ import asyncio
 import base64
 import os
 import signal
-import socket
 import sqlite3
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,8 +27,10 @@ from tests.e2e.conftest import (
     RunningServer,
     StartServer,
     frames_of,
+    free_port,
     read_wav,
     run_cli,
+    serve_process,
     speech,
 )
 from vobiz_stream.audio import ByteOrder, encode_l16
@@ -42,12 +42,6 @@ FIXTURE = DATA / "speech_male_8k.wav"
 RATE = 8000
 FRAME = RATE // 50
 SECRET = "picows-stream-secret-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def assert_recorded(recorded: np.ndarray, pcm: np.ndarray, most_frames: int = 5) -> None:
@@ -337,21 +331,11 @@ async def test_a_carrier_that_stops_reading_is_dropped_after_send_timeout(
 
 async def test_serve_with_picows_answers_with_its_media_port_and_records(tmp_path: Path) -> None:
     port, media_port = free_port(), free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "vobiz_stream", "serve", "--port", str(port), "--data-dir", str(tmp_path)),
-        *("--media-transport", "picows", "--media-port", str(media_port)),
-        stderr=asyncio.subprocess.PIPE,
+    process = await serve_process(
+        port, tmp_path, "--media-transport", "picows", "--media-port", str(media_port)
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        async with asyncio.timeout(15):
-            while True:
-                try:
-                    async with aiohttp.ClientSession() as client, client.get(base + "/healthz"):
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
         report = await run_call(base + "/", FIXTURE, CallOptions(speed=4))
         assert report.completed, report.summary()
         assert urlsplit(report.stream_url or "").port == media_port

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,9 +15,8 @@ from xml.dom import minidom
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import StartServer
+from tests.e2e.conftest import StartServer, free_port, serve_process
 from tests.e2e.test_reliability_crash import RATE, caller_audio
-from tests.e2e.test_server_process import free_port, wait_healthy
 from tests.e2e.test_server_recording import ONE_WAY
 from vobiz_stream.admission import StreamTokens
 from vobiz_stream.emulator import CallOptions, run_call
@@ -144,14 +142,8 @@ async def test_no_secret_and_no_token_reaches_the_log(tmp_path: Path) -> None:
         "VOBIZ_STREAM_AUTH_TOKEN": AUTH_TOKEN,
         "VOBIZ_STREAM_LOG_LEVEL": "DEBUG",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "vobiz_stream", "serve", "--port", str(port), "--data-dir", str(data)),
-        env=environment,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await serve_process(port, data, env=environment)
     try:
-        await wait_healthy(base)
         _, url = await answer(base, "logged-call")
         token = parse_qs(urlsplit(url).query)["token"][0]
         report = await run_call(

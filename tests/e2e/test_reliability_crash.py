@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import sys
 import time
 import wave
 from pathlib import Path
@@ -17,8 +16,15 @@ import aiohttp
 import numpy as np
 import orjson
 
-from tests.e2e.conftest import Carrier, StartServer, frames_of, read_wav, speech
-from tests.e2e.test_server_process import free_port, wait_healthy
+from tests.e2e.conftest import (
+    Carrier,
+    StartServer,
+    frames_of,
+    free_port,
+    read_wav,
+    serve_process,
+    speech,
+)
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.report import CallReport
@@ -42,23 +48,9 @@ def caller_audio(number: int, seconds: float = 12.0) -> np.ndarray:
     return np.clip(looped + noise, -32768, 32767).astype(np.int16)[: int(seconds * RATE)]
 
 
-async def serve(port: int, data: Path, *flags: str) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vobiz_stream",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data),
-        "--l16-byte-order",
-        "big",  # what the emulator sends: no frames held back for detection
-        *flags,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    await wait_healthy(f"http://127.0.0.1:{port}")
-    return process
+async def serve(port: int, data: Path, *flags: str, **spawn: Any) -> asyncio.subprocess.Process:
+    # big-endian: what the emulator sends, so no frames are held back for detection
+    return await serve_process(port, data, "--l16-byte-order", "big", *flags, **spawn)
 
 
 def leading_frames(recorded: np.ndarray, sent: np.ndarray) -> int:

@@ -8,15 +8,13 @@ import asyncio
 import resource
 import signal
 import sqlite3
-import sys
 import wave
 from pathlib import Path
 
 import aiohttp
 
-from tests.e2e.conftest import read_wav
-from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames
-from tests.e2e.test_server_process import free_port, wait_healthy
+from tests.e2e.conftest import free_port, read_wav
+from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames, serve
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerAudio
 
@@ -35,22 +33,8 @@ async def test_a_recording_that_fills_the_disk_ends_cleanly_and_the_calls_go_on(
 ) -> None:
     port, data = free_port(), tmp_path / "data"
     base = f"http://127.0.0.1:{port}"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vobiz_stream",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data),
-        "--l16-byte-order",
-        "big",
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=limit_file_size,
-    )
+    process = await serve(port, data, preexec_fn=limit_file_size)
     try:
-        await wait_healthy(base)
         long_audio = caller_audio(0, seconds=20.0)  # 640 kB of stereo WAV: past the limit
         short_audio = [caller_audio(number, seconds=3.0) for number in (1, 2, 3)]
         reports = await asyncio.gather(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,49 +13,18 @@ import aiohttp
 import numpy as np
 import orjson
 
-from tests.e2e.conftest import b64, frames_of, read_wav, speech
+from tests.e2e.conftest import b64, frames_of, free_port, read_wav, serve_process, speech
 from vobiz_stream.audio import ByteOrder, encode_l16
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def wait_healthy(base: str) -> None:
-    async with aiohttp.ClientSession() as client:
-        for _ in range(200):
-            try:
-                async with client.get(base + "/healthz") as reply:
-                    if reply.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.05)
-    raise AssertionError("server did not come up")
 
 
 async def test_sigterm_drains_then_finalises_open_calls(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "data"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vobiz_stream",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data),
-        "--shutdown-grace",
-        "1",
-        "--l16-byte-order",
-        "little",
-        stderr=asyncio.subprocess.PIPE,
+    process = await serve_process(
+        port, data, *("--shutdown-grace", "1", "--l16-byte-order", "little")
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        await wait_healthy(base)
         samples, rate = speech("speech_male_8k")
         frames = frames_of(samples, rate)
         async with aiohttp.ClientSession() as client:
