@@ -1,6 +1,6 @@
 """The atheris harnesses of fuzz/ run (a few thousand inputs each, through fuzz/run.py, as the
-long runs do) and find nothing. Skipped without the ``fuzz`` extra (``pip install -e '.[fuzz]'``);
-the hypothesis tests beside this file are the short run every CI does."""
+long runs do) and find nothing. atheris comes with the dev tools (and the ``fuzz`` extra), so CI
+runs this beside the hypothesis tests; the long runs are in docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
-
-pytest.importorskip("atheris")
 
 RUN = Path(__file__).parent.parent / "fuzz" / "run.py"
 
