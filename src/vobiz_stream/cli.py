@@ -232,6 +232,18 @@ def _drop_rate(text: str) -> float:
     )
 
 
+def _add_wire_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the emulated carrier speaks: the message shapes and the L16 byte order."""
+    add = parser.add_argument
+    add("--legacy-shape", action="store_true", help="send the seeds' flat start and media")
+    add(
+        "--l16-byte-order",
+        choices=[order.value for order in ByteOrder],
+        default=CallOptions.l16_byte_order.value,
+        help="byte order of the L16 sent to the app (default big, as the seeds say)",
+    )
+
+
 def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults (see below)")
     add = faults.add_argument
@@ -296,13 +308,7 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--report", type=Path, help="write the JSON report here")
     add("--from", dest="from_number", default=CallOptions.from_number, help="caller number")
     add("--to", dest="to_number", default=CallOptions.to_number, help="called number")
-    add("--legacy-shape", action="store_true", help="send the seeds' flat start and media")
-    add(
-        "--l16-byte-order",
-        choices=[order.value for order in ByteOrder],
-        default=CallOptions.l16_byte_order.value,
-        help="byte order of the L16 sent to the app (default big, as the seeds say)",
-    )
+    _add_wire_arguments(call)
     add("--send-stop", action="store_true", help="send the seeds' stop before closing")
     add(
         "--hangup-after",
@@ -420,13 +426,7 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=1,
         help="split the calls over this many processes (default 1)",
     )
-    add("--legacy-shape", action="store_true", help="send the seeds' flat start and media")
-    add(
-        "--l16-byte-order",
-        choices=[order.value for order in ByteOrder],
-        default=CallOptions.l16_byte_order.value,
-        help="byte order of the L16 sent to the app (default big, as the seeds say)",
-    )
+    _add_wire_arguments(load)
     add("--quiet", action="store_true", help="no progress line, only the summary")
     _add_fault_arguments(load)
 
