@@ -27,10 +27,8 @@ Reported per run:
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,13 +37,13 @@ import numpy as np
 import orjson
 
 from harness import (
-    SERVERS,
     SPEECH,
     RunningServer,
     ServerKind,
     Watch,
     ramp_rate,
     run_bounded,
+    run_matrix,
     steady,
 )
 
@@ -166,28 +164,15 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", default="20,100", help="comma-separated numbers of calls")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of audio per call")
-    parser.add_argument("--servers", default="aiohttp,picows", help="media transports, in order")
-    parser.add_argument("--json", type=Path, help="write every run's figures here")
-    args = parser.parse_args()
-    levels = [int(level) for level in args.calls.split(",")]
-    if any(not 1 <= level <= 5000 for level in levels) or not 1 <= args.duration <= 300:
-        parser.error("calls must be 1-5000 and duration 1-300 s")
-    kinds = [SERVERS[name] for name in args.servers.split(",")]
-    if any(kind.name == "node" for kind in kinds):
-        parser.error("the Node sink has no echo handler")
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="bench-echo-") as scratch:
-        for calls in levels:
-            for kind in kinds:
-                run = echo_run(kind, calls, args.duration, Path(scratch))
-                runs.append(run)
-                print(orjson.dumps(run).decode(), flush=True)
+    runs = run_matrix(
+        __doc__.split("\n\n")[0],
+        calls="20,100",
+        duration=20.0,
+        servers="aiohttp,picows",
+        run_one=echo_run,
+        refuse=lambda kind: "the Node sink has no echo handler" if kind.name == "node" else None,
+    )
     print(table(runs))
-    if args.json:
-        args.json.write_bytes(orjson.dumps(runs, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ core(s), sample the server once a second, and stop it. Reported:
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ from typing import Any
 import orjson
 
 from harness import (
-    SERVERS,
     SPEECH,
     RunningServer,
     ServerKind,
@@ -37,6 +34,7 @@ from harness import (
     load_core_count,
     ramp_rate,
     run_bounded,
+    run_matrix,
     steady,
 )
 
@@ -164,28 +162,16 @@ def held(runs: list[dict[str, Any]], limit_ms: float = 20.0) -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", default="100,500", help="comma-separated numbers of calls")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds of audio per call")
-    parser.add_argument("--servers", default="aiohttp,picows,node", help="which servers, in order")
-    parser.add_argument("--json", type=Path, help="write every run's figures here")
-    args = parser.parse_args()
-    levels = [int(level) for level in args.calls.split(",")]
-    if any(not 1 <= level <= 5000 for level in levels) or not 1 <= args.duration <= 300:
-        parser.error("calls must be 1-5000 and duration 1-300 s")
-    kinds = [SERVERS[name] for name in args.servers.split(",")]
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="bench-servers-") as scratch:
-        for calls in levels:
-            for kind in kinds:
-                run = record_run(kind, calls, args.duration, Path(scratch))
-                runs.append(run)
-                print(orjson.dumps(run).decode(), flush=True)
+    runs = run_matrix(
+        __doc__.split("\n\n")[0],
+        calls="100,500",
+        duration=15.0,
+        servers="aiohttp,picows,node",
+        run_one=record_run,
+    )
     print(table(runs))
     for label, calls in held(runs).items():
         print(f"{label}: holds {calls} calls with p99 under 20 ms")
-    if args.json:
-        args.json.write_bytes(orjson.dumps(runs, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

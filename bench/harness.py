@@ -11,6 +11,7 @@ Everything is bounded: each process gets a timeout, and is terminated (then kill
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -18,9 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,3 +273,43 @@ def ramp_rate(calls: int, duration: float) -> float:
     """Calls started per second: the load ramps up over a third of a call (10 s at most), so
     every call is up for at least the middle third of the run."""
     return max(10.0, calls / min(10.0, duration / 3))
+
+
+def run_matrix(
+    description: str,
+    *,
+    calls: str,
+    duration: float,
+    servers: str,
+    run_one: Callable[[ServerKind, int, float, Path], dict[str, Any]],
+    refuse: Callable[[ServerKind], str | None] = lambda _kind: None,
+) -> list[dict[str, Any]]:
+    """The command line every server bench shares (``--calls``, ``--duration``, ``--servers``,
+    ``--json``): run ``run_one`` for every number of calls and server, each run's figures
+    printed as a JSON line as it ends and all of them written to ``--json``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--calls", default=calls, help="comma-separated numbers of calls")
+    parser.add_argument(
+        "--duration", type=float, default=duration, help="seconds of audio per call"
+    )
+    parser.add_argument("--servers", default=servers, help="which servers, in order")
+    parser.add_argument("--json", type=Path, help="write every run's figures here")
+    args = parser.parse_args()
+    levels = [int(level) for level in args.calls.split(",")]
+    if any(not 1 <= level <= 5000 for level in levels) or not 1 <= args.duration <= 300:
+        parser.error("calls must be 1-5000 and duration 1-300 s")
+    kinds = [SERVERS[name] for name in args.servers.split(",")]
+    for kind in kinds:
+        problem = refuse(kind)
+        if problem is not None:
+            parser.error(problem)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        for level in levels:
+            for kind in kinds:
+                run = run_one(kind, level, args.duration, Path(scratch))
+                runs.append(run)
+                print(orjson.dumps(run).decode(), flush=True)
+    if args.json:
+        args.json.write_bytes(orjson.dumps(runs, option=orjson.OPT_INDENT_2))
+    return runs
