@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -315,7 +316,9 @@ class CallSession:
         return self._decoder.byte_order
 
     def now(self) -> float:
-        return self._loop.time()
+        """The session's clock: ``time.monotonic()``, not the loop's time, which uvloop counts
+        in whole milliseconds (pacing, clear and barge-in timings would be quantised)."""
+        return time.monotonic()
 
     def describe(self) -> str:
         """A short label for log lines: the call id, else the stream id."""
@@ -702,7 +705,11 @@ class CallSession:
                 continue  # it came while this loop was sending: its clear goes out now
             deadline = self._ledger.next_deadline(self.now())
             self._wake.clear()
-            timer = None if deadline is None else self._loop.call_at(deadline, self._wake.set)
+            timer = (
+                None
+                if deadline is None
+                else self._loop.call_later(max(0.0, deadline - self.now()), self._wake.set)
+            )
             await self._wake.wait()
             if timer is not None:
                 timer.cancel()
