@@ -125,7 +125,9 @@ async def test_echo_paces_checkpoints_and_clears_on_barge_in(start_server: Start
     assert model.clears, "the barge-in did not clear the echo"
     steady = [b - a for a, b in zip(model.arrivals[12:], model.arrivals[13:], strict=False)]
     assert 0.015 < statistics.median(steady) < 0.025
-    assert max(model.leads) <= MAX_LEAD + 0.001
+    # The bound holds on the server's clock; the carrier sees it shifted by how late the first
+    # frame arrived against the later ones (loopback delivery jitter, a few ms at most).
+    assert max(model.leads) <= MAX_LEAD + 0.005
     # The first echo is the first utterance, sample for sample, until the clear cut it.
     heard_first = [data for at, data in model.played if at < model.clears[0]]
     echoed = np.frombuffer(b"".join(heard_first), dtype="<i2")
