@@ -162,7 +162,6 @@ class StreamKeeper:
 
     def started(self, session: CallSession) -> None:
         self._session = session
-        self._origin = session.now()
         started_at = datetime.now(UTC)
         audio_format = session.inbound_format
         stereo = len(session.tracks) == 2 or session.options.bidirectional
@@ -196,6 +195,9 @@ class StreamKeeper:
             "+".join(track.value for track in session.tracks),
             self.path.name if self.path else "none",
         )
+        # The recording's zero: once it is open, so the time spent opening it (disk, database)
+        # does not count as lateness of the first frame, which may be waiting in the socket.
+        self._origin = session.now()
 
     def _position(self, moment: float, rate: int) -> int:
         return max(0, round((moment - self._origin) * rate))
@@ -211,8 +213,11 @@ class StreamKeeper:
             if media.track not in self._placed:
                 self._placed.add(media.track)
                 rate = recording.sample_rate
-                frame = rate // 50  # a new track starts on the 20 ms grid
-                arrival_position = round(max(0.0, (arrival - self._origin) * rate) / frame) * frame
+                # A new track starts on the 20 ms grid, in the slot it arrived in: a frame is
+                # delivered after it was due, never before, so delivery delay under a frame
+                # (a busy loop, network jitter) does not push the track a frame late.
+                frame = rate // 50
+                arrival_position = int(max(0.0, arrival - self._origin) * rate) // frame * frame
             position = clock.place(media, len(pcm), arrival_position)
             channel = 0 if media.track is Track.INBOUND or recording.channels == 1 else 1
             try:

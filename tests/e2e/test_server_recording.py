@@ -167,6 +167,28 @@ async def test_reordered_and_missing_frames_land_on_the_clock(
     assert_recorded(recorded[:, 0], expected)
 
 
+async def test_a_late_first_frame_starts_the_recording_in_the_slot_it_arrived_in(
+    start_server: StartServer, connect
+) -> None:
+    """Audio starting 70 ms after ``start`` starts in the 20 ms slot it arrived in (not at 0),
+    and the next frames follow it by their chunks."""
+    running = await start_server(l16_byte_order="little", **ONE_WAY)
+    samples, rate = speech("speech_male_8k")
+    carrier = await connect(running.ws_url)
+    await carrier.start()
+    await asyncio.sleep(0.07)
+    sent = await send_call(carrier, samples[:8000], rate)
+    await carrier.socket.close()
+    await running.wait_idle()
+    recorded, _, _ = read_wav(running.recordings()[0])
+    frame = rate // 50
+    lead = int(np.flatnonzero(recorded[:, 0])[0]) // frame * frame
+    # A busy machine may deliver it later still, never earlier.
+    assert 3 * frame <= lead <= 5 * frame, lead
+    assert not recorded[:lead, 0].any()
+    assert_recorded(recorded[lead:, 0], sent)
+
+
 async def test_media_before_start_is_kept(start_server: StartServer, connect) -> None:
     running = await start_server(l16_byte_order="little", **ONE_WAY)
     samples, rate = speech("speech_male_8k")
