@@ -565,7 +565,7 @@ def test_media_encoder_writes_what_encode_writes(
         # Only a stream id that contains one of the template's marker numbers is refused.
         assert any(str(marker) in stream_id for marker in (9876543210123, 987654301, 987654302))
         return
-    frame = encoder.encode(base64.b64encode(payload).decode(), timestamp, chunk, sequence)
+    frame = encoder.encode(base64.b64encode(payload), timestamp, chunk, sequence)
     expected = orjson.loads(
         encode(
             Media(
@@ -586,6 +586,16 @@ def test_media_encoder_writes_what_encode_writes(
     assert isinstance(parsed, Media)
     assert (parsed.payload, parsed.timestamp) == (payload, timestamp)
     assert parsed.chunk == (None if seed_shape else chunk)
+
+
+def test_media_encoder_keeps_percent_signs_in_the_stream_id() -> None:
+    encoder = MediaEncoder(track=Track.INBOUND, stream_id="50%d-%b%%", extra_headers="{}")
+    frame = encoder.encode(b"AAE=", 1778574097426, 206, 7)
+    parsed = parse_event(frame)
+    assert isinstance(parsed, Media)
+    assert parsed.stream_id == "50%d-%b%%"
+    assert (parsed.payload, parsed.timestamp, parsed.chunk) == (b"\x00\x01", 1778574097426, 206)
+    assert parsed.sequence_number == 7
 
 
 def test_media_encoder_refuses_a_stream_id_holding_its_markers() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import operator
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -510,7 +511,8 @@ def parse_command(frame: str | bytes) -> AppCommand:
 
 
 def encode_payload(data: bytes) -> str:
-    """Audio as the base64 text of a ``payload`` field (what :class:`MediaEncoder` takes)."""
+    """Audio as the base64 text of a ``payload`` field (:class:`MediaEncoder` takes it as bytes:
+    ``encode_payload(audio).encode()``)."""
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
@@ -640,13 +642,13 @@ def encode(message: CarrierEvent | AppCommand) -> str:
 
 class MediaEncoder:
     """The ``media`` frames of one stream, encoded fast: what :func:`encode` writes, from a
-    format string made once by :func:`encode` itself.
+    template made once by :func:`encode` itself.
 
     A carrier sends 50 frames a second per call, and only the payload, the timestamp, the chunk
     and the sequence number change from frame to frame. The payload comes already in base64, so
-    audio shared by many calls is encoded once. ``media_format`` set gives the seed shape (no
-    chunk or sequence number, the format in every frame); ``extra_headers`` adds the top-level
-    field live frames carry.
+    audio shared by many calls is encoded once, and the frame comes out as the bytes a socket
+    sends. ``media_format`` set gives the seed shape (no chunk or sequence number, the format in
+    every frame); ``extra_headers`` adds the top-level field live frames carry.
     """
 
     _TIMESTAMP = 9_876_543_210_123
@@ -674,22 +676,30 @@ class MediaEncoder:
         obj = _media_object(sample)
         if extra_headers is not None:
             obj["extra_headers"] = extra_headers
-        text = orjson.dumps(obj).decode().replace("{", "{{").replace("}", "}}")
-        slots = {
-            '"payload":""': '"payload":"{payload}"',
-            str(self._TIMESTAMP): "{timestamp}",
-            str(self._CHUNK): "{chunk}",
-            str(self._SEQUENCE): "{sequence}",
-        }
-        for token, slot in slots.items():
-            found = text.count(token)
-            if found > 1 or (found == 0 and not (seed_shape and slot in ("{chunk}", "{sequence}"))):
-                raise ProtocolError(f"cannot make a media template for stream id {stream_id!r}")
-            text = text.replace(token, slot)
-        self._format = text.format
-
-    def encode(self, payload_base64: str, timestamp: int, chunk: int = 0, sequence: int = 0) -> str:
-        """One frame; ``chunk`` and ``sequence`` are ignored in the seed shape."""
-        return self._format(
-            payload=payload_base64, timestamp=timestamp, chunk=chunk, sequence=sequence
+        text = orjson.dumps(obj).replace(b"%", b"%%")
+        # Each marker becomes a %-slot; ``encode`` passes its four values in the slots' order.
+        markers = (
+            b'"payload":""',
+            str(self._TIMESTAMP).encode(),
+            str(self._CHUNK).encode(),
+            str(self._SEQUENCE).encode(),
         )
+        slots = (b'"payload":"%b"', b"%d", b"%d", b"%d")
+        order: list[tuple[int, int]] = []
+        for argument, marker in enumerate(markers):
+            found = text.count(marker)
+            if found > 1 or (found == 0 and not (seed_shape and argument >= 2)):
+                raise ProtocolError(f"cannot make a media template for stream id {stream_id!r}")
+            if found:
+                order.append((text.index(marker), argument))
+        for marker, slot in zip(markers, slots, strict=True):
+            text = text.replace(marker, slot)
+        self._template = text
+        self._pick = operator.itemgetter(*(argument for _, argument in sorted(order)))
+
+    def encode(
+        self, payload_base64: bytes, timestamp: int, chunk: int = 0, sequence: int = 0
+    ) -> bytes:
+        """One frame; ``chunk`` and ``sequence`` are ignored in the seed shape."""
+        values: tuple[object, ...] = self._pick((payload_base64, timestamp, chunk, sequence))
+        return self._template % values

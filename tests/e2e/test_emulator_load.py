@@ -22,6 +22,7 @@ from vobiz_stream.emulator.load import (
     load_audio,
     load_calls,
     run_load,
+    start_offset,
     summarize,
 )
 from vobiz_stream.emulator.pytest_plugin import HeardCall, VobizCall
@@ -108,6 +109,18 @@ async def test_two_processes_merge(start_server: StartServer) -> None:
     assert progress and progress[-1].counters.finished == CALLS
     assert progress[-1].counters.frames_sent == summary.frames_sent
     assert progress[-1].calls_up == 0
+
+
+@pytest.mark.parametrize("rate", [1, 20, 50, 100, 1000])
+def test_calls_start_in_their_slots_with_frame_deadlines_spread_over_the_20_ms(rate: int) -> None:
+    """Placed on the rate's grid, every call's frames would fall due in the same millisecond or
+    two (at 50 calls/s, all of them); the load spreads them as real calls are spread."""
+    offsets = np.array([start_offset(index, rate) for index in range(1000)])
+    slots = np.arange(1000) / rate
+    assert np.all(offsets >= slots) and np.all(offsets < slots + 1 / rate)
+    phase_ms = np.floor(offsets % 0.02 * 1000).astype(int) % 20
+    per_millisecond = np.bincount(phase_ms, minlength=20)
+    assert per_millisecond.max() <= 1.2 * 1000 / 20, per_millisecond
 
 
 def test_load_options_are_checked(tmp_path: Path) -> None:

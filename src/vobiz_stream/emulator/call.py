@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import secrets
 import time
 import uuid
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +80,7 @@ from vobiz_stream.emulator.report import (
     TimelineEntry,
     VerbTiming,
 )
-from vobiz_stream.emulator.sender import MediaSender, SentFrame, TrackEncoder
+from vobiz_stream.emulator.sender import MediaSender, TrackEncoder
 from vobiz_stream.emulator.socket import CarrierSocket, SocketError
 from vobiz_stream.emulator.source import CallerAudio, EmulatorError, read_caller_audio
 from vobiz_stream.emulator.verbs import VerbPlan, Voice, plan_verbs, voice
@@ -175,9 +177,9 @@ class CallOptions:
     http_timeout: float = 10.0
     on_event: Callable[[TimelineEntry], None] | None = None
     """Called with each timeline entry as it happens (the CLI prints them)."""
-    on_frame: Callable[[float], None] | None = None
-    """Called as each media frame leaves, with its lateness in wall-clock seconds after its
-    deadline (the load generator's pacing histogram)."""
+    frame_lateness: array[float] | None = None
+    """Also append here how late each media frame left, in wall-clock seconds after its deadline:
+    a load's calls share one array, its pacing histogram."""
     auth_token: str | None = None
     """Sign status callbacks with ``X-Vobiz-Signature-V3`` (or ``signature``) keyed by this
     token."""
@@ -267,8 +269,8 @@ class _Call:
         )
         self.timeline = Timeline(options.on_event)
         self._began = time.monotonic()
-        self._sequence = 0
-        self._lateness: list[float] = []
+        self._sequence = itertools.count()
+        self._lateness: array[float] = array("d")
         self._commands: Counter[str] = Counter()
         self._checkpoints: dict[str, deque[CheckpointTiming]] = {}
         self._wake = asyncio.Event()
@@ -433,7 +435,7 @@ class _Call:
             self.report.faults = plan.injected
 
     async def _run_sockets(
-        self, http: aiohttp.ClientSession, stream: Stream, frames: list[str]
+        self, http: aiohttp.ClientSession, stream: Stream, frames: list[bytes]
     ) -> None:
         """Connect, converse, and while ``maxRetries`` allows, reconnect after a drop.
 
@@ -503,7 +505,7 @@ class _Call:
         self,
         socket: CarrierSocket,
         stream: Stream,
-        frames: list[str],
+        frames: list[bytes],
         leg: StreamLeg,
     ) -> tuple[str, float]:
         """One socket: ``start``, then media and commands until it ends; returns why and when
@@ -515,7 +517,7 @@ class _Call:
         report, options = self.report, self.options
         media_format = stream.content_type
         tracks = _TRACKS[stream.audio_track]
-        self._sequence = 0
+        self._sequence = itertools.count()
         first_socket = len(report.streams) == 1
         if first_socket:
             self._began = time.monotonic()
@@ -717,9 +719,7 @@ class _Call:
     # -- carrier to app ----------------------------------------------------------------------
 
     def _next_sequence(self) -> int:
-        number = self._sequence
-        self._sequence += 1
-        return number
+        return next(self._sequence)
 
     def _send(self, message: Start | PlayedStream | ClearedAudio | Dtmf | Stop) -> None:
         """Send one message now; on a socket already gone it goes nowhere, as on a real
@@ -749,7 +749,7 @@ class _Call:
 
     async def _send_media(
         self,
-        frames: list[str],
+        frames: list[bytes],
         media_format: AudioFormat,
         tracks: tuple[Track, ...],
         leg: StreamLeg,
@@ -769,7 +769,7 @@ class _Call:
             payloads=frames,
             silence=encode_payload(
                 bytes([silence_byte(media_format.encoding)]) * media_format.frame_bytes
-            ),
+            ).encode(),
             tracks=[
                 TrackEncoder(
                     MediaEncoder(
@@ -787,13 +787,17 @@ class _Call:
             epoch_ms=self._epoch_ms,
             first_frame=leg.first_frame,
             next_entry=self._next_entry,
-            next_sequence=self._next_sequence,
-            on_sent=lambda sent: self._sent(sent, leg),
+            sequence=self._sequence,
+            lateness=[self._lateness]
+            + ([] if self.options.frame_lateness is None else [self.options.frame_lateness]),
+            on_sent=self._sent,
         )
         try:
             all_sent = await sender.run()
         finally:
             self._next_entry = sender.next_entry
+            leg.frames_sent += sender.sent
+            self.report.frames_sent += sender.sent
             self.report.frames_skipped += sender.skipped
         if not all_sent:
             self._drop_error = self._drop_error or "the socket dropped under the media"
@@ -808,17 +812,13 @@ class _Call:
         self._cut_connection(cut_at)
         return "cut"
 
-    def _sent(self, sent: SentFrame, leg: StreamLeg) -> None:
-        """A caller frame left: count it, and play out what the caller hears up to it."""
-        self._lateness.append(sent.lateness)
-        leg.frames_sent += 1
-        self.report.frames_sent += 1
-        if self.options.on_frame is not None:
-            self.options.on_frame(sent.lateness)
+    def _sent(self, due: float) -> None:
+        """A caller frame due at call time ``due`` left: play out what the caller hears up to
+        it (the carrier's playout runs on the same clock)."""
         playout = self._playout
         assert playout is not None
         if self._heard is not None or not playout.idle:
-            self._advance(sent.due)
+            self._advance(due)
 
     def _cut_connection(self, at: float) -> None:
         """Abort the TCP connection under the socket: no close frame, as when a network dies."""
@@ -1007,9 +1007,10 @@ class _Call:
         report.timeline = self.timeline.entries
         report.commands = dict(self._commands)
         if self._lateness:
-            report.late_frames = sum(late > self.options.late_tolerance for late in self._lateness)
-            report.max_lateness_ms = round(max(self._lateness) * 1000, 3)
-            report.mean_lateness_ms = round(sum(self._lateness) / len(self._lateness) * 1000, 3)
+            lateness = np.frombuffer(self._lateness, dtype=np.float64)
+            report.late_frames = int(np.count_nonzero(lateness > self.options.late_tolerance))
+            report.max_lateness_ms = round(float(lateness.max()) * 1000, 3)
+            report.mean_lateness_ms = round(float(lateness.mean()) * 1000, 3)
         playout = self._playout
         if playout is not None:
             report.first_audio_latency = playout.first_audio_at

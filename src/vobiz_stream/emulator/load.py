@@ -56,6 +56,7 @@ __all__ = [
     "load_audio",
     "load_calls",
     "run_load",
+    "start_offset",
     "summarize",
 ]
 
@@ -67,6 +68,20 @@ TONE_AMPLITUDE = 8000
 TICK_SECONDS = 1.0
 """How often progress is reported."""
 
+_GOLDEN_FRACTION = (5**0.5 - 1) / 2
+
+
+def start_offset(index: int, rate: float) -> float:
+    """Seconds from the load's start to when call ``index`` is placed.
+
+    Each call has a slot of ``1 / rate`` seconds and starts at a point inside it taken from the
+    golden-ratio sequence, so the calls' 20 ms frame deadlines fall evenly across the frame
+    period, as real calls' do. Calls placed exactly on the rate's grid would send in lockstep:
+    at 50 calls/s every call's frame would be due in the same millisecond, and the load would
+    measure its own bursts instead of the app.
+    """
+    return (index + index * _GOLDEN_FRACTION % 1.0) / rate
+
 
 @dataclass(frozen=True)
 class LoadOptions:
@@ -74,7 +89,8 @@ class LoadOptions:
 
     calls: int
     rate: float = 20.0
-    """Calls started per second (over all processes); call ``i`` starts at ``i / rate``."""
+    """Calls started per second (over all processes); call ``i`` starts within its own slot
+    ``[i / rate, (i + 1) / rate)``, at :func:`start_offset`."""
     duration: float = 10.0
     """Seconds of caller audio per call: the audio is looped or cut to this length."""
     audio: Path | None = None
@@ -82,8 +98,8 @@ class LoadOptions:
     silence: bool = False
     processes: int = 1
     call_options: CallOptions = field(default_factory=CallOptions)
-    """The carrier of every call; ``on_frame`` is the load's own, and no call may write a WAV.
-    With ``processes`` above 1 it is pickled, so ``on_event`` must be a picklable function."""
+    """The carrier of every call; ``frame_lateness`` is the load's own, and no call may write a
+    WAV. With ``processes`` above 1 it is pickled, so ``on_event`` must be a picklable function."""
     grace: float = 30.0
     """Seconds past the last call's expected end before the calls still running are cancelled."""
 
@@ -115,7 +131,7 @@ class LoadOptions:
     def deadline(self) -> float:
         """Wall seconds from the first call's start after which the load is cut short."""
         speed = self.call_options.speed
-        return (self.calls - 1) / self.rate + self.duration / speed + self.grace
+        return self.calls / self.rate + self.duration / speed + self.grace
 
 
 def load_audio(path: Path | None, duration: float, *, silence: bool = False) -> CallerAudio:
@@ -189,10 +205,15 @@ class LoadCounters:
 
 @dataclass
 class LoadPart:
-    """What one process measured: every call's outcome and every frame's lateness (seconds)."""
+    """What one process measured: every call's outcome and every frame's lateness (seconds).
 
-    outcomes: list[CallOutcome]
-    lateness: array[float]
+    Its repr leaves out the two long lists: asyncio's runner, restoring its SIGINT handler,
+    formats a repr of the main task and so of this result, which took most of a second with a
+    million frames in it.
+    """
+
+    outcomes: list[CallOutcome] = field(repr=False)
+    lateness: array[float] = field(repr=False)
     cpu_seconds: float
     wall_seconds: float
 
@@ -269,21 +290,22 @@ class _Share:
         self.caller = caller
         self.indices = indices
         self.tolerance = options.call_options.late_tolerance
-        self.call_options = dataclasses.replace(options.call_options, on_frame=self.frame)
-        self.outcomes: dict[int, CallOutcome] = {}
         self.lateness: array[float] = array("d")
-        self.started = self.finished = self.failed = self.frames = self.late = 0
+        """Every frame's lateness, appended by the calls as they send."""
+        self.call_options = dataclasses.replace(options.call_options, frame_lateness=self.lateness)
+        self.outcomes: dict[int, CallOutcome] = {}
+        self.started = self.finished = self.failed = 0
+        self._late = self._counted = 0
+        """Frames found late so far, among the first ``_counted`` of ``lateness``."""
         self.cpu_began, self.began = _cpu_seconds(), time.monotonic()
 
-    def frame(self, lateness: float) -> None:
-        """Every call's ``on_frame``."""
-        self.lateness.append(lateness)
-        self.frames += 1
-        if lateness > self.tolerance:
-            self.late += 1
-
     def counters(self) -> LoadCounters:
-        return LoadCounters(self.started, self.finished, self.failed, self.frames, self.late)
+        """The running totals; counts the frames sent since the last call (once a second)."""
+        frames = len(self.lateness)
+        new = np.frombuffer(self.lateness[self._counted : frames], dtype=np.float64)
+        self._late += int(np.count_nonzero(new > self.tolerance))
+        self._counted = frames
+        return LoadCounters(self.started, self.finished, self.failed, frames, self._late)
 
     async def tick(self, on_tick: Callable[[LoadCounters], None]) -> None:
         next_tick = self.began + TICK_SECONDS
@@ -301,7 +323,7 @@ class _Share:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(asyncio.get_running_loop().time() + options.deadline):
                     for index in self.indices:
-                        delay = self.began + index / options.rate - time.monotonic()
+                        delay = self.began + start_offset(index, options.rate) - time.monotonic()
                         if delay > 0:
                             await asyncio.sleep(delay)
                         tasks.append(asyncio.create_task(self.call(index, http)))

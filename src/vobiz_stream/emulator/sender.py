@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from vobiz_stream.emulator.clock import FrameClock
@@ -20,7 +21,7 @@ from vobiz_stream.emulator.socket import CarrierSocket
 from vobiz_stream.formats import FRAME_MS
 from vobiz_stream.protocol import MediaEncoder
 
-__all__ = ["MediaSender", "SentFrame", "TrackEncoder"]
+__all__ = ["MediaSender", "TrackEncoder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +32,6 @@ class TrackEncoder:
     caller: bool
 
 
-@dataclass(frozen=True, slots=True)
-class SentFrame:
-    """A frame that left: which, when it was due (call seconds), how late it left (wall s)."""
-
-    frame: int
-    due: float
-    lateness: float
-
-
 class MediaSender:
     """Sends ``payloads`` (base64, one per 20 ms) by ``schedule`` over ``socket``.
 
@@ -47,6 +39,11 @@ class MediaSender:
     clock the call runs. Frames before ``first_frame`` were due while no socket was up: they are
     skipped and counted. ``next_entry`` always says where in the schedule the sender is, so a
     reconnect carries on from there.
+
+    Per frame sent it appends how late it left (wall seconds after its deadline) to each array
+    of ``lateness`` (the call's own, and a load's shared one), counts it in ``sent``, and calls
+    ``on_sent`` with the frame's due time in call seconds. This runs 50 times a second per call,
+    so it is kept to C-level calls: no objects made, no callbacks but ``on_sent``.
     """
 
     def __init__(
@@ -54,16 +51,17 @@ class MediaSender:
         *,
         socket: CarrierSocket,
         schedule: Sequence[ScheduledFrame],
-        payloads: Sequence[str],
-        silence: str,
+        payloads: Sequence[bytes],
+        silence: bytes,
         tracks: Sequence[TrackEncoder],
         began: float,
         speed: float,
         epoch_ms: int,
         first_frame: int,
         next_entry: int,
-        next_sequence: Callable[[], int],
-        on_sent: Callable[[SentFrame], None],
+        sequence: Iterator[int],
+        lateness: Sequence[array[float]],
+        on_sent: Callable[[float], None],
     ) -> None:
         self._socket = socket
         self._schedule = schedule
@@ -74,9 +72,11 @@ class MediaSender:
         self._step = 1 / speed
         self._epoch_ms = epoch_ms
         self._first_frame = first_frame
-        self._next_sequence = next_sequence
+        self._sequence = sequence
+        self._lateness = tuple(log.append for log in lateness)
         self._on_sent = on_sent
         self.next_entry = next_entry
+        self.sent = 0
         self.skipped = 0
         self._done: asyncio.Future[bool] | None = None
 
@@ -96,10 +96,11 @@ class MediaSender:
 
     def _send_due(self) -> float | None:
         """The clock's action: send what is due now; return when the next frame is."""
-        schedule = self._schedule
+        schedule, began, step = self._schedule, self._began, self._step
+        send, sequence = self._socket.send_text, self._sequence
         while self.next_entry < len(schedule):
             at, frame = schedule[self.next_entry]
-            deadline = self._began + at * self._step
+            deadline = began + at * step
             now = time.monotonic()
             if deadline > now:
                 return deadline
@@ -111,11 +112,13 @@ class MediaSender:
             chunk = frame - self._first_frame + 1
             for track in self._tracks:
                 payload = self._payloads[frame] if track.caller else self._silence
-                text = track.encoder.encode(payload, timestamp, chunk, self._next_sequence())
-                if not self._socket.send_text(text):
+                if not send(track.encoder.encode(payload, timestamp, chunk, next(sequence))):
                     self._finish(all_sent=False)
                     return None
             self.next_entry += 1
-            self._on_sent(SentFrame(frame, at, now - deadline))
+            self.sent += 1
+            for append in self._lateness:
+                append(now - deadline)
+            self._on_sent(at)
         self._finish(all_sent=True)
         return None

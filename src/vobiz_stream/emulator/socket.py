@@ -126,7 +126,8 @@ class CarrierSocket:
     def send_text(self, text: str | bytes) -> bool:
         """Send one text frame now; False when the socket is gone (not an error: on a real
         carrier such frames go nowhere)."""
-        if self.closed:
+        listener = self._listener  # what ``closed`` says, inline: this runs once per frame
+        if listener.disconnected or listener.close_code is not None:
             return False
         self._transport.send(WSMsgType.TEXT, text.encode() if isinstance(text, str) else text)
         return True

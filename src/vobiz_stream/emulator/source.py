@@ -65,15 +65,16 @@ class CallerAudio:
 
     def payloads(
         self, media_format: AudioFormat, byte_order: ByteOrder, seconds: float | None = None
-    ) -> list[str]:
-        """The audio as the stream's 20 ms frames, each in base64 as a ``media`` payload."""
+    ) -> list[bytes]:
+        """The audio as the stream's 20 ms frames, each in base64 as a ``media`` payload (the
+        bytes :class:`~vobiz_stream.protocol.MediaEncoder` takes)."""
         key = ("payloads", media_format, byte_order, seconds)
         made = self._made.get(key)
         if made is None:
             frames = caller_frames(
                 self.at_rate(media_format.sample_rate, seconds), media_format, byte_order
             )
-            made = self._made[key] = [encode_payload(frame) for frame in frames]
+            made = self._made[key] = [encode_payload(frame).encode() for frame in frames]
         assert isinstance(made, list)
         return made
 
