@@ -213,11 +213,8 @@ class StreamKeeper:
             if media.track not in self._placed:
                 self._placed.add(media.track)
                 rate = recording.sample_rate
-                # A new track starts on the 20 ms grid, in the slot it arrived in: a frame is
-                # delivered after it was due, never before, so delivery delay under a frame
-                # (a busy loop, network jitter) does not push the track a frame late.
-                frame = rate // 50
-                arrival_position = int(max(0.0, arrival - self._origin) * rate) // frame * frame
+                frame = rate // 50  # a new track starts on the 20 ms grid
+                arrival_position = round(max(0.0, (arrival - self._origin) * rate) / frame) * frame
             position = clock.place(media, len(pcm), arrival_position)
             channel = 0 if media.track is Track.INBOUND or recording.channels == 1 else 1
             try:

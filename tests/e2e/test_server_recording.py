@@ -170,8 +170,8 @@ async def test_reordered_and_missing_frames_land_on_the_clock(
 async def test_a_late_first_frame_starts_the_recording_in_the_slot_it_arrived_in(
     start_server: StartServer, connect
 ) -> None:
-    """Audio starting 70 ms after ``start`` starts in the 20 ms slot it arrived in (not at 0),
-    and the next frames follow it by their chunks."""
+    """Audio starting 70 ms after ``start`` starts on the 20 ms grid where it arrived (not at
+    0), and the next frames follow it by their chunks."""
     running = await start_server(l16_byte_order="little", **ONE_WAY)
     samples, rate = speech("speech_male_8k")
     carrier = await connect(running.ws_url)
