@@ -4,7 +4,9 @@
 
 Each row is the median of several timed repeats of a tight loop over one typical frame. The
 "seed sample" row is what the 60-line samples do (stdlib json + base64) with no validation, shown
-side by side as the floor to compare against.
+side by side as the floor to compare against. Media frames in the live and seed shapes take the
+parser's fast path; the "general path" row is a media frame it leaves to the field-by-field
+reading (a chunk number sent as a string), what every frame cost before the fast path.
 """
 
 from __future__ import annotations
@@ -29,16 +31,18 @@ from vobiz_stream.protocol import (
 )
 
 
-def _media_frame(payload_bytes: int, sequence: int = 206) -> str:
-    return encode(
-        Media(
-            payload=os.urandom(payload_bytes),
-            timestamp=1778574097426,
-            chunk=sequence,
-            sequence_number=sequence,
-            stream_id="c4dfd815-0c1e-4a3c-9a8e-1f0c6f1e2a11",
-        )
+def _media_frame(payload_bytes: int, sequence: int = 206, *, seed_shape: bool = False) -> str:
+    """A live-shape frame as Vobiz sends it (``extra_headers`` too), or the seeds' shape."""
+    media = Media(
+        payload=os.urandom(payload_bytes),
+        timestamp=1778574097426,
+        chunk=None if seed_shape else sequence,
+        sequence_number=None if seed_shape else sequence,
+        stream_id="c4dfd815-0c1e-4a3c-9a8e-1f0c6f1e2a11",
+        media_format=AudioFormat(Encoding.L16, 8000) if seed_shape else None,
     )
+    text = encode(media)
+    return text if seed_shape else text[:-1] + ',"extra_headers":"{}"}'
 
 
 def _seed_sample_parse(frame: str) -> bytes:
@@ -73,6 +77,8 @@ def main() -> None:
 
     media_8k = _media_frame(320)
     media_16k = _media_frame(640)
+    media_seed = _media_frame(320, seed_shape=True)
+    media_unusual = media_8k.replace('"chunk":206', '"chunk":"206"')
     start = encode(
         Start(
             stream_id="c4df",
@@ -90,6 +96,8 @@ def main() -> None:
     rows: list[tuple[str, Callable[[], object]]] = [
         ("parse_event media L16 8 kHz (320 B)", lambda: parse_event(media_8k)),
         ("parse_event media L16 16 kHz (640 B)", lambda: parse_event(media_16k)),
+        ("parse_event media seed shape, 8 kHz", lambda: parse_event(media_seed)),
+        ("parse_event media, general path, 8 kHz", lambda: parse_event(media_unusual)),
         ("seed sample json+base64, 8 kHz, no checks", lambda: _seed_sample_parse(media_8k)),
         ("parse_event start (nested)", lambda: parse_event(start)),
         ("parse_command playAudio 16 kHz", lambda: parse_command(play_frame)),

@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vobiz_stream import protocol
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.formats import AudioFormat, Encoding
 from vobiz_stream.protocol import (
@@ -601,3 +604,251 @@ def test_media_encoder_keeps_percent_signs_in_the_stream_id() -> None:
 def test_media_encoder_refuses_a_stream_id_holding_its_markers() -> None:
     with pytest.raises(ProtocolError, match="media template"):
         MediaEncoder(track=Track.INBOUND, stream_id="x987654301x")
+
+
+# --- the media fast path against the general path --------------------------------------------
+
+LIVE_FRAME = (
+    '{"sequenceNumber":206,"streamId":"c4df","event":"media","media":{"track":"inbound",'
+    f'"timestamp":"1778574097426","chunk":206,"payload":"{B64}"}},"extra_headers":"{{}}"}}'
+)
+SEED_FRAME = (
+    '{"event":"media","streamId":"c4df","media":{"payload":"' + B64 + '",'
+    '"contentType":"audio/x-l16","sampleRate":8000,"timestamp":1634567890123}}'
+)
+
+
+def typed_fields(media: Media) -> list[tuple[type, object]]:
+    """Each field with its type: a str "inbound" must not pass for Track.INBOUND."""
+    return [(type(value), value) for value in msgspec.structs.astuple(media)]
+
+
+def test_live_and_seed_media_take_the_fast_path() -> None:
+    encoded = [  # what the emulator sends, in either shape
+        encode(Media(SPEECH_BYTES, Track.OUTBOUND, 17, 3, 4, "s")),
+        encode(Media(SPEECH_BYTES, timestamp=17, media_format=AudioFormat(Encoding.MULAW, 8000))),
+    ]
+    for frame in (LIVE_FRAME, SEED_FRAME, LIVE_FRAME.encode(), *encoded):
+        fast = protocol._fast_media(frame, 2)
+        general = protocol._parse_event_generally(frame, 2)
+        assert fast is not None
+        assert isinstance(general, Media)
+        assert typed_fields(fast) == typed_fields(general)
+    seed = protocol._fast_media(SEED_FRAME, 1)  # the frame's own format decides, not the stream's
+    assert seed is not None
+    assert seed.media_format == AudioFormat(Encoding.L16, 8000)
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (LIVE_FRAME.replace('"chunk":206', '"chunk":"206"'), {"chunk": 206}),
+        (LIVE_FRAME.replace('"inbound"', '" Inbound "'), {"track": Track.INBOUND}),
+        (LIVE_FRAME.replace('"1778574097426"', "1778574097426.0"), {"timestamp": 1778574097426}),
+        (LIVE_FRAME.replace('"chunk":206', f'"chunk":{2**64 - 1}'), {"chunk": 2**64 - 1}),
+        (LIVE_FRAME.replace('"streamId":"c4df"', '"streamId":42'), {"stream_id": "42"}),
+        (LIVE_FRAME.replace('"{}"}', '{"a":1}}'), {"chunk": 206}),
+        (LIVE_FRAME.replace('"event":', '"unknownField":[1,{}],"event":'), {"chunk": 206}),
+    ],
+)
+def test_unusual_media_goes_the_general_way_and_still_parses(
+    frame: str, expected: dict[str, object]
+) -> None:
+    assert protocol._fast_media(frame, 2) is None
+    media = parse_event(frame)
+    assert isinstance(media, Media)
+    assert media.payload == SPEECH_BYTES
+    for name, value in expected.items():
+        assert getattr(media, name) == value
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        LIVE_FRAME.replace('"1778574097426"', f'"{2**64}"'),
+        LIVE_FRAME.replace('"1778574097426"', '"soon"'),
+        LIVE_FRAME.replace('"chunk":206', f'"chunk":{2**64}'),
+        LIVE_FRAME.replace(B64, "Zm9v\\n"),
+        LIVE_FRAME.replace(B64, "AAAA"),
+        LIVE_FRAME.replace('"inbound"', '"left"'),
+        LIVE_FRAME.replace('"c4df"', '"\\ud800"'),
+        LIVE_FRAME.replace('"c4df"', '"\ud800"'),
+        LIVE_FRAME.encode().replace(b"c4df", b"c4\xffdf"),
+        LIVE_FRAME.replace('"chunk":206', '"chunk":206,"chunk":1.5'),
+        LIVE_FRAME.replace('"event":"media"', '"event":"media","event":"mark"'),
+        LIVE_FRAME + " x",
+        SEED_FRAME.replace("audio/x-l16", "audio/opus"),
+        SEED_FRAME.replace("8000", "0"),
+    ],
+)
+def test_media_the_general_path_refuses_or_reads_otherwise_is_not_taken_fast(
+    frame: str | bytes,
+) -> None:
+    assert protocol._fast_media(frame, 2) is None
+    with contextlib.suppress(ProtocolError):
+        assert not isinstance(parse_event(frame), Media)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+SEED_FORMATS = st.sampled_from(
+    [
+        {"contentType": "audio/x-l16", "sampleRate": 8000},
+        {"contentType": "audio/x-l16", "sampleRate": 16000},
+        {"contentType": "audio/x-mulaw", "sampleRate": 8000},
+        {"contentType": "audio/x-l16;rate=16000"},
+        {"sampleRate": 16000},
+    ]
+)
+
+
+@st.composite
+def plain_media_objects(draw: st.DrawFn) -> dict[str, Any]:
+    """Media frames as carriers send them: the live shape or the seed shape, optional fields
+    there or not, in any order."""
+    payload = draw(st.binary(max_size=64))
+    payload = payload[: len(payload) & ~1]  # whole samples at any width
+    body: dict[str, Any] = {"payload": b64(payload)}
+    frame: dict[str, Any] = {"event": "media"}
+    optional: dict[str, Any] = {
+        "streamId": st.text(max_size=12) | st.none(),
+        "timestamp": st.integers(0, 2**63 - 1),
+    }
+    if draw(st.booleans()):  # live
+        optional |= {
+            "sequenceNumber": st.integers(-(2**63), 2**63 - 1),
+            "extra_headers": st.sampled_from(["{}", '{"a":"b"}']),
+            "track": st.sampled_from(["inbound", "outbound", None]),
+            "timestamp": st.integers(0, 2**63 - 1).map(str),
+            "chunk": st.integers(0, 2**31),
+        }
+    else:
+        body |= draw(SEED_FORMATS)
+    for key, values in optional.items():
+        if draw(st.booleans()):
+            target = body if key in ("track", "timestamp", "chunk") else frame
+            target[key] = draw(values)
+    frame["media"] = dict(draw(st.permutations(list(body.items()))))
+    return dict(draw(st.permutations(list(frame.items()))))
+
+
+def to_wire(obj: dict[str, Any], ascii_only: bool, as_bytes: bool) -> str | bytes:
+    text = json.dumps(obj, ensure_ascii=ascii_only, separators=(",", ":"))
+    return text.encode() if as_bytes else text
+
+
+@settings(max_examples=300)
+@given(plain_media_objects(), st.booleans(), st.booleans(), st.sampled_from([1, 2]))
+def test_plain_media_takes_the_fast_path_and_reads_as_the_general_path_reads_it(
+    obj: dict[str, Any], ascii_only: bool, as_bytes: bool, sample_width: int
+) -> None:
+    frame = to_wire(obj, ascii_only, as_bytes)
+    fast = protocol._fast_media(frame, sample_width)
+    assert fast is not None
+    general = protocol._parse_event_generally(frame, sample_width)
+    assert isinstance(general, Media)
+    assert typed_fields(fast) == typed_fields(general)
+
+
+ODD_NUMBERS = st.sampled_from(
+    [
+        None, True, 5.0, 2.5, 1e300, -1, 0, 2**63, 2**64 - 1, 2**64, -(2**63) - 1, " 12 ", "1_000",
+        "+7", "-0", "soon", "", "12.5", "١٢", str(2**64 - 1), str(2**64), str(-(2**63) - 1),
+        "9" * 5000, [], {"a": 1},
+    ]
+)  # fmt: skip
+ODD_TEXTS = st.sampled_from(
+    [
+        None, 7, 2.5, True, "", "é", "\ud800", "Inbound", " outbound", "both", "audio/opus", "l16",
+        "audio/x-l16;rate=0", "pcmu", [], {"a": 1},
+    ]
+)  # fmt: skip
+ODD_PAYLOADS = st.sampled_from(
+    [None, 12, "", "AAA", "AAAA", "AAAAAA==", "QR==", "AA=A", "Zm9v\n", "Zm9v=", "====", "é"]
+)
+ODD_FIELDS = {
+    "payload": ODD_PAYLOADS,
+    "track": ODD_TEXTS,
+    "timestamp": ODD_NUMBERS,
+    "chunk": ODD_NUMBERS,
+    "contentType": ODD_TEXTS,
+    "sampleRate": ODD_NUMBERS,
+    "unknown": ODD_TEXTS,
+}
+ODD_TOP_FIELDS = {
+    "event": ODD_TEXTS | st.sampled_from(["stop", "start", "Media"]),
+    "media": ODD_TEXTS,
+    "sequenceNumber": ODD_NUMBERS,
+    "streamId": ODD_TEXTS,
+    "extra_headers": ODD_TEXTS,
+    "x": ODD_TEXTS,
+}
+TEXT_EDITS = st.sampled_from(
+    ['"', "\\", ",", "}", "{", "=", "A", " ", "é", "\\ud800", "\\u0041", "1", "null", "\x00"]
+)
+DUPLICATES = st.sampled_from(
+    ['"media":{"payload":"AAAA"},', '"payload":"AAAA",', '"event":"stop",', '"timestamp":7,']
+)
+
+
+@st.composite
+def unusual_media_frames(draw: st.DrawFn) -> str | bytes:
+    """A plain media frame with one to three things done to it: a field set to an odd value or
+    dropped, the JSON text edited (broken, a key given twice, a bad escape), bytes that are not
+    UTF-8."""
+    obj = draw(plain_media_objects())
+    body = obj["media"]
+    ascii_only = draw(st.booleans())
+    edits: list[str] = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["body", "body", "top", "drop", "text", "duplicate", "utf8"]))
+        if kind == "body":
+            key = draw(st.sampled_from(sorted(ODD_FIELDS)))
+            body[key] = draw(ODD_FIELDS[key])
+        elif kind == "top":
+            key = draw(st.sampled_from(sorted(ODD_TOP_FIELDS)))
+            obj[key] = draw(ODD_TOP_FIELDS[key])
+        elif kind == "drop":
+            body.pop(draw(st.sampled_from(sorted(ODD_FIELDS))), None)
+        else:
+            edits.append(kind)
+    text = json.dumps(obj, ensure_ascii=ascii_only, separators=(",", ":"))
+    for kind in edits:
+        at = draw(st.integers(0, len(text)))
+        if kind == "text":
+            text = text[:at] + draw(TEXT_EDITS) + text[at + draw(st.integers(0, 1)) :]
+        elif kind == "duplicate":
+            brace = draw(st.sampled_from([1, text.find("{", 1) + 1]))
+            text = text[:brace] + draw(DUPLICATES) + text[brace:]
+    if "utf8" in edits:
+        raw = text.encode("utf-8", "surrogatepass")
+        at = draw(st.integers(0, len(raw)))
+        return raw[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80"])) + raw[at:]
+    return text.encode("utf-8", "surrogatepass") if draw(st.booleans()) else text
+
+
+@settings(max_examples=800, suppress_health_check=[HealthCheck.too_slow])
+@given(unusual_media_frames(), st.sampled_from([1, 2]))
+def test_the_media_fast_path_never_gives_what_the_general_path_would_not(
+    frame: str | bytes, sample_width: int
+) -> None:
+    fast = protocol._fast_media(frame, sample_width)
+    try:
+        general = protocol._parse_event_generally(frame, sample_width)
+    except ProtocolError as exc:
+        assert fast is None, "the fast path took a frame the general path refuses"
+        with pytest.raises(ProtocolError, match=re.escape(str(exc))):
+            parse_event(frame, sample_width)
+        return
+    if fast is not None:
+        assert isinstance(general, Media)
+        assert typed_fields(fast) == typed_fields(general)
+    parsed = parse_event(frame, sample_width)
+    assert type(parsed) is type(general)
+    if isinstance(general, Media):
+        assert isinstance(parsed, Media)
+        assert typed_fields(parsed) == typed_fields(general)
+    else:
+        assert parsed == general

@@ -17,11 +17,11 @@ and nothing else, so a server can log it and skip it.
 from __future__ import annotations
 
 import binascii
-import contextlib
+import functools
 import operator
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
 import msgspec
 import orjson
@@ -205,6 +205,14 @@ _INT_RANGE = range(-(2**63), 2**64)
 """What JSON encoders write back (signed or unsigned 64 bits); every real field fits easily."""
 
 
+def _int_of_text(text: str) -> int | None:
+    """The integer a numeric string spells (surrounding spaces allowed), None if it is not one."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
 def _int(obj: _Obj, key: str) -> int | None:
     """An integer that the carrier may send as a number or as a numeric string."""
     value = obj.get(key)
@@ -214,8 +222,7 @@ def _int(obj: _Obj, key: str) -> int | None:
     if type(value) is int:
         number = value
     elif isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            number = int(value.strip())
+        number = _int_of_text(value)
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
     if number is None:
@@ -425,16 +432,87 @@ def _parse_played(obj: _Obj) -> PlayedStream:
     )
 
 
-def parse_event(frame: str | bytes, sample_width: int = 2) -> CarrierEvent:
-    """Parse one frame the carrier sent to the app.
+# --- the media fast path ---------------------------------------------------------------------
+#
+# A media frame comes 50 times a second per call, always in one of two shapes (PROTOCOL.md 2):
+# live ``{"sequenceNumber": 206, "streamId": "...", "event": "media", "media": {"track":
+# "inbound", "timestamp": "1778574097426", "chunk": 206, "payload": "..."}, "extra_headers":
+# "{}"}`` and seed ``{"event": "media", "streamId": "...", "media": {"payload": "...",
+# "contentType": "audio/x-l16", "sampleRate": 8000, "timestamp": 1634567890123}}``. One typed
+# msgspec decode reads either (base64 included) in C; anything it does not take as it is (an
+# unknown field, a number as a string other than the timestamp, a float, a track spelt
+# otherwise, an odd payload) goes to the general path, which decides. So the fast path only
+# ever gives what the general path would give (tests/test_protocol.py checks it on generated
+# frames), and never raises.
 
-    ``sample_width`` (2 for L16, 1 for mu-law) is the stream's inbound sample size, used to reject
-    media payloads that are not a whole number of samples; a seed-shape frame that names its own
-    format is checked against that instead.
+_WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""An integer the fast path takes as it is; a larger one (to 2**64) goes the general way."""
 
-    Raises :class:`ProtocolError` for a frame that cannot be understood; unknown events come back
-    as :class:`Unknown`.
-    """
+
+class _WireMediaBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    payload: bytes
+    """Base64 on the wire: msgspec takes only what ``a2b_base64(strict_mode=True)`` takes."""
+    track: str | None = None
+    timestamp: _WireInt | str | None = None
+    chunk: _WireInt | None = None
+    content_type: str | None = msgspec.field(default=None, name="contentType")
+    sample_rate: _WireInt | None = msgspec.field(default=None, name="sampleRate")
+
+
+class _WireMedia(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    event: str
+    media: _WireMediaBody
+    sequence_number: _WireInt | None = msgspec.field(default=None, name="sequenceNumber")
+    stream_id: str | None = msgspec.field(default=None, name="streamId")
+    extra_headers: str | None = None
+
+
+_WIRE_MEDIA = msgspec.json.Decoder(_WireMedia)
+
+
+@functools.lru_cache(maxsize=8)
+def _seed_media_format(content_type: str | None, sample_rate: int | None) -> AudioFormat | None:
+    """The format a seed-shape frame names: the same few pairs in every frame, so kept."""
+    return _format(content_type, sample_rate, "media")
+
+
+def _fast_media(frame: str | bytes, sample_width: int) -> Media | None:
+    """The :class:`Media` of a frame in the live or seed shape; None for anything else."""
+    try:
+        wire = _WIRE_MEDIA.decode(frame)
+    except (msgspec.DecodeError, UnicodeError):  # msgspec reports bad UTF-8 as UnicodeError
+        return None
+    body = wire.media
+    if wire.event != "media":
+        return None
+    track = Track.INBOUND if body.track is None else _TRACKS.get(body.track)
+    timestamp = body.timestamp
+    if isinstance(timestamp, str):
+        timestamp = _int_of_text(timestamp)
+        if timestamp is None or timestamp not in _INT_RANGE:
+            return None
+    media_format = None
+    if body.content_type is not None or body.sample_rate is not None:
+        try:
+            media_format = _seed_media_format(body.content_type, body.sample_rate)
+        except ProtocolError:
+            return None
+    width = media_format.encoding.sample_width if media_format else sample_width
+    if track is None or len(body.payload) % width:
+        return None
+    return Media(
+        body.payload,
+        track,
+        timestamp,
+        body.chunk,
+        wire.sequence_number,
+        wire.stream_id,
+        media_format,
+    )
+
+
+def _parse_event_generally(frame: str | bytes, sample_width: int) -> CarrierEvent:
+    """Every event in every shape :func:`parse_event` accepts, field by field."""
     obj = _load(frame)
     event = _event_name(obj)
     if event == "media":
@@ -456,6 +534,22 @@ def parse_event(frame: str | bytes, sample_width: int = 2) -> CarrierEvent:
             sequence_number=_int(obj, "sequenceNumber"),
         )
     return _unknown(event, obj)
+
+
+def parse_event(frame: str | bytes, sample_width: int = 2) -> CarrierEvent:
+    """Parse one frame the carrier sent to the app.
+
+    ``sample_width`` (2 for L16, 1 for mu-law) is the stream's inbound sample size, used to reject
+    media payloads that are not a whole number of samples; a seed-shape frame that names its own
+    format is checked against that instead.
+
+    Raises :class:`ProtocolError` for a frame that cannot be understood; unknown events come back
+    as :class:`Unknown`.
+    """
+    media = _fast_media(frame, sample_width)
+    if media is not None:
+        return media
+    return _parse_event_generally(frame, sample_width)
 
 
 # --- app commands ----------------------------------------------------------------------------
