@@ -246,6 +246,21 @@ async def test_flat_start_with_a_mulaw_content_type() -> None:
     await finish(session)
 
 
+async def test_whole_samples_are_checked_at_the_format_start_gave() -> None:
+    """An odd-length payload is whole mu-law samples but not L16 ones: the check follows the
+    format of ``start``, not the one the session was made expecting."""
+    mulaw, _, mulaw_hooks = make_session()  # expects L16
+    mulaw.feed(flat_start("audio/x-mulaw;rate=8000"))
+    mulaw.feed(media_frame(b"\xff" * 159, chunk=1))
+    assert (mulaw.stats.frames_malformed, len(mulaw_hooks.audio_frames)) == (0, 1)
+    l16, _, l16_hooks = make_session(expected_format=MULAW_8K)
+    l16.feed(flat_start("audio/x-l16;rate=8000"))
+    l16.feed(media_frame(b"\xff" * 159, chunk=1))
+    assert (l16.stats.frames_malformed, len(l16_hooks.audio_frames)) == (1, 0)
+    await finish(mulaw)
+    await finish(l16)
+
+
 async def test_start_without_a_format_keeps_the_expected_format() -> None:
     session, _, _ = make_session(expected_format=L16_16K)
     session.feed(nested_start(encoding=None))

@@ -139,8 +139,8 @@ class StreamKeeper:
         self._row: int | None = None
         self._origin = 0.0
         self._clock: StreamClock | None = None
-        self._placed: set[Track] = set()
-        """Tracks whose first frame the clock has placed."""
+        self._channels: dict[Track, int] = {}
+        """The recording's channel of each track whose first frame the clock has placed."""
         self._heard_resampler: Resampler | None = None
         self._error: str | None = None
         self.path: Path | None = None
@@ -210,13 +210,14 @@ class StreamKeeper:
             if clock is None:
                 clock = self._clock = StreamClock(recording.sample_rate)
             arrival_position = 0  # counts only for a track's first frame
-            if media.track not in self._placed:
-                self._placed.add(media.track)
+            channel = self._channels.get(media.track)
+            if channel is None:
+                left = media.track is Track.INBOUND or recording.channels == 1
+                channel = self._channels[media.track] = 0 if left else 1
                 rate = recording.sample_rate
                 frame = rate // 50  # a new track starts on the 20 ms grid
                 arrival_position = round(max(0.0, (arrival - self._origin) * rate) / frame) * frame
             position = clock.place(media, len(pcm), arrival_position)
-            channel = 0 if media.track is Track.INBOUND or recording.channels == 1 else 1
             try:
                 recording.add(channel, position, pcm)
             except (OSError, VobizStreamError) as exc:

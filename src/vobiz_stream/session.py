@@ -266,6 +266,8 @@ class CallSession:
         self.start: Start | None = None
         self.stream_id: str | None = None
         self.call_id: str | None = None
+        self._inbound_format: AudioFormat
+        self._inbound_width: int
         self.inbound_format = self.options.expected_format
         self.stats = SessionStats()
         self._transport = transport
@@ -299,6 +301,16 @@ class CallSession:
         """A barge-in whose ``clearAudio`` the sender has yet to send."""
 
     # -- metadata -----------------------------------------------------------------------------
+
+    @property
+    def inbound_format(self) -> AudioFormat:
+        """The format of the carrier's audio: as ``start`` says, else as the answer XML asked."""
+        return self._inbound_format
+
+    @inbound_format.setter
+    def inbound_format(self, audio_format: AudioFormat) -> None:
+        self._inbound_format = audio_format
+        self._inbound_width = audio_format.encoding.sample_width  # read for every frame
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -342,7 +354,7 @@ class CallSession:
         if self._closed:
             return
         try:
-            event = parse_event(frame, self.inbound_format.encoding.sample_width)
+            event = parse_event(frame, self._inbound_width)
         except ProtocolError as exc:
             self.reject(str(exc))
             return
@@ -389,37 +401,41 @@ class CallSession:
             self.inbound_format = start.media_format
         self._begin()
 
-    def _begin(self) -> None:
-        self._decoder = InboundDecoder(
+    def _begin(self) -> InboundDecoder:
+        decoder = self._decoder = InboundDecoder(
             self.inbound_format, self.options.byte_order, on_decided=self._on_byte_order
         )
         self._start_vad()
         self._started.set()
         self._hooks.started(self)
+        return decoder
 
     def _on_byte_order(self, order: ByteOrder, frames: int) -> None:
         self._note("byte_order", order=order.value, frames=frames)
 
     def _on_media(self, media: Media) -> None:
-        if not self._started.is_set():
+        # Every frame comes through here: only the work there is to do (no heard audio to ask
+        # for before the app ever played, no speech detection unless it is on).
+        decoder = self._decoder
+        if decoder is None:  # not started: media before, or without, a start
             self.stream_id = self.stream_id or media.stream_id
             log.info(
                 "call %s: media before start; using the expected format %s",
                 self.describe(),
                 self.inbound_format.content_type,
             )
-            self._begin()
-        assert self._decoder is not None
+            decoder = self._begin()
         self.stats.frames_received += 1
         now = self.now()
         try:
-            decoded = self._decoder.push(media)
+            decoded = decoder.push(media)
         except VobizStreamError as exc:
             self.reject(str(exc))
             return
         self._arrivals.append(now)
         self._deliver(decoded)
-        self._report_heard(now)
+        if self._outbound is not None:  # the app has played: the caller may have heard some
+            self._report_heard(now)
 
     def _deliver(self, decoded: list[tuple[Media, Pcm]]) -> None:
         """Hand decoded frames on, each with the time it arrived (held frames arrived earlier)."""
