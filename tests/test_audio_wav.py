@@ -12,7 +12,6 @@ import wave
 from dataclasses import dataclass
 from itertools import chain, pairwise
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -139,36 +138,72 @@ def test_a_reader_mid_call_sees_exactly_the_flushed_samples(tmp_path: Path) -> N
     writer.close()
 
 
-class CrashBeforeHeader:
-    """Stands in for the writer's file and dies on the header rewrite, as a killed process
-    would between the two writes of a flush."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.file, name)
-
-    def write(self, data: bytes) -> int:
-        if self.file.tell() == 0:
-            raise KeyboardInterrupt("killed between the data and the header")
-        return self.file.write(data)
-
-
 def test_a_crash_between_data_and_header_leaves_the_last_flush(tmp_path: Path) -> None:
     path = tmp_path / "torn.wav"
     first, second = noise(800, seed=10), noise(800, seed=11)
     writer = WavWriter(path, 8000)
     writer.write(first)
     writer.flush()
-    writer._file = CrashBeforeHeader(writer._file)  # type: ignore[assignment]
+    write_at = writer._write_at
+
+    def killed_before_the_header(data: memoryview, offset: int) -> None:
+        """Dies on the header rewrite, as a killed process would between a flush's writes."""
+        if offset == 0:
+            raise KeyboardInterrupt("killed between the data and the header")
+        write_at(data, offset)
+
+    writer._write_at = killed_before_the_header  # type: ignore[method-assign]
     writer.write(second)
     with pytest.raises(KeyboardInterrupt):
         writer.flush()
     assert path.stat().st_size == 44 + 2 * 1600  # both blocks of samples are in the file ...
     assert parse_wav(path).samples == first.tolist()  # ... but the header counts the first only
     assert read_with_wave(path) == (1, 8000, first.tolist())
-    writer._file.file.close()  # type: ignore[attr-defined]
+    writer._file.close()
+
+
+def test_after_a_failed_write_the_writer_goes_on(tmp_path: Path) -> None:
+    """A full disk: the write fails; what the caller does next, while still handling the
+    error (the recorder closes the recording), must not fail another way."""
+    path = tmp_path / "full.wav"
+    writer = WavWriter(path, 8000, flush_interval_ms=100)
+    write_at = writer._write_at
+
+    def disk_full(data: memoryview, offset: int) -> None:
+        part = data[:2]  # a view of the samples, alive as long as the error is
+        raise OSError(28, f"No space left on device ({len(part)} of {len(data)} bytes)")
+
+    writer._write_at = disk_full  # type: ignore[method-assign]
+    writer.write(noise(100, seed=16))
+    try:
+        writer.flush()
+    except OSError:
+        writer._write_at = write_at  # type: ignore[method-assign]
+        writer.write(noise(100, seed=17))  # the error still alive: no BufferError
+        writer.close()
+    assert parse_wav(path).samples == noise(100, seed=17).tolist()
+
+
+def test_a_whole_interval_at_once_goes_to_the_file_in_order(tmp_path: Path) -> None:
+    """Audio of a flush interval or more is written as it comes (the recorder's case), after
+    anything still buffered; any layout of int16 samples, or bytes, reads back the same."""
+    path = tmp_path / "blocks.wav"
+    interval = 8000 * 100 // 1000 * 2  # flush_interval_ms=100, stereo samples
+    wide = noise(4 * interval, seed=12)
+    blocks = [wide[: 2 * interval : 2], noise(interval, seed=13), noise(10, seed=14)]  # strided
+    writer = WavWriter(path, 8000, channels=2, flush_interval_ms=100)
+    writer.write(blocks[0])
+    assert writer.frames_flushed == interval // 2  # on disk at once, counted by the header
+    assert parse_wav(path).samples == blocks[0].tolist()
+    writer.write(blocks[2])  # buffered ...
+    writer.write(blocks[1].astype("<i2").tobytes())  # ... and written ahead of this one
+    expected = list(
+        chain.from_iterable(block.tolist() for block in (blocks[0], blocks[2], blocks[1]))
+    )
+    assert writer.frames_flushed == writer.frames_written == len(expected) // 2
+    assert parse_wav(path).samples == expected
+    writer.close()
+    assert read_with_wave(path) == (2, 8000, expected)
 
 
 CHILD = """

@@ -5,13 +5,16 @@ least every ``flush_interval_ms`` of audio; each flush writes the samples first 
 rewrites the header with the new sizes. So a reader that opens the file mid-call, or after the
 writing process was killed, finds a valid WAV holding every sample flushed so far (the kernel
 keeps written data when a process dies; only a machine crash could lose it, as no fsync is done).
-Per flush that is four system calls (data write, seek, header write, seek), none per frame.
+Per flush that is two system calls (``pwrite`` of the samples at the end, then of the header at
+the start; Windows, which has no ``pwrite``, seeks before each), none per frame; a whole flush
+interval handed over at once goes to the file as it is, without a copy.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import sys
 
 import numpy as np
 
@@ -25,6 +28,25 @@ _MAX_DATA_BYTES = 0xFFFF_FFFF - (_HEADER_BYTES - 8)
 """The RIFF size field is 32 bits and counts everything after its own 8 bytes."""
 _SAMPLE_WIDTH = 2
 _PCM_FORMAT_TAG = 1
+
+if sys.platform == "win32":
+
+    def _pwrite(fd: int, data: memoryview, offset: int) -> int:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.write(fd, data)
+
+else:
+    _pwrite = os.pwrite
+
+
+def _write_at(fd: int, data: memoryview, offset: int) -> None:
+    """All of ``data`` at ``offset``: one system call unless the kernel takes it in parts."""
+    while data:
+        written = _pwrite(fd, data, offset)
+        if written <= 0:
+            raise OSError(f"the file took none of the {len(data)} bytes written to it")
+        data = data[written:]
+        offset += written
 
 
 def interleave(left: Pcm, right: Pcm) -> Pcm:
@@ -69,9 +91,8 @@ class WavWriter(Closeable):
         self._flush_bytes = sample_rate * flush_interval_ms // 1000 * self._block_align
         self._buffer = bytearray()
         self._flushed_bytes = 0
-        self._file = open(self.path, "wb")  # noqa: SIM115 (closed by close())
-        self._file.write(self._header())
-        self._file.flush()
+        self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 (closed by close())
+        self._write_at(memoryview(self._header()), 0)
 
     @property
     def frames_written(self) -> int:
@@ -93,15 +114,18 @@ class WavWriter(Closeable):
         if self._file.closed:
             raise AudioError(f"cannot write to {self.path}: the WavWriter is closed")
         if isinstance(audio, bytes):
-            data = audio
+            data = memoryview(audio)
         else:
-            data = as_pcm(audio).astype("<i2", copy=False).tobytes()
+            data = np.ascontiguousarray(as_pcm(audio), dtype="<i2").data.cast("B")
         if len(data) % self._block_align:
             raise AudioError(
                 f"{len(data)} bytes is not a whole number of {self.channels}-channel 16-bit frames"
             )
         if self._flushed_bytes + len(self._buffer) + len(data) > _MAX_DATA_BYTES:
             raise AudioError(f"{self.path} would pass the 4 GiB limit of WAV: start a new file")
+        if not self._buffer and len(data) >= self._flush_bytes:
+            self._write_out(data)  # a whole interval at once: no copy into the buffer
+            return
         self._buffer += data
         if len(self._buffer) >= self._flush_bytes:
             self.flush()
@@ -110,12 +134,20 @@ class WavWriter(Closeable):
         """Write the buffered samples, then the header that counts them."""
         if not self._buffer or self._file.closed:
             return
-        self._file.write(self._buffer)
-        self._flushed_bytes += len(self._buffer)
-        self._buffer.clear()
-        self._file.seek(0)  # a buffered file writes out what it holds before it seeks
-        self._file.write(self._header())
-        self._file.seek(0, os.SEEK_END)
+        # A fresh buffer: views of the old one, held by a failed write's traceback, cannot then
+        # stop the next write from growing it.
+        buffered, self._buffer = self._buffer, bytearray()
+        self._write_out(memoryview(buffered))
+
+    def _write_out(self, data: memoryview) -> None:
+        """Samples after those in the file, then the header that counts them (in that order:
+        a reader, or a process killed between the two, never sees a count without its data)."""
+        self._write_at(data, _HEADER_BYTES + self._flushed_bytes)
+        self._flushed_bytes += len(data)
+        self._write_at(memoryview(self._header()), 0)
+
+    def _write_at(self, data: memoryview, offset: int) -> None:
+        _write_at(self._file.fileno(), data, offset)
 
     def close(self) -> None:
         """Flush and close the file; later calls do nothing."""
