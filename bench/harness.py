@@ -270,9 +270,11 @@ def run_bounded(command: list[str], timeout: float, log: Path) -> int:
 
 
 def ramp_rate(calls: int, duration: float) -> float:
-    """Calls started per second: the load ramps up over a third of a call (10 s at most), so
-    every call is up for at least the middle third of the run."""
-    return max(10.0, calls / min(10.0, duration / 3))
+    """Calls started per second: the load ramps up over a third of a call (20 s at most), so
+    every call is up for at least the last two thirds of the run. Each call costs the load a few
+    ms of CPU to set up (answer POST, socket, StartStream callback): a slower ramp keeps that
+    from making the frames of the calls already up late."""
+    return max(10.0, calls / min(20.0, duration / 3))
 
 
 def run_matrix(
