@@ -63,7 +63,7 @@ class MediaSender:
         lateness: Sequence[array[float]],
         on_sent: Callable[[float], None],
     ) -> None:
-        self._socket = socket
+        self._send = socket.send_text
         self._schedule = schedule
         self._payloads = payloads
         self._silence = silence
@@ -96,29 +96,31 @@ class MediaSender:
 
     def _send_due(self) -> float | None:
         """The clock's action: send what is due now; return when the next frame is."""
-        schedule, began, step = self._schedule, self._began, self._step
-        send, sequence = self._socket.send_text, self._sequence
-        while self.next_entry < len(schedule):
-            at, frame = schedule[self.next_entry]
-            deadline = began + at * step
-            now = time.monotonic()
-            if deadline > now:
-                return deadline
-            if frame < self._first_frame:
-                self.skipped += 1
-                self.next_entry += 1
-                continue
-            timestamp = self._epoch_ms + frame * FRAME_MS
-            chunk = frame - self._first_frame + 1
-            for track in self._tracks:
-                payload = self._payloads[frame] if track.caller else self._silence
-                if not send(track.encoder.encode(payload, timestamp, chunk, next(sequence))):
-                    self._finish(all_sent=False)
-                    return None
-            self.next_entry += 1
-            self.sent += 1
-            for append in self._lateness:
-                append(now - deadline)
-            self._on_sent(at)
+        schedule, entry, now = self._schedule, self.next_entry, time.monotonic()
+        try:
+            while entry < len(schedule):
+                at, frame = schedule[entry]
+                deadline = self._began + at * self._step
+                if deadline > now:
+                    return deadline
+                entry += 1
+                if frame < self._first_frame:
+                    self.skipped += 1
+                    continue
+                timestamp = self._epoch_ms + frame * FRAME_MS
+                chunk = frame - self._first_frame + 1
+                for track in self._tracks:
+                    payload = self._payloads[frame] if track.caller else self._silence
+                    text = track.encoder.encode(payload, timestamp, chunk, next(self._sequence))
+                    if not self._send(text):
+                        entry -= 1  # not sent: a reconnect carries on from this frame
+                        self._finish(all_sent=False)
+                        return None
+                self.sent += 1
+                for append in self._lateness:
+                    append(now - deadline)
+                self._on_sent(at)
+        finally:
+            self.next_entry = entry
         self._finish(all_sent=True)
         return None
