@@ -275,6 +275,8 @@ class _Call:
         self._checkpoints: dict[str, deque[CheckpointTiming]] = {}
         self._wake = asyncio.Event()
         self._heard: WavWriter | None = None
+        self._sender: MediaSender | None = None
+        """The media sender of the socket up now, while it runs."""
         self._heard_left = 0
         self._heard_position = 0
         """Samples of the call clock written to the heard WAV."""
@@ -790,11 +792,14 @@ class _Call:
             sequence=self._sequence,
             lateness=[self._lateness]
             + ([] if self.options.frame_lateness is None else [self.options.frame_lateness]),
-            on_sent=self._sent,
+            on_sent=None,
         )
+        self._sender = sender
+        self._follow_frames()
         try:
             all_sent = await sender.run()
         finally:
+            self._sender = None
             self._next_entry = sender.next_entry
             leg.frames_sent += sender.sent
             self.report.frames_sent += sender.sent
@@ -812,13 +817,23 @@ class _Call:
         self._cut_connection(cut_at)
         return "cut"
 
+    def _follow_frames(self) -> None:
+        """Have the sender report each frame while the playout has something to follow: the
+        caller's frames are the carrier's clock, and what the caller hears is played out in
+        step with them (into the heard WAV, if one is written)."""
+        playout, sender = self._playout, self._sender
+        assert playout is not None
+        if sender is not None and (self._heard is not None or not playout.idle):
+            sender.on_sent = self._sent
+
     def _sent(self, due: float) -> None:
         """A caller frame due at call time ``due`` left: play out what the caller hears up to
-        it (the carrier's playout runs on the same clock)."""
+        it; stop following once nothing is left to play."""
         playout = self._playout
         assert playout is not None
-        if self._heard is not None or not playout.idle:
-            self._advance(due)
+        self._advance(due)
+        if self._heard is None and playout.idle and self._sender is not None:
+            self._sender.on_sent = None
 
     def _cut_connection(self, at: float) -> None:
         """Abort the TCP connection under the socket: no close frame, as when a network dies."""
@@ -892,6 +907,7 @@ class _Call:
                 return False
         self._handle(events)
         self._write_heard(playout.pop_heard())
+        self._follow_frames()
         return False
 
     async def _answer_checkpoints(self) -> None:

@@ -42,8 +42,9 @@ class MediaSender:
 
     Per frame sent it appends how late it left (wall seconds after its deadline) to each array
     of ``lateness`` (the call's own, and a load's shared one), counts it in ``sent``, and calls
-    ``on_sent`` with the frame's due time in call seconds. This runs 50 times a second per call,
-    so it is kept to C-level calls: no objects made, no callbacks but ``on_sent``.
+    ``on_sent``, while it is set, with the frame's due time in call seconds. This runs 50 times a
+    second per call, so it is kept to C-level calls: no objects made, and no callback unless
+    someone listens (the call sets ``on_sent`` only while its playout has audio to follow).
     """
 
     def __init__(
@@ -61,9 +62,9 @@ class MediaSender:
         next_entry: int,
         sequence: Iterator[int],
         lateness: Sequence[array[float]],
-        on_sent: Callable[[float], None],
+        on_sent: Callable[[float], None] | None,
     ) -> None:
-        self._send = socket.send_text
+        self._socket = socket
         self._schedule = schedule
         self._payloads = payloads
         self._silence = silence
@@ -74,7 +75,7 @@ class MediaSender:
         self._first_frame = first_frame
         self._sequence = sequence
         self._lateness = tuple(log.append for log in lateness)
-        self._on_sent = on_sent
+        self.on_sent = on_sent
         self.next_entry = next_entry
         self.sent = 0
         self.skipped = 0
@@ -97,6 +98,11 @@ class MediaSender:
     def _send_due(self) -> float | None:
         """The clock's action: send what is due now; return when the next frame is."""
         schedule, entry, now = self._schedule, self.next_entry, time.monotonic()
+        socket = self._socket
+        if socket.closed:
+            self._finish(all_sent=False)
+            return None
+        send = socket.send_frame
         try:
             while entry < len(schedule):
                 at, frame = schedule[entry]
@@ -111,15 +117,13 @@ class MediaSender:
                 chunk = frame - self._first_frame + 1
                 for track in self._tracks:
                     payload = self._payloads[frame] if track.caller else self._silence
-                    text = track.encoder.encode(payload, timestamp, chunk, next(self._sequence))
-                    if not self._send(text):
-                        entry -= 1  # not sent: a reconnect carries on from this frame
-                        self._finish(all_sent=False)
-                        return None
+                    send(track.encoder.encode(payload, timestamp, chunk, next(self._sequence)))
                 self.sent += 1
                 for append in self._lateness:
                     append(now - deadline)
-                self._on_sent(at)
+                on_sent = self.on_sent
+                if on_sent is not None:
+                    on_sent(at)
         finally:
             self.next_entry = entry
         self._finish(all_sent=True)

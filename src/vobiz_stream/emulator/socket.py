@@ -14,8 +14,9 @@ no close frame (a fault to inject).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import picows
@@ -92,6 +93,10 @@ class CarrierSocket:
     def __init__(self, transport: WSTransport, listener: _Listener) -> None:
         self._transport = transport
         self._listener = listener
+        self.send_frame: Callable[[bytes], None] = functools.partial(transport.send, WSMsgType.TEXT)
+        """Send one text frame of UTF-8 bytes now, with no check in Python: the media frames'
+        path (one C call per frame). Once the socket is closed it goes nowhere, as
+        :meth:`send_text` (check :attr:`closed` to know)."""
 
     @classmethod
     async def connect(cls, url: str, timeout: float) -> CarrierSocket:
@@ -126,8 +131,7 @@ class CarrierSocket:
     def send_text(self, text: str | bytes) -> bool:
         """Send one text frame now; False when the socket is gone (not an error: on a real
         carrier such frames go nowhere)."""
-        listener = self._listener  # what ``closed`` says, inline: this runs once per frame
-        if listener.disconnected or listener.close_code is not None:
+        if self.closed:
             return False
         self._transport.send(WSMsgType.TEXT, text.encode() if isinstance(text, str) else text)
         return True
