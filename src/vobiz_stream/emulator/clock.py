@@ -93,18 +93,33 @@ class FrameClock:
         after the loop has had its turn)."""
         self._timer, self._timer_at = None, float("inf")
         heap, again = self._heap, []
-        while heap and heap[0][0] <= time.monotonic():
-            _, _, ticket = heapq.heappop(heap)
-            if ticket.cancelled:
-                continue
-            try:
-                following = ticket.action()
-            except Exception:  # one call's bug must not stop every other call's frames
-                log.exception("a scheduled frame action failed; it is dropped")
-                continue
-            if following is not None and not ticket.cancelled:
+        while heap and heap[0][0] <= (now := time.monotonic()):
+            entry = heap[0]
+            ticket = entry[2]
+            following = None
+            if not ticket.cancelled:
+                try:
+                    following = ticket.action()
+                except Exception:  # one call's bug must not stop every other call's frames
+                    log.exception("a scheduled frame action failed; it is dropped")
+            if following is None or ticket.cancelled:
+                self._remove(entry)
+            elif following > now and heap[0] is entry:
+                # Put back at its next deadline in one step (an action that scheduled an
+                # earlier one meanwhile is no longer on top: then it is removed and pushed).
+                heapq.heapreplace(heap, (following, next(self._order), ticket))
+            else:
+                self._remove(entry)
                 again.append((following, next(self._order), ticket))
         for entry in again:
             heapq.heappush(heap, entry)
         if heap:
             self._arm(max(heap[0][0], time.monotonic() + RESOLUTION))
+
+    def _remove(self, entry: tuple[float, int, Ticket]) -> None:
+        heap = self._heap
+        if heap[0] is entry:
+            heapq.heappop(heap)
+        else:
+            heap.remove(entry)
+            heapq.heapify(heap)
