@@ -405,7 +405,9 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--rate",
         type=_positive_float,
         default=LoadOptions.rate,
-        help=f"calls started per second (default {LoadOptions.rate:g})",
+        help=f"calls started per second (default {LoadOptions.rate:g}); each starts at a spread "
+        "moment inside its 1/RATE slot, so the calls' frames are not all due in the same "
+        "millisecond",
     )
     add(
         "--duration",
