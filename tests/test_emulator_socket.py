@@ -115,6 +115,44 @@ async def test_abort_cuts_the_connection_without_a_close_frame(app: tuple[_App, 
     assert state.seen == ["one"]
 
 
+async def test_when_closed_fires_once_on_the_apps_close_and_at_once_after(
+    app: tuple[_App, str],
+) -> None:
+    state, url = app
+
+    async def hang_up(socket: web.WebSocketResponse) -> None:
+        await asyncio.sleep(0.05)
+        await socket.close(code=4002)
+
+    state.behaviour = hang_up
+    socket = await CarrierSocket.connect(url, timeout=5)
+    calls: list[str] = []
+    closed = asyncio.Event()
+
+    def note() -> None:
+        calls.append("closed")
+        closed.set()
+
+    socket.when_closed(note)
+    await asyncio.wait_for(closed.wait(), 5)
+    assert socket.close_code == 4002
+    await asyncio.sleep(0.05)  # the disconnect that follows the close does not call it again
+    assert calls == ["closed"]
+    socket.when_closed(lambda: calls.append("already"))  # closed: called at once
+    assert calls == ["closed", "already"]
+    socket.send_frame(b'{"n":2}')  # goes nowhere, no error
+
+
+async def test_when_closed_fires_when_the_connection_is_lost(app: tuple[_App, str]) -> None:
+    _, url = app
+    socket = await CarrierSocket.connect(url, timeout=5)
+    lost = asyncio.Event()
+    socket.when_closed(lost.set)
+    socket.abort()
+    await asyncio.wait_for(lost.wait(), 5)
+    assert socket.closed
+
+
 async def test_connect_failures_say_why(unused_tcp_port: int) -> None:
     with pytest.raises(SocketError):
         await CarrierSocket.connect(f"ws://127.0.0.1:{unused_tcp_port}/stream", timeout=2)

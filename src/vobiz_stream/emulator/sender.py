@@ -65,6 +65,7 @@ class MediaSender:
         on_sent: Callable[[float], None] | None,
     ) -> None:
         self._socket = socket
+        self._send = socket.send_frame
         self._schedule = schedule
         self._payloads = payloads
         self._silence = silence
@@ -80,10 +81,12 @@ class MediaSender:
         self.sent = 0
         self.skipped = 0
         self._done: asyncio.Future[bool] | None = None
+        self._stopped = False
 
     async def run(self) -> bool:
         """Send every frame still to go; True when all went, False when the socket went first."""
         self._done = asyncio.get_running_loop().create_future()
+        self._socket.when_closed(lambda: self._finish(all_sent=False))
         ticket = FrameClock.current().schedule(time.monotonic(), self._send_due)
         try:
             return await self._done
@@ -92,17 +95,16 @@ class MediaSender:
 
     def _finish(self, all_sent: bool) -> None:
         assert self._done is not None
+        self._stopped = True
         if not self._done.done():
             self._done.set_result(all_sent)
 
     def _send_due(self) -> float | None:
         """The clock's action: send what is due now; return when the next frame is."""
-        schedule, entry, now = self._schedule, self.next_entry, time.monotonic()
-        socket = self._socket
-        if socket.closed:
-            self._finish(all_sent=False)
+        if self._stopped:  # the socket closed (the clock may fire once more before the cancel)
             return None
-        send = socket.send_frame
+        schedule, entry, now = self._schedule, self.next_entry, time.monotonic()
+        send = self._send
         try:
             while entry < len(schedule):
                 at, frame = schedule[entry]

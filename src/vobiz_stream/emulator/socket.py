@@ -49,8 +49,15 @@ class _Listener(picows.WSListener):
         self.close_code: int | None = None
         self.disconnected = False
         self.write_paused = False
+        self.on_gone: Callable[[], None] | None = None
+        """Called once, when the app's close frame comes or the connection is lost."""
         self._parts: list[bytes] = []
         self._binary = False
+
+    def _gone(self) -> None:
+        callback, self.on_gone = self.on_gone, None
+        if callback is not None:
+            callback()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
@@ -58,6 +65,7 @@ class _Listener(picows.WSListener):
             self.close_code = frame.get_close_code().value
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()
+            self._gone()
             return
         if kind is WSMsgType.PING:
             transport.send_pong(frame.get_payload_as_bytes())
@@ -78,6 +86,7 @@ class _Listener(picows.WSListener):
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.disconnected = True
+        self._gone()
         self.arrived.set()
 
     def pause_writing(self) -> None:
@@ -96,7 +105,7 @@ class CarrierSocket:
         self.send_frame: Callable[[bytes], None] = functools.partial(transport.send, WSMsgType.TEXT)
         """Send one text frame of UTF-8 bytes now, with no check in Python: the media frames'
         path (one C call per frame). Once the socket is closed it goes nowhere, as
-        :meth:`send_text` (check :attr:`closed` to know)."""
+        :meth:`send_text` (:meth:`when_closed` tells when)."""
 
     @classmethod
     async def connect(cls, url: str, timeout: float) -> CarrierSocket:
@@ -117,6 +126,13 @@ class CarrierSocket:
     def closed(self) -> bool:
         """True once the connection is gone (or closing): sends go nowhere."""
         return self._listener.disconnected or self._listener.close_code is not None
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket closes, or now if it is closed (one at a time)."""
+        if self.closed:
+            callback()
+        else:
+            self._listener.on_gone = callback
 
     @property
     def close_code(self) -> int | None:
