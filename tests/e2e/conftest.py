@@ -245,3 +245,28 @@ async def serve_process(
         await process.communicate()
         raise
     return process
+
+
+async def serve_app(routes: list[web.RouteDef]) -> web.AppRunner:
+    """A small aiohttp app on a free loopback port (an answer URL, a callback sink...)."""
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+def url_of(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}/"
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 8000) -> Path:
+    """``samples`` as a mono 16-bit WAV (a caller's audio for the emulator)."""
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(samples.astype("<i2").tobytes())
+    return path

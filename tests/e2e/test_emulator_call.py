@@ -7,7 +7,6 @@ playback on the wall clock.
 from __future__ import annotations
 
 import itertools
-import wave
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,16 @@ import numpy as np
 import orjson
 from aiohttp import web
 
-from tests.e2e.conftest import DATA, StartServer, read_wav, run_cli, speech
+from tests.e2e.conftest import (
+    DATA,
+    StartServer,
+    read_wav,
+    run_cli,
+    serve_app,
+    speech,
+    url_of,
+    write_wav,
+)
 from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_mulaw
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.handlers import echo
@@ -23,15 +31,6 @@ from vobiz_stream.session import CallSession, DtmfReceived
 
 FIXTURE = DATA / "speech_male_8k.wav"
 RATE = 8000
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
-    with wave.open(str(path), "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(samples.astype("<i2").tobytes())
-    return path
 
 
 def padded(samples: np.ndarray, frame: int = RATE // 50) -> np.ndarray:
@@ -164,17 +163,7 @@ async def serve_xml(xml: str) -> web.AppRunner:
     async def answer(_request: web.Request) -> web.Response:
         return web.Response(text=xml, content_type="application/xml")
 
-    app = web.Application()
-    app.router.add_post("/", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner
-
-
-def url_of(runner: web.AppRunner) -> str:
-    host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}/"
+    return await serve_app([web.post("/", answer)])
 
 
 async def test_invalid_xml_fails_the_call_in_the_cli(tmp_path: Path) -> None:

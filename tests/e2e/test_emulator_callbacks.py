@@ -25,7 +25,15 @@ import orjson
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.e2e.conftest import DATA, RunningServer, StartServer, run_cli
+from tests.e2e.conftest import (
+    DATA,
+    RunningServer,
+    StartServer,
+    run_cli,
+    serve_app,
+    url_of,
+    write_wav,
+)
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.emulator import CallOptions, CallReport, run_call
 from vobiz_stream.emulator.callbacks import SignatureVersion
@@ -42,13 +50,7 @@ COMMON = ("Event", "CallUUID", "StreamID", "From", "To", "Timestamp", "ParentAut
 def caller_wav(path: Path, seconds: float) -> Path:
     """Quiet noise, ``seconds`` long."""
     rng = np.random.default_rng(3)
-    samples = rng.integers(-200, 201, round(seconds * RATE)).astype("<i2")
-    with wave.open(str(path), "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(RATE)
-        writer.writeframes(samples.tobytes())
-    return path
+    return write_wav(path, rng.integers(-200, 201, round(seconds * RATE)), RATE)
 
 
 def frames_in(path: Path) -> int:
@@ -336,20 +338,6 @@ class ScriptedApp:
         await self.script(app_socket)
         await ws.close()
         return ws
-
-
-async def serve_app(routes: list[web.RouteDef]) -> web.AppRunner:
-    app = web.Application()
-    app.add_routes(routes)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner
-
-
-def url_of(runner: web.AppRunner) -> str:
-    host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}/"
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import orjson
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.e2e.conftest import DATA, StartServer, read_wav, run_cli, speech
+from tests.e2e.conftest import DATA, StartServer, read_wav, run_cli, serve_app, speech, url_of
 from vobiz_stream.emulator import CallOptions, CallReport, Faults, run_call
 from vobiz_stream.store import StreamRecord
 
@@ -185,13 +185,8 @@ class Recorder:
 
 
 async def serve(recorder: Recorder) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.add_routes([web.post("/", recorder.answer), web.get("/stream", recorder.stream)])
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}/"
+    runner = await serve_app([web.post("/", recorder.answer), web.get("/stream", recorder.stream)])
+    return runner, url_of(runner)
 
 
 async def test_drop_at_sends_no_close_frame() -> None:

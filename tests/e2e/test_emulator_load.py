@@ -13,8 +13,8 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.e2e.conftest import DATA, StartServer, run_cli, speech
-from tests.e2e.test_emulator_call import padded, write_wav
+from tests.e2e.conftest import DATA, StartServer, run_cli, speech, write_wav
+from tests.e2e.test_emulator_call import padded
 from vobiz_stream.emulator.load import (
     LoadOptions,
     LoadProgress,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import orjson
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.e2e.conftest import read_wav, run_cli
+from tests.e2e.conftest import read_wav, run_cli, serve_app, url_of, write_wav
 from vobiz_stream.audio import Pcm
 from vobiz_stream.audio.speech import SpeechUnavailable, synthesize, tone
 from vobiz_stream.emulator import CallOptions, run_call
@@ -46,13 +45,7 @@ def said(text: str) -> Pcm:
 def caller_wav(path: Path, seconds: float) -> Path:
     """Noise with no zero sample, so every sample the app receives is the caller's."""
     rng = np.random.default_rng(1)
-    samples = rng.integers(1, 300, round(seconds * RATE)).astype("<i2")
-    with wave.open(str(path), "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(RATE)
-        writer.writeframes(samples.tobytes())
-    return path
+    return write_wav(path, rng.integers(1, 300, round(seconds * RATE)), RATE)
 
 
 @dataclass
@@ -111,20 +104,15 @@ async def verb_app() -> AsyncIterator[Callable[..., Awaitable[tuple[VerbApp, str
         script: Script | None = None,
     ) -> tuple[VerbApp, str]:
         app = VerbApp(stream_attributes, after, script)
-        web_app = web.Application()
-        web_app.add_routes(
+        runner = await serve_app(
             [
                 web.post("/", app.answer),
                 web.post("/events", app.events),
                 web.get("/stream", app.stream),
             ]
         )
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
         runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return app, f"http://{host}:{port}/"
+        return app, url_of(runner)
 
     yield start
     for runner in runners:

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import sys
-import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +24,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.e2e.conftest import StartServer, read_wav, speech
+from tests.e2e.conftest import StartServer, read_wav, speech, write_wav
 from tests.e2e.test_server_echo import PlayoutModel
 from vobiz_stream.audio import ByteOrder, Pcm, Resampler, encode_l16
 from vobiz_stream.audio.speech import tone
@@ -284,11 +283,7 @@ async def press(model: PlayoutModel, digit: str) -> None:
 
 
 def write_silence(path: Path, seconds: float) -> None:
-    with wave.open(str(path), "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(RATE)
-        writer.writeframes(bytes(2 * round(seconds * RATE)))
+    write_wav(path, np.zeros(round(seconds * RATE), np.int16), RATE)
 
 
 def resampled(pcm: Pcm, rate: int, to: int) -> Pcm:
