@@ -85,6 +85,17 @@ def events(records: list[CallbackRecord]) -> list[str]:
 # --- against the real server ---------------------------------------------------------------------
 
 
+def hanging_until(release: asyncio.Event) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A callback endpoint that answers only once ``release`` is set (10 s at most)."""
+
+    async def hang(_request: web.Request) -> web.Response:
+        async with asyncio.timeout(10):
+            await release.wait()
+        return web.Response(text="late")
+
+    return hang
+
+
 async def test_callbacks_reach_the_server_with_every_field(start_server: StartServer) -> None:
     running = await start_server(extra_headers="sessionId=abc123,agentId=john")
     report = await run_call(running.base + "/", FIXTURE, CallOptions(speed=SPEED))
@@ -208,13 +219,7 @@ async def test_a_slow_callback_endpoint_never_stalls_the_media(
     """Callbacks to an endpoint that never answers time out in the background; the media
     keeps its pacing and the call completes."""
     release = asyncio.Event()
-
-    async def hang(_request: web.Request) -> web.Response:
-        async with asyncio.timeout(10):
-            await release.wait()
-        return web.Response(text="late")
-
-    sink = await serve_app([web.post("/slow", hang)])
+    sink = await serve_app([web.post("/slow", hanging_until(release))])
     try:
         running = await start_server(status_callback_url=url_of(sink) + "slow")
         began = time.monotonic()
@@ -499,13 +504,7 @@ async def test_cancelling_a_call_does_not_wait_for_its_callbacks(
     start_server: StartServer,
 ) -> None:
     release = asyncio.Event()
-
-    async def hang(_request: web.Request) -> web.Response:
-        async with asyncio.timeout(10):
-            await release.wait()
-        return web.Response(text="late")
-
-    sink = await serve_app([web.post("/slow", hang)])
+    sink = await serve_app([web.post("/slow", hanging_until(release))])
     try:
         running = await start_server(status_callback_url=url_of(sink) + "slow")
         call = asyncio.create_task(
