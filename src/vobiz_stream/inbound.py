@@ -26,6 +26,8 @@ from vobiz_stream.protocol import Media
 
 Decoded = list[tuple[Media, Pcm]]
 
+_MULAW = Encoding.MULAW  # looked up per frame: a module name is cheaper than an enum member
+
 
 class InboundDecoder:
     """Decodes media frames in arrival order; :meth:`push` may return held frames with new ones.
@@ -51,6 +53,9 @@ class InboundDecoder:
         self._held: list[Media] = []
         self._seen = 0
         self._on_decided = on_decided
+        self.settled = self._detector is None
+        """The byte order is known and nothing is held: each frame decodes alone
+        (:meth:`decode`), as it comes."""
 
     @property
     def byte_order(self) -> ByteOrder:
@@ -61,22 +66,30 @@ class InboundDecoder:
     def detecting(self) -> bool:
         return self._detector is not None
 
+    def decode(self, media: Media) -> Pcm:
+        """One frame of a :attr:`settled` stream: what :meth:`push` would return for it alone."""
+        if media.media_format is None and self._l16:
+            return decode_l16(media.payload, self._order)  # every frame, once decided
+        encoding = media.media_format.encoding if media.media_format else self.audio_format.encoding
+        if encoding is _MULAW:
+            return decode_mulaw(media.payload)
+        return decode_l16(media.payload, self._order)
+
     def push(self, media: Media) -> Decoded:
         """Take one frame; return the frames ready to use, in order."""
-        if media.media_format is None and self._detector is None and self._l16:
-            return [(media, decode_l16(media.payload, self._order))]  # every frame, once decided
-        encoding = media.media_format.encoding if media.media_format else self.audio_format.encoding
-        if encoding is Encoding.MULAW:
-            return [(media, decode_mulaw(media.payload))]
         detector = self._detector
         if detector is None:
-            return [(media, decode_l16(media.payload, self._order))]
+            return [(media, self.decode(media))]
+        encoding = media.media_format.encoding if media.media_format else self.audio_format.encoding
+        if encoding is _MULAW:
+            return [(media, decode_mulaw(media.payload))]
         self._seen += 1
         detector.observe(media.payload)
         if not self._held and not detector.decided and swap_bytes(media.payload) == media.payload:
             return [(media, decode_l16(media.payload, self.byte_order))]  # reads the same anyway
         if detector.decided:
             self._detector = None
+            self.settled = True
             self._order = detector.order
             if self._on_decided is not None:
                 self._on_decided(self._order, self._seen)

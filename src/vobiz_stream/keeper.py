@@ -171,6 +171,7 @@ class StreamKeeper:
                 self._recordings_dir, recording_name(started_at, session.call_id)
             )
             self._recording = Recording(self.path, audio_format.sample_rate, 2 if stereo else 1)
+            self._clock = StreamClock(audio_format.sample_rate)
         except (OSError, VobizStreamError) as exc:
             self._fail("cannot create the recording", exc)
         start = session.start
@@ -205,10 +206,8 @@ class StreamKeeper:
     def audio(self, media: Media, pcm: Pcm, arrival: float) -> None:
         # Every inbound frame comes through here: kept lean (no calls it can do without).
         recording = self._recording
-        if recording is not None:
-            clock = self._clock
-            if clock is None:
-                clock = self._clock = StreamClock(recording.sample_rate)
+        clock = self._clock
+        if recording is not None and clock is not None:
             arrival_position = 0  # counts only for a track's first frame
             channel = self._channels.get(media.track)
             if channel is None:

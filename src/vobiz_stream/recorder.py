@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vobiz_stream.audio import Pcm, WavWriter
+from vobiz_stream.audio import Pcm, WavWriter, interleave
 from vobiz_stream.formats import FRAME_MS
 from vobiz_stream.protocol import Media, Track
 
@@ -72,7 +72,8 @@ class StreamClock:
         position: int | None = None
         chunk = media.chunk
         if chunk is not None and state.first_chunk is not None:  # every frame: kept lean
-            state.frame_samples = max(state.frame_samples, samples)
+            if samples > state.frame_samples:
+                state.frame_samples = samples
             steps = chunk - state.first_chunk
             stride = state.stride
             if not stride or steps % stride:  # the gcd only changes when a step does not fit
@@ -88,7 +89,8 @@ class StreamClock:
         if position is None or restarted:
             position = state.next
         end = position + samples
-        state.next = max(state.next, end)
+        if end > state.next:
+            state.next = end
         return position
 
 
@@ -116,11 +118,11 @@ class _TrackState:
 class Recording:
     """Collects positioned audio per channel and writes it, in order, to a WAV file.
 
-    Audio waits in one buffer of interleaved sample frames (as the WAV holds them), starting at
-    the first sample not yet written. Writing happens in steps of ``flush_interval_ms``: once the
-    newest audio is ``jitter_ms`` plus a step ahead of what is written, everything but the last
-    ``jitter_ms`` is written and flushed to disk in one go (the WAV writer flushes at the same
-    interval), so the per-frame cost is one copy into the buffer, and a crash loses at most
+    Audio waits in one buffer per channel, starting at the first sample not yet written. Writing
+    happens in steps of ``flush_interval_ms``: once the newest audio is ``jitter_ms`` plus a step
+    ahead of what is written, everything but the last ``jitter_ms`` is written (interleaved, for
+    stereo) and flushed to disk in one go (the WAV writer flushes at the same interval), so the
+    per-frame cost is one copy into a buffer, and a crash loses at most
     ``jitter_ms + flush_interval_ms``.
     """
 
@@ -143,7 +145,9 @@ class Recording:
         self._cursor = 0
         """Position of the first sample not yet written."""
         room = self._commit_at + sample_rate * FRAME_MS // 1000  # grown if a burst needs more
-        self._buffer = np.zeros((room, channels), dtype=np.int16)
+        self._buffers = [np.zeros(room, dtype=np.int16) for _ in range(channels)]
+        """One per channel, each starting at ``_cursor`` (a frame is a plain 1-D copy)."""
+        self._room = room
         self._end = 0
         """One past the newest sample added on any channel."""
         self.late_samples = 0
@@ -166,9 +170,9 @@ class Recording:
         if not count:
             return
         end = offset + count
-        if end > len(self._buffer):
+        if end > self._room:
             self._grow(end)
-        self._buffer[offset:end, channel] = pcm
+        self._buffers[channel][offset:end] = pcm
         newest = position + count
         if newest > self._end:
             self._end = newest
@@ -176,22 +180,28 @@ class Recording:
                 self._commit(newest - self._jitter)
 
     def _grow(self, size: int) -> None:
-        grown = np.zeros((max(size, 2 * len(self._buffer)), self.channels), dtype=np.int16)
-        grown[: len(self._buffer)] = self._buffer
-        self._buffer = grown
+        room = max(size, 2 * self._room)
+        for index, buffer in enumerate(self._buffers):
+            grown = np.zeros(room, dtype=np.int16)
+            grown[: self._room] = buffer
+            self._buffers[index] = grown
+        self._room = room
 
     def _commit(self, upto: int) -> None:
         """Write every channel up to position ``upto``; keep what comes after it."""
         count = upto - self._cursor
         if count <= 0:
             return
-        if count > len(self._buffer):
+        if count > self._room:
             self._grow(count)
-        buffer = self._buffer
-        self._writer.write(buffer[:count].reshape(-1))  # interleaved already: L, R, L, R...
-        kept = len(buffer) - count
-        buffer[:kept] = buffer[count:]
-        buffer[kept:] = 0
+        if self.channels == 1:
+            self._writer.write(self._buffers[0][:count])
+        else:
+            self._writer.write(interleave(self._buffers[0][:count], self._buffers[1][:count]))
+        kept = self._room - count
+        for buffer in self._buffers:
+            buffer[:kept] = buffer[count:]
+            buffer[kept:] = 0
         self._cursor = upto
 
     def close(self) -> None:

@@ -83,6 +83,9 @@ from vobiz_stream.vad import (
 
 log = logging.getLogger("vobiz_stream.session")
 
+_monotonic = time.monotonic
+_INBOUND = Track.INBOUND  # looked up per frame: a module name is cheaper than an enum member
+
 
 class SessionError(VobizStreamError):
     """A session command that cannot be carried out (one-way stream, closed socket...)."""
@@ -330,7 +333,7 @@ class CallSession:
     def now(self) -> float:
         """The session's clock: ``time.monotonic()``, not the loop's time, which uvloop counts
         in whole milliseconds (pacing, clear and barge-in timings would be quantised)."""
-        return time.monotonic()
+        return _monotonic()
 
     def describe(self) -> str:
         """A short label for log lines: the call id, else the stream id."""
@@ -426,26 +429,32 @@ class CallSession:
             )
             decoder = self._begin()
         self.stats.frames_received += 1
-        now = self.now()
+        now = _monotonic()
         try:
-            decoded = decoder.push(media)
+            # Settled (the byte order known): the frame decodes alone, with no list to build.
+            decoded = decoder.decode(media) if decoder.settled else decoder.push(media)
         except VobizStreamError as exc:
             self.reject(str(exc))
             return
-        self._arrivals.append(now)
-        self._deliver(decoded)
+        if isinstance(decoded, list):
+            self._arrivals.append(now)
+            self._deliver(decoded)
+        else:
+            self._deliver_frame(media, decoded, now)
         if self._outbound is not None:  # the app has played: the caller may have heard some
             self._report_heard(now)
 
     def _deliver(self, decoded: list[tuple[Media, Pcm]]) -> None:
         """Hand decoded frames on, each with the time it arrived (held frames arrived earlier)."""
         for frame, pcm in decoded:
-            arrival = self._arrivals.popleft()
-            self._hooks.audio(frame, pcm, arrival)
-            if self._listening:
-                self._put_audio(frame, pcm)
-            if self._vad is not None and frame.track is Track.INBOUND:
-                self._detect(pcm, arrival)
+            self._deliver_frame(frame, pcm, self._arrivals.popleft())
+
+    def _deliver_frame(self, media: Media, pcm: Pcm, arrival: float) -> None:
+        self._hooks.audio(media, pcm, arrival)
+        if self._listening:
+            self._put_audio(media, pcm)
+        if self._vad is not None and media.track is _INBOUND:
+            self._detect(pcm, arrival)
 
     def _put_audio(self, media: Media, pcm: Pcm) -> None:
         rate = self._handler_rate or self.inbound_format.sample_rate
