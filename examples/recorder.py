@@ -3,7 +3,7 @@
     python examples/recorder.py --data-dir data
 
 One emulated call says the male speech fixture; the server writes the call to
-data/recordings/<time>-<call id>.wav (caller left, what the caller heard right: silence here),
+data/recordings/<time>-<call id>.wav (mono, the caller: ``record`` is marked ``listens_only``),
 keeps its status callbacks in data/webhook-events.log and data/vobiz-stream.db, and logs one line
 per call event. To record real Vobiz calls instead: ``vobiz-stream serve`` (the same handler).
 """

@@ -21,6 +21,8 @@ from vobiz_stream.handlers import (
     HandlerError,
     UtteranceCutter,
     echo,
+    listens_only,
+    plays_audio,
     record,
     resolve_handler,
 )
@@ -283,3 +285,19 @@ def test_utterance_cutter_ignores_an_end_without_a_start() -> None:
     cutter = UtteranceCutter(8000, start_ms=200)
     cutter.feed(CallerAudio(numbered(1.0), 8000))
     assert cutter.feed(SpeechEnded(end=0.5, detected=1.0)) is None
+
+
+async def _plays_maybe(session: CallSession) -> None:
+    """A user's handler that may play."""
+
+
+def test_only_handlers_marked_listens_only_are_taken_not_to_play() -> None:
+    assert not plays_audio(record)  # the built-in recorder is marked
+    assert plays_audio(echo) and plays_audio(_plays_maybe)
+
+    async def transcriber(session: CallSession) -> None:
+        pass
+
+    assert plays_audio(transcriber)
+    assert listens_only(transcriber) is transcriber  # a decorator: the function, unchanged
+    assert not plays_audio(transcriber)

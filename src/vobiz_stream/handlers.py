@@ -2,7 +2,10 @@
 :class:`UtteranceCutter`, which handlers use to get whole caller utterances.
 
 A handler is ``async def handler(session: CallSession) -> None``. The server records every call
-whatever the handler does, so ``record`` (seed 002's sink) has nothing to do.
+whatever the handler does, so ``record`` (seed 002's sink) has nothing to do. A handler that never
+plays audio (a recorder, a transcriber) can say so with :func:`listens_only`: its calls are then
+recorded in mono, the caller alone, where a bidirectional stream would otherwise get a second
+channel for what the caller heard of the app, silent from start to end.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,14 +37,36 @@ MARGIN = 0.1
 """Seconds kept before a detected onset and after a detected end, so no word is clipped."""
 
 Handler = Callable[[CallSession], Awaitable[None]]
+AnyHandler = TypeVar("AnyHandler", bound=Handler)
 
 log = logging.getLogger("vobiz_stream.handlers")
+
+_LISTEN_ONLY: set[Handler] = set()
+"""The handlers marked with :func:`listens_only`."""
+
+
+def listens_only(handler: AnyHandler) -> AnyHandler:
+    """Mark ``handler`` as never playing audio, so its calls are recorded in mono (the caller).
+
+    On a bidirectional stream the recording's right channel holds what the caller heard of the
+    app's audio; for a handler that never plays, that channel would be silence for the whole
+    call, written to disk at the same rate as the caller. Audio such a handler plays anyway still
+    reaches the caller, but is not recorded. Use it as a decorator: ``@listens_only``.
+    """
+    _LISTEN_ONLY.add(handler)
+    return handler
+
+
+def plays_audio(handler: Handler) -> bool:
+    """Whether ``handler`` may play audio: False only if it is marked :func:`listens_only`."""
+    return handler not in _LISTEN_ONLY
 
 
 class HandlerError(VobizStreamError, ValueError):
     """A ``--handler`` that cannot be found or is not an async function of one session."""
 
 
+@listens_only
 async def record(session: CallSession) -> None:
     """Record only: the server writes the WAV; the handler just lets the stream run."""
 

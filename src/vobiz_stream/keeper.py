@@ -130,8 +130,12 @@ class StreamKeeper:
         recordings_dir: Path,
         store: QueuedCallStore,
         latency: HandlingLatency | None = None,
+        record_heard: bool = True,
     ) -> None:
         self._recordings_dir = recordings_dir
+        self._record_heard = record_heard
+        """On a bidirectional stream, record what the caller heard (right channel); False for a
+        handler that never plays, whose stream is then recorded in mono."""
         self._store = store
         self._latency = latency
         self._session: CallSession | None = None
@@ -164,7 +168,7 @@ class StreamKeeper:
         self._session = session
         started_at = datetime.now(UTC)
         audio_format = session.inbound_format
-        stereo = len(session.tracks) == 2 or session.options.bidirectional
+        stereo = len(session.tracks) == 2 or (self._record_heard and session.options.bidirectional)
         try:
             self._recordings_dir.mkdir(parents=True, exist_ok=True)
             self.path = unique_path(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vobiz_stream.admission import Admission, Admitted
-from vobiz_stream.handlers import Handler
+from vobiz_stream.handlers import Handler, plays_audio
 from vobiz_stream.keeper import HandlingLatency, StreamKeeper
 from vobiz_stream.session import CallSession, SessionOptions, Transport
 from vobiz_stream.store import QueuedCallStore
@@ -79,6 +79,8 @@ class MediaStreams:
         self.handler = handler
         self.latency = latency
         self.admission = admission
+        self.record_heard = plays_audio(handler)
+        """Whether recordings of bidirectional streams get a channel for what the caller heard."""
         self.open: set[OpenStream] = set()
         self.draining = False
         """Set when the server stops: new sockets are refused, open ones get to finish."""
@@ -127,7 +129,9 @@ class OpenStream:
         self._streams = streams
         self._admitted = admitted
         self.transport = transport
-        keeper = StreamKeeper(streams.recordings_dir, streams.store, streams.latency)
+        keeper = StreamKeeper(
+            streams.recordings_dir, streams.store, streams.latency, streams.record_heard
+        )
         self.session = CallSession(transport, streams.options, keeper, query)
         self.session.call_id = query.get("call") or None
         self._handler = asyncio.create_task(self._run_handler())

@@ -102,8 +102,8 @@ def seconds_lost(data: Path, reports: list[CallReport], audio: list[np.ndarray])
     lost = []
     for path in recordings:
         with wave.open(str(path)) as reader:  # a valid WAV: the header counts what is there
-            assert (reader.getframerate(), reader.getnchannels()) == (RATE, 2)
-            assert reader.getnframes() * 4 + 44 <= path.stat().st_size
+            assert (reader.getframerate(), reader.getnchannels()) == (RATE, 1)  # record: mono
+            assert reader.getnframes() * 2 + 44 <= path.stat().st_size
         recorded = read_wav(path)[0][:, 0]
         report, sent = sent_by_call[path.stem.split("-", 3)[-1]]
         kept = min(len(sent), len(recorded) - leading_frames(recorded, sent) * FRAME)

@@ -18,6 +18,8 @@ from tests.e2e.conftest import (
     speech,
 )
 from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_l16, encode_mulaw
+from vobiz_stream.handlers import Handler, listens_only
+from vobiz_stream.session import CallSession
 from vobiz_stream.xml import parse_response
 
 ONE_WAY = {"bidirectional": False, "keep_call_alive": False}
@@ -62,6 +64,37 @@ async def test_nested_start_records_speech_in_either_byte_order(
         ).fetchone()
     assert received == len(frames_of(samples, rate))
     del byte_order  # detected order is kept in the event log
+
+
+async def silent_handler(session: CallSession) -> None:
+    """A handler that could play (not marked listens_only) but never does."""
+
+
+@listens_only
+async def marked_silent_handler(session: CallSession) -> None:
+    """The same handler, marked as never playing."""
+
+
+@pytest.mark.parametrize(
+    ("handler", "channels"),
+    [(None, 1), (marked_silent_handler, 1), (silent_handler, 2)],
+    ids=["record", "marked", "unmarked"],
+)
+async def test_a_bidirectional_stream_gets_a_heard_channel_only_if_its_handler_may_play(
+    start_server: StartServer, connect, handler: Handler | None, channels: int
+) -> None:
+    running = await start_server(handler)  # bidirectional, as by default
+    samples, rate = speech("speech_male_8k")
+    carrier = await connect(running.ws_url)
+    await carrier.start(rate=rate)
+    sent = await send_call(carrier, samples, rate)
+    await carrier.socket.close()
+    await running.wait_idle()
+    recorded, _, recorded_channels = read_wav(running.recordings()[0])
+    assert recorded_channels == channels
+    assert_recorded(recorded[:, 0], sent)
+    if channels == 2:
+        assert not recorded[:, 1].any()  # nothing played: the caller heard silence
 
 
 async def test_flat_seed_start_with_seed_media_and_stop(start_server: StartServer, connect) -> None:
