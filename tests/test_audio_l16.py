@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vobiz_stream.audio import ByteOrder, decode_l16, encode_l16, swap_bytes
+from vobiz_stream.audio import ByteOrder, decode_l16, encode_l16, l16_little_endian, swap_bytes
 from vobiz_stream.errors import AudioError
 
 STRUCT_PREFIX = {ByteOrder.LITTLE: "<", ByteOrder.BIG: ">"}
@@ -75,3 +75,18 @@ def test_encode_refuses_anything_but_1d_int16(bad: np.ndarray) -> None:
 def test_encode_refuses_a_list() -> None:
     with pytest.raises(AudioError, match="numpy int16 array"):
         encode_l16([1, 2], ByteOrder.LITTLE)  # type: ignore[arg-type]
+
+
+@given(data=even_bytes, order=st.sampled_from(ByteOrder))
+def test_little_endian_bytes_hold_the_samples_decode_reads(data: bytes, order: ByteOrder) -> None:
+    little = l16_little_endian(data, order)
+    assert type(little) is bytes
+    assert decode_l16(little, ByteOrder.LITTLE).tolist() == decode_l16(data, order).tolist()
+    if order is ByteOrder.LITTLE:
+        assert little is data  # nothing to convert: no copy either
+
+
+@pytest.mark.parametrize("order", list(ByteOrder))
+def test_little_endian_bytes_of_an_odd_payload_are_refused(order: ByteOrder) -> None:
+    with pytest.raises(AudioError, match="even number of bytes"):
+        l16_little_endian(b"\x01\x02\x03", order)

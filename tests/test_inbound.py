@@ -61,6 +61,30 @@ class Decisions:
 # --- mu-law and fixed order --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("order", list(ByteOrder))
+def test_a_settled_decoder_gives_each_frame_as_little_endian_bytes(order: ByteOrder) -> None:
+    frames, _ = speech_frames("speech_male_8k")
+    decoder = InboundDecoder(L16_8K, order)
+    assert decoder.settled
+    for chunk, pcm in enumerate(frames[:20]):
+        assert decoder.decode(l16_media(pcm, order, chunk)) == encode_l16(pcm, ByteOrder.LITTLE)
+    payload = encode_mulaw(frames[0])  # a seed-shape frame naming mu-law
+    named = Media(payload=payload, media_format=AudioFormat(Encoding.MULAW, 8000))
+    assert decoder.decode(named) == encode_l16(decode_mulaw(payload), ByteOrder.LITTLE)
+
+
+def test_a_detecting_decoder_is_settled_once_the_order_is_known() -> None:
+    frames, _ = speech_frames("speech_male_8k")
+    decoder = InboundDecoder(L16_8K)
+    assert not decoder.settled
+    for chunk, pcm in enumerate(frames):
+        decoder.push(l16_media(pcm, ByteOrder.BIG, chunk))
+        assert decoder.settled is not decoder.detecting
+        if decoder.settled:
+            break
+    assert decoder.settled and decoder.byte_order is ByteOrder.BIG
+
+
 def test_mulaw_decodes_at_once() -> None:
     frames, _ = speech_frames("speech_male_8k")
     decoder = InboundDecoder(AudioFormat(Encoding.MULAW, 8000))

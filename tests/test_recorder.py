@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vobiz_stream.audio import Pcm
+from vobiz_stream.audio import ByteOrder, Pcm, encode_l16
 from vobiz_stream.protocol import Media, Track
 from vobiz_stream.recorder import Recording, StreamClock
 
@@ -250,6 +250,40 @@ def test_frames_later_than_the_jitter_window_are_counted_and_dropped(tmp_path: P
     expected = audio.copy()
     expected[missing : missing + FRAME] = 0  # the gap stayed silence
     np.testing.assert_array_equal(samples, expected)
+
+
+def test_little_endian_bytes_are_recorded_as_the_same_samples_would_be(tmp_path: Path) -> None:
+    audio = tone(3 * RATE, seed=6)
+    late = tone(FRAME, seed=7)
+    files = []
+    for kind in ("array", "bytes"):
+        path = tmp_path / f"{kind}.wav"
+        recording = Recording(path, RATE, 2, jitter_ms=200)
+        for start in range(0, len(audio), FRAME):
+            frame = audio[start : start + FRAME]
+            if kind == "array":
+                recording.add(0, start, frame)
+                recording.add(1, start + 40, frame[::-1].copy())
+            else:
+                recording.add_l16(0, start, encode_l16(frame, ByteOrder.LITTLE))
+                recording.add_l16(1, start + 40, encode_l16(frame[::-1], ByteOrder.LITTLE))
+        cursor = recording.samples_written
+        assert 0 < cursor < len(audio)
+        if kind == "array":
+            recording.add(0, cursor - 60, late)  # straddles the written edge
+        else:
+            recording.add_l16(0, cursor - 60, encode_l16(late, ByteOrder.LITTLE))
+        assert recording.late_samples == 60
+        recording.close()
+        files.append(read_wav(path))
+    (by_array, rate, channels), (by_bytes, _, _) = files
+    assert (rate, channels) == (RATE, 2)
+    np.testing.assert_array_equal(by_bytes, by_array)
+    stereo = by_array.reshape(-1, 2)
+    expected = audio.copy()
+    expected[cursor : cursor + FRAME - 60] = late[60:]  # the late frame's timely part
+    np.testing.assert_array_equal(stereo[: len(audio), 0], expected)
+    assert not stereo[:40, 1].any()
 
 
 def test_a_frame_straddling_the_written_edge_keeps_its_timely_part(tmp_path: Path) -> None:

@@ -15,7 +15,14 @@ import numpy as np
 import orjson
 import pytest
 
-from vobiz_stream.audio import ByteOrder, Pcm, decode_mulaw, encode_l16, encode_mulaw
+from vobiz_stream.audio import (
+    ByteOrder,
+    Pcm,
+    decode_l16,
+    decode_mulaw,
+    encode_l16,
+    encode_mulaw,
+)
 from vobiz_stream.formats import AudioFormat, Encoding
 from vobiz_stream.playback import HeardAudio, PlayOutcome
 from vobiz_stream.protocol import (
@@ -92,8 +99,9 @@ class RecordingHooks:
     def started(self, session: CallSession) -> None:
         self.started_sessions.append(session)
 
-    def audio(self, media: Media, pcm: Pcm, arrival: float) -> None:
-        self.audio_frames.append((media, pcm, arrival))
+    def audio(self, media: Media, samples: bytes, arrival: float) -> None:
+        assert type(samples) is bytes  # little-endian L16, as the recording takes it
+        self.audio_frames.append((media, decode_l16(samples, ByteOrder.LITTLE), arrival))
 
     def heard(self, audio: HeardAudio) -> None:
         self.heard_audio.append(audio)

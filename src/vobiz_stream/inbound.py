@@ -19,6 +19,8 @@ from vobiz_stream.audio import (
     Pcm,
     decode_l16,
     decode_mulaw,
+    encode_l16,
+    l16_little_endian,
     swap_bytes,
 )
 from vobiz_stream.formats import AudioFormat, Encoding
@@ -66,20 +68,21 @@ class InboundDecoder:
     def detecting(self) -> bool:
         return self._detector is not None
 
-    def decode(self, media: Media) -> Pcm:
-        """One frame of a :attr:`settled` stream: what :meth:`push` would return for it alone."""
+    def decode(self, media: Media) -> bytes:
+        """One frame of a :attr:`settled` stream as little-endian L16 bytes: the samples
+        :meth:`push` would return for it alone, laid out as the WAV holds them."""
         if media.media_format is None and self._l16:
-            return decode_l16(media.payload, self._order)  # every frame, once decided
+            return l16_little_endian(media.payload, self._order)  # every frame, once decided
         encoding = media.media_format.encoding if media.media_format else self.audio_format.encoding
         if encoding is _MULAW:
-            return decode_mulaw(media.payload)
-        return decode_l16(media.payload, self._order)
+            return encode_l16(decode_mulaw(media.payload), ByteOrder.LITTLE)
+        return l16_little_endian(media.payload, self._order)
 
     def push(self, media: Media) -> Decoded:
         """Take one frame; return the frames ready to use, in order."""
         detector = self._detector
         if detector is None:
-            return [(media, self.decode(media))]
+            return [(media, decode_l16(self.decode(media), ByteOrder.LITTLE))]
         encoding = media.media_format.encoding if media.media_format else self.audio_format.encoding
         if encoding is _MULAW:
             return [(media, decode_mulaw(media.payload))]

@@ -22,7 +22,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from vobiz_stream.audio import ByteOrder, Pcm, Resampler, decode_l16
+from vobiz_stream.audio import ByteOrder, Resampler, decode_l16, encode_l16
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.playback import HeardAudio
 from vobiz_stream.protocol import Media, Track
@@ -207,7 +207,7 @@ class StreamKeeper:
     def _position(self, moment: float, rate: int) -> int:
         return max(0, round((moment - self._origin) * rate))
 
-    def audio(self, media: Media, pcm: Pcm, arrival: float) -> None:
+    def audio(self, media: Media, samples: bytes, arrival: float) -> None:
         # Every inbound frame comes through here: kept lean (no calls it can do without).
         recording = self._recording
         clock = self._clock
@@ -220,9 +220,9 @@ class StreamKeeper:
                 rate = recording.sample_rate
                 frame = rate // 50  # a new track starts on the 20 ms grid
                 arrival_position = round(max(0.0, (arrival - self._origin) * rate) / frame) * frame
-            position = clock.place(media, len(pcm), arrival_position)
+            position = clock.place(media, len(samples) >> 1, arrival_position)
             try:
-                recording.add(channel, position, pcm)
+                recording.add_l16(channel, position, samples)
             except (OSError, VobizStreamError) as exc:
                 self._fail("recording failed", exc)
         if self._latency is not None:
@@ -234,13 +234,15 @@ class StreamKeeper:
         if recording is None or session is None or recording.channels == 1:
             return
         outbound = session.outbound_format
-        pcm = decode_l16(audio.pcm, ByteOrder.LITTLE)
+        samples = audio.pcm
         if outbound is not None and outbound.sample_rate != recording.sample_rate:
             if self._heard_resampler is None:
                 self._heard_resampler = Resampler(outbound.sample_rate, recording.sample_rate)
-            pcm = self._heard_resampler.process(pcm)
+            pcm = self._heard_resampler.process(decode_l16(samples, ByteOrder.LITTLE))
+            samples = encode_l16(pcm, ByteOrder.LITTLE)
         try:
-            recording.add(1, self._position(audio.started_at, recording.sample_rate), pcm)
+            position = self._position(audio.started_at, recording.sample_rate)
+            recording.add_l16(1, position, samples)
         except (OSError, VobizStreamError) as exc:
             self._fail("recording failed", exc)
 

@@ -18,8 +18,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
-from vobiz_stream.audio import Pcm, WavWriter, interleave
+from vobiz_stream.audio import ByteOrder, Pcm, WavWriter, encode_l16
 from vobiz_stream.formats import FRAME_MS
 from vobiz_stream.protocol import Media, Track
 
@@ -72,8 +73,7 @@ class StreamClock:
         position: int | None = None
         chunk = media.chunk
         if chunk is not None and state.first_chunk is not None:  # every frame: kept lean
-            if samples > state.frame_samples:
-                state.frame_samples = samples
+            state.frame_samples = max(state.frame_samples, samples)
             steps = chunk - state.first_chunk
             stride = state.stride
             if not stride or steps % stride:  # the gcd only changes when a step does not fit
@@ -89,8 +89,7 @@ class StreamClock:
         if position is None or restarted:
             position = state.next
         end = position + samples
-        if end > state.next:
-            state.next = end
+        state.next = max(state.next, end)
         return position
 
 
@@ -118,12 +117,12 @@ class _TrackState:
 class Recording:
     """Collects positioned audio per channel and writes it, in order, to a WAV file.
 
-    Audio waits in one buffer per channel, starting at the first sample not yet written. Writing
-    happens in steps of ``flush_interval_ms``: once the newest audio is ``jitter_ms`` plus a step
-    ahead of what is written, everything but the last ``jitter_ms`` is written (interleaved, for
-    stereo) and flushed to disk in one go (the WAV writer flushes at the same interval), so the
-    per-frame cost is one copy into a buffer, and a crash loses at most
-    ``jitter_ms + flush_interval_ms``.
+    Audio waits in one buffer per channel (little-endian, as the WAV holds it), starting at the
+    first sample not yet written. Writing happens in steps of ``flush_interval_ms``: once the
+    newest audio is ``jitter_ms`` plus a step ahead of what is written, everything but the last
+    ``jitter_ms`` is written (interleaved, for stereo) and flushed to disk in one go (the WAV
+    writer flushes at the same interval), so the per-frame cost is one copy into a buffer, and a
+    crash loses at most ``jitter_ms + flush_interval_ms``.
     """
 
     def __init__(
@@ -144,10 +143,12 @@ class Recording:
         """Buffered samples (written edge to newest) that trigger a write."""
         self._cursor = 0
         """Position of the first sample not yet written."""
-        room = self._commit_at + sample_rate * FRAME_MS // 1000  # grown if a burst needs more
-        self._buffers = [np.zeros(room, dtype=np.int16) for _ in range(channels)]
-        """One per channel, each starting at ``_cursor`` (a frame is a plain 1-D copy)."""
-        self._room = room
+        self._buffers: list[npt.NDArray[np.int16]] = []
+        """One per channel, each starting at ``_cursor``, in the WAV's byte order."""
+        self._views: list[memoryview] = []
+        """The buffers' bytes: a frame of L16 bytes goes in with one plain copy."""
+        self._room = 0
+        self._grow(self._commit_at + sample_rate * FRAME_MS // 1000)  # grown if a burst needs more
         self._end = 0
         """One past the newest sample added on any channel."""
         self.late_samples = 0
@@ -158,21 +159,27 @@ class Recording:
         return self._writer.frames_written
 
     def add(self, channel: int, position: int, pcm: Pcm) -> None:
-        """Place ``pcm`` at sample ``position`` on ``channel`` (0 left, 1 right)."""
+        """Place int16 samples ``pcm`` at sample ``position`` on ``channel`` (0 left, 1 right)."""
+        self.add_l16(channel, position, encode_l16(pcm, ByteOrder.LITTLE))
+
+    def add_l16(self, channel: int, position: int, samples: bytes) -> None:
+        """Place little-endian L16 ``samples`` at sample ``position`` on ``channel``: the
+        server's path for every frame, a byte copy with no array made."""
         offset = position - self._cursor
+        count = len(samples) >> 1
         if offset < 0:
-            skip = min(-offset, len(pcm))
+            skip = min(-offset, count)
             self.late_samples += skip
-            pcm = pcm[skip:]
+            samples = samples[2 * skip :]
+            count -= skip
             position += skip
             offset = 0
-        count = len(pcm)
         if not count:
             return
         end = offset + count
         if end > self._room:
             self._grow(end)
-        self._buffers[channel][offset:end] = pcm
+        self._views[channel][2 * offset : 2 * end] = samples
         newest = position + count
         if newest > self._end:
             self._end = newest
@@ -181,10 +188,11 @@ class Recording:
 
     def _grow(self, size: int) -> None:
         room = max(size, 2 * self._room)
-        for index, buffer in enumerate(self._buffers):
-            grown = np.zeros(room, dtype=np.int16)
-            grown[: self._room] = buffer
-            self._buffers[index] = grown
+        grown = [np.zeros(room, dtype="<i2") for _ in range(self.channels)]
+        for old, new in zip(self._buffers, grown, strict=False):
+            new[: self._room] = old
+        self._buffers = grown
+        self._views = [buffer.data.cast("B") for buffer in grown]
         self._room = room
 
     def _commit(self, upto: int) -> None:
@@ -195,9 +203,12 @@ class Recording:
         if count > self._room:
             self._grow(count)
         if self.channels == 1:
-            self._writer.write(self._buffers[0][:count])
+            self._writer.write(bytes(self._views[0][: 2 * count]))
         else:
-            self._writer.write(interleave(self._buffers[0][:count], self._buffers[1][:count]))
+            stereo = np.empty((count, 2), dtype="<i2")  # interleaved: L, R, L, R...
+            stereo[:, 0] = self._buffers[0][:count]
+            stereo[:, 1] = self._buffers[1][:count]
+            self._writer.write(stereo.tobytes())
         kept = self._room - count
         for buffer in self._buffers:
             buffer[:kept] = buffer[count:]

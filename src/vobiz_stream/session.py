@@ -85,6 +85,7 @@ log = logging.getLogger("vobiz_stream.session")
 
 _monotonic = time.monotonic
 _INBOUND = Track.INBOUND  # looked up per frame: a module name is cheaper than an enum member
+_LITTLE = ByteOrder.LITTLE
 
 
 class SessionError(VobizStreamError):
@@ -105,8 +106,9 @@ class SessionHooks(Protocol):
     def started(self, session: CallSession) -> None:
         """The stream's metadata is known (its ``start``, or its first ``media`` without one)."""
 
-    def audio(self, media: Media, pcm: Pcm, arrival: float) -> None:
-        """Decoded inbound audio of ``media.track``, at the stream's rate."""
+    def audio(self, media: Media, samples: bytes, arrival: float) -> None:
+        """Decoded inbound audio of ``media.track``, at the stream's rate, as little-endian L16
+        bytes (as the WAV holds them)."""
 
     def heard(self, audio: HeardAudio) -> None:
         """App audio the caller heard (by estimate), at the outbound rate."""
@@ -124,7 +126,7 @@ class NoHooks:
     def started(self, session: CallSession) -> None:
         pass
 
-    def audio(self, media: Media, pcm: Pcm, arrival: float) -> None:
+    def audio(self, media: Media, samples: bytes, arrival: float) -> None:
         pass
 
     def heard(self, audio: HeardAudio) -> None:
@@ -447,14 +449,18 @@ class CallSession:
     def _deliver(self, decoded: list[tuple[Media, Pcm]]) -> None:
         """Hand decoded frames on, each with the time it arrived (held frames arrived earlier)."""
         for frame, pcm in decoded:
-            self._deliver_frame(frame, pcm, self._arrivals.popleft())
+            self._deliver_frame(frame, encode_l16(pcm, _LITTLE), self._arrivals.popleft())
 
-    def _deliver_frame(self, media: Media, pcm: Pcm, arrival: float) -> None:
-        self._hooks.audio(media, pcm, arrival)
-        if self._listening:
-            self._put_audio(media, pcm)
-        if self._vad is not None and media.track is _INBOUND:
-            self._detect(pcm, arrival)
+    def _deliver_frame(self, media: Media, samples: bytes, arrival: float) -> None:
+        """One frame's little-endian samples to the hooks, and as an array to whoever listens."""
+        self._hooks.audio(media, samples, arrival)
+        detect = self._vad is not None and media.track is _INBOUND
+        if self._listening or detect:
+            pcm = decode_l16(samples, _LITTLE)
+            if self._listening:
+                self._put_audio(media, pcm)
+            if detect:
+                self._detect(pcm, arrival)
 
     def _put_audio(self, media: Media, pcm: Pcm) -> None:
         rate = self._handler_rate or self.inbound_format.sample_rate
