@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import math
 import time
+from unittest import mock
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from vobiz_stream import keeper
 from vobiz_stream.keeper import HandlingLatency
 
 
@@ -49,3 +54,29 @@ def test_early_frames_count_as_zero_and_very_late_ones_report_the_max() -> None:
     p99 = latency.percentile(0.99)
     assert p99 is not None and p99 == latency.summary()["max"]
     assert 20_000 <= p99 < 20_100
+
+
+@given(
+    bins=st.lists(
+        st.one_of(st.integers(0, 3000), st.integers(995, 1005), st.integers(99_990, 120_000)),
+        min_size=1,
+        max_size=300,
+    ),
+    fraction=st.sampled_from([0.001, 0.5, 0.9, 0.99, 1.0]),
+)
+def test_percentiles_match_a_cumulative_search_of_the_whole_histogram(
+    bins: list[int], fraction: float
+) -> None:
+    latency = HandlingLatency()
+    clock = [0.0]
+    with mock.patch.object(keeper, "_wall_clock", lambda: clock[0]):
+        for index in bins:  # each frame noted in the middle of its bin
+            clock[0] = (1_000_000 + (index + 0.5) * HandlingLatency.BIN_MS) / 1000
+            latency.note(1_000_000)
+    histogram = np.bincount(np.minimum(bins, HandlingLatency.BINS), minlength=HandlingLatency.BINS)
+    wanted = max(1, math.ceil(fraction * len(bins)))
+    expected = int(np.searchsorted(np.cumsum(histogram), wanted))
+    if expected >= HandlingLatency.BINS:
+        assert latency.percentile(fraction) == round(latency.max_ms, 3)
+    else:
+        assert latency.percentile(fraction) == round((expected + 1) * HandlingLatency.BIN_MS, 1)
