@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/bench_session.py [--calls 100] [--seconds 20] [--profile]
 
-Builds ``--calls`` sessions as the server does (a :class:`~vobiz_stream.session.CallSession` per
-stream, recorded by a :class:`~vobiz_stream.keeper.StreamKeeper` into a real WAV and a real
-SQLite store), then feeds them live-shape media frames of speech (big-endian L16, 8 kHz, the
-seeds' format), round-robin as a paced load would, for ``--seconds`` of call audio each. The
-figure is the CPU time of ``feed`` per frame: parse, inbound decode, clock placement, the
-recording, the latency histogram. What the socket library and the event loop add comes on top
+Builds ``--calls`` sessions as the server does with its ``record`` handler (a
+:class:`~vobiz_stream.session.CallSession` per stream, recorded by a
+:class:`~vobiz_stream.keeper.StreamKeeper` into a real mono WAV and a real SQLite store), then
+feeds them live-shape media frames of speech (big-endian L16, 8 kHz, the seeds' format),
+round-robin as a paced load would, for ``--seconds`` of call audio each. The figure is the CPU
+time of ``feed`` per frame: parse, inbound decode, clock placement, the recording, the latency
+histogram. What the socket library and the event loop add comes on top
 (bench/bench_servers.py measures the whole server).
 
 ``--byte-order auto`` detects the byte order as the server's default does; ``big`` is told.
@@ -75,7 +76,7 @@ async def run(calls: int, seconds: float, byte_order: ByteOrder | None, profile:
         options = SessionOptions(byte_order=byte_order)
         sessions = []
         for index in range(calls):
-            keeper = StreamKeeper(folder / "recordings", store, latency)
+            keeper = StreamKeeper(folder / "recordings", store, latency, record_heard=False)
             session = CallSession(_NullTransport(), options, keeper, {"call": f"call-{index}"})
             start = Start(stream_id=f"stream-{index}", call_id=f"call-{index}")
             session.feed(encode(start))
