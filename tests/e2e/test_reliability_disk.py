@@ -18,8 +18,9 @@ from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames,
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerAudio
 
-FILE_SIZE_LIMIT = 300_000
-"""Bytes any one file of the server may hold: about 9 s of a stereo 8 kHz recording."""
+FILE_SIZE_LIMIT = 200_000
+"""Bytes any one file of the server may hold: about 12 s of a mono 8 kHz recording (the default
+handler never plays, so its recordings are mono)."""
 
 
 def limit_file_size() -> None:
@@ -35,7 +36,7 @@ async def test_a_recording_that_fills_the_disk_ends_cleanly_and_the_calls_go_on(
     base = f"http://127.0.0.1:{port}"
     process = await serve(port, data, preexec_fn=limit_file_size)
     try:
-        long_audio = caller_audio(0, seconds=20.0)  # 640 kB of stereo WAV: past the limit
+        long_audio = caller_audio(0, seconds=20.0)  # 320 kB of mono WAV: past the limit
         short_audio = [caller_audio(number, seconds=3.0) for number in (1, 2, 3)]
         reports = await asyncio.gather(
             run_call(base + "/", CallerAudio(long_audio, RATE), CallOptions(speed=8.0)),
