@@ -52,6 +52,15 @@ def cores() -> tuple[list[str], list[str]]:
     return ["taskset", "-c", "0"], ["taskset", "-c", f"1-{count - 1}"]
 
 
+def keep_off_server_core() -> None:
+    """Move this process (the bench itself: its sampler thread, its waits) to the load's cores,
+    so the server's core runs the server alone; the servers and loads it starts are pinned by
+    ``taskset`` whatever this process's own cores are."""
+    count = os.cpu_count() or 1
+    if count >= 2 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, range(1, count))
+
+
 def load_core_count() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
@@ -118,9 +127,11 @@ SERVERS = {
 
 
 class RunningServer:
-    """A server process pinned to the server core, with its own data folder."""
+    """A server process pinned to the server core, with its own data folder; the bench itself
+    moves off that core when it starts one (:func:`keep_off_server_core`)."""
 
     def __init__(self, kind: ServerKind, scratch: Path, handler: str = "record") -> None:
+        keep_off_server_core()
         self.kind = kind
         self.port = free_port()
         self.data_dir = scratch / f"{kind.name}-{self.port}"
