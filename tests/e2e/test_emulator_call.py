@@ -259,3 +259,30 @@ async def test_cli_refuses_a_bad_key_press(tmp_path: Path) -> None:
     )
     assert returncode == 2
     assert "SECONDS:DIGIT" in stderr.decode()
+
+
+async def test_what_the_caller_heard_at_another_rate_is_recorded_at_the_call_s_rate(
+    start_server: StartServer,
+) -> None:
+    """The app plays 16 kHz audio on an 8 kHz call: the recording's right channel holds it,
+    resampled to 8 kHz, from when it played."""
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.int16)  # 1 s
+
+    async def greeter(session: CallSession) -> None:
+        await session.play(tone, 16000)
+
+    running = await start_server(greeter, outbound_content_type="audio/x-l16;rate=16000")
+    report = await run_call(running.base + "/", FIXTURE, CallOptions(speed=1))
+    await running.wait_idle()
+    assert report.completed, report.failure
+    recorded, rate, channels = read_wav(running.recordings()[0])
+    assert (rate, channels) == (RATE, 2)
+    right = recorded[:, 1].astype(np.float64)
+    loud = np.flatnonzero(np.abs(right) > 1000)
+    assert 0.9 * RATE <= loud[-1] - loud[0] <= 1.1 * RATE  # about one second of it
+    assert loud[0] < 0.5 * RATE  # played at once
+    heard = right[loud[0] + 400 : loud[-1] - 400]  # away from the resampler's edges
+    spectrum = np.abs(np.fft.rfft(heard))
+    peak_hz = np.argmax(spectrum) * RATE / len(heard)
+    assert abs(peak_hz - 440) < 5  # the tone, at 8 kHz: not a 16 kHz stream read as 8 kHz
+    assert np.sqrt(np.mean(heard**2)) > 4000  # and at its level (8000 peak: 5657 RMS)
