@@ -66,7 +66,9 @@ class InboundDecoder:
 
     @property
     def detecting(self) -> bool:
-        return self._detector is not None
+        """Still telling the byte order apart (frames may be held): the opposite of
+        :attr:`settled`, which is kept as a plain attribute for the per-frame check."""
+        return not self.settled
 
     def decode(self, media: Media) -> bytes:
         """One frame of a :attr:`settled` stream as little-endian L16 bytes: the samples
