@@ -279,3 +279,26 @@ def test_settings_the_cli_restricts_are_checked_from_file_and_environment_too(
     (``AudioTrack('sideways')`` in StreamServer, ``logging.basicConfig(level='LOUD')``)."""
     with pytest.raises(ConfigError, match=name):
         load_settings({}, environ={f"VOBIZ_STREAM_{name.upper()}": value})
+
+
+def test_admin_token_and_new_timeouts_load_from_the_environment() -> None:
+    settings = load_settings(
+        {},
+        environ={
+            "VOBIZ_STREAM_ADMIN_TOKEN": "a" * 16,
+            "VOBIZ_STREAM_START_TIMEOUT": "2.5",
+            "VOBIZ_STREAM_TRUST_PROXY": "true",
+        },
+    )
+    assert (settings.admin_token, settings.start_timeout, settings.trust_proxy) == (
+        "a" * 16,
+        2.5,
+        True,
+    )
+    assert "a" * 16 not in repr(settings)
+
+
+def test_a_short_admin_token_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError, match="admin_token has 5 characters") as caught:
+        load_settings({"admin_token": "hunter"[:5]}, environ={})
+    assert "hunte" not in str(caught.value)

@@ -115,6 +115,16 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     other = serve.add_argument_group("security and lifecycle")
     other.add_argument("--auth-token", help="Vobiz auth token: require signed status callbacks")
     other.add_argument(
+        "--admin-token",
+        help="bearer token for /calls, /stats, /admission and recordings (16+ characters); "
+        "unset: open on loopback, refused elsewhere. Prefer VOBIZ_STREAM_ADMIN_TOKEN",
+    )
+    other.add_argument(
+        "--trust-proxy",
+        choices=["true", "false"],
+        help="believe X-Forwarded-Proto/-Host from a proxy in front (default false)",
+    )
+    other.add_argument(
         "--stream-secret",
         help="key of per-call stream tokens: 16+ characters, or auto (random per process); "
         "unset: any socket is accepted. Prefer VOBIZ_STREAM_STREAM_SECRET: flags show in ps",
@@ -135,6 +145,12 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         type=float,
         help="ping a carrier silent this many seconds, drop it if it does not answer "
         "(default 5; 0: off)",
+    )
+    other.add_argument(
+        "--start-timeout",
+        type=float,
+        help="close a socket that sends no start (or no full request) in this many seconds "
+        "(default 10; 0: off)",
     )
     other.add_argument(
         "--send-timeout",

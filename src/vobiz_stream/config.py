@@ -67,6 +67,12 @@ class Settings:
     # -- security and lifecycle
     auth_token: str | None = field(default=None, repr=False)
     """Vobiz auth token: when set, status callbacks must carry a valid V2/V3 signature."""
+    admin_token: str | None = field(default=None, repr=False)
+    """Bearer token that guards call data and server internals (``/calls``, ``/stats``,
+    ``/admission``, recordings). None: open on loopback only, refused (403) elsewhere."""
+    trust_proxy: bool = False
+    """Believe ``X-Forwarded-Proto``/``-Host`` from a proxy in front (signature URLs, answer XML).
+    Off: a stranger could choose the URL a callback signature is checked against."""
     stream_secret: str | None = field(default=None, repr=False)
     """Key of the per-call stream tokens (:mod:`vobiz_stream.admission`): a secret of 16+
     characters shared by every server behind one answer URL, ``auto`` for a random one per
@@ -81,6 +87,9 @@ class Settings:
     heartbeat: float = 5.0
     """Seconds of silence from the carrier before it is pinged; no answer in half that drops the
     socket and finalises the call. 0: never ping."""
+    start_timeout: float = 10.0
+    """Seconds a new socket (or a half-sent HTTP request) gets to send ``start``; then it is
+    closed and its slot freed. 0: wait for ever."""
     send_timeout: float = 10.0
     """Seconds a send to the carrier may wait (it stopped reading) before its socket is dropped.
     0: wait for ever."""
@@ -181,6 +190,11 @@ def _validate(settings: Settings) -> Settings:
 
 def _validate_security(settings: Settings) -> None:
     secret = settings.stream_secret
+    admin = settings.admin_token
+    if admin is not None and len(admin) < 16:
+        raise ConfigError(  # never the token itself
+            f"admin_token has {len(admin)} characters; use at least 16 (a random string)"
+        )
     if secret is not None and secret != "auto" and len(secret) < 16:
         raise ConfigError(  # never the secret itself
             f"stream_secret has {len(secret)} characters; use at least 16 (a random string, "
@@ -191,7 +205,7 @@ def _validate_security(settings: Settings) -> None:
     for name in ("max_calls", "max_calls_per_ip"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name} must be 0 (no cap) or more, got {getattr(settings, name)}")
-    for name in ("heartbeat", "send_timeout"):
+    for name in ("heartbeat", "send_timeout", "start_timeout"):
         value = getattr(settings, name)
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{name} must be 0 (off) or more seconds, got {value}")
