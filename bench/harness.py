@@ -100,17 +100,21 @@ class ServerKind:
 
     name: str
     label: str
+    byte_order: str = "big"
+    """``--l16-byte-order`` of a vobiz-stream server: the Node sink's own assumption by default,
+    for the same work per frame; ``auto`` to measure detection."""
 
     def command(self, port: int, media_port: int, data_dir: Path, handler: str) -> list[str]:
         if self.name == "node":
             return ["node", str(NODE_SINK / "index.js"), "--port", str(port), "--data-dir",
                     str(data_dir)]  # fmt: skip
-        # Told the seeds' byte order, as the Node sink assumes it: the same work per frame;
-        # and no cap on concurrent calls (max_calls, 1000 by default), to find the limit.
+        # Told the byte order the load sends (big: what the Node sink assumes), for the same
+        # work per frame; and no cap on concurrent calls (max_calls, 1000 by default), to find
+        # the limit.
         command = [
             sys.executable, "-m", "vobiz_stream", "serve", "--port", str(port),
             "--data-dir", str(data_dir), "--handler", handler, "--log-level", "WARNING",
-            "--l16-byte-order", "big", "--max-calls", "0",
+            "--l16-byte-order", self.byte_order, "--max-calls", "0",
         ]  # fmt: skip
         if self.name == "picows":
             command += ["--media-transport", "picows", "--media-port", str(media_port)]

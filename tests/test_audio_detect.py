@@ -14,11 +14,12 @@ from vobiz_stream.errors import AudioError
 
 DATA = Path(__file__).parent / "data"
 SPEECH = sorted(DATA.glob("speech_*.wav"))
-MAX_SPEECH_FRAMES = 15
-"""Frames (of 20 ms) the detector may take on speech: its 10 informative frames plus the
-leading frames of the utterances that read the same both ways (espeak starts with silence)."""
-MAX_NOISE_FRAMES = 10
-"""On noise every frame is informative, so the default ``min_frames`` is all it needs."""
+MAX_SPEECH_FRAMES = 6
+"""Frames (of 20 ms) the detector may take on speech: the leading frames of the utterances that
+read the same both ways (espeak starts with two of silence) and at most four informative ones
+(clipped speech; natural speech decides on its first or second)."""
+MAX_NOISE_FRAMES = 2
+"""On comfort noise the wrong reading is about 250 times rougher: one or two frames decide."""
 
 
 def read_speech(path: Path) -> tuple[int, Pcm]:
@@ -141,13 +142,43 @@ def test_once_decided_it_stays_decided() -> None:
     assert detector.order is ByteOrder.BIG
 
 
-def test_no_decision_before_min_frames_of_evidence() -> None:
-    rate, samples = read_speech(DATA / "speech_male_16k.wav")
-    frames = payloads(samples, rate, ByteOrder.BIG)
-    detector = ByteOrderDetector(min_frames=40)
-    needed = frames_to_decide(detector, frames)
-    assert needed is not None and needed >= 40
+def roughness_ratio(payload: bytes) -> float:
+    """How many times rougher the big-endian reading of ``payload`` is than the little one."""
+    little = np.frombuffer(payload, "<i2").astype(np.int64)
+    big = np.frombuffer(payload, ">i2").astype(np.int64)
+    return float(np.abs(np.diff(big)).sum() / np.abs(np.diff(little)).sum())
+
+
+@pytest.mark.parametrize("above", [True, False], ids=["clear", "weak"])
+def test_one_frame_decides_only_if_it_clears_the_first_frames_bar(above: bool) -> None:
+    """The bar after n frames is margin * min_frames / n: the first frame alone must be
+    margin * min_frames times rougher in the losing reading."""
+    rate, samples = read_speech(DATA / "speech_male_8k.wav")
+    first = payloads(samples, rate, ByteOrder.LITTLE)[0]
+    ratio = roughness_ratio(first)
+    margin = ratio / 10 * (0.99 if above else 1.01)
+    detector = ByteOrderDetector(ByteOrder.BIG, min_frames=10, margin=margin)
+    detector.observe(first)
+    assert detector.decided is above
+    assert detector.order is (ByteOrder.LITTLE if above else ByteOrder.BIG)
+
+
+def test_weak_evidence_waits_for_min_frames_at_the_plain_margin() -> None:
+    """Speech clipped by 10 dB of overdrive: some frames are under twice as rough in the wrong
+    reading. With a margin that such frames never clear early, the decision waits for
+    min_frames frames of evidence, and is still right."""
+    rate, samples = read_speech(DATA / "speech_female_8k.wav")
+    clipped = np.clip(np.round(samples * 3.0), -32768, 32767).astype(np.int16)
+    frames = [f for f in payloads(clipped, rate, ByteOrder.BIG) if f != swapped(f)]
+    weakest = min(range(len(frames)), key=lambda index: 1 / roughness_ratio(frames[index]))
+    detector = ByteOrderDetector(min_frames=40, margin=1.5)
+    needed = frames_to_decide(detector, frames[weakest:])
+    assert needed is not None and needed > 1
     assert detector.order is ByteOrder.BIG
+
+
+def swapped(payload: bytes) -> bytes:
+    return np.frombuffer(payload, "<i2").byteswap().tobytes()
 
 
 def test_odd_length_payload_is_refused() -> None:
