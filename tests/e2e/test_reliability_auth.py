@@ -77,7 +77,7 @@ async def test_the_answer_carries_a_token_with_the_ampersand_escaped(
         ("?call=c-1", 401, "no stream token"),
         ("?call=c-1&token=nonsense", 401, "not <expires>.<signature>"),
         ("?call=c-2&token={good}", 403, "does not match this call"),
-        ("?token={good}", 403, "does not match this call"),
+        ("?token={good}", 403, "names no call"),
         ("?call=c-1&token={expired}", 403, "expired"),
         ("?call=c-1&token={foreign}", 403, "does not match this call"),
     ],
