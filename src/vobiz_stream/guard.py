@@ -7,9 +7,11 @@ signatures) and ``/healthz`` (which shows nothing about calls). Every other path
 later, without anyone having to remember to guard it.
 
 A guarded path needs ``Authorization: Bearer <admin token>`` (401 without it). With no admin token
-set, it is served only when the server listens on loopback (development); listening anywhere
-else, it answers 403 saying which setting to give. :func:`unsafe_settings` is what start-up says
-about all this, one line per setting left unsafe.
+set, it is served only when the server listens on loopback (development) and the request did not
+come through a proxy or tunnel (no ``Forwarded`` or ``X-Forwarded-For`` header: a tunnel to a
+loopback port is how a carrier reaches a developer's machine, and it would reach these pages as
+well); otherwise it answers 403 saying which setting to give. :func:`unsafe_settings` is what
+start-up says about all this, one line per setting left unsafe.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ OPEN_PATHS = frozenset({"/", "/stream", "/webhook", "/healthz"})
 """The carrier's routes and the liveness probe; every other path needs the admin token."""
 REALM = "vobiz-stream"
 TOKEN_SETTING = "--admin-token (or VOBIZ_STREAM_ADMIN_TOKEN)"
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For")
+"""Headers a proxy or tunnel adds to what it passes on (a stranger cannot take them off)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -64,11 +68,12 @@ def admin_guard(admin_token: str | None, host: str) -> Middleware:
                 f"{TOKEN_SETTING}\n",
                 headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
             )
-        if exposed:
+        if exposed or any(header in request.headers for header in PROXY_HEADERS):
+            where = "through a proxy or tunnel" if not exposed else f"on {host or 'all addresses'}"
             return web.Response(
                 status=403,
-                text=f"call data and server internals are not served on {host or 'all addresses'} "
-                f"without an admin token: start the server with {TOKEN_SETTING}, then send "
+                text=f"call data and server internals are not served {where} without an admin "
+                f"token: start the server with {TOKEN_SETTING}, then send "
                 "'Authorization: Bearer <token>'\n",
             )
         return await handler(request)  # loopback without a token: open for development
@@ -106,8 +111,8 @@ def unsafe_settings(settings: Settings) -> list[str]:
             + (
                 f"/calls, /stats and /admission answer 403 on {settings.host or 'all addresses'}"
                 if exposed
-                else "/calls, /stats and /admission are open to anyone who reaches this port "
-                "(loopback: fine for development, but a tunnel to it exposes them)"
+                else "/calls, /stats and /admission are open to this machine (development) and "
+                "refused (403) through a proxy or tunnel"
             )
             + f"; set {TOKEN_SETTING} to a random string of 16+ characters"
         )

@@ -16,9 +16,12 @@ from vobiz_stream.webhooks import StatusCallback
 
 REDACTED = "<redacted>"
 
-_TOKEN_VALUE = re.compile(r"(?<![\w.~-])(token(?:=|%3[dD]))[^&#\s\"'<>]*", re.ASCII)
-"""A ``token`` parameter and its value, also percent-encoded (a URL inside a URL); the value
-runs to the next parameter, fragment, space or quote (and an encoded ``&``'s value with it)."""
+_TOKEN_VALUE = re.compile(
+    r"(?:^|(?<=[^\w.~%-])|(?<=%26)|(?<=%3[fF]))(token(?:=|%3[dD]))[^&#\s\"'<>]*", re.ASCII
+)
+"""A ``token`` parameter and its value, also percent-encoded (a URL inside a URL, after ``%3F``
+or ``%26``); the value runs to the next parameter, fragment, space or quote (an encoded URL's
+later parameters go with it)."""
 
 
 def redact(text: str) -> str:

@@ -126,6 +126,22 @@ async def test_on_loopback_without_a_token_call_data_is_open_for_development(
     assert status == 200 and orjson.loads(text)["calls"][0]["call_id"] == call_id
 
 
+@pytest.mark.parametrize(
+    "proxied", [{"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9;proto=https"}]
+)
+async def test_on_loopback_without_a_token_a_tunnel_cannot_read_call_data(
+    start_server: StartServer, proxied: dict[str, str]
+) -> None:
+    """A tunnel or local proxy to the loopback port (how a carrier reaches a developer's
+    machine) adds its header; what comes through it is refused as from anywhere else."""
+    running = await start_server()
+    call_id = await record_a_call(running)
+    for path in GUARDED:
+        status, text, _ = await fetch(running.base + path, headers=proxied)
+        assert status == 403 and "proxy or tunnel" in text and call_id not in text
+    assert (await fetch(running.base + "/healthz", headers=proxied))[0] == 200
+
+
 async def test_the_picows_media_port_serves_the_stream_only(start_server: StartServer) -> None:
     running = await start_server(media_transport="picows", admin_token=ADMIN)
     call_id = await record_a_call(running)
