@@ -318,7 +318,7 @@ class Admission:
         )
 
     def counters(self) -> dict[str, object]:
-        """What :meth:`admit` decided so far, for ``/healthz``."""
+        """What :meth:`admit` and :meth:`refuse_start` decided so far, for ``/admission``."""
         return {
             "open_calls": self._open,
             "max_calls": self.max_calls,

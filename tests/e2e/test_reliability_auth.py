@@ -165,7 +165,7 @@ async def test_no_secret_and_no_token_reaches_the_log(tmp_path: Path) -> None:
     assert "rejected a status callback" in log
     for secret in (SECRET, AUTH_TOKEN, token, token.partition(".")[2]):
         assert secret not in log
-    # The secrets are nowhere in the data either (the tokens are: in callbacks' ServiceURL).
+    # The secrets are nowhere in the data either (nor the tokens: test_security_access.py).
     for path in data.rglob("*"):
         if path.is_file():
             content = path.read_bytes()
