@@ -248,6 +248,29 @@ async def test_a_token_for_one_call_cannot_stream_another(
     assert "\n" not in refusals[0]
 
 
+async def test_a_start_of_another_call_after_media_ends_the_stream_it_interrupted(
+    start_server: StartServer,
+) -> None:
+    """Media first (the session begins as the token's call), then a start of another call: the
+    stream ends there, what came before stays the token's call's, nothing is the other's."""
+    running = await start_server(stream_secret=SECRET)
+    _, url = await answer(running.base, "c-own")
+    media = {"event": "media", "media": {"payload": "AAAA" * 80, "track": "inbound"}}
+    async with aiohttp.ClientSession() as client:
+        socket = await client.ws_connect(url)
+        for _ in range(5):
+            await socket.send_json(media)
+        await socket.send_json({"event": "start", "start": {"callId": "c-other"}})
+        await socket.send_json(media)
+        assert await close_code_of(socket) == 1008
+    await running.wait_idle()
+    [call] = running.server.store.list_calls()
+    assert call["call_id"] == "c-own"
+    [stream] = call["streams"]
+    assert stream["end_reason"] == "call_mismatch"
+    assert running.server.admission.counters()["refused"]["call_mismatch"] == 1  # type: ignore[index]
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_an_answer_without_a_call_gets_a_url_that_admits_nothing(
     start_server: StartServer, transport: str
