@@ -309,10 +309,10 @@ class Admission:
             f" (and {unlogged} more refused for this since the last such line)" if unlogged else ""
         )
         log.warning(
-            "call %s: refused a media socket from %s with %d: %s%s",
+            "call %s: refused a media socket from %s with %s: %s%s",
             loggable(call_id) if call_id else "-",  # from the wire: no line breaks
             peer_ip or "-",
-            refused.status,
+            "close code 1008" if refused.reason is Refusal.CALL_MISMATCH else refused.status,
             refused.message,
             more,
         )

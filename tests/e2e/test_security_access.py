@@ -245,6 +245,7 @@ async def test_a_token_for_one_call_cannot_stream_another(
     logged = [record.getMessage() for record in caplog.records]
     refusals = [line for line in logged if "refused a media socket" in line]
     assert len(refusals) == 1 and "c-other\\x0aforged line" in refusals[0]
+    assert "call c-own: refused a media socket from 127.0.0.1 with close code 1008" in refusals[0]
     assert "\n" not in refusals[0]
 
 
