@@ -20,7 +20,13 @@ Unix seconds, ``signature`` the unpadded base64url HMAC-SHA256, keyed by the sec
 only for a call this server answered, until the token expires; the comparison is constant-time.
 The expiry bounds every socket of the call, reconnects (``maxRetries``) included, so ``token_ttl``
 must cover the longest call that may reconnect. Refusals: no token 401, a token that is not of
-that form 401, a signature that does not match the call 403, expired 403.
+that form 401, a signature that does not match the call (or a URL that names no call) 403,
+expired 403.
+
+A token admits its own call only: an answer request that names no call gets a socket URL without
+a token (its socket is refused), and a socket admitted for call X whose ``start`` names another
+call is ended with close code 1008 (:meth:`Admission.refuse_start`, counted as
+``call_mismatch``): the URL's call is checked at the upgrade, the ``start``'s once it arrives.
 
 **Caps.** At most ``max_calls`` sockets at once (503 beyond), and ``max_calls_per_ip`` from one
 peer address (429 beyond); 0 means no cap. Carriers send many calls from few media servers, and a
@@ -45,6 +51,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vobiz_stream.config import Settings
+from vobiz_stream.logtext import loggable
 
 __all__ = [
     "CALL_PARAMETER",
@@ -80,6 +87,8 @@ class Refusal(StrEnum):
     TOKEN_EXPIRED = "token_expired"
     AT_CAPACITY = "at_capacity"
     PEER_LIMIT = "peer_limit"
+    CALL_MISMATCH = "call_mismatch"
+    """The socket's ``start`` named another call than the one its token admits."""
 
 
 _STATUS = {
@@ -89,6 +98,7 @@ _STATUS = {
     Refusal.TOKEN_EXPIRED: 403,
     Refusal.AT_CAPACITY: 503,
     Refusal.PEER_LIMIT: 429,
+    Refusal.CALL_MISMATCH: 403,
 }
 
 
@@ -108,14 +118,21 @@ class Refused:
 class Admitted:
     """One admitted socket's call slot; :meth:`release` it when the socket ends."""
 
-    __slots__ = ("_release", "call_id", "peer_ip")
+    __slots__ = ("_release", "bound", "call_id", "peer_ip")
 
     def __init__(
-        self, call_id: str | None, peer_ip: str, release: Callable[[Admitted], None]
+        self,
+        call_id: str | None,
+        peer_ip: str,
+        release: Callable[[Admitted], None],
+        *,
+        bound: bool = False,
     ) -> None:
         self.call_id = call_id
         """The call the socket was admitted for (checked against its token when tokens are on)."""
         self.peer_ip = peer_ip
+        self.bound = bound
+        """Whether a token bound the socket to ``call_id``: its ``start`` may name no other."""
         self._release: Callable[[Admitted], None] | None = release
 
     @property
@@ -163,6 +180,12 @@ class StreamTokens:
         form = _TOKEN.fullmatch(token)
         if form is None:
             return Refused(Refusal.TOKEN_MALFORMED, "the stream token is not <expires>.<signature>")
+        if not call_id:
+            return Refused(
+                Refusal.TOKEN_INVALID,
+                f"the socket URL names no call (?{CALL_PARAMETER}=): a stream token admits the "
+                "sockets of one call only",
+            )
         expires, signature = form.groups()
         if not hmac.compare_digest(self._signature(call_id, expires), signature.encode("ascii")):
             return Refused(
@@ -203,19 +226,13 @@ class Admission:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Admission:
-        """The rules ``settings`` ask for; warns when the socket is open to anyone."""
+        """The rules ``settings`` ask for (start-up warns when they admit anyone:
+        :func:`vobiz_stream.guard.unsafe_settings`)."""
         secret = settings.stream_secret
         tokens = None
         if secret is not None:
             key = secrets.token_bytes(32) if secret == AUTO_SECRET else secret.encode()
             tokens = StreamTokens(key, settings.token_ttl)
-        elif settings.host not in ("127.0.0.1", "::1", "localhost"):
-            log.warning(
-                "no stream_secret: anyone who can reach %s:%d/stream can open a media socket; "
-                "set stream_secret (or VOBIZ_STREAM_STREAM_SECRET) to require per-call tokens",
-                settings.host,
-                settings.port,
-            )
         return cls(tokens, settings.max_calls, settings.max_calls_per_ip)
 
     @property
@@ -223,10 +240,13 @@ class Admission:
         return self._open
 
     def stream_query(self, call_id: str | None) -> dict[str, str]:
-        """The query parameters of the socket URL served for ``call_id`` (None: unknown call)."""
-        query = {} if call_id is None else {CALL_PARAMETER: call_id}
+        """The query parameters of the socket URL served for ``call_id``. None (an answer request
+        that names no call): no token, so with tokens on its socket is refused."""
+        if call_id is None:
+            return {}
+        query = {CALL_PARAMETER: call_id}
         if self.tokens is not None:
-            query[TOKEN_PARAMETER] = self.tokens.issue(call_id or "")
+            query[TOKEN_PARAMETER] = self.tokens.issue(call_id)
         return query
 
     def admit(self, query: Mapping[str, str], peer_ip: str) -> Admitted | Refused:
@@ -240,7 +260,19 @@ class Admission:
         self._open += 1
         self._per_ip[peer_ip] += 1
         self._admitted_total += 1
-        return Admitted(call_id, peer_ip, self._release)
+        return Admitted(call_id, peer_ip, self._release, bound=self.tokens is not None)
+
+    def refuse_start(self, admitted: Admitted, named_call_id: str) -> Refused:
+        """``admitted``'s socket sent a ``start`` naming ``named_call_id``, not the call its token
+        admits: count it, log it (as any refusal), and say why, for the socket's close frame."""
+        refused = Refused(
+            Refusal.CALL_MISMATCH,
+            f"the start names call {loggable(named_call_id)} but the stream token admits "
+            "another call only; ended the socket",
+        )
+        self._refused[refused.reason] += 1
+        self._log(refused, admitted.call_id, admitted.peer_ip)
+        return refused
 
     def _refusal(self, call_id: str | None, token: str | None, peer_ip: str) -> Refused | None:
         if self.tokens is not None:
@@ -277,16 +309,16 @@ class Admission:
             f" (and {unlogged} more refused for this since the last such line)" if unlogged else ""
         )
         log.warning(
-            "call %s: refused a media socket from %s with %d: %s%s",
-            repr(call_id)[1:-1][:80] if call_id else "-",  # from the wire: no line breaks
+            "call %s: refused a media socket from %s with %s: %s%s",
+            loggable(call_id) if call_id else "-",  # from the wire: no line breaks
             peer_ip or "-",
-            refused.status,
+            "close code 1008" if refused.reason is Refusal.CALL_MISMATCH else refused.status,
             refused.message,
             more,
         )
 
     def counters(self) -> dict[str, object]:
-        """What :meth:`admit` decided so far, for ``/healthz``."""
+        """What :meth:`admit` and :meth:`refuse_start` decided so far, for ``/admission``."""
         return {
             "open_calls": self._open,
             "max_calls": self.max_calls,

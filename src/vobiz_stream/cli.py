@@ -116,8 +116,10 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     other.add_argument("--auth-token", help="Vobiz auth token: require signed status callbacks")
     other.add_argument(
         "--admin-token",
-        help="bearer token for /calls, /stats, /admission and recordings (16+ characters); "
-        "unset: open on loopback, refused elsewhere. Prefer VOBIZ_STREAM_ADMIN_TOKEN",
+        help="bearer token (16+ random characters) that every page but the carrier's needs: "
+        "/calls, /stats, /admission; send it as 'Authorization: Bearer TOKEN'. Unset: open on "
+        "loopback only, 403 beyond it or through a proxy or tunnel. "
+        "Prefer VOBIZ_STREAM_ADMIN_TOKEN",
     )
     other.add_argument(
         "--trust-proxy",

@@ -69,7 +69,8 @@ class Settings:
     """Vobiz auth token: when set, status callbacks must carry a valid V2/V3 signature."""
     admin_token: str | None = field(default=None, repr=False)
     """Bearer token that guards call data and server internals (``/calls``, ``/stats``,
-    ``/admission``, recordings). None: open on loopback only, refused (403) elsewhere."""
+    ``/admission``: every path but the carrier's, :mod:`vobiz_stream.guard`). None: open on
+    loopback only, refused (403) beyond it or through a proxy or tunnel."""
     trust_proxy: bool = False
     """Believe ``X-Forwarded-Proto``/``-Host`` from a proxy in front (signature URLs, answer XML).
     Off: a stranger could choose the URL a callback signature is checked against."""

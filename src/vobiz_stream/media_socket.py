@@ -7,7 +7,8 @@ Each transport shell (aiohttp's in :mod:`vobiz_stream.server`, picows's in
    (and no new socket while the server drains); a :class:`Refusal` says how to refuse;
 2. once accepted, :meth:`MediaStreams.open_stream` with a :class:`MediaTransport` for the socket
    and the admission's slot;
-3. each text frame to :meth:`OpenStream.receive` (True: the carrier's ``stop``, close the socket);
+3. each text frame to :meth:`OpenStream.receive` (True: the stream is over, close the socket
+   with :attr:`OpenStream.close_code` and :attr:`OpenStream.close_reason`);
 4. when the socket is gone, :meth:`OpenStream.end` (which gives the admission slot back).
 
 Everything else a stream needs (its :class:`~vobiz_stream.keeper.StreamKeeper`, its
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from vobiz_stream.admission import Admission, Admitted
+from vobiz_stream.admission import TOKEN_PARAMETER, Admission, Admitted
 from vobiz_stream.handlers import Handler, plays_audio
 from vobiz_stream.keeper import HandlingLatency, StreamKeeper
 from vobiz_stream.session import CallSession, SessionOptions, Transport
@@ -34,6 +35,9 @@ log = logging.getLogger("vobiz_stream.server")
 
 HANDLER_GRACE = 5.0
 """Seconds a handler may run on after its stream ended before it is cancelled."""
+
+POLICY_VIOLATION = 1008
+"""The close code of a socket refused for a token problem (RFC 6455)."""
 
 CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 """Close codes of a socket that ended normally (1005: closed without a code)."""
@@ -57,7 +61,7 @@ class Refusal:
     @property
     def close_code(self) -> int:
         """1008 (policy violation) for a token problem, 1013 (try again later) for the rest."""
-        return 1008 if self.status in (401, 403) else 1013
+        return POLICY_VIOLATION if self.status in (401, 403) else 1013
 
 
 class MediaStreams:
@@ -129,19 +133,32 @@ class OpenStream:
         self._streams = streams
         self._admitted = admitted
         self.transport = transport
+        self.close_code = 1000
+        """The code the shell closes the socket with once :meth:`receive` ended the stream."""
+        self.close_reason = b""
         keeper = StreamKeeper(
             streams.recordings_dir, streams.store, streams.latency, streams.record_heard
         )
-        self.session = CallSession(transport, streams.options, keeper, query)
+        context = {key: value for key, value in query.items() if key != TOKEN_PARAMETER}
+        self.session = CallSession(transport, streams.options, keeper, context)
         self.session.call_id = query.get("call") or None
+        if admitted.bound:
+            self.session.bound_call_id = admitted.call_id
         self._handler = asyncio.create_task(self._run_handler())
 
     def receive(self, frame: str | bytes) -> bool:
         """A text frame from the carrier; True when it ended the stream (the carrier's
-        ``stop``): the shell then closes the socket."""
+        ``stop``, or a ``start`` of another call than the socket's token admits): the shell
+        then closes the socket with :attr:`close_code`."""
         session = self.session
         session.feed(frame)
-        return session.closed
+        if not session.closed:
+            return False
+        if session.mismatched_call_id is not None and self.close_code != POLICY_VIOLATION:
+            self._streams.admission.refuse_start(self._admitted, session.mismatched_call_id)
+            self.close_code = POLICY_VIOLATION  # counted once, however many frames follow
+            self.close_reason = b"the start names another call than the stream token admits"
+        return True
 
     def receive_binary(self, size: int) -> None:
         self.session.reject(f"binary frame of {size} bytes; frames are JSON text")

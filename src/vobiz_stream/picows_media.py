@@ -136,8 +136,8 @@ class MediaListener(WSListener):
             return
         kind = frame.msg_type
         if kind is _TEXT and frame.fin:
-            if stream.receive(frame.get_payload_as_bytes()):
-                transport.send_close(WSCloseCode.OK)  # the carrier's stop: the stream is over
+            if stream.receive(frame.get_payload_as_bytes()):  # the carrier's stop, say
+                transport.send_close(WSCloseCode(stream.close_code), stream.close_reason)
                 transport.disconnect()
         elif kind is _CLOSE:
             transport.send_close(frame.get_close_code())
@@ -167,7 +167,7 @@ class MediaListener(WSListener):
         if kind is _BINARY:
             stream.receive_binary(len(gathered))
         elif stream.receive(bytes(gathered)):
-            transport.send_close(WSCloseCode.OK)
+            transport.send_close(WSCloseCode(stream.close_code), stream.close_reason)
             transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:

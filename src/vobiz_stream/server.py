@@ -7,9 +7,12 @@ Endpoints (one aiohttp app, one port):
   by a :class:`~vobiz_stream.keeper.StreamKeeper` and handed to the configured handler;
 * ``GET|POST /webhook``: status callbacks, stored and appended to ``webhook-events.log``;
 * ``GET /calls``: the calls with their recordings, events and callbacks, as JSON;
-* ``GET /healthz``: liveness and the number of open streams;
+* ``GET /healthz``: liveness (``ok`` or ``draining``) and the version; nothing about calls;
 * ``GET /stats``: media frames handled and their handling latency;
 * ``GET /admission``: media sockets admitted and refused, by reason (:mod:`vobiz_stream.admission`).
+
+Every path but ``/``, ``/stream``, ``/webhook`` and ``/healthz`` needs the admin token
+(:mod:`vobiz_stream.guard`).
 
 The media socket's life (admission, session, recording, handler) is in
 :mod:`vobiz_stream.media_socket`; this module's aiohttp socket is one shell around it, picows
@@ -29,12 +32,15 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from vobiz_stream import __version__
-from vobiz_stream.admission import CALL_PARAMETER, Admission, Admitted
+from vobiz_stream.admission import Admission, Admitted
 from vobiz_stream.config import Settings
+from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
+from vobiz_stream.logtext import loggable
 from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
 from vobiz_stream.picows_media import start_media_server
+from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
 from vobiz_stream.store import QueuedCallStore
 from vobiz_stream.webhooks import (
@@ -164,7 +170,10 @@ class StreamServer:
     # -- the app ------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=1 << 20)
+        app = web.Application(
+            client_max_size=1 << 20,
+            middlewares=[admin_guard(self.settings.admin_token, self.settings.host)],
+        )
         app.add_routes(
             [
                 web.get("/", self.answer),
@@ -248,10 +257,10 @@ class StreamServer:
             stream_url = urlunsplit((ws_scheme, netloc, "/stream", query, ""))
         webhook_url = urlunsplit((base.scheme, base.netloc, base.path + "/webhook", "", ""))
         xml = render(Response.of(self._stream_element(stream_url, webhook_url)))
-        log.info(  # the URL without its token: a credential stays out of the log
+        log.info(
             "call %s: answered with a stream to %s",
-            call_uuid or "-",
-            stream_url.partition("?")[0] + ("?" + CALL_PARAMETER + "=..." if call_uuid else ""),
+            loggable(call_uuid) if call_uuid else "-",
+            loggable(redact(stream_url), limit=None),  # the call id in it is percent-encoded
         )
         return web.Response(text=xml, content_type="application/xml")
 
@@ -282,7 +291,7 @@ class StreamServer:
                 if message.type is WSMsgType.TEXT:
                     if stream.receive(message.data):  # the carrier's stop: the stream is over
                         reason = "stop"
-                        await socket.close()
+                        await socket.close(code=stream.close_code, message=stream.close_reason)
                         break
                 elif message.type is WSMsgType.BINARY:
                     stream.receive_binary(len(message.data))
@@ -312,7 +321,7 @@ class StreamServer:
         except CallbackError as exc:
             log.warning("rejected a status callback from %s: %s", request.remote, exc)
             return web.Response(status=exc.status, text=f"{exc}\n")
-        callback, check = received.callback, received.signature
+        callback, check = redact_callback(received.callback), received.signature
         received_at = datetime.now(UTC)
         self.webhook_log.write(callback, received_at, check)
         self.store.add_status_callback(callback, received_at, check)
@@ -349,11 +358,7 @@ class StreamServer:
         return web.Response(body=body, content_type="application/json")
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        body = {
-            "status": "draining" if self.draining else "ok",
-            "version": __version__,
-            "open_streams": len(self.sockets),
-        }
+        body = {"status": "draining" if self.draining else "ok", "version": __version__}
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
@@ -383,6 +388,8 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    for line in unsafe_settings(settings):
+        log.warning("%s", line)
     log.info(
         "vobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
         "callbacks: /webhook, calls: /calls); data in %s",

@@ -254,6 +254,9 @@ class SessionStats:
 
 _END = object()
 
+CALL_MISMATCH = "call_mismatch"
+"""The end reason of a stream whose ``start`` named another call than its socket was bound to."""
+
 
 class CallSession:
     """One WebSocket stream of one call. Created by the server per socket."""
@@ -271,6 +274,11 @@ class CallSession:
         self.start: Start | None = None
         self.stream_id: str | None = None
         self.call_id: str | None = None
+        self.bound_call_id: str | None = None
+        """The only call this socket may carry (its stream token's); a ``start`` naming another
+        ends the stream with :data:`CALL_MISMATCH`. None: any call."""
+        self.mismatched_call_id: str | None = None
+        """The call a refused ``start`` named (see :attr:`bound_call_id`)."""
         self._inbound_format: AudioFormat
         self._inbound_width: int
         self.inbound_format = self.options.expected_format
@@ -395,6 +403,11 @@ class CallSession:
     def _on_start(self, start: Start) -> None:
         if self.start is not None:
             log.info("call %s: ignored a second start", self.describe())
+            return
+        bound = self.bound_call_id
+        if bound is not None and start.call_id and start.call_id != bound:
+            self.mismatched_call_id = start.call_id
+            self.close(CALL_MISMATCH)  # nothing of the other call is recorded or handled
             return
         self.start = start
         self.call_id = start.call_id or self.call_id

@@ -77,7 +77,7 @@ async def test_the_answer_carries_a_token_with_the_ampersand_escaped(
         ("?call=c-1", 401, "no stream token"),
         ("?call=c-1&token=nonsense", 401, "not <expires>.<signature>"),
         ("?call=c-2&token={good}", 403, "does not match this call"),
-        ("?token={good}", 403, "does not match this call"),
+        ("?token={good}", 403, "names no call"),
         ("?call=c-1&token={expired}", 403, "expired"),
         ("?call=c-1&token={foreign}", 403, "does not match this call"),
     ],
@@ -165,7 +165,7 @@ async def test_no_secret_and_no_token_reaches_the_log(tmp_path: Path) -> None:
     assert "rejected a status callback" in log
     for secret in (SECRET, AUTH_TOKEN, token, token.partition(".")[2]):
         assert secret not in log
-    # The secrets are nowhere in the data either (the tokens are: in callbacks' ServiceURL).
+    # The secrets are nowhere in the data either (nor the tokens: test_security_access.py).
     for path in data.rglob("*"):
         if path.is_file():
             content = path.read_bytes()

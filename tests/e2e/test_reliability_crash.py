@@ -81,7 +81,7 @@ async def kill_mid_call(
     ]
     async with aiohttp.ClientSession() as client, asyncio.timeout(10):
         while True:
-            async with client.get(base + "/healthz") as reply:
+            async with client.get(base + "/stats") as reply:
                 if (await reply.json())["open_streams"] == len(audio):
                     break
             await asyncio.sleep(0.02)
