@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hashlib
 import hmac
 import itertools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,14 +34,20 @@ from tests.e2e.conftest import (
     DATA,
     RunningServer,
     StartServer,
+    free_port,
     serve_app,
+    serve_process,
     url_of,
 )
 from vobiz_stream.emulator import CallOptions, SignatureForm, SignatureVersion, run_call
+from vobiz_stream.errors import StoreError
+from vobiz_stream.store import QueuedCallStore
 from vobiz_stream.webhooks import (
     MAX_BODY_BYTES,
     MAX_FIELD_CHARS,
     MAX_QUERY_BYTES,
+    SignatureCheck,
+    parse_status_callback,
     sign_v3,
 )
 
@@ -381,3 +391,119 @@ async def test_emulator_callbacks_verify_with_the_sdk(
     # The docs' form covers the full URL: the SDK's check, which drops the query and (for V3)
     # adds the fields, does not accept it here.
     assert docs_verdicts and not any(valid for _, _, valid in docs_verdicts), docs_verdicts
+
+
+# --- 4: a full disk --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB filesystem (tmpfs), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write zeros to ``disk`` until it is full; the file to delete to free it."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out:
+        try:
+            for _ in range(10_000):  # 640 MB at most: far past the 2 MB disk
+                out.write(b"\0" * 65536)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        else:
+            raise AssertionError("the disk never filled")
+    return filler
+
+
+def bulky(call: str) -> dict[str, str]:
+    """A callback whose row and log line are far larger than the slack of a page (4 KiB)."""
+    return fields(call=call, **{f"X-VH-k{number}": "v" * 1000 for number in range(40)})
+
+
+@pytest.mark.parametrize("full", ["log and store", "store only"])
+async def test_a_full_disk_answers_503_then_keeps_what_the_carrier_retries(
+    small_disk: Path, tmp_path: Path, full: str
+) -> None:
+    data = small_disk / "data"
+    data.mkdir()
+    elsewhere = tmp_path / "webhook-events.log"
+    if full == "store only":  # the log on another disk: only the store's write fails
+        (data / "webhook-events.log").symlink_to(elsewhere)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = await serve_process(port, data)
+    try:
+        async with aiohttp.ClientSession() as client:
+            for number in range(3):
+                async with client.post(base + "/webhook", data=bulky(f"before-{number}")) as reply:
+                    assert reply.status == 200
+            filler = fill(small_disk)
+            refused = []
+            for number in range(5):
+                async with client.post(base + "/webhook", data=bulky(f"full-{number}")) as reply:
+                    refused.append(reply.status)
+                    assert "retry" in await reply.text()
+            async with client.get(base + "/healthz") as reply:
+                assert reply.status == 200
+            async with client.get(base + "/stats") as reply:
+                counters = (await reply.json())["status_callbacks"]
+            filler.unlink()
+            for number in range(5):  # the carrier retries: now they are kept
+                async with client.post(base + "/webhook", data=bulky(f"full-{number}")) as reply:
+                    assert reply.status == 200
+    finally:
+        process.terminate()
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert refused == [503] * 5
+    assert counters["refused"] == {"not_stored": 5}
+    log = stderr.decode()
+    assert log.count("cannot keep a status callback") == 1, log  # logged once
+    assert "answered 503, the carrier retries" in log
+
+    with sqlite3.connect(data / "vobiz-stream.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        stored = [row[0] for row in db.execute("SELECT call_uuid FROM status_callbacks")]
+    expected = [f"before-{n}" for n in range(3)] + [f"full-{n}" for n in range(5)]
+    assert stored == expected  # each once: nothing answered 200 was lost
+    lines = (elsewhere if full == "store only" else data / "webhook-events.log").read_bytes()
+    records = [orjson.loads(line) for line in lines.splitlines()]  # no partial line anywhere
+    logged = [record["CallUUID"] for record in records]
+    if full == "log and store":
+        assert logged == expected
+    else:  # the log was written before the store failed: the retries are logged again
+        assert logged == expected[:3] + expected[3:] + expected[3:]
+
+
+async def test_a_status_callback_the_store_cannot_commit_fails_its_future(
+    small_disk: Path,
+) -> None:
+    store = QueuedCallStore(small_disk / "calls.db")
+    try:
+        kept = store.add_status_callback(
+            parse_status_callback(bulky("kept")), datetime.now(UTC), SignatureCheck.VALID
+        )
+        await store.settled()
+        assert kept.result() is None
+        filler = fill(small_disk)
+        lost = store.add_status_callback(
+            parse_status_callback(bulky("lost")), datetime.now(UTC), SignatureCheck.VALID
+        )
+        await store.settled()
+        with pytest.raises(StoreError, match="full"):
+            lost.result(timeout=0)
+        filler.unlink()
+    finally:
+        store.close()
