@@ -79,6 +79,12 @@ def sdk_post_headers(url: str, form: dict[str, str], nonce: str | None = None) -
     return {"X-Vobiz-Signature-V3": signature, "X-Vobiz-Signature-V3-Nonce": nonce}
 
 
+def docs_headers(url: str) -> dict[str, str]:
+    """V3 headers over ``url`` alone, as the docs describe the signature."""
+    nonce = next(_NONCES)
+    return {"X-Vobiz-Signature-V3": sign_v3(TOKEN, url, nonce), "X-Vobiz-Signature-V3-Nonce": nonce}
+
+
 def hand_hmac(message: str) -> str:
     digest = hmac.new(TOKEN.encode(), message.encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
@@ -227,7 +233,7 @@ async def test_a_replayed_callback_is_refused_counted_and_logged_once(
     running = await start_server(auth_token=TOKEN)
     url = running.base + "/webhook"
     sent = fields(call="replayed")
-    headers = sdk_post_headers(url, sent)
+    headers = docs_headers(url)
     async with aiohttp.ClientSession() as client:
         async with client.post(url, data=sent, headers=headers) as reply:
             assert reply.status == 200
@@ -235,7 +241,7 @@ async def test_a_replayed_callback_is_refused_counted_and_logged_once(
             async with client.post(url, data=sent, headers=headers) as reply:
                 assert reply.status == 403
                 assert "replayed" in await reply.text()
-        fresh = sdk_post_headers(url, sent)  # the carrier's next callback: a new nonce
+        fresh = docs_headers(url)  # the carrier's next callback: a new nonce
         async with client.post(url, data=sent, headers=fresh) as reply:
             assert reply.status == 200
         counters = await stats(client, running)
@@ -253,7 +259,7 @@ async def test_a_forwarded_host_is_believed_only_with_trust_proxy(
     running = await start_server(auth_token=TOKEN, trust_proxy=trust_proxy)
     sent = fields(call="forwarded")
     headers = {
-        **sdk_post_headers("https://evil.example/webhook", sent),
+        **docs_headers("https://evil.example/webhook"),
         "X-Forwarded-Proto": "https",
         "X-Forwarded-Host": "evil.example",
     }
@@ -272,12 +278,12 @@ async def test_with_a_public_url_the_host_header_cannot_choose_the_url(
     sent = fields(call="host")
     async with aiohttp.ClientSession() as client:
         elsewhere = {
-            **sdk_post_headers("http://evil.example/webhook", sent),
+            **docs_headers("http://evil.example/webhook"),
             "Host": "evil.example",
         }
         async with client.post(running.base + "/webhook", data=sent, headers=elsewhere) as reply:
             assert reply.status == 403
-        ours = sdk_post_headers("https://app.example/webhook", sent)
+        ours = docs_headers("https://app.example/webhook")
         async with client.post(running.base + "/webhook", data=sent, headers=ours) as reply:
             assert reply.status == 200
 
