@@ -57,6 +57,7 @@ __all__ = [
     "WebhookLog",
     "form_fields",
     "format_utc",
+    "one_line_json",
     "parse_status_callback",
     "read_capped_body",
     "read_status_callback",
