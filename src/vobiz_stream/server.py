@@ -329,7 +329,7 @@ class StreamServer:
         except CallbackError as exc:
             if self.callback_counters.refused(exc.reason):
                 log.warning(
-                    "refused a status callback from %s (%d %s so far): %s",
+                    "rejected a status callback from %s (%d %s so far): %s",
                     request.remote,
                     self.callback_counters.refusals[exc.reason],
                     exc.reason,

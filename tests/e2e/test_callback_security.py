@@ -158,7 +158,7 @@ async def test_a_body_past_64_kib_gets_413_without_being_read(
         counters = await stats(client, running)
     assert counters["refused"] == {"too_large": 3}
     assert [row["CallUUID"] for row in stored_fields(running)] == ["small"]
-    warnings = [r for r in caplog.records if "refused a status callback" in r.getMessage()]
+    warnings = [r for r in caplog.records if "rejected a status callback" in r.getMessage()]
     assert len(warnings) == 1  # logged once, counted thrice
 
 
@@ -248,7 +248,7 @@ async def test_a_replayed_callback_is_refused_counted_and_logged_once(
     assert counters["refused"] == {"replayed": 3}
     assert counters["accepted"] == 2
     assert len(stored_fields(running)) == 2
-    warnings = [r.getMessage() for r in caplog.records if "refused a status" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "rejected a status" in r.getMessage()]
     assert len(warnings) == 1 and "replayed" in warnings[0]
 
 
