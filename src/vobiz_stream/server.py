@@ -311,10 +311,14 @@ class StreamServer:
 
     async def webhook(self, request: web.Request) -> web.Response:
         # The carrier signs the URL it was given: the advertised one (the public URL, else
-        # this request's own), never one a stranger names in a header we do not trust.
+        # this request's own), or the operator's statusCallbackUrl; never one a stranger names
+        # in a header we do not trust.
         urls = [self._base_url(request) + request.path_qs]
         if not self.settings.public_url:
             urls.append(str(request.url))
+        if self.settings.status_callback_url:
+            configured = urlsplit(self.settings.status_callback_url)
+            urls.append(f"{configured.scheme}://{configured.netloc}{request.path_qs}")
         try:
             received = read_status_callback(
                 query=request.rel_url.raw_query_string,

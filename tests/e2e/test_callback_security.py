@@ -288,6 +288,27 @@ async def test_with_a_public_url_the_host_header_cannot_choose_the_url(
             assert reply.status == 200
 
 
+async def test_a_signature_over_the_configured_callback_url_is_accepted(
+    start_server: StartServer,
+) -> None:
+    """Behind a proxy, with ``status_callback_url`` set and no public URL: the carrier signs
+    the URL the operator configured, and the server checks against it without believing any
+    forwarded header."""
+    running = await start_server(
+        auth_token=TOKEN, status_callback_url="https://hooks.example/webhook"
+    )
+    sent = fields(call="configured")
+    async with aiohttp.ClientSession() as client:
+        for signed_for, expected in (
+            ("https://hooks.example/webhook", 200),
+            ("https://other.example/webhook", 403),
+        ):
+            headers = docs_headers(signed_for)
+            async with client.post(running.base + "/webhook", data=sent, headers=headers) as reply:
+                assert reply.status == expected, signed_for
+    assert [row["CallUUID"] for row in stored_fields(running)] == ["configured"]
+
+
 # --- 3: signatures as Vobiz's SDK computes them ----------------------------------------------
 
 
