@@ -35,6 +35,7 @@ from tests.e2e.conftest import (
     RunningServer,
     StartServer,
     free_port,
+    run_cli,
     serve_app,
     serve_process,
     url_of,
@@ -534,3 +535,21 @@ async def test_a_status_callback_the_store_cannot_commit_fails_its_future(
         filler.unlink()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("form", ["sdk", "docs"])
+async def test_the_call_command_signs_in_the_form_asked(
+    start_server: StartServer, form: str
+) -> None:
+    verdicts: list[tuple[str, str, bool]] = []
+    sink = await serve_app([sdk_checking_sink(TOKEN, verdicts)])
+    try:
+        running = await start_server(status_callback_url=url_of(sink) + "callbacks?tenant=7")
+        returncode, _, stderr = await run_cli(
+            *("call", running.base + "/", "--audio", str(FIXTURE), "--speed", "8"),
+            *("--auth-token", TOKEN, "--signature-form", form),
+        )
+    finally:
+        await sink.cleanup()
+    assert returncode == 0, stderr.decode()
+    assert verdicts == [("POST", "StartStream", form == "sdk")]
