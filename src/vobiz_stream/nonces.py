@@ -21,8 +21,8 @@ __all__ = ["NONCE_CAPACITY", "NONCE_WINDOW", "NonceWindow"]
 NONCE_WINDOW = 300.0
 """Seconds a nonce, once accepted, is refused again."""
 
-NONCE_CAPACITY = 100_000
-"""Most nonces remembered: over 300 callbacks a second for 5 minutes, a few MB."""
+NONCE_CAPACITY = 50_000
+"""Most nonces remembered: 166 signed callbacks a second for 5 minutes, about 9 MB when full."""
 
 
 class NonceWindow:
