@@ -41,11 +41,11 @@ from vobiz_stream.picows_media import start_media_server
 from vobiz_stream.session import SessionOptions
 from vobiz_stream.store import QueuedCallStore
 from vobiz_stream.webhooks import (
-    MAX_FIELD_CHARS,
     CallbackCounters,
     CallbackError,
     WebhookLog,
     form_fields,
+    log_summary,
     read_capped_body,
     read_status_callback,
 )
@@ -357,21 +357,13 @@ class StreamServer:
                     "call %s: cannot keep a status callback (answered 503, the carrier retries):"
                     " %s; free disk space in %s",
                     loggable(callback.call_uuid or "-"),
-                    exc,
+                    loggable(str(exc), 300),
                     self.settings.data_dir,
                 )
             return web.Response(status=503, text="cannot store the callback now; retry\n")
         self.callback_counters.accepted += 1
         self.callback_counters.truncated += bool(callback.truncated)
-        log.info(
-            "call %s: status callback %s%s%s",
-            loggable(callback.call_uuid or "-"),
-            loggable(callback.event or "?"),
-            f" error={loggable(callback.error)}" if callback.error else "",
-            f" (cut to {MAX_FIELD_CHARS} chars: {loggable(', '.join(callback.truncated))})"
-            if callback.truncated
-            else "",
-        )
+        log.info("call %s: %s", loggable(callback.call_uuid or "-"), log_summary(callback))
         return web.Response(text="OK\n")
 
     # -- pages --------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from aiohttp import web
 
 from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import VobizStreamError
+from vobiz_stream.logtext import loggable
 from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.signatures import (
     SignatureCheck,
@@ -57,6 +58,7 @@ __all__ = [
     "WebhookLog",
     "form_fields",
     "format_utc",
+    "log_summary",
     "one_line_json",
     "parse_status_callback",
     "read_capped_body",
@@ -306,6 +308,17 @@ def read_status_callback(
             raise CallbackError(403, "nonce already used: a replayed callback", "replayed")
     fields, truncated = bounded_fields(dict(query_pairs + body_pairs))
     return ReceivedCallback(parse_status_callback(fields, truncated), check)
+
+
+def log_summary(callback: StatusCallback) -> str:
+    """``status callback <Event>`` with its error and cut fields, escaped and cut short, for
+    the server's log line (which names the call itself)."""
+    summary = f"status callback {loggable(callback.event or '?')}"
+    if callback.error:
+        summary += f" error={loggable(callback.error)}"
+    if callback.truncated:
+        summary += f" (cut to {MAX_FIELD_CHARS} chars: {loggable(', '.join(callback.truncated))})"
+    return summary
 
 
 # --- counting and the log --------------------------------------------------------------------
