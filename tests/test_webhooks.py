@@ -539,6 +539,14 @@ def test_the_nonce_memory_is_bounded_in_count_and_size() -> None:
     assert window.accept("0" * 10_000)  # forgotten early (the memory was full)
 
 
+def test_a_forgotten_nonce_is_accepted_again() -> None:
+    window = NonceWindow()
+    assert window.accept("n1") and not window.accept("n1")
+    window.forget("n1")
+    window.forget("never-seen")
+    assert window.accept("n1") and len(window) == 1
+
+
 def test_read_refuses_a_replayed_nonce_with_403() -> None:
     window = NonceWindow()
     headers = v3_headers(sign_v3(TOKEN, URL, NONCE))

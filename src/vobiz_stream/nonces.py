@@ -51,7 +51,7 @@ class NonceWindow:
         now = self._clock()
         while self._expiries and next(iter(self._expiries.values())) <= now:
             self._expiries.popitem(last=False)
-        key = hashlib.blake2b(nonce.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        key = _digest(nonce)
         if key in self._expiries:
             return False
         if len(self._expiries) >= self.capacity:
@@ -59,3 +59,12 @@ class NonceWindow:
             self.forgotten_early += 1
         self._expiries[key] = now + self.window
         return True
+
+    def forget(self, nonce: str) -> None:
+        """Accept ``nonce`` again: its callback was refused after all (it could not be stored,
+        and the carrier may retry it as it was)."""
+        self._expiries.pop(_digest(nonce), None)
+
+
+def _digest(nonce: str) -> bytes:
+    return hashlib.blake2b(nonce.encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -352,6 +352,8 @@ class StreamServer:
             if stored.done():
                 stored.result()  # raises the StoreError of a write that was not committed
         except (OSError, StoreError) as exc:
+            if received.nonce is not None:
+                self.nonces.forget(received.nonce)  # the carrier's retry is no replay
             if self.callback_counters.refused("not_stored"):
                 log.error(
                     "call %s: cannot keep a status callback (answered 503, the carrier retries):"

@@ -246,6 +246,8 @@ class ReceivedCallback:
 
     callback: StatusCallback
     signature: SignatureCheck
+    nonce: str | None = None
+    """The nonce a valid signature came with (remembered against replays), else None."""
 
 
 async def read_capped_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -295,7 +297,7 @@ def read_status_callback(
             f"query over {MAX_QUERY_BYTES} bytes; send status callbacks by POST",
             "too_large",
         )
-    check = SignatureCheck.UNSIGNED
+    check, nonce = SignatureCheck.UNSIGNED, None
     if auth_token and (missing := missing_signature(headers)) is not None:
         raise CallbackError(403, f"signature {missing.value}", "signature")  # nothing parsed
     query_pairs, body_pairs = _request_pairs(query, body, content_type)
@@ -307,7 +309,7 @@ def read_status_callback(
         if nonces is not None and not nonces.accept(nonce):
             raise CallbackError(403, "nonce already used: a replayed callback", "replayed")
     fields, truncated = bounded_fields(dict(query_pairs + body_pairs))
-    return ReceivedCallback(parse_status_callback(fields, truncated), check)
+    return ReceivedCallback(parse_status_callback(fields, truncated), check, nonce)
 
 
 def log_summary(callback: StatusCallback) -> str:

@@ -472,16 +472,22 @@ async def test_a_full_disk_answers_503_then_keeps_what_the_carrier_retries(
         (data / "webhook-events.log").symlink_to(elsewhere)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = await serve_process(port, data)
+    process = await serve_process(port, data, "--auth-token", TOKEN)
+    signed = {f"full-{number}": docs_headers(base + "/webhook") for number in range(5)}
     try:
         async with aiohttp.ClientSession() as client:
             for number in range(3):
-                async with client.post(base + "/webhook", data=bulky(f"before-{number}")) as reply:
+                headers = docs_headers(base + "/webhook")
+                async with client.post(
+                    base + "/webhook", data=bulky(f"before-{number}"), headers=headers
+                ) as reply:
                     assert reply.status == 200
             filler = fill(small_disk)
             refused = []
-            for number in range(5):
-                async with client.post(base + "/webhook", data=bulky(f"full-{number}")) as reply:
+            for call, headers in signed.items():
+                async with client.post(
+                    base + "/webhook", data=bulky(call), headers=headers
+                ) as reply:
                     refused.append(reply.status)
                     assert "retry" in await reply.text()
             async with client.get(base + "/healthz") as reply:
@@ -489,9 +495,11 @@ async def test_a_full_disk_answers_503_then_keeps_what_the_carrier_retries(
             async with client.get(base + "/stats") as reply:
                 counters = (await reply.json())["status_callbacks"]
             filler.unlink()
-            for number in range(5):  # the carrier retries: now they are kept
-                async with client.post(base + "/webhook", data=bulky(f"full-{number}")) as reply:
-                    assert reply.status == 200
+            for call, headers in signed.items():  # the carrier retries them as they were
+                async with client.post(
+                    base + "/webhook", data=bulky(call), headers=headers
+                ) as reply:
+                    assert reply.status == 200  # kept now; the same nonce is no replay
     finally:
         process.terminate()
         _, stderr = await asyncio.wait_for(process.communicate(), 30)
