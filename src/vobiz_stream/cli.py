@@ -120,7 +120,11 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--media-port", type=int, help="port of the picows media socket (default: a free one)"
     )
     other = serve.add_argument_group("security and lifecycle")
-    other.add_argument("--auth-token", help="Vobiz auth token: require signed status callbacks")
+    other.add_argument(
+        "--auth-token",
+        help="Vobiz auth token: keep only status callbacks it signed, each once (a replay gets "
+        "403). Prefer VOBIZ_STREAM_AUTH_TOKEN: flags show in ps",
+    )
     other.add_argument(
         "--admin-token",
         help="bearer token for /calls, /stats, /admission and recordings (16+ characters); "
@@ -129,7 +133,8 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     other.add_argument(
         "--trust-proxy",
         choices=["true", "false"],
-        help="believe X-Forwarded-Proto/-Host from a proxy in front (default false)",
+        help="believe X-Forwarded-Proto/-Host (answer XML URLs, callback signatures) from a "
+        "proxy in front that sets them; default false: use --public-url instead",
     )
     other.add_argument(
         "--stream-secret",
