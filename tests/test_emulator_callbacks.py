@@ -93,8 +93,10 @@ def test_post_is_form_fields_signed_over_the_url() -> None:
     assert request.url == url
     assert request.body == fields
     assert request.headers["X-Vobiz-Signature-V3-Nonce"] == "42"
-    assert verify_signature("token", url, request.headers) is SignatureCheck.VALID
-    assert verify_signature("other", url, request.headers) is SignatureCheck.INVALID
+    form = tuple(fields.items())  # the SDK's reading signs the form's fields with the URL
+    assert verify_signature("token", url, request.headers, form=form) is SignatureCheck.VALID
+    assert verify_signature("token", url, request.headers) is SignatureCheck.INVALID
+    assert verify_signature("other", url, request.headers, form=form) is SignatureCheck.INVALID
 
 
 def test_v2_signs_url_and_nonce_with_its_own_headers() -> None:

@@ -9,23 +9,33 @@ import hashlib
 import json
 import re
 import shutil
+import string
 import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, MultiDict
+from vobiz.utils import validate_signature, validate_v3_signature
+from vobiz.utils.signature_v3 import construct_get_url, construct_post_url, get_signature_v3
 
+from vobiz_stream.nonces import NonceWindow
+from vobiz_stream.signatures import sdk_v3_url
 from vobiz_stream.webhooks import (
+    MAX_FIELD_CHARS,
     MAX_FIELDS,
+    MAX_QUERY_BYTES,
+    CallbackCounters,
     CallbackError,
     SignatureCheck,
     StatusCallback,
     WebhookLog,
     form_fields,
     format_utc,
+    one_line_json,
     parse_status_callback,
     read_status_callback,
     sign_v2,
@@ -448,3 +458,198 @@ def test_log_keeps_non_ascii_and_works_as_a_context_manager(tmp_path: Path) -> N
     (line,) = path.read_text(encoding="utf-8").splitlines()
     assert json.loads(line)["Name"] == "grüße \n 👋"
     assert json.loads(line)["signature"] == "invalid"
+
+
+# --- bounds ----------------------------------------------------------------------------------
+
+
+def test_a_query_past_the_cap_is_a_414_asking_for_post() -> None:
+    with pytest.raises(CallbackError, match="POST") as raised:
+        read(query="Error=" + "x" * MAX_QUERY_BYTES, token=None)
+    assert (raised.value.status, raised.value.reason) == (414, "too_large")
+    assert read(query="Error=" + "x" * (MAX_QUERY_BYTES - 6), token=None)[0].error is not None
+
+
+def test_long_names_and_values_are_cut_marked_and_listed() -> None:
+    body = f"Event=StopStream&Error={'e' * 5000}&{'n' * 2000}=v&ok=1".encode()
+    callback, _ = read(body=body, token=None)
+    cut_name = "n" * MAX_FIELD_CHARS + "…(2000 chars)"
+    assert callback.error == "e" * MAX_FIELD_CHARS + "…(5000 chars)"
+    assert callback.fields[cut_name] == "v"
+    assert callback.fields["ok"] == "1"
+    assert callback.truncated == ("Error", cut_name)
+    exact = read(body=f"Error={'e' * MAX_FIELD_CHARS}".encode(), token=None)[0]
+    assert exact.truncated == () and exact.error == "e" * MAX_FIELD_CHARS
+
+
+def test_the_log_line_escapes_what_breaks_lines_and_reads_back_the_same(tmp_path: Path) -> None:
+    hostile = 'a\nb\rc\u2028d\u2029e\x85f\x1b[2Jg\x9bh\x7fi\\j"k'
+    log = WebhookLog(tmp_path / "webhook-events.log")
+    log.write(
+        parse_status_callback({"Event": hostile, hostile: hostile}, truncated=(hostile,)),
+        datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC),
+        SignatureCheck.UNSIGNED,
+    )
+    log.close()
+    text = (tmp_path / "webhook-events.log").read_text()
+    assert len(text.splitlines()) == 1 and text.endswith("\n")
+    assert not set(text) & set("\r\x1b\x85\x9b\x7f\u2028\u2029")
+    record = json.loads(text)
+    assert record["Event"] == record[hostile] == hostile
+    assert record["truncated"] == [hostile]
+
+
+def test_one_line_json_leaves_ordinary_text_as_orjson_writes_it() -> None:
+    record = {"a": "ünïcode ✓ 日本", "b": 1}
+    assert (
+        one_line_json(record)
+        == json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    )
+
+
+# --- replays ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_nonce_is_accepted_once_within_its_window_then_forgotten() -> None:
+    clock = FakeClock()
+    window = NonceWindow(window=300, capacity=10, clock=clock)
+    assert window.accept("n1") and not window.accept("n1")
+    clock.now += 299.9
+    assert not window.accept("n1")
+    clock.now += 0.2
+    assert window.accept("n1")  # its window ended: forgotten, and seen afresh
+    assert len(window) == 1
+
+
+def test_the_nonce_memory_is_bounded_in_count_and_size() -> None:
+    clock = FakeClock()
+    window = NonceWindow(window=300, capacity=3, clock=clock)
+    for number in range(5):
+        assert window.accept(f"{number}" * 10_000)  # long nonces are kept as digests
+    assert len(window) == 3 and window.forgotten_early == 2
+    assert not window.accept("4" * 10_000)
+    assert window.accept("0" * 10_000)  # forgotten early (the memory was full)
+
+
+def test_a_forgotten_nonce_is_accepted_again() -> None:
+    window = NonceWindow()
+    assert window.accept("n1") and not window.accept("n1")
+    window.forget("n1")
+    window.forget("never-seen")
+    assert window.accept("n1") and len(window) == 1
+
+
+def test_read_refuses_a_replayed_nonce_with_403() -> None:
+    window = NonceWindow()
+    headers = v3_headers(sign_v3(TOKEN, URL, NONCE))
+
+    def signed_read() -> SignatureCheck:
+        return read_status_callback(
+            query="",
+            body=b"Event=StartStream",
+            content_type=FORM,
+            headers=headers,
+            urls=[URL],
+            auth_token=TOKEN,
+            nonces=window,
+        ).signature
+
+    assert signed_read() is SignatureCheck.VALID
+    with pytest.raises(CallbackError, match="replayed") as raised:
+        signed_read()
+    assert (raised.value.status, raised.value.reason) == (403, "replayed")
+
+
+def test_counters_log_the_first_refusal_of_a_kind_then_stay_quiet() -> None:
+    counters = CallbackCounters(quiet=60)
+    assert counters.refused("replayed")
+    assert not counters.refused("replayed")
+    assert counters.refused("signature")  # another kind is logged on its own
+    assert counters.snapshot() == {
+        "accepted": 0,
+        "truncated": 0,
+        "refused": {"replayed": 2, "signature": 1},
+    }
+
+
+# --- signatures as Vobiz's Python SDK computes them ------------------------------------------
+
+SDK_FIELDS = st.dictionaries(
+    st.text(string.ascii_letters + "-_", min_size=1, max_size=12),
+    st.text(string.printable, max_size=20),
+    max_size=8,
+)
+
+
+def sdk_signature(method: str, url: str, fields: dict[str, str], nonce: str) -> str:
+    """V3 as the SDK computes it, from its own functions."""
+    if method == "GET":
+        signed = construct_get_url(url, dict(fields))
+    else:
+        signed = construct_post_url(url, dict(fields))
+    return str(get_signature_v3(TOKEN, signed.decode(), nonce).decode())
+
+
+@given(
+    fields=SDK_FIELDS,
+    url_query=st.sampled_from(["", "?tenant=7", "?b=2&a=1&a=0"]),
+    nonce=st.text(string.digits, min_size=1, max_size=20),
+)
+def test_sdk_v3_post_signatures_verify(fields: dict[str, str], url_query: str, nonce: str) -> None:
+    url = f"https://app.example/webhook{url_query}"
+    signature = sdk_signature("POST", url, fields, nonce)
+    headers = v3_headers(signature, nonce)
+    form = tuple(fields.items())
+    assert verify_signature(TOKEN, url, headers, form=form) is SignatureCheck.VALID
+    assert sign_v3(TOKEN, sdk_v3_url("POST", url, form), nonce) == signature
+    if fields:  # a changed field breaks it
+        changed = tuple((name, value + "!") for name, value in form)
+        assert verify_signature(TOKEN, url, headers, form=changed) is SignatureCheck.INVALID
+
+
+@given(fields=SDK_FIELDS, nonce=st.text(string.digits, min_size=1, max_size=20))
+def test_sdk_v3_get_signatures_verify(fields: dict[str, str], nonce: str) -> None:
+    url = f"https://app.example/webhook?tenant=7&{urlencode(fields, quote_via=quote)}"
+    signature = sdk_signature("GET", url, fields, nonce)
+    headers = v3_headers(signature, nonce)
+    assert verify_signature(TOKEN, url, headers, method="GET") is SignatureCheck.VALID
+    assert validate_v3_signature("GET", url, nonce, TOKEN, signature, dict(fields))
+
+
+def test_sdk_v3_by_hand() -> None:
+    """The SDK's message written out: URL, ``?``, the URL's sorted query, ``.``, the sorted form
+    fields as ``namevalue``, ``.``, the nonce; a GET has its sorted query alone."""
+    form = (("To", "+2"), ("Event", "StopStream"), ("CallUUID", "c-1"))
+    post_message = "https://h/w?a=1&b=2.CallUUIDc-1EventStopStreamTo+2.42"
+    assert sdk_v3_url("POST", "https://h/w?b=2&a=1", form) + ".42" == post_message
+    assert sdk_v3_url("POST", "https://h/w", form) == "https://h/w?CallUUIDc-1EventStopStreamTo+2"
+    assert sdk_v3_url("POST", "https://h/w?b=2&a=1") == "https://h/w?a=1&b=2"
+    assert sdk_v3_url("GET", "https://h/w?To=%2B2&Event=Stop+Stream") == (
+        "https://h/w?Event=Stop Stream&To=+2"
+    )
+    headers = v3_headers(expected_signature(TOKEN, post_message), "42")
+    assert verify_signature(TOKEN, "https://h/w?b=2&a=1", headers, form=form) is (
+        SignatureCheck.VALID
+    )
+
+
+def test_sdk_v2_signs_the_url_without_its_query() -> None:
+    url = "https://app.example/webhook?call=42"
+    signature = expected_signature(TOKEN, "https://app.example/webhook" + NONCE)
+    assert validate_signature(url, NONCE, signature, TOKEN)
+    assert verify_signature(TOKEN, url, v2_headers(signature)) is SignatureCheck.VALID
+
+
+def test_one_valid_signature_among_several_is_enough() -> None:
+    good = sign_v3(TOKEN, URL, NONCE)
+    headers = v3_headers(f"{sign_v3('old-token', URL, NONCE)}, {good}")
+    assert verify_signature(TOKEN, URL, headers) is SignatureCheck.VALID
+    assert verify_signature(TOKEN, URL, v3_headers("a,,b")) is SignatureCheck.INVALID

@@ -13,7 +13,14 @@ import orjson
 from vobiz_stream import __version__
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.config import load_settings
-from vobiz_stream.emulator import CallOptions, Faults, SignatureVersion, parse_key_press, run_call
+from vobiz_stream.emulator import (
+    CallOptions,
+    Faults,
+    SignatureForm,
+    SignatureVersion,
+    parse_key_press,
+    run_call,
+)
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, run_load
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.loop import run as run_on_best_loop
@@ -113,7 +120,11 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--media-port", type=int, help="port of the picows media socket (default: a free one)"
     )
     other = serve.add_argument_group("security and lifecycle")
-    other.add_argument("--auth-token", help="Vobiz auth token: require signed status callbacks")
+    other.add_argument(
+        "--auth-token",
+        help="Vobiz auth token: keep only status callbacks it signed, each once (a replay gets "
+        "403). Prefer VOBIZ_STREAM_AUTH_TOKEN: flags show in ps",
+    )
     other.add_argument(
         "--admin-token",
         help="bearer token (16+ random characters) that every page but the carrier's needs: "
@@ -124,7 +135,8 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     other.add_argument(
         "--trust-proxy",
         choices=["true", "false"],
-        help="believe X-Forwarded-Proto/-Host from a proxy in front (default false)",
+        help="believe X-Forwarded-Proto/-Host (answer XML URLs, callback signatures) from a "
+        "proxy in front that sets them; default false: use --public-url instead",
     )
     other.add_argument(
         "--stream-secret",
@@ -350,6 +362,13 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="which signature signed callbacks carry: v3 (default) or the older v2",
     )
     add(
+        "--signature-form",
+        choices=[form.value for form in SignatureForm],
+        default=SignatureForm.SDK.value,
+        help="what the signature covers: sdk (default; the URL and the sorted form fields, as "
+        "Vobiz's Python SDK checks it) or docs (the full URL alone, as Vobiz's docs describe it)",
+    )
+    add(
         "--callback-timeout",
         type=_positive_float,
         default=CallOptions.callback_timeout,
@@ -491,6 +510,7 @@ def _run_call(args: argparse.Namespace) -> int:
         on_event=None if args.quiet else lambda entry: print(entry, flush=True),
         auth_token=args.auth_token,
         signature=SignatureVersion(args.signature),
+        signature_form=SignatureForm(args.signature_form),
         callback_timeout=args.callback_timeout,
         retry_delay=args.retry_delay,
         faults=_faults(args),

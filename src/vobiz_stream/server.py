@@ -34,19 +34,24 @@ from aiohttp import WSMsgType, web
 from vobiz_stream import __version__
 from vobiz_stream.admission import Admission, Admitted
 from vobiz_stream.config import Settings
+from vobiz_stream.errors import StoreError
 from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.logtext import loggable
 from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
+from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.picows_media import start_media_server
 from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
 from vobiz_stream.store import QueuedCallStore
 from vobiz_stream.webhooks import (
+    CallbackCounters,
     CallbackError,
     WebhookLog,
     form_fields,
+    log_summary,
+    read_capped_body,
     read_status_callback,
 )
 from vobiz_stream.xml import (
@@ -131,6 +136,8 @@ class StreamServer:
         if interrupted:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
         self.webhook_log = WebhookLog(settings.webhook_log_path)
+        self.nonces = NonceWindow()
+        self.callback_counters = CallbackCounters()
         self._stream_template = self._stream_element("ws://localhost/stream", None)
         validate(self._stream_template)  # a bad configuration fails at start, not per call
         self.options = SessionOptions(
@@ -219,9 +226,13 @@ class StreamServer:
     # -- answer XML ---------------------------------------------------------------------------
 
     def _base_url(self, request: web.Request) -> str:
-        """``http(s)://host`` the carrier reaches us at: the public URL, else the request's."""
+        """``http(s)://host`` the carrier reaches us at: the public URL, else the request's, or
+        with ``trust_proxy`` the one a proxy in front forwards (``X-Forwarded-Proto``/``-Host``).
+        """
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/")
+        if not self.settings.trust_proxy:  # else whoever sends the request picks the URL
+            return f"{request.scheme}://{request.host}"
         scheme = _first_forwarded(request, "X-Forwarded-Proto") or request.scheme
         host = _first_forwarded(request, "X-Forwarded-Host") or request.host
         return f"{scheme}://{host}"
@@ -307,31 +318,62 @@ class StreamServer:
     # -- status callbacks ---------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        # The carrier signs the URL it was given: the advertised one, or this one.
-        advertised = self._base_url(request) + request.path_qs
+        # The carrier signs the URL it was given: the advertised one (the public URL, else
+        # this request's own), or the operator's statusCallbackUrl; never one a stranger names
+        # in a header we do not trust.
+        urls = [self._base_url(request) + request.path_qs]
+        if not self.settings.public_url:
+            urls.append(str(request.url))
+        if self.settings.status_callback_url:
+            configured = urlsplit(self.settings.status_callback_url)
+            urls.append(f"{configured.scheme}://{configured.netloc}{request.path_qs}")
         try:
             received = read_status_callback(
                 query=request.rel_url.raw_query_string,
-                body=await request.read() if request.method == "POST" else b"",
+                body=await read_capped_body(request) if request.method == "POST" else b"",
                 content_type=request.content_type,
                 headers=request.headers,
-                urls=list(dict.fromkeys([advertised, str(request.url)])),
+                urls=list(dict.fromkeys(urls)),
                 auth_token=self.settings.auth_token,
+                method=request.method,
+                nonces=self.nonces,
             )
         except CallbackError as exc:
-            log.warning("rejected a status callback from %s: %s", request.remote, exc)
-            return web.Response(status=exc.status, text=f"{exc}\n")
+            if self.callback_counters.refused(exc.reason):
+                log.warning(
+                    "rejected a status callback from %s (%d %s so far): %s",
+                    request.remote,
+                    self.callback_counters.refusals[exc.reason],
+                    exc.reason,
+                    exc,
+                )
+            response = web.Response(status=exc.status, text=f"{exc}\n")
+            if exc.status == 413:
+                response.force_close()  # the rest of the body is not worth reading
+            return response
         callback, check = redact_callback(received.callback), received.signature
         received_at = datetime.now(UTC)
-        self.webhook_log.write(callback, received_at, check)
-        self.store.add_status_callback(callback, received_at, check)
-        await self.store.settled()  # stored before the carrier hears it was received
-        log.info(
-            "call %s: status callback %s%s",
-            callback.call_uuid or "-",
-            callback.event or "?",
-            f" error={callback.error}" if callback.error else "",
-        )
+        try:
+            self.webhook_log.write(callback, received_at, check)
+            stored = self.store.add_status_callback(callback, received_at, check)
+            await self.store.settled()  # stored before the carrier hears it was received
+            if stored.done():
+                stored.result()  # raises the StoreError of a write that was not committed
+        except (OSError, StoreError) as exc:
+            if received.nonce is not None:
+                self.nonces.forget(received.nonce)  # the carrier's retry is no replay
+            if self.callback_counters.refused("not_stored"):
+                log.error(
+                    "call %s: cannot keep a status callback (answered 503, the carrier retries):"
+                    " %s; free disk space in %s",
+                    loggable(callback.call_uuid or "-"),
+                    loggable(str(exc), 300),
+                    self.settings.data_dir,
+                )
+            return web.Response(status=503, text="cannot store the callback now; retry\n")
+        self.callback_counters.accepted += 1
+        self.callback_counters.truncated += bool(callback.truncated)
+        log.info("call %s: %s", loggable(callback.call_uuid or "-"), log_summary(callback))
         return web.Response(text="OK\n")
 
     # -- pages --------------------------------------------------------------------------------
@@ -350,6 +392,7 @@ class StreamServer:
             "open_streams": len(self.streams.open),
             "frames": self.latency.frames,
             "handling_latency_ms": self.latency.summary(),
+            "status_callbacks": self.callback_counters.snapshot(),
         }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 

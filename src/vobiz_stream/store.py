@@ -17,6 +17,7 @@ text orders the times.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import sqlite3
@@ -577,6 +578,8 @@ class _Write:
     call_id: str | None
     what: str
     apply: Callable[[CallStore], object]
+    stored: concurrent.futures.Future[None] | None = None
+    """Resolved once the write is committed, with the :class:`StoreError` when it is not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -702,21 +705,31 @@ class QueuedCallStore(Closeable):
 
     def add_status_callback(
         self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
-    ) -> None:
-        """:meth:`CallStore.add_status_callback`, queued."""
+    ) -> concurrent.futures.Future[None]:
+        """:meth:`CallStore.add_status_callback`, queued; the future says whether it was
+        committed (after :meth:`settled`, it is done unless the writer is far behind)."""
+        stored: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._put(
             callback.call_uuid,
             f"store a {callback.event!r} status callback",
             lambda store: store.add_status_callback(callback, received_at, signature),
+            stored,
         )
+        return stored
 
     def mark_interrupted(self, now: datetime) -> int:
         """:meth:`CallStore.mark_interrupted`, done now (once, at start, before any stream)."""
         self.flush()
         return self._reader.mark_interrupted(now)
 
-    def _put(self, call_id: str | None, what: str, apply: Callable[[CallStore], object]) -> None:
-        self._queue.put(_Write(call_id, what, apply))
+    def _put(
+        self,
+        call_id: str | None,
+        what: str,
+        apply: Callable[[CallStore], object],
+        stored: concurrent.futures.Future[None] | None = None,
+    ) -> None:
+        self._queue.put(_Write(call_id, what, apply, stored))
 
     # --- waiting for the writer, and reads ---------------------------------------------------
 
@@ -798,6 +811,8 @@ class QueuedCallStore(Closeable):
                         self._apply(store, write)
             except StoreError as exc:
                 log.error("%s: %d writes lost", exc, len(writes))
+                _settle(writes, exc)
+        _settle(writes, None if store is not None else StoreError(f"store {self.path} is closed"))
         for item in batch:
             if isinstance(item, _Mark):
                 item.reached()
@@ -810,8 +825,10 @@ class QueuedCallStore(Closeable):
             write.apply(store)
         except StoreError as exc:
             log.error("call %s: cannot %s: %s", write.call_id or "-", write.what, exc)
-        except Exception:  # a bug in one write must not stop the writer (and every later write)
+            _settle([write], exc)
+        except Exception as exc:  # a bug in one write must not stop the writer (nor later ones)
             log.exception("call %s: cannot %s", write.call_id or "-", write.what)
+            _settle([write], StoreError(f"cannot {write.what}: {exc!r}"))
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the file; safe to call twice."""
@@ -822,6 +839,16 @@ class QueuedCallStore(Closeable):
             if self._thread.is_alive():
                 log.error("store %s: the writer did not finish in 30 s", self.path)
         self._reader.close()
+
+
+def _settle(writes: Sequence[_Write], error: StoreError | None) -> None:
+    """Resolve the futures of ``writes`` not resolved yet: committed, or failed with ``error``."""
+    for write in writes:
+        if write.stored is not None and not write.stored.done():
+            if error is None:
+                write.stored.set_result(None)
+            else:
+                write.stored.set_exception(error)
 
 
 # --- opening ---------------------------------------------------------------------------------

@@ -1,39 +1,56 @@
-"""Status callbacks (PROTOCOL.md section 5): parse them, check their signatures, log them.
+"""Status callbacks (PROTOCOL.md section 5): read them within bounds, check them, log them.
 
 The carrier POSTs a form (or sends a GET query) to the ``statusCallbackUrl`` of a ``<Stream>`` at
 each step of the stream's life. :func:`parse_status_callback` turns those fields into a
 :class:`StatusCallback` and never rejects one: every field is optional and unknown ``Event`` values
 are kept, so nothing the carrier says is lost. :func:`read_status_callback` is the whole of what
-the server does with a request: check the signature, read the query and form body
-(:func:`form_fields`), parse; it raises :class:`CallbackError` and nothing else.
+the server does with a request once its body is read (:func:`read_capped_body`, never more than
+:data:`MAX_BODY_BYTES`): bound the query, check the signature (:mod:`vobiz_stream.signatures`)
+and that its nonce is fresh (:mod:`vobiz_stream.nonces`), read the query and form body, cut any
+field past :data:`MAX_FIELD_CHARS`, parse; it raises :class:`CallbackError` and nothing else.
 
-:func:`sign_v3` and :func:`sign_v2` are the one implementation of the signature scheme; the server
-checks with :func:`verify_signature` and the emulator signs with them. :class:`WebhookLog` appends
-one JSON line per callback, like the seed 002 reference sink's ``webhook-events.log``.
+:class:`WebhookLog` appends one JSON line per callback, like the reference sink's
+``webhook-events.log``; :class:`CallbackCounters` counts what was accepted and refused, and says
+when a refusal is worth a log line.
 
-Everything here is free of I/O except :class:`WebhookLog`.
+Everything here is free of I/O except :func:`read_capped_body` and :class:`WebhookLog`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import contextlib
+import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import orjson
+from aiohttp import web
 
 from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import VobizStreamError
+from vobiz_stream.logtext import loggable
+from vobiz_stream.nonces import NonceWindow
+from vobiz_stream.signatures import (
+    SignatureCheck,
+    as_raw_bytes,
+    missing_signature,
+    sign_v2,
+    sign_v3,
+    signed_nonce,
+    verify_signature,
+)
 
 __all__ = [
     "EXTRA_HEADER_PREFIX",
+    "MAX_BODY_BYTES",
     "MAX_FIELDS",
+    "MAX_FIELD_CHARS",
+    "MAX_QUERY_BYTES",
+    "CallbackCounters",
     "CallbackError",
     "ReceivedCallback",
     "SignatureCheck",
@@ -41,7 +58,10 @@ __all__ = [
     "WebhookLog",
     "form_fields",
     "format_utc",
+    "log_summary",
+    "one_line_json",
     "parse_status_callback",
+    "read_capped_body",
     "read_status_callback",
     "sign_v2",
     "sign_v3",
@@ -54,16 +74,29 @@ EXTRA_HEADER_PREFIX = "X-VH-"
 MAX_FIELDS = 1000
 """Most fields a callback may carry (query and body together); a callback has about a dozen."""
 
+MAX_BODY_BYTES = 64 * 1024
+"""Largest callback body read (413 past it); a callback's form is well under 2 KiB."""
+
+MAX_QUERY_BYTES = 4 * 1024
+"""Largest query string read (414 past it). A GET callback carries its fields here; the HTTP
+parser itself refuses a request line over 8190 bytes with 400 before any of this runs."""
+
+MAX_FIELD_CHARS = 1024
+"""Longest field name or value kept; a longer one is cut, marked ``…(N chars)`` and listed in
+the callback's ``truncated``."""
+
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 class CallbackError(VobizStreamError):
-    """A status callback (or answer request) the server refuses, with the HTTP status to answer:
-    403 for a signature that is not valid, 400 for a request that cannot be read."""
+    """A status callback (or answer request) the server refuses, with the HTTP status to answer
+    (403 for a signature that is not valid or a replayed nonce, 400 for a request that cannot be
+    read, 413/414 for one too large) and a short ``reason`` to count it under."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str = "unreadable") -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +127,13 @@ class StatusCallback:
     extra_headers: dict[str, str] = field(default_factory=dict, hash=False)
     """``X-VH-<key>`` fields as ``key -> value``."""
     fields: dict[str, str] = field(default_factory=dict, hash=False)
+    truncated: tuple[str, ...] = ()
+    """Names of the fields cut to :data:`MAX_FIELD_CHARS` (their value ends ``…(N chars)``)."""
 
 
-def parse_status_callback(fields: Mapping[str, str]) -> StatusCallback:
+def parse_status_callback(
+    fields: Mapping[str, str], truncated: tuple[str, ...] = ()
+) -> StatusCallback:
     """Read a status callback's form or query fields; never raises.
 
     ``fields`` may be a multidict (aiohttp's ``request.post()`` or ``request.query``): a repeated
@@ -129,6 +166,7 @@ def parse_status_callback(fields: Mapping[str, str]) -> StatusCallback:
         service_url=text("serviceurl"),
         extra_headers=extra_headers,
         fields=received,
+        truncated=truncated,
     )
 
 
@@ -142,17 +180,46 @@ def form_fields(
     sends forms urlencoded (an empty content type is taken for that, as aiohttp does). Raises
     :class:`CallbackError` (400) past :data:`MAX_FIELDS` fields.
     """
-    fields = _pairs(_utf8(query).decode("utf-8", "replace"))
+    query_pairs, body_pairs = _request_pairs(query, body, content_type)
+    return dict(query_pairs + body_pairs)
+
+
+def _request_pairs(
+    query: str, body: bytes, content_type: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The query's fields and the urlencoded body's, each in order (see :func:`form_fields`)."""
+    query_pairs = _pairs(as_raw_bytes(query).decode("utf-8", "replace"))
+    body_pairs: list[tuple[str, str]] = []
     if body and content_type.split(";", maxsplit=1)[0].strip().lower() in ("", FORM_CONTENT_TYPE):
-        fields += _pairs(body.decode("utf-8", "replace"))
-    if len(fields) > MAX_FIELDS:
-        raise CallbackError(400, f"{len(fields)} fields; a callback has at most {MAX_FIELDS}")
-    return dict(fields)
+        body_pairs = _pairs(body.decode("utf-8", "replace"))
+    count = len(query_pairs) + len(body_pairs)
+    if count > MAX_FIELDS:
+        raise CallbackError(400, f"{count} fields; a callback has at most {MAX_FIELDS}")
+    return query_pairs, body_pairs
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:
     # Without max_num_fields, parse_qsl never raises; the count is checked by the caller.
     return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace")
+
+
+def _cut(text: str) -> str:
+    return f"{text[:MAX_FIELD_CHARS]}…({len(text)} chars)"
+
+
+def bounded_fields(fields: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``fields`` with every name and value cut to :data:`MAX_FIELD_CHARS`, and the (cut) names
+    of the fields that were cut, in order."""
+    bounded: dict[str, str] = {}
+    truncated: list[str] = []
+    for name, value in fields.items():
+        if len(name) <= MAX_FIELD_CHARS and len(value) <= MAX_FIELD_CHARS:
+            bounded[name] = value
+            continue
+        kept_name = name if len(name) <= MAX_FIELD_CHARS else _cut(name)
+        bounded[kept_name] = value if len(value) <= MAX_FIELD_CHARS else _cut(value)
+        truncated.append(kept_name)
+    return bounded, tuple(truncated)
 
 
 def _parse_timestamp(text: str) -> datetime | None:
@@ -173,81 +240,33 @@ def format_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-# --- signatures ------------------------------------------------------------------------------
-
-
-class SignatureCheck(StrEnum):
-    """What :func:`verify_signature` found."""
-
-    VALID = "valid"
-    INVALID = "invalid"
-    UNSIGNED = "unsigned"
-
-
-def _utf8(text: str) -> bytes:
-    """``text`` as bytes for an HMAC, whatever it holds: a header aiohttp could not decode as
-    UTF-8 arrives with its bytes escaped as lone surrogates, which this turns back into them."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
-
-
-def _sign(auth_token: str, message: str) -> str:
-    digest = hmac.new(_utf8(auth_token), _utf8(message), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def sign_v3(auth_token: str, url: str, nonce: str) -> str:
-    """``X-Vobiz-Signature-V3``: base64 HMAC-SHA256 keyed by the auth token over ``url.nonce``."""
-    return _sign(auth_token, f"{url}.{nonce}")
-
-
-def sign_v2(auth_token: str, url: str, nonce: str) -> str:
-    """``X-Vobiz-Signature-V2``: as V3 but over ``url`` and ``nonce`` with nothing between."""
-    return _sign(auth_token, url + nonce)
-
-
-_SCHEMES = (
-    ("x-vobiz-signature-v3", "x-vobiz-signature-v3-nonce", sign_v3),
-    ("x-vobiz-signature-v2", "x-vobiz-signature-v2-nonce", sign_v2),
-)
-"""Newest first: a request carrying a V3 signature is judged on it alone."""
-
-
-def verify_signature(
-    auth_token: str, url: str | Sequence[str], headers: Mapping[str, str]
-) -> SignatureCheck:
-    """Check a callback's signature headers against the URL it was sent to.
-
-    ``url`` is the full URL the carrier posted to, query included; pass several when the server is
-    reachable under more than one (public behind a proxy, and local): any match is valid. A
-    signature header may hold several comma-separated signatures (token rotation): any match is
-    valid. A signature without its nonce header is invalid; no signature header at all is unsigned.
-    """
-    by_lower_name = {name.lower(): value for name, value in headers.items()}
-    candidates = (url,) if isinstance(url, str) else tuple(url)
-    for signature_header, nonce_header, sign in _SCHEMES:
-        signatures = by_lower_name.get(signature_header)
-        if signatures is None:
-            continue
-        nonce = by_lower_name.get(nonce_header)
-        if nonce is None:
-            return SignatureCheck.INVALID
-        given = [_utf8(part.strip()) for part in signatures.split(",") if part.strip()]
-        expected = [sign(auth_token, candidate, nonce).encode() for candidate in candidates]
-        if any(hmac.compare_digest(g, e) for g in given for e in expected):
-            return SignatureCheck.VALID
-        return SignatureCheck.INVALID
-    return SignatureCheck.UNSIGNED
-
-
 @dataclass(frozen=True, slots=True)
 class ReceivedCallback:
     """A status callback the server accepted, and what its signature check found."""
 
     callback: StatusCallback
     signature: SignatureCheck
+    nonce: str | None = None
+    """The nonce a valid signature came with (remembered against replays), else None."""
+
+
+async def read_capped_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body of ``request``, never buffering more than ``limit`` bytes of it.
+
+    A ``Content-Length`` past the limit is refused before a byte is read; a body without one
+    (chunked) is read until it passes the limit. Raises :class:`CallbackError` (413).
+    """
+    too_large = CallbackError(
+        413, f"body over {limit} bytes; a status callback is a small form", "too_large"
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
 def read_status_callback(
@@ -258,48 +277,144 @@ def read_status_callback(
     headers: Mapping[str, str],
     urls: Sequence[str],
     auth_token: str | None,
+    method: str = "POST",
+    nonces: NonceWindow | None = None,
 ) -> ReceivedCallback:
     """Everything the server does with a status callback request, free of I/O.
 
-    ``query`` is the raw query string, ``urls`` the full URLs the carrier may have signed. With an
-    ``auth_token`` the signature is checked first (nothing of an unsigned request is read) and
-    anything but a valid one raises :class:`CallbackError` (403); without one the callback is
-    kept as unsigned. Raises :class:`CallbackError` and nothing else.
+    ``query`` is the raw query string, ``urls`` the full URLs the carrier may have signed,
+    ``method`` the request's (the SDK reading of a signature covers a POST's form fields). A
+    query over :data:`MAX_QUERY_BYTES` raises :class:`CallbackError` (414). With an
+    ``auth_token`` anything but a valid signature raises :class:`CallbackError` (403; nothing
+    of a request without a signature and its nonce is parsed), as does a nonce ``nonces`` has
+    seen already; without one the callback is kept as unsigned. Fields past
+    :data:`MAX_FIELD_CHARS` are cut and listed in the callback's ``truncated``. Raises
+    :class:`CallbackError` and nothing else.
     """
-    check = SignatureCheck.UNSIGNED
+    if len(query) > MAX_QUERY_BYTES:
+        raise CallbackError(
+            414,
+            f"query over {MAX_QUERY_BYTES} bytes; send status callbacks by POST",
+            "too_large",
+        )
+    check, nonce = SignatureCheck.UNSIGNED, None
+    if auth_token and (missing := missing_signature(headers)) is not None:
+        raise CallbackError(403, f"signature {missing.value}", "signature")  # nothing parsed
+    query_pairs, body_pairs = _request_pairs(query, body, content_type)
     if auth_token:
-        check = verify_signature(auth_token, urls, headers)
+        check = verify_signature(auth_token, urls, headers, method=method, form=body_pairs)
         if check is not SignatureCheck.VALID:
-            raise CallbackError(403, f"signature {check.value}")
-    fields = form_fields(query, body, content_type)
-    return ReceivedCallback(parse_status_callback(fields), check)
+            raise CallbackError(403, f"signature {check.value}", "signature")
+        nonce = signed_nonce(headers) or ""
+        if nonces is not None and not nonces.accept(nonce):
+            raise CallbackError(403, "nonce already used: a replayed callback", "replayed")
+    fields, truncated = bounded_fields(dict(query_pairs + body_pairs))
+    return ReceivedCallback(parse_status_callback(fields, truncated), check, nonce)
 
 
-# --- the log ---------------------------------------------------------------------------------
+def log_summary(callback: StatusCallback) -> str:
+    """``status callback <Event>`` with its error and cut fields, escaped and cut short, for
+    the server's log line (which names the call itself)."""
+    summary = f"status callback {loggable(callback.event or '?')}"
+    if callback.error:
+        summary += f" error={loggable(callback.error)}"
+    if callback.truncated:
+        summary += f" (cut to {MAX_FIELD_CHARS} chars: {loggable(', '.join(callback.truncated))})"
+    return summary
+
+
+# --- counting and the log --------------------------------------------------------------------
+
+
+class CallbackCounters:
+    """Callbacks accepted, and refused by reason (``signature``, ``replayed``, ``too_large``,
+    ``unreadable``, ``not_stored``), for ``/stats``.
+
+    A flood of bad callbacks must not flood the log: :meth:`refused` says to log the first of
+    each reason, then at most one every ``quiet`` seconds (its line carries the count so far).
+    """
+
+    def __init__(self, quiet: float = 60.0) -> None:
+        self.accepted = 0
+        self.truncated = 0
+        """Accepted callbacks with at least one field cut."""
+        self.refusals: dict[str, int] = {}
+        self._quiet = quiet
+        self._last_logged: dict[str, float] = {}
+
+    def refused(self, reason: str) -> bool:
+        """Count one refusal; True when it deserves a log line."""
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        now = time.monotonic()
+        last = self._last_logged.get(reason)
+        if last is not None and now - last < self._quiet:
+            return False
+        self._last_logged[reason] = now
+        return True
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "truncated": self.truncated,
+            "refused": dict(self.refusals),
+        }
+
+
+_LINE_SAFE = {
+    # Valid JSON inside a string, raw in orjson's output, yet line breaks to many readers
+    # (str.splitlines, JavaScript) or terminal controls: written as \\u escapes instead.
+    chr(code).encode(): f"\\u{code:04x}".encode()
+    for code in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)
+}
+
+
+def one_line_json(record: Mapping[str, object]) -> bytes:
+    """``record`` as one JSON line that every line reader sees as one line: orjson escapes
+    the C0 controls, this the rest (DEL, C1, U+2028, U+2029). Lossless: a JSON reader reads back
+    the same strings. (UTF-8 is self-synchronising, so these byte runs are only ever these
+    characters.)"""
+    line = orjson.dumps(record)
+    for raw, escaped in _LINE_SAFE.items():
+        if raw in line:
+            line = line.replace(raw, escaped)
+    return line + b"\n"
 
 
 class WebhookLog(Closeable):
-    """Appends each callback to a file as one JSON object per line.
+    """Appends each callback to a file as one JSON object per line (:func:`one_line_json`).
 
-    A line holds the callback's fields as received, then ``receivedAt`` and ``signature`` (these
-    two win over a received field of the same name). Each line is written with one call and flushed
-    at once, so a crash of the process loses no line already written.
+    A line holds the callback's fields as received (each cut to :data:`MAX_FIELD_CHARS`), then
+    ``receivedAt``, ``signature`` and, when a field was cut, ``truncated`` (these win over a
+    received field of the same name). Each line is written unbuffered with one call, so a crash
+    of the process loses no line already written; a write that fails (the disk full) raises
+    :class:`OSError` and leaves no partial line behind.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = path.open("ab")
+        self._file = path.open("ab", buffering=0)
+        self._size = self._file.seek(0, os.SEEK_END)
 
     def write(
         self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
     ) -> None:
-        record = {
+        record: dict[str, object] = {
             **callback.fields,
             "receivedAt": format_utc(received_at),
             "signature": signature.value,
         }
-        self._file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
-        self._file.flush()
+        if callback.truncated:
+            record["truncated"] = list(callback.truncated)
+        line = one_line_json(record)
+        try:
+            written = 0
+            while written < len(line):
+                written += self._file.write(line[written:]) or 0
+        except OSError:
+            with contextlib.suppress(OSError):  # shrinking a file needs no space
+                os.ftruncate(self._file.fileno(), self._size)
+            raise
+        self._size += len(line)
 
     def close(self) -> None:
         self._file.close()

@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import sqlite3
@@ -119,13 +120,19 @@ def hmac_b64(key: str, message: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-def v3_headers(url: str, token: str = TOKEN, nonce: str = NONCE) -> dict[str, str]:
+_FRESH_NONCES = (f"{NONCE[:-6]}{number:06d}" for number in itertools.count())
+"""A nonce is accepted once: each signed request takes a new one unless a test names one."""
+
+
+def v3_headers(url: str, token: str = TOKEN, nonce: str | None = None) -> dict[str, str]:
+    nonce = nonce or next(_FRESH_NONCES)
     signature = sign_v3(token, url, nonce)
     assert signature == hmac_b64(token, f"{url}.{nonce}")
     return {"X-Vobiz-Signature-V3": signature, "X-Vobiz-Signature-V3-Nonce": nonce}
 
 
-def v2_headers(url: str, token: str = TOKEN, nonce: str = NONCE) -> dict[str, str]:
+def v2_headers(url: str, token: str = TOKEN, nonce: str | None = None) -> dict[str, str]:
+    nonce = nonce or next(_FRESH_NONCES)
     signature = sign_v2(token, url, nonce)
     assert signature == hmac_b64(token, url + nonce)
     return {"X-Vobiz-Signature-V2": signature, "X-Vobiz-Signature-V2-Nonce": nonce}
@@ -361,7 +368,7 @@ async def test_signature_over_the_advertised_forwarded_url_is_accepted(
     """Behind a TLS proxy (ngrok and the like) with no ``public_url``, the answer advertises
     ``https://<host>/webhook`` from ``X-Forwarded-Proto``; the carrier signs over that URL, so a
     callback arriving through the same proxy must verify against it."""
-    running = await start_server(auth_token=TOKEN)
+    running = await start_server(auth_token=TOKEN, trust_proxy=True)
     forwarded = {"X-Forwarded-Proto": "https"}
     async with aiohttp.ClientSession() as client:
         async with client.get(running.base + "/", headers=forwarded) as reply:
@@ -587,7 +594,7 @@ async def test_answer_xml_uses_the_public_url_and_forwarded_scheme(
     start_server: StartServer,
 ) -> None:
     public = await start_server(public_url="https://app.example")
-    local = await start_server()
+    local = await start_server(trust_proxy=True)
     host = urlsplit(local.base).netloc
     async with aiohttp.ClientSession() as client:
         async with client.post(public.base + "/", data={"CallUUID": CALL}) as reply:
@@ -612,7 +619,7 @@ async def test_answer_xml_reads_the_first_of_a_chain_of_forwarded_headers(
 ) -> None:
     """Each proxy in a chain may append to ``X-Forwarded-Proto`` / ``X-Forwarded-Host``; the first
     value is the one the carrier used. The answer must stay a valid ``<Stream>``, never a 500."""
-    running = await start_server()
+    running = await start_server(trust_proxy=True)
     host = urlsplit(running.base).netloc
     chained = {"X-Forwarded-Proto": "https, http", "X-Forwarded-Host": f"{host}, proxy.internal"}
     async with (

@@ -3,7 +3,7 @@ at a time (:func:`run_call`) or many at once (:func:`run_load`), with network fa
 (:class:`Faults`)."""
 
 from vobiz_stream.emulator.call import CallOptions, parse_key_press, run_call
-from vobiz_stream.emulator.callbacks import SignatureVersion
+from vobiz_stream.emulator.callbacks import SignatureForm, SignatureVersion
 from vobiz_stream.emulator.faults import Faults, InjectedFaults
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, LoadSummary, run_load
 from vobiz_stream.emulator.playout import (
@@ -37,6 +37,7 @@ __all__ = [
     "Playout",
     "PlayoutEvent",
     "QueueCleared",
+    "SignatureForm",
     "SignatureVersion",
     "StreamLeg",
     "TimelineEntry",

@@ -59,6 +59,7 @@ from vobiz_stream.emulator.callbacks import (
     CallbackContext,
     CallbackEvent,
     CallbackSender,
+    SignatureForm,
     SignatureVersion,
 )
 from vobiz_stream.emulator.faults import Faults, ScheduledFrame, plan_faults
@@ -185,6 +186,9 @@ class CallOptions:
     token."""
     signature: SignatureVersion = SignatureVersion.V3
     """Which signature signed callbacks carry: V3, or the older V2."""
+    signature_form: SignatureForm = SignatureForm.SDK
+    """What the signature covers: as Vobiz's Python SDK verifies it (the URL and the sorted
+    fields), or as the docs describe it (the full URL alone)."""
     callback_timeout: float = CALLBACK_TIMEOUT
     """Wall-clock seconds a status callback may take before it counts as failed."""
     retry_delay: float = 0.5
@@ -384,6 +388,7 @@ class _Call:
                 clock=self.now,
                 auth_token=options.auth_token,
                 signature=options.signature,
+                signature_form=options.signature_form,
                 timeout=options.callback_timeout,
                 on_sent=self._callback_sent,
             )

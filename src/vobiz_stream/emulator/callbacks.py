@@ -5,9 +5,9 @@ form-encoded POST, or with ``statusCallbackMethod="GET"`` the same fields in the
 Every callback carries ``Event``, ``CallUUID``, ``StreamID``, ``From``, ``To``, ``Timestamp``
 (UTC ``YYYY-MM-DD HH:MM:SS``), ``ParentAuthID``, ``Error`` (empty when healthy) and an
 ``X-VH-<key>`` field for each ``extraHeaders`` pair. With an auth token each request is signed with
-``X-Vobiz-Signature-V3`` and its nonce over the full URL (the query included for GET), by
-:func:`vobiz_stream.webhooks.sign_v3`, or on request with the older ``X-Vobiz-Signature-V2``
-(:func:`vobiz_stream.webhooks.sign_v2`).
+``X-Vobiz-Signature-V3`` and its nonce, or on request with the older ``X-Vobiz-Signature-V2``
+(:mod:`vobiz_stream.signatures`): by default as Vobiz's Python SDK verifies (the sorted fields
+are signed with the URL), or on request as the docs describe it (the full URL alone).
 
 :class:`CallbackSender` queues callbacks and a single background task sends them in order, each
 bounded by a timeout, so a slow or failing callback endpoint never delays the media pacing. What
@@ -36,7 +36,8 @@ import aiohttp
 from yarl import URL
 
 from vobiz_stream.emulator.report import CallbackSent
-from vobiz_stream.webhooks import EXTRA_HEADER_PREFIX, sign_v2, sign_v3
+from vobiz_stream.signatures import SignatureForm, sdk_v2_url, sdk_v3_url, sign_v2, sign_v3
+from vobiz_stream.webhooks import EXTRA_HEADER_PREFIX
 from vobiz_stream.xml import CallbackMethod
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "CallbackEvent",
     "CallbackRequest",
     "CallbackSender",
+    "SignatureForm",
     "SignatureVersion",
     "callback_fields",
     "callback_request",
@@ -72,8 +74,22 @@ class SignatureVersion(StrEnum):
     def nonce_header(self) -> str:
         return f"{self.header}-Nonce"
 
-    def sign(self, auth_token: str, url: str, nonce: str) -> str:
-        return (sign_v3 if self is SignatureVersion.V3 else sign_v2)(auth_token, url, nonce)
+    def sign(
+        self,
+        auth_token: str,
+        request: CallbackRequest,
+        nonce: str,
+        form: SignatureForm = SignatureForm.SDK,
+    ) -> str:
+        """The signature of ``request`` (its URL, and in the SDK's reading its fields)."""
+        if self is SignatureVersion.V3:
+            fields = tuple((request.body or {}).items())
+            url = request.url
+            if form is SignatureForm.SDK:
+                url = sdk_v3_url(request.method.value, url, fields)
+            return sign_v3(auth_token, url, nonce)
+        url = sdk_v2_url(request.url) if form is SignatureForm.SDK else request.url
+        return sign_v2(auth_token, url, nonce)
 
 
 class CallbackEvent(StrEnum):
@@ -165,9 +181,10 @@ def callback_request(
     auth_token: str | None = None,
     nonce: str | None = None,
     signature: SignatureVersion = SignatureVersion.V3,
+    form: SignatureForm = SignatureForm.SDK,
 ) -> CallbackRequest:
-    """Build the request for one callback; sign it (``signature``) when there is an
-    ``auth_token``.
+    """Build the request for one callback; sign it (``signature``, in the reading ``form``)
+    when there is an ``auth_token``.
 
     The URL is normalised to its percent-encoded form first (a URL that already is one is kept as
     written), so the URL signed is byte for byte the URL the app receives.
@@ -178,12 +195,12 @@ def callback_request(
         query = urlencode(dict(fields), quote_via=quote)
         base = f"{base}{'&' if URL(base).raw_query_string else '?'}{query}"
         body = None
-    headers: dict[str, str] = {}
+    request = CallbackRequest(method, base, {}, body)
     if auth_token:
         nonce = nonce or new_nonce()
-        headers[signature.header] = signature.sign(auth_token, base, nonce)
-        headers[signature.nonce_header] = nonce
-    return CallbackRequest(method, base, headers, body)
+        request.headers[signature.header] = signature.sign(auth_token, request, nonce, form)
+        request.headers[signature.nonce_header] = nonce
+    return request
 
 
 @dataclass(slots=True)
@@ -211,6 +228,7 @@ class CallbackSender:
         clock: Callable[[], float],
         auth_token: str | None = None,
         signature: SignatureVersion = SignatureVersion.V3,
+        signature_form: SignatureForm = SignatureForm.SDK,
         timeout: float = CALLBACK_TIMEOUT,
         on_sent: Callable[[CallbackSent], None] | None = None,
     ) -> None:
@@ -222,6 +240,7 @@ class CallbackSender:
         self._clock = clock
         self._auth_token = auth_token
         self._signature = signature
+        self._signature_form = signature_form
         self._timeout = timeout
         self._on_sent = on_sent
         self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
@@ -243,7 +262,12 @@ class CallbackSender:
             event, self.context, stream_id, moment=datetime.now(UTC), error=error, extra=extra
         )
         request = callback_request(
-            self.url, self.method, fields, auth_token=self._auth_token, signature=self._signature
+            self.url,
+            self.method,
+            fields,
+            auth_token=self._auth_token,
+            signature=self._signature,
+            form=self._signature_form,
         )
         self._queue.put_nowait(_Queued(str(event), stream_id, self._clock(), request))
         if self._worker is None:
