@@ -33,10 +33,11 @@ from vobiz_stream.admission import CALL_PARAMETER, Admission, Admitted
 from vobiz_stream.config import Settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
+from vobiz_stream.logtext import loggable
 from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
 from vobiz_stream.picows_media import start_media_server
 from vobiz_stream.session import SessionOptions
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import QueuedCallStore, StoreBusyError
 from vobiz_stream.webhooks import (
     CallbackError,
     WebhookLog,
@@ -314,8 +315,13 @@ class StreamServer:
             return web.Response(status=exc.status, text=f"{exc}\n")
         callback, check = received.callback, received.signature
         received_at = datetime.now(UTC)
+        try:
+            await self.store.queue_status_callback(callback, received_at, check)
+        except StoreBusyError as exc:  # the carrier retries a 503: nothing is lost
+            call = loggable(callback.call_uuid or "-")
+            log.warning("call %s: status callback refused: %s", call, exc)
+            return web.Response(status=503, text=f"{exc}\n", headers={"Retry-After": "1"})
         self.webhook_log.write(callback, received_at, check)
-        self.store.add_status_callback(callback, received_at, check)
         await self.store.settled()  # stored before the carrier hears it was received
         log.info(
             "call %s: status callback %s%s",

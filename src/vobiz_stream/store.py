@@ -33,6 +33,7 @@ import orjson
 
 from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import StoreError
+from vobiz_stream.event_budget import NOT_STORED, EventBudget
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
 
 __all__ = [
@@ -44,12 +45,17 @@ __all__ = [
     "EventKind",
     "EventRecord",
     "QueuedCallStore",
+    "StoreBusyError",
     "StreamRecord",
 ]
 
 log = logging.getLogger("vobiz_stream.store")
 
 SCHEMA_VERSION = 1
+
+
+class StoreBusyError(StoreError):
+    """The store's queue stayed full: a status callback could not be queued in time."""
 
 
 class CallStatus(StrEnum):
@@ -78,6 +84,9 @@ class EventKind(StrEnum):
     ERROR = "error"
     BYTE_ORDER = "byte_order"
     """The inbound L16 byte order was decided (detected or configured)."""
+    EVENTS_NOT_STORED = NOT_STORED
+    """Written when a stream closes: how many events of each kind were counted, not stored
+    (past :attr:`QueuedCallStore.EVENTS_PER_KIND` of a kind, or with the store's queue full)."""
 
 
 # What list_calls and get_call return: JSON-ready dicts (times as ISO 8601 UTC text) whose keys
@@ -597,17 +606,45 @@ class QueuedCallStore(Closeable):
     Reads (:meth:`list_calls`, :meth:`get_call`) first wait until every write queued before them
     is committed, so they see them; :meth:`settled` waits the same way without blocking a loop.
     Opening raises :class:`StoreError` as :class:`CallStore` does.
+
+    The queue is bounded, so a flood cannot grow the server's memory: a stream keeps the first
+    ``events_per_kind`` events of each kind as rows and counts the rest (:mod:`event_budget`), and
+    past ``max_pending`` writes waiting, events are counted rather than queued. Stream rows are
+    always queued (there are as many as sockets, which admission caps); a status callback waits
+    up to :attr:`CALLBACK_WAIT` seconds for room (:meth:`queue_status_callback`), then raises
+    :class:`StoreBusyError` so the carrier is told to retry.
     """
 
     MARK_TIMEOUT = 10.0
     """Seconds a read or :meth:`settled` waits for the writer before going on without it."""
+    EVENTS_PER_KIND = 100
+    """Events of one kind stored per stream by default; the rest are counted."""
+    MAX_PENDING = 10_000
+    """Writes waiting for the writer (about 10 MB) past which events are counted, not queued."""
+    CALLBACK_WAIT = 1.0
+    """Seconds a status callback waits for room in a full queue before :class:`StoreBusyError`."""
 
-    def __init__(self, path: Path, *, max_batch: int = 500, gather: float = 0.05) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_batch: int = 500,
+        gather: float = 0.05,
+        max_pending: int = MAX_PENDING,
+        events_per_kind: int = EVENTS_PER_KIND,
+    ) -> None:
         self.path = path
         self._reader = CallStore(path)
         self._next_row = self._reader.last_stream_row() + 1
         self._max_batch = max_batch
         self._gather = gather
+        self.max_pending = max_pending
+        self._budget = EventBudget(events_per_kind)
+        self._queued = 0
+        """Writes queued so far; only the threads that queue change it."""
+        self._done = 0
+        """Writes the writer has finished so far; only the writer thread changes it."""
+        self._behind_logged = False
         self._hurry = threading.Event()
         """Set by whoever waits for the writer: the batch being gathered is committed at once."""
         self._queue: queue.SimpleQueue[_Write | _Mark | None] = queue.SimpleQueue()
@@ -668,11 +705,11 @@ class QueuedCallStore(Closeable):
         call_id: str | None = None,
     ) -> None:
         """:meth:`CallStore.close_stream`, queued (``call_id`` names the call in a failure's
-        log line)."""
-        self._put(
-            call_id,
-            f"store the end of stream row {row_id}",
-            lambda store: store.close_stream(
+        log line), with the stream's ``events_not_stored`` row if it had events only counted."""
+        not_stored = self._budget.settle(row_id)
+
+        def close(store: CallStore) -> None:
+            store.close_stream(
                 row_id,
                 ended_at=ended_at,
                 end_reason=end_reason,
@@ -680,7 +717,21 @@ class QueuedCallStore(Closeable):
                 frames_malformed=frames_malformed,
                 frames_sent=frames_sent,
                 error=error,
-            ),
+            )
+            if not_stored is not None:
+                owner, counts = not_stored
+                store.add_event(owner, row_id, NOT_STORED, counts, at=ended_at)
+
+        self._put(call_id, f"store the end of stream row {row_id}", close)
+
+    def update_stream(
+        self, row_id: int, *, byte_order: str | None = None, call_id: str | None = None
+    ) -> None:
+        """:meth:`CallStore.update_stream` of what a stream learns as it runs, queued."""
+        self._put(
+            call_id,
+            f"store what is known of stream row {row_id}",
+            lambda store: store.update_stream(row_id, byte_order=byte_order),
         )
 
     def add_event(
@@ -692,7 +743,15 @@ class QueuedCallStore(Closeable):
         *,
         at: datetime,
     ) -> None:
-        """:meth:`CallStore.add_event`, queued."""
+        """:meth:`CallStore.add_event`, queued; or only counted, past the stream's budget or
+        with the queue full (the count is stored when the stream closes)."""
+        if stream_row is not None and not self._budget.take(stream_row, call_id, kind):
+            return
+        if self._pending() >= self.max_pending:
+            self._note_behind()
+            if stream_row is not None:
+                self._budget.skip(stream_row, call_id, kind, "arriving with the store behind")
+            return
         detail = dict(detail)
         self._put(
             call_id,
@@ -703,12 +762,29 @@ class QueuedCallStore(Closeable):
     def add_status_callback(
         self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
     ) -> None:
-        """:meth:`CallStore.add_status_callback`, queued."""
+        """:meth:`CallStore.add_status_callback`, queued whatever the queue holds."""
         self._put(
             callback.call_uuid,
             f"store a {callback.event!r} status callback",
             lambda store: store.add_status_callback(callback, received_at, signature),
         )
+
+    async def queue_status_callback(
+        self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
+    ) -> None:
+        """:meth:`add_status_callback` once the queue has room; :class:`StoreBusyError` if it still
+        has none after :attr:`CALLBACK_WAIT` seconds (answer 503: the carrier retries)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.CALLBACK_WAIT
+        while self._pending() >= self.max_pending:
+            self._note_behind()
+            if loop.time() >= deadline:
+                raise StoreBusyError(
+                    f"call store {self.path}: {self._pending()} writes are waiting for the disk;"
+                    f" the callback was not stored, send it again"
+                )
+            await asyncio.sleep(0.02)
+        self.add_status_callback(callback, received_at, signature)
 
     def mark_interrupted(self, now: datetime) -> int:
         """:meth:`CallStore.mark_interrupted`, done now (once, at start, before any stream)."""
@@ -716,7 +792,26 @@ class QueuedCallStore(Closeable):
         return self._reader.mark_interrupted(now)
 
     def _put(self, call_id: str | None, what: str, apply: Callable[[CallStore], object]) -> None:
+        self._queued += 1
         self._queue.put(_Write(call_id, what, apply))
+
+    def _pending(self) -> int:
+        """Writes queued and not yet finished by the writer."""
+        pending = self._queued - self._done
+        if pending < self.max_pending // 2:
+            self._behind_logged = False  # caught up: the next fill is logged again
+        return pending
+
+    def _note_behind(self) -> None:
+        """Log once each time the queue fills up."""
+        if not self._behind_logged:
+            self._behind_logged = True
+            log.warning(
+                "store %s: %d writes are waiting for the disk; call events are counted instead"
+                " of stored until it catches up",
+                self.path,
+                self._pending(),
+            )
 
     # --- waiting for the writer, and reads ---------------------------------------------------
 
@@ -798,6 +893,7 @@ class QueuedCallStore(Closeable):
                         self._apply(store, write)
             except StoreError as exc:
                 log.error("%s: %d writes lost", exc, len(writes))
+        self._done += len(writes)
         for item in batch:
             if isinstance(item, _Mark):
                 item.reached()
