@@ -6,7 +6,8 @@ Endpoints (one aiohttp app, one port):
 * ``GET /stream`` (WebSocket): one :class:`~vobiz_stream.session.CallSession` per socket, recorded
   by a :class:`~vobiz_stream.keeper.StreamKeeper` and handed to the configured handler;
 * ``GET|POST /webhook``: status callbacks, stored and appended to ``webhook-events.log``;
-* ``GET /calls``: the calls with their recordings, events and callbacks, as JSON;
+* ``GET /calls``: the calls with their recordings, events and callbacks, as JSON, a page at a
+  time; ``GET /calls/<call id>``: one of them (:mod:`vobiz_stream.calls_api`);
 * ``GET /healthz``: liveness and the number of open streams;
 * ``GET /stats``: media frames handled and their handling latency;
 * ``GET /admission``: media sockets admitted and refused, by reason (:mod:`vobiz_stream.admission`).
@@ -30,6 +31,7 @@ from aiohttp import WSMsgType, web
 
 from vobiz_stream import __version__
 from vobiz_stream.admission import CALL_PARAMETER, Admission, Admitted
+from vobiz_stream.calls_api import call_page, one_call
 from vobiz_stream.config import Settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
@@ -174,6 +176,7 @@ class StreamServer:
                 web.post("/webhook", self.webhook),
                 web.get("/webhook", self.webhook),
                 web.get("/calls", self.calls),
+                web.get("/calls/{call_id}", self.call),
                 web.get("/healthz", self.healthz),
                 web.get("/stats", self.stats),
                 web.get("/admission", self.admission_counters),
@@ -334,12 +337,10 @@ class StreamServer:
     # -- pages --------------------------------------------------------------------------------
 
     async def calls(self, request: web.Request) -> web.Response:
-        try:
-            limit = max(1, min(1000, int(request.query.get("limit", "100"))))
-        except ValueError:
-            return web.Response(status=400, text="limit must be a whole number\n")
-        body = orjson.dumps({"calls": self.store.list_calls(limit)})
-        return web.Response(body=body, content_type="application/json")
+        return await call_page(self.store, request)
+
+    async def call(self, request: web.Request) -> web.Response:
+        return await one_call(self.store, request)
 
     async def stats(self, _request: web.Request) -> web.Response:
         body = {

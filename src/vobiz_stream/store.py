@@ -34,6 +34,7 @@ import orjson
 from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import StoreError
 from vobiz_stream.event_budget import NOT_STORED, EventBudget
+from vobiz_stream.store_reads import CALLS_PAGE, ONE_CALL, CallReader
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
 
 __all__ = [
@@ -225,26 +226,6 @@ _UPSERT_CALL = """
 _CALL_COLUMNS = (
     "call_id, first_seen, last_seen, from_number, to_number, direction, account_id, status"
 )
-
-# The children of a page of calls, fetched in one query per table: the call ids travel as one
-# JSON array parameter, so any page size is a single parameterised statement. Each query selects
-# the call id first: CallStore._children groups the rows on it.
-_IDS = "(SELECT value FROM json_each(?))"
-_STREAMS_OF = f"""
-    SELECT call_id, id, stream_id, started_at, ended_at, end_reason, tracks, encoding,
-           sample_rate, byte_order, recording_path, frames_received, frames_malformed,
-           frames_sent, error
-    FROM streams WHERE call_id IN {_IDS} ORDER BY id
-"""
-_EVENTS_OF = f"""
-    SELECT call_id, id, stream_row, at, kind, detail
-    FROM call_events WHERE call_id IN {_IDS} ORDER BY id
-"""
-_CALLBACKS_OF = f"""
-    SELECT call_uuid, id, received_at, event, stream_id, signature, fields
-    FROM status_callbacks WHERE call_uuid IN {_IDS} ORDER BY id
-"""
-
 
 class CallStore(Closeable):
     """The call history of a server, in the SQLite file at ``path`` (created on first open).
@@ -460,59 +441,33 @@ class CallStore(Closeable):
 
     # --- reading -----------------------------------------------------------------------------
 
-    def list_calls(self, limit: int = 100) -> list[CallRecord]:
-        """The ``limit`` newest calls (by first seen), newest first, JSON-ready.
+    def list_calls(self, limit: int = 100, offset: int = 0) -> list[CallRecord]:
+        """The ``limit`` newest calls (by first seen) after the ``offset`` newest, newest first,
+        JSON-ready.
 
         Each call holds its ``streams``, ``events`` and ``status_callbacks``, oldest first.
         """
-        with self._read("list calls"):
-            rows = self._db.execute(
-                f"SELECT {_CALL_COLUMNS} FROM calls ORDER BY first_seen DESC, rowid DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-            return self._with_children(rows)
+        return cast(list[CallRecord], orjson.loads(self.calls_json(limit, offset)[0]))
 
     def get_call(self, call_id: str) -> CallRecord | None:
         """One call shaped as in :meth:`list_calls`, or None when the store does not know it."""
+        text = self.call_json(call_id)
+        return None if text is None else cast(CallRecord, orjson.loads(text))
+
+    def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]:
+        """:meth:`list_calls` as JSON text, and whether more calls follow this page."""
+        with self._read("list calls"):
+            (text,) = self._db.execute(CALLS_PAGE, (limit, offset)).fetchone()
+            more = self._db.execute(
+                "SELECT 1 FROM calls LIMIT 1 OFFSET ?", (offset + limit,)
+            ).fetchone()
+        return text, more is not None
+
+    def call_json(self, call_id: str) -> str | None:
+        """:meth:`get_call` as JSON text."""
         with self._read(f"read call {call_id!r}"):
-            rows = self._db.execute(
-                f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?", (call_id,)
-            ).fetchall()
-            calls = self._with_children(rows)
-        return calls[0] if calls else None
-
-    def _with_children(self, rows: list[sqlite3.Row]) -> list[CallRecord]:
-        if not rows:
-            return []
-        ids = orjson.dumps([row["call_id"] for row in rows]).decode()
-        streams = self._children(_STREAMS_OF, ids, _stream_record)
-        events = self._children(_EVENTS_OF, ids, _event_record)
-        callbacks = self._children(_CALLBACKS_OF, ids, _callback_record)
-        return [
-            {
-                "call_id": row["call_id"],
-                "status": row["status"],
-                "first_seen": row["first_seen"],
-                "last_seen": row["last_seen"],
-                "from_number": row["from_number"],
-                "to_number": row["to_number"],
-                "direction": row["direction"],
-                "account_id": row["account_id"],
-                "streams": streams.get(row["call_id"], []),
-                "events": events.get(row["call_id"], []),
-                "status_callbacks": callbacks.get(row["call_id"], []),
-            }
-            for row in rows
-        ]
-
-    def _children(
-        self, query: str, ids: str, to_record: Callable[[sqlite3.Row], _Record]
-    ) -> dict[str, list[_Record]]:
-        """Rows of ``query`` (whose first column is the call id) as records, grouped by call."""
-        grouped: dict[str, list[_Record]] = {}
-        for row in self._db.execute(query, (ids,)):
-            grouped.setdefault(row[0], []).append(to_record(row))
-        return grouped
+            row = self._db.execute(ONE_CALL, (call_id,)).fetchone()
+        return None if row is None else cast(str, row[0])
 
     def last_stream_row(self) -> int:
         """The highest stream row id so far (0 in a new store)."""
@@ -645,6 +600,7 @@ class QueuedCallStore(Closeable):
         self._done = 0
         """Writes the writer has finished so far; only the writer thread changes it."""
         self._behind_logged = False
+        self._reads = CallReader(lambda: CallStore(path))
         self._hurry = threading.Event()
         """Set by whoever waits for the writer: the batch being gathered is committed at once."""
         self._queue: queue.SimpleQueue[_Write | _Mark | None] = queue.SimpleQueue()
@@ -842,10 +798,21 @@ class QueuedCallStore(Closeable):
         except TimeoutError:
             log.warning("store %s: the writer is %.0f s behind", self.path, self.MARK_TIMEOUT)
 
-    def list_calls(self, limit: int = 100) -> list[CallRecord]:
+    def list_calls(self, limit: int = 100, offset: int = 0) -> list[CallRecord]:
         """:meth:`CallStore.list_calls`, once the writes queued before it are committed."""
         self.flush()
-        return self._reader.list_calls(limit)
+        return self._reader.list_calls(limit, offset)
+
+    async def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]:
+        """:meth:`CallStore.calls_json` once the writes queued before it are committed, read
+        on the reading thread: the event loop goes on meanwhile."""
+        await self.settled()
+        return await self._reads.read(lambda store: store.calls_json(limit, offset))
+
+    async def call_json(self, call_id: str) -> str | None:
+        """:meth:`CallStore.call_json`, as :meth:`calls_json` reads."""
+        await self.settled()
+        return await self._reads.read(lambda store: store.call_json(call_id))
 
     def get_call(self, call_id: str) -> CallRecord | None:
         """:meth:`CallStore.get_call`, once the writes queued before it are committed."""
@@ -917,6 +884,7 @@ class QueuedCallStore(Closeable):
             self._thread.join(timeout=30)
             if self._thread.is_alive():
                 log.error("store %s: the writer did not finish in 30 s", self.path)
+        self._reads.close()
         self._reader.close()
 
 
@@ -982,46 +950,3 @@ def _ensure_schema(db: sqlite3.Connection, path: Path) -> None:
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-
-
-# --- rows to records ----------------------------------------------------------------------------
-
-
-def _stream_record(row: sqlite3.Row) -> StreamRecord:
-    return {
-        "id": row["id"],
-        "stream_id": row["stream_id"],
-        "started_at": row["started_at"],
-        "ended_at": row["ended_at"],
-        "end_reason": row["end_reason"],
-        "tracks": orjson.loads(row["tracks"]),
-        "encoding": row["encoding"],
-        "sample_rate": row["sample_rate"],
-        "byte_order": row["byte_order"],
-        "recording_path": row["recording_path"],
-        "frames_received": row["frames_received"],
-        "frames_malformed": row["frames_malformed"],
-        "frames_sent": row["frames_sent"],
-        "error": row["error"],
-    }
-
-
-def _event_record(row: sqlite3.Row) -> EventRecord:
-    return {
-        "id": row["id"],
-        "stream_row": row["stream_row"],
-        "at": row["at"],
-        "kind": row["kind"],
-        "detail": orjson.loads(row["detail"]),
-    }
-
-
-def _callback_record(row: sqlite3.Row) -> CallbackRecord:
-    return {
-        "id": row["id"],
-        "received_at": row["received_at"],
-        "event": row["event"],
-        "stream_id": row["stream_id"],
-        "signature": row["signature"],
-        "fields": orjson.loads(row["fields"]),
-    }
