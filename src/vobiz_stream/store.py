@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TypedDict, TypeVar, cast
+from typing import TypedDict, cast
 
 import orjson
 
@@ -91,7 +91,7 @@ class EventKind(StrEnum):
 
 
 # What list_calls and get_call return: JSON-ready dicts (times as ISO 8601 UTC text) whose keys
-# are the column names.
+# are the column names; SQLite builds them (vobiz_stream.store_reads).
 
 
 class StreamRecord(TypedDict):
@@ -149,8 +149,6 @@ class CallRecord(TypedDict):
     events: list[EventRecord]
     status_callbacks: list[CallbackRecord]
 
-
-_Record = TypeVar("_Record", StreamRecord, EventRecord, CallbackRecord)
 
 _SCHEMA = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -223,9 +221,6 @@ _UPSERT_CALL = """
         status = CASE WHEN excluded.status = 'active' THEN 'active' ELSE calls.status END
 """
 
-_CALL_COLUMNS = (
-    "call_id, first_seen, last_seen, from_number, to_number, direction, account_id, status"
-)
 
 class CallStore(Closeable):
     """The call history of a server, in the SQLite file at ``path`` (created on first open).
