@@ -23,6 +23,7 @@ from vobiz_stream.store import (
     CallStore,
     EventKind,
     QueuedCallStore,
+    StoreBusyError,
 )
 from vobiz_stream.webhooks import SignatureCheck, parse_status_callback
 
@@ -592,3 +593,72 @@ async def test_a_waiter_cuts_the_gathering_short(db_path: Path) -> None:
         began = time.monotonic()
         assert len(store.list_calls()) == 2
         assert time.monotonic() - began < 1.0
+
+
+# --- a bounded queue: per-event rows are counted past a limit, stream rows never dropped --------
+
+
+def test_a_stream_stores_the_first_events_of_each_kind_and_counts_the_rest(db_path: Path) -> None:
+    with QueuedCallStore(db_path, events_per_kind=3) as store:
+        row = open_stream(store, "call-1", "s-1", 0)
+        other = open_stream(store, "call-2", "s-1", 0)
+        for digit in "0123456789":
+            store.add_event("call-1", row, EventKind.DTMF, {"digit": digit}, at=at(1))
+        for _ in range(5):
+            store.add_event("call-1", row, EventKind.MALFORMED_FRAME, {"problem": "x"}, at=at(1))
+        store.add_event("call-2", other, EventKind.DTMF, {"digit": "1"}, at=at(1))  # its own
+        store.close_stream(row, ended_at=at(3), end_reason="stop", frames_received=0,
+                           frames_malformed=5, frames_sent=0)  # fmt: skip
+        store.close_stream(other, ended_at=at(3), end_reason="stop", frames_received=0,
+                           frames_malformed=0, frames_sent=0)  # fmt: skip
+        call, call_2 = known(store, "call-1"), known(store, "call-2")
+    kinds = [(event["kind"], event["detail"]) for event in call["events"]]
+    assert kinds == [
+        ("dtmf", {"digit": "0"}), ("dtmf", {"digit": "1"}), ("dtmf", {"digit": "2"}),
+        *[("malformed_frame", {"problem": "x"})] * 3,
+        ("events_not_stored", {"dtmf": 7, "malformed_frame": 2}),
+    ]  # fmt: skip
+    assert call["events"][-1]["at"] == iso(at(3))
+    assert [event["kind"] for event in call_2["events"]] == ["dtmf"]  # nothing counted: no row
+
+
+def test_with_the_queue_full_events_are_counted_and_stream_rows_and_callbacks_kept(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with QueuedCallStore(db_path, max_pending=5) as store:
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer waits: nothing leaves the queue
+        row = open_stream(store, "call-1", "s-1", 0)
+        for _ in range(20):
+            store.add_event("call-1", row, EventKind.DTMF, {"digit": "5"}, at=at(1))
+        callback = parse_status_callback(callback_fields("call-1", "StartStream", {}))
+        store.add_status_callback(callback, at(2), SignatureCheck.VALID)
+        store.update_stream(row, byte_order="big")
+        store.close_stream(row, ended_at=at(3), end_reason="stop", frames_received=0,
+                           frames_malformed=0, frames_sent=0)  # fmt: skip
+        blocker.execute("COMMIT")
+        blocker.close()
+        call = known(store, "call-1")
+    [stream] = call["streams"]
+    assert (stream["ended_at"], stream["byte_order"]) == (iso(at(3)), "big")
+    assert [c["event"] for c in call["status_callbacks"]] == ["StartStream"]
+    events = [(event["kind"], event["detail"]) for event in call["events"]]
+    assert events == [("dtmf", {"digit": "5"})] * 4 + [("events_not_stored", {"dtmf": 16})]
+    behind = [r.getMessage() for r in caplog.records if "waiting for the disk" in r.getMessage()]
+    assert len(behind) == 1, "the queue filling up is logged once"
+
+
+async def test_a_callback_waits_for_room_then_raises_store_busy(db_path: Path) -> None:
+    with QueuedCallStore(db_path, max_pending=1) as store:
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        open_stream(store, "call-1", "s-1", 0)
+        callback = parse_status_callback(callback_fields("call-1", "StartStream", {}))
+        with pytest.raises(StoreBusyError, match="send it again"):
+            await store.queue_status_callback(callback, at(1), SignatureCheck.VALID)
+        blocker.execute("COMMIT")
+        blocker.close()
+        await store.queue_status_callback(callback, at(2), SignatureCheck.VALID)
+        assert [c["received_at"] for c in known(store, "call-1")["status_callbacks"]] == [
+            iso(at(2))
+        ]

@@ -211,6 +211,8 @@ class StreamKeeper:
             direction=start.direction if start else None,
             account_id=start.account_id if start else None,
         )
+        if session.byte_order is not None and session.options.byte_order is not None:
+            self._store.update_stream(self._row, byte_order=session.byte_order.value)  # configured
         log.info(
             "call %s: stream %s started: %s, tracks %s, recording %s",
             self.call_id,
@@ -269,6 +271,8 @@ class StreamKeeper:
         if self._row is None:
             return
         self._store.add_event(self.call_id, self._row, kind, detail, at=datetime.now(UTC))
+        if kind == "byte_order":  # settled once per stream: the stream's row shows it
+            self._store.update_stream(self._row, byte_order=str(detail["order"]))
 
     def ended(self, reason: str) -> None:
         session = self._session

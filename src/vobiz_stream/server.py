@@ -6,7 +6,8 @@ Endpoints (one aiohttp app, one port):
 * ``GET /stream`` (WebSocket): one :class:`~vobiz_stream.session.CallSession` per socket, recorded
   by a :class:`~vobiz_stream.keeper.StreamKeeper` and handed to the configured handler;
 * ``GET|POST /webhook``: status callbacks, stored and appended to ``webhook-events.log``;
-* ``GET /calls``: the calls with their recordings, events and callbacks, as JSON;
+* ``GET /calls``: the calls with their recordings, events and callbacks, as JSON, a page at a
+  time; ``GET /calls/<call id>``: one of them (:mod:`vobiz_stream.calls_api`);
 * ``GET /healthz``: liveness (``ok`` or ``draining``) and the version; nothing about calls;
 * ``GET /stats``: media frames handled and their handling latency;
 * ``GET /admission``: media sockets admitted and refused, by reason (:mod:`vobiz_stream.admission`).
@@ -33,6 +34,7 @@ from aiohttp import WSMsgType, web
 
 from vobiz_stream import __version__
 from vobiz_stream.admission import Admission, Admitted
+from vobiz_stream.calls_api import call_page, one_call
 from vobiz_stream.config import Settings
 from vobiz_stream.errors import StoreError
 from vobiz_stream.guard import admin_guard, unsafe_settings
@@ -44,7 +46,7 @@ from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.picows_media import start_media_server
 from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import QueuedCallStore, StoreBusyError
 from vobiz_stream.webhooks import (
     CallbackCounters,
     CallbackError,
@@ -189,6 +191,7 @@ class StreamServer:
                 web.post("/webhook", self.webhook),
                 web.get("/webhook", self.webhook),
                 web.get("/calls", self.calls),
+                web.get("/calls/{call_id}", self.call),
                 web.get("/healthz", self.healthz),
                 web.get("/stats", self.stats),
                 web.get("/admission", self.admission_counters),
@@ -354,6 +357,15 @@ class StreamServer:
         callback, check = redact_callback(received.callback), received.signature
         received_at = datetime.now(UTC)
         try:
+            await self.store.wait_for_room()
+        except StoreBusyError as exc:  # the carrier retries a 503: nothing is lost
+            if received.nonce is not None:
+                self.nonces.forget(received.nonce)  # the carrier's retry is no replay
+            if self.callback_counters.refused("store_busy"):
+                call = loggable(callback.call_uuid or "-")
+                log.warning("call %s: status callback refused: %s", call, exc)
+            return web.Response(status=503, text=f"{exc}\n", headers={"Retry-After": "1"})
+        try:
             self.webhook_log.write(callback, received_at, check)
             stored = self.store.add_status_callback(callback, received_at, check)
             await self.store.settled()  # stored before the carrier hears it was received
@@ -379,12 +391,10 @@ class StreamServer:
     # -- pages --------------------------------------------------------------------------------
 
     async def calls(self, request: web.Request) -> web.Response:
-        try:
-            limit = max(1, min(1000, int(request.query.get("limit", "100"))))
-        except ValueError:
-            return web.Response(status=400, text="limit must be a whole number\n")
-        body = orjson.dumps({"calls": self.store.list_calls(limit)})
-        return web.Response(body=body, content_type="application/json")
+        return await call_page(self.store, request)
+
+    async def call(self, request: web.Request) -> web.Response:
+        return await one_call(self.store, request)
 
     async def stats(self, _request: web.Request) -> web.Response:
         body = {

@@ -28,12 +28,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TypedDict, TypeVar, cast
+from typing import TypedDict, cast
 
 import orjson
 
 from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import StoreError
+from vobiz_stream.event_budget import NOT_STORED, EventBudget
+from vobiz_stream.store_reads import CALLS_PAGE, ONE_CALL, CallReader
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
 
 __all__ = [
@@ -45,12 +47,17 @@ __all__ = [
     "EventKind",
     "EventRecord",
     "QueuedCallStore",
+    "StoreBusyError",
     "StreamRecord",
 ]
 
 log = logging.getLogger("vobiz_stream.store")
 
 SCHEMA_VERSION = 1
+
+
+class StoreBusyError(StoreError):
+    """The store's queue stayed full: a status callback could not be queued in time."""
 
 
 class CallStatus(StrEnum):
@@ -79,10 +86,13 @@ class EventKind(StrEnum):
     ERROR = "error"
     BYTE_ORDER = "byte_order"
     """The inbound L16 byte order was decided (detected or configured)."""
+    EVENTS_NOT_STORED = NOT_STORED
+    """Written when a stream closes: how many events of each kind were counted, not stored
+    (past :attr:`QueuedCallStore.EVENTS_PER_KIND` of a kind, or with the store's queue full)."""
 
 
 # What list_calls and get_call return: JSON-ready dicts (times as ISO 8601 UTC text) whose keys
-# are the column names.
+# are the column names; SQLite builds them (vobiz_stream.store_reads).
 
 
 class StreamRecord(TypedDict):
@@ -140,8 +150,6 @@ class CallRecord(TypedDict):
     events: list[EventRecord]
     status_callbacks: list[CallbackRecord]
 
-
-_Record = TypeVar("_Record", StreamRecord, EventRecord, CallbackRecord)
 
 _SCHEMA = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -212,29 +220,6 @@ _UPSERT_CALL = """
         direction = coalesce(excluded.direction, calls.direction),
         account_id = coalesce(excluded.account_id, calls.account_id),
         status = CASE WHEN excluded.status = 'active' THEN 'active' ELSE calls.status END
-"""
-
-_CALL_COLUMNS = (
-    "call_id, first_seen, last_seen, from_number, to_number, direction, account_id, status"
-)
-
-# The children of a page of calls, fetched in one query per table: the call ids travel as one
-# JSON array parameter, so any page size is a single parameterised statement. Each query selects
-# the call id first: CallStore._children groups the rows on it.
-_IDS = "(SELECT value FROM json_each(?))"
-_STREAMS_OF = f"""
-    SELECT call_id, id, stream_id, started_at, ended_at, end_reason, tracks, encoding,
-           sample_rate, byte_order, recording_path, frames_received, frames_malformed,
-           frames_sent, error
-    FROM streams WHERE call_id IN {_IDS} ORDER BY id
-"""
-_EVENTS_OF = f"""
-    SELECT call_id, id, stream_row, at, kind, detail
-    FROM call_events WHERE call_id IN {_IDS} ORDER BY id
-"""
-_CALLBACKS_OF = f"""
-    SELECT call_uuid, id, received_at, event, stream_id, signature, fields
-    FROM status_callbacks WHERE call_uuid IN {_IDS} ORDER BY id
 """
 
 
@@ -452,59 +437,33 @@ class CallStore(Closeable):
 
     # --- reading -----------------------------------------------------------------------------
 
-    def list_calls(self, limit: int = 100) -> list[CallRecord]:
-        """The ``limit`` newest calls (by first seen), newest first, JSON-ready.
+    def list_calls(self, limit: int = 100, offset: int = 0) -> list[CallRecord]:
+        """The ``limit`` newest calls (by first seen) after the ``offset`` newest, newest first,
+        JSON-ready.
 
         Each call holds its ``streams``, ``events`` and ``status_callbacks``, oldest first.
         """
-        with self._read("list calls"):
-            rows = self._db.execute(
-                f"SELECT {_CALL_COLUMNS} FROM calls ORDER BY first_seen DESC, rowid DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-            return self._with_children(rows)
+        return cast(list[CallRecord], orjson.loads(self.calls_json(limit, offset)[0]))
 
     def get_call(self, call_id: str) -> CallRecord | None:
         """One call shaped as in :meth:`list_calls`, or None when the store does not know it."""
+        text = self.call_json(call_id)
+        return None if text is None else cast(CallRecord, orjson.loads(text))
+
+    def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]:
+        """:meth:`list_calls` as JSON text, and whether more calls follow this page."""
+        with self._read("list calls"):
+            (text,) = self._db.execute(CALLS_PAGE, (limit, offset)).fetchone()
+            more = self._db.execute(
+                "SELECT 1 FROM calls LIMIT 1 OFFSET ?", (offset + limit,)
+            ).fetchone()
+        return text, more is not None
+
+    def call_json(self, call_id: str) -> str | None:
+        """:meth:`get_call` as JSON text."""
         with self._read(f"read call {call_id!r}"):
-            rows = self._db.execute(
-                f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?", (call_id,)
-            ).fetchall()
-            calls = self._with_children(rows)
-        return calls[0] if calls else None
-
-    def _with_children(self, rows: list[sqlite3.Row]) -> list[CallRecord]:
-        if not rows:
-            return []
-        ids = orjson.dumps([row["call_id"] for row in rows]).decode()
-        streams = self._children(_STREAMS_OF, ids, _stream_record)
-        events = self._children(_EVENTS_OF, ids, _event_record)
-        callbacks = self._children(_CALLBACKS_OF, ids, _callback_record)
-        return [
-            {
-                "call_id": row["call_id"],
-                "status": row["status"],
-                "first_seen": row["first_seen"],
-                "last_seen": row["last_seen"],
-                "from_number": row["from_number"],
-                "to_number": row["to_number"],
-                "direction": row["direction"],
-                "account_id": row["account_id"],
-                "streams": streams.get(row["call_id"], []),
-                "events": events.get(row["call_id"], []),
-                "status_callbacks": callbacks.get(row["call_id"], []),
-            }
-            for row in rows
-        ]
-
-    def _children(
-        self, query: str, ids: str, to_record: Callable[[sqlite3.Row], _Record]
-    ) -> dict[str, list[_Record]]:
-        """Rows of ``query`` (whose first column is the call id) as records, grouped by call."""
-        grouped: dict[str, list[_Record]] = {}
-        for row in self._db.execute(query, (ids,)):
-            grouped.setdefault(row[0], []).append(to_record(row))
-        return grouped
+            row = self._db.execute(ONE_CALL, (call_id,)).fetchone()
+        return None if row is None else cast(str, row[0])
 
     def last_stream_row(self) -> int:
         """The highest stream row id so far (0 in a new store)."""
@@ -600,17 +559,46 @@ class QueuedCallStore(Closeable):
     Reads (:meth:`list_calls`, :meth:`get_call`) first wait until every write queued before them
     is committed, so they see them; :meth:`settled` waits the same way without blocking a loop.
     Opening raises :class:`StoreError` as :class:`CallStore` does.
+
+    The queue is bounded, so a flood cannot grow the server's memory: a stream keeps the first
+    ``events_per_kind`` events of each kind as rows and counts the rest (:mod:`event_budget`), and
+    past ``max_pending`` writes waiting, events are counted rather than queued. Stream rows are
+    always queued (there are as many as sockets, which admission caps); a status callback waits
+    up to :attr:`CALLBACK_WAIT` seconds for room (:meth:`queue_status_callback`), then raises
+    :class:`StoreBusyError` so the carrier is told to retry.
     """
 
     MARK_TIMEOUT = 10.0
     """Seconds a read or :meth:`settled` waits for the writer before going on without it."""
+    EVENTS_PER_KIND = 100
+    """Events of one kind stored per stream by default; the rest are counted."""
+    MAX_PENDING = 10_000
+    """Writes waiting for the writer (about 10 MB) past which events are counted, not queued."""
+    CALLBACK_WAIT = 1.0
+    """Seconds a status callback waits for room in a full queue before :class:`StoreBusyError`."""
 
-    def __init__(self, path: Path, *, max_batch: int = 500, gather: float = 0.05) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_batch: int = 500,
+        gather: float = 0.05,
+        max_pending: int = MAX_PENDING,
+        events_per_kind: int = EVENTS_PER_KIND,
+    ) -> None:
         self.path = path
         self._reader = CallStore(path)
         self._next_row = self._reader.last_stream_row() + 1
         self._max_batch = max_batch
         self._gather = gather
+        self.max_pending = max_pending
+        self._budget = EventBudget(events_per_kind)
+        self._queued = 0
+        """Writes queued so far; only the threads that queue change it."""
+        self._done = 0
+        """Writes the writer has finished so far; only the writer thread changes it."""
+        self._behind_logged = False
+        self._reads = CallReader(lambda: CallStore(path))
         self._hurry = threading.Event()
         """Set by whoever waits for the writer: the batch being gathered is committed at once."""
         self._queue: queue.SimpleQueue[_Write | _Mark | None] = queue.SimpleQueue()
@@ -671,11 +659,11 @@ class QueuedCallStore(Closeable):
         call_id: str | None = None,
     ) -> None:
         """:meth:`CallStore.close_stream`, queued (``call_id`` names the call in a failure's
-        log line)."""
-        self._put(
-            call_id,
-            f"store the end of stream row {row_id}",
-            lambda store: store.close_stream(
+        log line), with the stream's ``events_not_stored`` row if it had events only counted."""
+        not_stored = self._budget.settle(row_id)
+
+        def close(store: CallStore) -> None:
+            store.close_stream(
                 row_id,
                 ended_at=ended_at,
                 end_reason=end_reason,
@@ -683,7 +671,21 @@ class QueuedCallStore(Closeable):
                 frames_malformed=frames_malformed,
                 frames_sent=frames_sent,
                 error=error,
-            ),
+            )
+            if not_stored is not None:
+                owner, counts = not_stored
+                store.add_event(owner, row_id, NOT_STORED, counts, at=ended_at)
+
+        self._put(call_id, f"store the end of stream row {row_id}", close)
+
+    def update_stream(
+        self, row_id: int, *, byte_order: str | None = None, call_id: str | None = None
+    ) -> None:
+        """:meth:`CallStore.update_stream` of what a stream learns as it runs, queued."""
+        self._put(
+            call_id,
+            f"store what is known of stream row {row_id}",
+            lambda store: store.update_stream(row_id, byte_order=byte_order),
         )
 
     def add_event(
@@ -695,7 +697,15 @@ class QueuedCallStore(Closeable):
         *,
         at: datetime,
     ) -> None:
-        """:meth:`CallStore.add_event`, queued."""
+        """:meth:`CallStore.add_event`, queued; or only counted, past the stream's budget or
+        with the queue full (the count is stored when the stream closes)."""
+        if stream_row is not None and not self._budget.take(stream_row, call_id, kind):
+            return
+        if self._pending() >= self.max_pending:
+            self._note_behind()
+            if stream_row is not None:
+                self._budget.skip(stream_row, call_id, kind, "arriving with the store behind")
+            return
         detail = dict(detail)
         self._put(
             call_id,
@@ -717,6 +727,28 @@ class QueuedCallStore(Closeable):
         )
         return stored
 
+    async def queue_status_callback(
+        self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
+    ) -> concurrent.futures.Future[None]:
+        """:meth:`add_status_callback` once the queue has room (:meth:`wait_for_room`)."""
+        await self.wait_for_room()
+        return self.add_status_callback(callback, received_at, signature)
+
+    async def wait_for_room(self) -> None:
+        """Return once the queue has room; :class:`StoreBusyError` if it still has none after
+        :attr:`CALLBACK_WAIT` seconds (a status callback is then answered 503: the carrier
+        retries)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.CALLBACK_WAIT
+        while self._pending() >= self.max_pending:
+            self._note_behind()
+            if loop.time() >= deadline:
+                raise StoreBusyError(
+                    f"call store {self.path}: {self._pending()} writes are waiting for the disk;"
+                    f" the callback was not stored, send it again"
+                )
+            await asyncio.sleep(0.02)
+
     def mark_interrupted(self, now: datetime) -> int:
         """:meth:`CallStore.mark_interrupted`, done now (once, at start, before any stream)."""
         self.flush()
@@ -729,7 +761,26 @@ class QueuedCallStore(Closeable):
         apply: Callable[[CallStore], object],
         stored: concurrent.futures.Future[None] | None = None,
     ) -> None:
+        self._queued += 1
         self._queue.put(_Write(call_id, what, apply, stored))
+
+    def _pending(self) -> int:
+        """Writes queued and not yet finished by the writer."""
+        pending = self._queued - self._done
+        if pending < self.max_pending // 2:
+            self._behind_logged = False  # caught up: the next fill is logged again
+        return pending
+
+    def _note_behind(self) -> None:
+        """Log once each time the queue fills up."""
+        if not self._behind_logged:
+            self._behind_logged = True
+            log.warning(
+                "store %s: %d writes are waiting for the disk; call events are counted instead"
+                " of stored until it catches up",
+                self.path,
+                self._pending(),
+            )
 
     # --- waiting for the writer, and reads ---------------------------------------------------
 
@@ -760,10 +811,21 @@ class QueuedCallStore(Closeable):
         except TimeoutError:
             log.warning("store %s: the writer is %.0f s behind", self.path, self.MARK_TIMEOUT)
 
-    def list_calls(self, limit: int = 100) -> list[CallRecord]:
+    def list_calls(self, limit: int = 100, offset: int = 0) -> list[CallRecord]:
         """:meth:`CallStore.list_calls`, once the writes queued before it are committed."""
         self.flush()
-        return self._reader.list_calls(limit)
+        return self._reader.list_calls(limit, offset)
+
+    async def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]:
+        """:meth:`CallStore.calls_json` once the writes queued before it are committed, read
+        on the reading thread: the event loop goes on meanwhile."""
+        await self.settled()
+        return await self._reads.read(lambda store: store.calls_json(limit, offset))
+
+    async def call_json(self, call_id: str) -> str | None:
+        """:meth:`CallStore.call_json`, as :meth:`calls_json` reads."""
+        await self.settled()
+        return await self._reads.read(lambda store: store.call_json(call_id))
 
     def get_call(self, call_id: str) -> CallRecord | None:
         """:meth:`CallStore.get_call`, once the writes queued before it are committed."""
@@ -813,6 +875,7 @@ class QueuedCallStore(Closeable):
                 log.error("%s: %d writes lost", exc, len(writes))
                 _settle(writes, exc)
         _settle(writes, None if store is not None else StoreError(f"store {self.path} is closed"))
+        self._done += len(writes)
         for item in batch:
             if isinstance(item, _Mark):
                 item.reached()
@@ -838,6 +901,7 @@ class QueuedCallStore(Closeable):
             self._thread.join(timeout=30)
             if self._thread.is_alive():
                 log.error("store %s: the writer did not finish in 30 s", self.path)
+        self._reads.close()
         self._reader.close()
 
 
@@ -913,46 +977,3 @@ def _ensure_schema(db: sqlite3.Connection, path: Path) -> None:
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-
-
-# --- rows to records ----------------------------------------------------------------------------
-
-
-def _stream_record(row: sqlite3.Row) -> StreamRecord:
-    return {
-        "id": row["id"],
-        "stream_id": row["stream_id"],
-        "started_at": row["started_at"],
-        "ended_at": row["ended_at"],
-        "end_reason": row["end_reason"],
-        "tracks": orjson.loads(row["tracks"]),
-        "encoding": row["encoding"],
-        "sample_rate": row["sample_rate"],
-        "byte_order": row["byte_order"],
-        "recording_path": row["recording_path"],
-        "frames_received": row["frames_received"],
-        "frames_malformed": row["frames_malformed"],
-        "frames_sent": row["frames_sent"],
-        "error": row["error"],
-    }
-
-
-def _event_record(row: sqlite3.Row) -> EventRecord:
-    return {
-        "id": row["id"],
-        "stream_row": row["stream_row"],
-        "at": row["at"],
-        "kind": row["kind"],
-        "detail": orjson.loads(row["detail"]),
-    }
-
-
-def _callback_record(row: sqlite3.Row) -> CallbackRecord:
-    return {
-        "id": row["id"],
-        "received_at": row["received_at"],
-        "event": row["event"],
-        "stream_id": row["stream_id"],
-        "signature": row["signature"],
-        "fields": orjson.loads(row["fields"]),
-    }
