@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from vobiz_stream import __version__
+from vobiz_stream.advice import missing_scheme
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.config import load_settings
 from vobiz_stream.emulator import CallOptions, Faults, SignatureVersion, parse_key_press, run_call
@@ -223,6 +224,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _answer_url(text: str) -> str:
+    problem = missing_scheme(text, "answer URL")
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _key_press(text: str) -> tuple[float, str]:
     try:
         return parse_key_press(text)
@@ -317,7 +325,12 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = call.add_argument
-    add("answer_url", metavar="ANSWER_URL", help="the app's answer URL (http or https)")
+    add(
+        "answer_url",
+        metavar="ANSWER_URL",
+        type=_answer_url,
+        help="the app's answer URL (http or https)",
+    )
     add("--audio", type=Path, required=True, help="WAV file the caller says (16-bit PCM)")
     add("--heard", type=Path, help="write what the caller heard to this WAV")
     add("--caller-out", type=Path, help="write the caller audio exactly as sent to this WAV")
@@ -415,7 +428,12 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = load.add_argument
-    add("answer_url", metavar="ANSWER_URL", help="the app's answer URL (http or https)")
+    add(
+        "answer_url",
+        metavar="ANSWER_URL",
+        type=_answer_url,
+        help="the app's answer URL (http or https)",
+    )
     add("--calls", type=_positive_int, required=True, help="how many calls to place")
     add(
         "--rate",

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
@@ -30,7 +31,8 @@ from aiohttp import WSMsgType, web
 
 from vobiz_stream import __version__
 from vobiz_stream.admission import CALL_PARAMETER, Admission, Admitted
-from vobiz_stream.config import Settings
+from vobiz_stream.advice import address_in_use, wrong_answer_path
+from vobiz_stream.config import ConfigError, Settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
@@ -165,6 +167,7 @@ class StreamServer:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
+        app.middlewares.append(self._name_the_answer_path)
         app.add_routes(
             [
                 web.get("/", self.answer),
@@ -182,6 +185,20 @@ class StreamServer:
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
         return app
+
+    @web.middleware
+    async def _name_the_answer_path(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """A path no route serves gets a 404 that names the answer URL (a wrong answer URL in
+        the Vobiz console is the usual cause); everything else passes through untouched."""
+        if request.match_info.http_exception is None or not isinstance(
+            request.match_info.http_exception, web.HTTPNotFound
+        ):
+            return await handler(request)
+        return web.Response(
+            status=404, text=wrong_answer_path(request.path, self._base_url(request) + "/")
+        )
 
     async def _start_media_socket(self, _app: web.Application) -> None:
         settings = self.settings
@@ -380,9 +397,20 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit."""
     server = StreamServer(settings, handler)
     runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await runner.setup()  # starts the picows media socket, if any
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+    except OSError as exc:
+        http_port_failed = runner.server is not None  # else the media socket's, at setup
+        await runner.cleanup()
+        flag, port = (
+            ("--port", settings.port) if http_port_failed else ("--media-port", settings.media_port)
+        )
+        message = address_in_use(exc, settings.host, port, flag)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
     log.info(
         "vobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
         "callbacks: /webhook, calls: /calls); data in %s",
