@@ -12,7 +12,8 @@ The session does the telephony: :class:`~vobiz_stream.handlers.UtteranceCutter` 
 utterance out of the caller audio by the speech events, ``play`` paces the answer to the carrier
 as the TTS streams it, and when the caller talks over the answer the session clears it by itself
 (``BargeIn``); the agent then stops synthesizing and answers the new utterance.
-For real calls: ``vobiz-stream serve --handler bridge_agent:handle`` from this folder.
+For real calls: ``../.venv/bin/vobiz-stream serve --handler bridge_agent:handle`` from this
+folder.
 """
 
 from __future__ import annotations

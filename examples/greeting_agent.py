@@ -6,11 +6,12 @@ answers each key the caller presses.
 
 The greeting's ``play`` handle resolves when the carrier's ``playedStream`` confirms its
 checkpoint (``played``), or ``cleared`` if the caller talked over it (barge-in is on), or ``lost``.
-Only then does the agent listen: each DTMF digit gets "You pressed N." (``--dtmf`` waits for
-the emulator to learn to press keys; tests/e2e/test_examples.py presses them by hand meanwhile).
+Only then does the agent listen: each DTMF digit gets "You pressed N." (``--dtmf 5:4``: the
+emulated caller presses 4 at 5 s).
 Without espeak-ng (``apt install espeak-ng``) it beeps instead: a tone for the greeting, N
 short beeps per digit.
-For real calls: ``vobiz-stream serve --handler greeting_agent:handle`` from this folder.
+For real calls: ``../.venv/bin/vobiz-stream serve --handler greeting_agent:handle`` from this
+folder.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 then plays back each thing the caller says; talking over it interrupts it.
 
     python examples/pipecat_echo.py                              # one emulated call
-    uvicorn --app-dir examples pipecat_echo:app --port 3000      # serve real Vobiz calls
+    .venv/bin/uvicorn --app-dir examples pipecat_echo:app --port 3000   # serve real calls
 
 Needs ``pip install 'vobiz-stream[pipecat]'``. The app is the usual Pipecat telephony shape: a
 FastAPI app whose ``/`` answers Vobiz with ``<Stream bidirectional="true">`` XML pointing at its

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.e2e.conftest import free_port, serve_process
@@ -18,6 +20,7 @@ from tests.e2e.conftest import free_port, serve_process
 COMMAND = Path(sys.executable).parent / "vobiz-stream"
 """The console script a user runs (``.venv/bin/vobiz-stream``)."""
 CALLER = Path(__file__).resolve().parents[1] / "data" / "speech_male_8k.wav"
+FEMALE_CALLER = CALLER.with_name("speech_female_8k.wav")
 
 
 def vobiz_stream(
@@ -131,3 +134,114 @@ def test_a_missing_handler_module_says_where_to_run_from(tmp_path: Path) -> None
     assert ran.returncode == 2
     assert_no_traceback(ran.stderr)
     assert "cannot import 'myagent'" in ran.stderr and "run from the folder" in ran.stderr
+
+
+# --- the examples clean up after themselves and log the call id on every line ---------------
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (INFO|WARNING|ERROR|CRITICAL)\s+(.*)$")
+
+
+def git_status() -> set[str]:
+    ran = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(ran.stdout.splitlines())
+
+
+async def run_example(name: str, *args: str) -> tuple[int, str, str]:
+    """``.venv/bin/python examples/NAME.py ARGS`` from the checkout, as the guide prints it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        f"examples/{name}.py",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_every_example_leaves_the_checkout_as_it_was(tmp_path: Path) -> None:
+    pytest.importorskip("pipecat", reason="needs the extra: pip install 'vobiz-stream[pipecat]'")
+    before = git_status()
+    runs = await asyncio.gather(
+        run_example("recorder", "--speed", "4", "--data-dir", str(tmp_path / "data")),
+        run_example("echo"),
+        run_example("greeting_agent"),
+        run_example("bridge_agent"),
+        run_example("pipecat_echo"),
+    )
+    for code, out, err in runs:
+        assert code == 0, out + err
+        heard = Path(re.findall(r"^what the caller heard: (.*)$", out, re.MULTILINE)[-1])
+        assert heard.is_file() and ROOT not in heard.resolve().parents, heard
+    assert git_status() - before == set()
+
+
+async def test_the_recorder_lists_only_its_own_call(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    calls = []
+    for run in range(2):  # the second run finds the first one's recording in the folder
+        report = tmp_path / f"report-{run}.json"
+        code, out, err = await run_example(
+            "recorder", "--speed", "4", "--data-dir", data, "--report", str(report)
+        )
+        assert code == 0, out + err
+        calls.append((orjson.loads(report.read_bytes())["call_uuid"], out))
+    assert len(list((tmp_path / "data" / "recordings").glob("*.wav"))) == 2
+    call_uuid, out = calls[1]
+    [listed] = re.findall(r"^recording: (.*)$", out, re.MULTILINE)
+    assert listed.endswith(f"-{call_uuid}.wav")
+
+
+def call_lines(log: str, call_uuid: str) -> list[str]:
+    """The INFO-or-louder lines from the call's answer to its end."""
+    messages = [match[2] for match in map(LOG_LINE.match, log.splitlines()) if match]
+    first = next(i for i, line in enumerate(messages) if "answered with a stream" in line)
+    last = max(i for i, line in enumerate(messages) if "stream ended" in line)
+    lines = messages[first : last + 1]
+    assert len(lines) >= 4 and call_uuid in lines[0], log
+    return lines
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "picows"])
+async def test_every_log_line_of_an_example_call_names_it(transport: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    code, out, err = await run_example(
+        "recorder", "--speed", "4", "--media-transport", transport, "--report", str(report)
+    )
+    assert code == 0, out + err
+    call_uuid = orjson.loads(report.read_bytes())["call_uuid"]
+    for line in call_lines(err, call_uuid):
+        assert f"call {call_uuid}" in line, err
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "picows"])
+async def test_every_log_line_of_a_served_call_names_it(transport: str, tmp_path: Path) -> None:
+    port = free_port()
+    flags = ("--handler", "echo", "--media-transport", transport)
+    server = await serve_process(port, tmp_path / "data", *flags)
+    report = tmp_path / "report.json"
+    try:
+        called = await asyncio.to_thread(
+            vobiz_stream,
+            *("call", f"http://127.0.0.1:{port}/", "--audio", str(FEMALE_CALLER)),
+            *("--hangup-after", "5", "--quiet", "--report", str(report)),
+        )
+        assert called.returncode == 0, called.stdout + called.stderr
+        await asyncio.sleep(0.5)  # the server logs the end of the stream
+    finally:
+        server.terminate()
+        _, stderr = await server.communicate()
+    call_uuid = orjson.loads(report.read_bytes())["call_uuid"]
+    lines = call_lines(stderr.decode(), call_uuid)
+    assert any("checkpoint_played" in line for line in lines)  # the echo played
+    for line in lines:
+        assert f"call {call_uuid}" in line, stderr.decode()
