@@ -173,7 +173,7 @@ examples:
                                              the caller heard, on the caller audio's clock
   vobiz-stream call https://abc.example/answer --audio hello.wav --report report.json
   vobiz-stream call http://127.0.0.1:3000/ --audio caller.wav --speed 4 --legacy-shape
-                                             the seeds' flat start, four times real time
+                                             the legacy flat start, four times real time
 
 The emulator plays Vobiz: it POSTs the answer URL, connects to the <Stream> URL in the
 XML, streams the WAV (any rate, mono or stereo) as 20 ms media frames, plays the app's
@@ -259,12 +259,12 @@ def _drop_rate(text: str) -> float:
 def _add_wire_arguments(parser: argparse.ArgumentParser) -> None:
     """How the emulated carrier speaks: the message shapes and the L16 byte order."""
     add = parser.add_argument
-    add("--legacy-shape", action="store_true", help="send the seeds' flat start and media")
+    add("--legacy-shape", action="store_true", help="send the legacy flat start and media")
     add(
         "--l16-byte-order",
         choices=[order.value for order in ByteOrder],
         default=CallOptions.l16_byte_order.value,
-        help="byte order of the L16 sent to the app (default big, as the seeds say)",
+        help="byte order of the L16 sent to the app (default big, as Vobiz first documented it)",
     )
 
 
@@ -338,7 +338,7 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--from", dest="from_number", default=CallOptions.from_number, help="caller number")
     add("--to", dest="to_number", default=CallOptions.to_number, help="called number")
     _add_wire_arguments(call)
-    add("--send-stop", action="store_true", help="send the seeds' stop before closing")
+    add("--send-stop", action="store_true", help="send the documented stop before closing")
     add(
         "--hangup-after",
         type=_positive_float,

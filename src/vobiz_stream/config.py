@@ -35,7 +35,7 @@ class ConfigError(VobizStreamError, ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything ``vobiz-stream serve`` can be told. Defaults run the seed's reference sink."""
+    """Everything ``vobiz-stream serve`` can be told. Defaults record every call."""
 
     host: str = "127.0.0.1"
     port: int = 3000

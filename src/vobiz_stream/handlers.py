@@ -2,7 +2,7 @@
 :class:`UtteranceCutter`, which handlers use to get whole caller utterances.
 
 A handler is ``async def handler(session: CallSession) -> None``. The server records every call
-whatever the handler does, so ``record`` (seed 002's sink) has nothing to do. A handler that never
+whatever the handler does, so ``record`` (a plain recorder) has nothing to do. A handler that never
 plays audio (a recorder, a transcriber) can say so with :func:`listens_only`: its calls are then
 recorded in mono, the caller alone, where a bidirectional stream would otherwise get a second
 channel for what the caller heard of the app, silent from start to end.

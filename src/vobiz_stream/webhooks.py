@@ -1,4 +1,4 @@
-"""Status callbacks (PROTOCOL.md section 5): parse them, check their signatures, log them.
+"""Status callbacks (docs/protocol.md section 5): parse them, check their signatures, log them.
 
 The carrier POSTs a form (or sends a GET query) to the ``statusCallbackUrl`` of a ``<Stream>`` at
 each step of the stream's life. :func:`parse_status_callback` turns those fields into a
@@ -9,7 +9,7 @@ the server does with a request: check the signature, read the query and form bod
 
 :func:`sign_v3` and :func:`sign_v2` are the one implementation of the signature scheme; the server
 checks with :func:`verify_signature` and the emulator signs with them. :class:`WebhookLog` appends
-one JSON line per callback, like the seed 002 reference sink's ``webhook-events.log``.
+one JSON line per callback, like a reference sink's ``webhook-events.log``.
 
 Everything here is free of I/O except :class:`WebhookLog`.
 """
