@@ -57,6 +57,9 @@ from vobiz_stream.xml import (
 
 log = logging.getLogger("vobiz_stream.server")
 
+WRONG_PATHS_LOGGED = 100
+"""Distinct unknown paths whose 404 is logged; later ones are answered but not logged."""
+
 
 class AiohttpTransport:
     """The session's view of an aiohttp WebSocket.
@@ -147,6 +150,8 @@ class StreamServer:
             admission=self.admission,
         )
         self._media_server: asyncio.Server | None = None
+        self._wrong_paths: set[str] = set()
+        """Paths already logged as 404s (at most ``WRONG_PATHS_LOGGED``)."""
         self.media_port: int | None = None
         """The picows media socket's port once it listens; None: media on the aiohttp app."""
 
@@ -196,9 +201,11 @@ class StreamServer:
             request.match_info.http_exception, web.HTTPNotFound
         ):
             return await handler(request)
-        return web.Response(
-            status=404, text=wrong_answer_path(request.path, self._base_url(request) + "/")
-        )
+        hint = wrong_answer_path(request.path, self._base_url(request) + "/")
+        if len(self._wrong_paths) < WRONG_PATHS_LOGGED and request.path not in self._wrong_paths:
+            self._wrong_paths.add(request.path)  # once per path: a scan cannot flood the log
+            log.warning("404 for %s %s", request.method, hint.strip())
+        return web.Response(status=404, text=hint)
 
     async def _start_media_socket(self, _app: web.Application) -> None:
         settings = self.settings

@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
+import yarl
 
 from tests.e2e.conftest import free_port, serve_process
 
@@ -46,17 +48,22 @@ async def test_a_wrong_answer_path_names_the_right_one(tmp_path: Path) -> None:
     port = free_port()
     server = await serve_process(port, tmp_path / "data")
     try:
-        called = await asyncio.to_thread(
-            vobiz_stream, "call", f"http://127.0.0.1:{port}/answer", "--audio", str(CALLER)
-        )
+        for _ in range(2):
+            called = await asyncio.to_thread(
+                vobiz_stream, "call", f"http://127.0.0.1:{port}/answer", "--audio", str(CALLER)
+            )
     finally:
         server.terminate()
-        await server.communicate()
-    assert called.returncode == 1
-    assert (
+        _, stderr = await server.communicate()
+    hint = (
         "no answer XML at /answer: point your Vobiz application's answer URL at "
-        f"http://127.0.0.1:{port}/" in called.stdout
-    ), called.stdout
+        f"http://127.0.0.1:{port}/"
+    )
+    assert called.returncode == 1
+    assert hint in called.stdout, called.stdout  # the emulator shows the 404's body
+    log = stderr.decode()
+    assert log.count(hint) == 1, log  # the server's log says it once per path
+    assert f"WARNING 404 for POST {hint}" in " ".join(log.split()), log
 
 
 @pytest.mark.parametrize("command", ["call", "load"])
@@ -245,3 +252,20 @@ async def test_every_log_line_of_a_served_call_names_it(transport: str, tmp_path
     assert any("checkpoint_played" in line for line in lines)  # the echo played
     for line in lines:
         assert f"call {call_uuid}" in line, stderr.decode()
+
+
+async def test_a_404_path_with_control_characters_stays_on_one_log_line(tmp_path: Path) -> None:
+    port = free_port()
+    server = await serve_process(port, tmp_path / "data")
+    try:
+        async with aiohttp.ClientSession() as client:
+            url = f"http://127.0.0.1:{port}/x%0D%0A2026-01-01%20INFO%20call%20forged:%20hello%1B[31m"
+            async with client.post(yarl.URL(url, encoded=True)) as reply:
+                assert reply.status == 404
+                assert "point your Vobiz application's answer URL at" in await reply.text()
+    finally:
+        server.terminate()
+        _, stderr = await server.communicate()
+    log = stderr.decode()
+    assert "call forged" in log and "\x1b" not in log
+    assert not any(line.startswith("2026-01-01") for line in log.splitlines()), log
