@@ -1,7 +1,7 @@
 """A voice-agent skeleton: the caller's speech to your speech-to-text, the text to your logic, the
 answer to your text-to-speech, and the audio back to the caller, with barge-in.
 
-    python examples/bridge_agent.py
+    .venv/bin/python examples/bridge_agent.py
 
 Plug real services in by writing a :class:`SpeechToText` and a :class:`TextToSpeech` (clients of
 your STT and TTS vendors' HTTP or WebSocket APIs) and a ``reply`` (your LLM); nothing else

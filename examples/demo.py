@@ -1,9 +1,9 @@
 """What every example's one command does: serve the example on 127.0.0.1 and place one emulated
 Vobiz call to it, then print what happened and keep what the caller heard.
 
-    python examples/<example>.py [--audio caller.wav] [--heard heard.wav] [--report report.json]
-                                 [--data-dir DIR] [--speed N] [--dtmf SECONDS:DIGIT ...]
-                                 [--media-transport aiohttp|picows]
+    .venv/bin/python examples/<example>.py [--audio caller.wav] [--heard heard.wav]
+        [--report report.json] [--data-dir DIR] [--speed N] [--dtmf SECONDS:DIGIT ...]
+        [--media-transport aiohttp|picows]
 
 The call is :func:`vobiz_stream.emulator.run_call` (``vobiz-stream call`` in code): it fetches
 the answer XML, opens the ``<Stream>`` socket, sends the caller audio in real time as 20 ms
@@ -50,7 +50,7 @@ Serving = Callable[[argparse.Namespace], AbstractAsyncContextManager[str]]
 def main(serving: Serving, caller: Path | CallerAudio, *, name: str) -> None:
     """Parse the example's command line, place the call, exit with its outcome."""
     parser = argparse.ArgumentParser(
-        prog=f"python examples/{name}.py",
+        prog=f".venv/bin/python examples/{name}.py",
         description=f"Serve the {name} example on 127.0.0.1 and place one emulated Vobiz call.",
     )
     parser.add_argument("--audio", type=Path, help="WAV the caller says (default: built in)")

@@ -1,6 +1,6 @@
 """Echo: each caller utterance played back when it ends; talking over it clears it (barge-in).
 
-    python examples/echo.py
+    .venv/bin/python examples/echo.py
 
 The caller says two sentences with a pause between them; the second starts while the first is
 being echoed, so the echo is cut (``clearAudio``, the carrier's ``clearedAudio`` round trip in

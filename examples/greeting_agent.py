@@ -1,8 +1,8 @@
 """A greeting agent: says hello with espeak-ng, waits until the caller has heard it, then
 answers each key the caller presses.
 
-    python examples/greeting_agent.py
-    python examples/greeting_agent.py --dtmf 5:4 --dtmf 7:2     # press 4 at 5 s, 2 at 7 s
+    .venv/bin/python examples/greeting_agent.py
+    .venv/bin/python examples/greeting_agent.py --dtmf 5:4 --dtmf 7:2   # keys 4 at 5 s, 2 at 7 s
 
 The greeting's ``play`` handle resolves when the carrier's ``playedStream`` confirms its
 checkpoint (``played``), or ``cleared`` if the caller talked over it (barge-in is on), or ``lost``.

@@ -1,6 +1,6 @@
 """The recorder: every call to WAV, its status callbacks kept (the default handler).
 
-    python examples/recorder.py --data-dir data
+    .venv/bin/python examples/recorder.py --data-dir data
 
 One emulated call says the male speech fixture; the server writes the call to
 data/recordings/<time>-<call id>.wav (mono, the caller: ``record`` is marked ``listens_only``),
