@@ -83,17 +83,21 @@ def test_a_public_url_without_scheme_says_add_https(tmp_path: Path) -> None:
     )
 
 
-def test_a_port_in_use_suggests_another_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--port", "--media-port"])
+def test_a_port_in_use_suggests_another_in_one_line(flag: str, tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        ran = vobiz_stream("serve", "--port", str(port), "--data-dir", str(tmp_path))
+        flags = [flag, str(port)]
+        if flag == "--media-port":
+            flags += ["--media-transport", "picows", "--port", str(free_port())]
+        ran = vobiz_stream("serve", *flags, "--data-dir", str(tmp_path))
     assert ran.returncode == 2
     assert ran.stderr.strip() == (
         f"vobiz-stream serve: cannot listen on 127.0.0.1:{port}: the address is already in use "
         "(another vobiz-stream or another program holds it); stop that one, or pick a free "
-        f"port: --port {port + 1}"
+        f"port: {flag} {port + 1}"
     )
 
 
