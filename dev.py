@@ -36,7 +36,12 @@ def _say(text: str) -> None:
 
 
 def _run(*args: str | Path) -> int:
-    return subprocess.call([str(arg) for arg in args], cwd=ROOT)
+    process = subprocess.Popen([str(arg) for arg in args], cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the child too: let it shut down cleanly
+            continue
 
 
 def setup() -> None:

@@ -1,7 +1,7 @@
 """A voice-agent skeleton: the caller's speech to your speech-to-text, the text to your logic, the
 answer to your text-to-speech, and the audio back to the caller, with barge-in.
 
-    python examples/bridge_agent.py
+    .venv/bin/python examples/bridge_agent.py
 
 Plug real services in by writing a :class:`SpeechToText` and a :class:`TextToSpeech` (clients of
 your STT and TTS vendors' HTTP or WebSocket APIs) and a ``reply`` (your LLM); nothing else
@@ -12,7 +12,8 @@ The session does the telephony: :class:`~vobiz_stream.handlers.UtteranceCutter` 
 utterance out of the caller audio by the speech events, ``play`` paces the answer to the carrier
 as the TTS streams it, and when the caller talks over the answer the session clears it by itself
 (``BargeIn``); the agent then stops synthesizing and answers the new utterance.
-For real calls: ``vobiz-stream serve --handler bridge_agent:handle`` from this folder.
+For real calls: ``../.venv/bin/vobiz-stream serve --handler bridge_agent:handle`` from this
+folder.
 """
 
 from __future__ import annotations

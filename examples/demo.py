@@ -1,13 +1,16 @@
 """What every example's one command does: serve the example on 127.0.0.1 and place one emulated
 Vobiz call to it, then print what happened and keep what the caller heard.
 
-    python examples/<example>.py [--audio caller.wav] [--heard heard.wav] [--report report.json]
-                                 [--data-dir DIR] [--speed N] [--dtmf SECONDS:DIGIT ...]
+    .venv/bin/python examples/<example>.py [--audio caller.wav] [--heard heard.wav]
+        [--report report.json] [--data-dir DIR] [--speed N] [--dtmf SECONDS:DIGIT ...]
+        [--media-transport aiohttp|picows]
 
 The call is :func:`vobiz_stream.emulator.run_call` (``vobiz-stream call`` in code): it fetches
 the answer XML, opens the ``<Stream>`` socket, sends the caller audio in real time as 20 ms
 ``media`` frames and plays the example's audio back, answering its checkpoints and clears. The
 exit status is 0 when the call completed. ``--dtmf 5:4`` has the caller press 4 at 5 s.
+Nothing is written to the working directory: what the caller heard goes to a temporary folder
+unless ``--heard`` says where, the recordings to ``--data-dir`` (default: a temporary one).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from vobiz_stream.server import StreamServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data"
 """The speech the examples' callers say by default (espeak-ng recordings in the repository)."""
+HEARD_DIR = Path(tempfile.gettempdir()) / "vobiz-stream-examples"
+"""Where what the caller heard goes without ``--heard``: not the folder the example runs in."""
 
 Serving = Callable[[argparse.Namespace], AbstractAsyncContextManager[str]]
 """Starts the example's server for the call and yields its answer URL."""
@@ -45,12 +50,15 @@ Serving = Callable[[argparse.Namespace], AbstractAsyncContextManager[str]]
 def main(serving: Serving, caller: Path | CallerAudio, *, name: str) -> None:
     """Parse the example's command line, place the call, exit with its outcome."""
     parser = argparse.ArgumentParser(
-        prog=f"python examples/{name}.py",
+        prog=f".venv/bin/python examples/{name}.py",
         description=f"Serve the {name} example on 127.0.0.1 and place one emulated Vobiz call.",
     )
     parser.add_argument("--audio", type=Path, help="WAV the caller says (default: built in)")
     parser.add_argument(
-        "--heard", type=Path, default=Path(f"{name}-heard.wav"), help="what the caller heard"
+        "--heard",
+        type=Path,
+        default=HEARD_DIR / f"{name}-heard.wav",
+        help=f"what the caller heard (default {HEARD_DIR / f'{name}-heard.wav'})",
     )
     parser.add_argument("--report", type=Path, help="write the emulator's JSON report here")
     parser.add_argument("--data-dir", type=Path, help="recordings and database (default: temp)")
@@ -69,8 +77,17 @@ def main(serving: Serving, caller: Path | CallerAudio, *, name: str) -> None:
         metavar="SECONDS:DIGIT",
         help="the caller presses DIGIT at SECONDS into the call (repeatable)",
     )
+    parser.add_argument(
+        "--media-transport",
+        choices=["aiohttp", "picows"],
+        default="aiohttp",
+        help="the server's media socket, as vobiz-stream serve --media-transport",
+    )
     args = parser.parse_args()
+    args.heard.parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s")
+    # The emulated carrier's picows connections log without a call id; the server's lines say it.
+    logging.getLogger("picows").setLevel(logging.WARNING)
     sys.exit(run(_call(serving, args, args.audio or caller)))
 
 
@@ -100,7 +117,14 @@ def serving_handler(handler: Handler, **settings: Any) -> Serving:
     async def serve(args: argparse.Namespace) -> AsyncIterator[str]:
         with contextlib.ExitStack() as stack:
             data_dir = args.data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            config = dataclasses.replace(Settings(), data_dir=data_dir, port=0, **settings)
+            config = dataclasses.replace(
+                Settings(),
+                data_dir=data_dir,
+                port=0,
+                media_transport=args.media_transport,
+                **settings,
+            )
+            earlier = set(config.recordings_dir.glob("*.wav"))  # a reused --data-dir's calls
             server = StreamServer(config, handler)
             runner = web.AppRunner(server.app(), access_log=None)
             await runner.setup()
@@ -114,7 +138,7 @@ def serving_handler(handler: Handler, **settings: Any) -> Serving:
                         break
                     await asyncio.sleep(0.01)
                 if args.data_dir is not None:
-                    for recording in sorted(config.recordings_dir.glob("*.wav")):
+                    for recording in sorted(set(config.recordings_dir.glob("*.wav")) - earlier):
                         print(f"recording: {recording}")
             finally:
                 await runner.cleanup()

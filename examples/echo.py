@@ -1,13 +1,14 @@
 """Echo: each caller utterance played back when it ends; talking over it clears it (barge-in).
 
-    python examples/echo.py
+    .venv/bin/python examples/echo.py
 
 The caller says two sentences with a pause between them; the second starts while the first is
 being echoed, so the echo is cut (``clearAudio``, the carrier's ``clearedAudio`` round trip in
-the summary) and the second sentence is echoed in turn. echo-heard.wav is what the caller heard.
-The handler is the built-in one (``vobiz_stream.handlers.echo``; ``vobiz-stream serve --handler
-echo`` for real calls); it shows the session's speech events: ``session.detect_speech()``, then
-``SpeechStarted`` / ``SpeechEnded`` events, ``BargeIn`` when the session cleared by itself.
+the summary) and the second sentence is echoed in turn. The last line says where what the
+caller heard went. The handler is the built-in one (``vobiz_stream.handlers.echo``;
+``.venv/bin/vobiz-stream serve --handler echo`` for real calls); it shows the session's speech
+events: ``session.detect_speech()``, then ``SpeechStarted`` / ``SpeechEnded`` events,
+``BargeIn`` when the session cleared by itself.
 """
 
 from __future__ import annotations

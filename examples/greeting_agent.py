@@ -1,16 +1,17 @@
 """A greeting agent: says hello with espeak-ng, waits until the caller has heard it, then
 answers each key the caller presses.
 
-    python examples/greeting_agent.py
-    python examples/greeting_agent.py --dtmf 5:4 --dtmf 7:2     # press 4 at 5 s, 2 at 7 s
+    .venv/bin/python examples/greeting_agent.py
+    .venv/bin/python examples/greeting_agent.py --dtmf 5:4 --dtmf 7:2   # keys 4 at 5 s, 2 at 7 s
 
 The greeting's ``play`` handle resolves when the carrier's ``playedStream`` confirms its
 checkpoint (``played``), or ``cleared`` if the caller talked over it (barge-in is on), or ``lost``.
-Only then does the agent listen: each DTMF digit gets "You pressed N." (``--dtmf`` waits for
-the emulator to learn to press keys; tests/e2e/test_examples.py presses them by hand meanwhile).
+Only then does the agent listen: each DTMF digit gets "You pressed N." (``--dtmf 5:4``: the
+emulated caller presses 4 at 5 s).
 Without espeak-ng (``apt install espeak-ng``) it beeps instead: a tone for the greeting, N
 short beeps per digit.
-For real calls: ``vobiz-stream serve --handler greeting_agent:handle`` from this folder.
+For real calls: ``../.venv/bin/vobiz-stream serve --handler greeting_agent:handle`` from this
+folder.
 """
 
 from __future__ import annotations

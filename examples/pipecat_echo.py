@@ -1,8 +1,8 @@
 """A Pipecat pipeline on a Vobiz stream, with no AI services: it greets the caller with a tone,
 then plays back each thing the caller says; talking over it interrupts it.
 
-    python examples/pipecat_echo.py                              # one emulated call
-    uvicorn --app-dir examples pipecat_echo:app --port 3000      # serve real Vobiz calls
+    .venv/bin/python examples/pipecat_echo.py                           # one emulated call
+    .venv/bin/uvicorn --app-dir examples pipecat_echo:app --port 3000   # serve real calls
 
 Needs ``pip install 'vobiz-stream[pipecat]'``. The app is the usual Pipecat telephony shape: a
 FastAPI app whose ``/`` answers Vobiz with ``<Stream bidirectional="true">`` XML pointing at its

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from vobiz_stream import __version__
+from vobiz_stream.advice import missing_scheme
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.config import load_settings
 from vobiz_stream.emulator import (
@@ -186,7 +187,7 @@ examples:
                                              the caller heard, on the caller audio's clock
   vobiz-stream call https://abc.example/answer --audio hello.wav --report report.json
   vobiz-stream call http://127.0.0.1:3000/ --audio caller.wav --speed 4 --legacy-shape
-                                             the seeds' flat start, four times real time
+                                             the legacy flat start, four times real time
 
 The emulator plays Vobiz: it POSTs the answer URL, connects to the <Stream> URL in the
 XML, streams the WAV (any rate, mono or stereo) as 20 ms media frames, plays the app's
@@ -237,6 +238,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _answer_url(text: str) -> str:
+    problem = missing_scheme(text, "answer URL")
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _key_press(text: str) -> tuple[float, str]:
     try:
         return parse_key_press(text)
@@ -265,12 +273,12 @@ def _drop_rate(text: str) -> float:
 def _add_wire_arguments(parser: argparse.ArgumentParser) -> None:
     """How the emulated carrier speaks: the message shapes and the L16 byte order."""
     add = parser.add_argument
-    add("--legacy-shape", action="store_true", help="send the seeds' flat start and media")
+    add("--legacy-shape", action="store_true", help="send the legacy flat start and media")
     add(
         "--l16-byte-order",
         choices=[order.value for order in ByteOrder],
         default=CallOptions.l16_byte_order.value,
-        help="byte order of the L16 sent to the app (default big, as the seeds say)",
+        help="byte order of the L16 sent to the app (default big, as Vobiz first documented it)",
     )
 
 
@@ -331,7 +339,12 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = call.add_argument
-    add("answer_url", metavar="ANSWER_URL", help="the app's answer URL (http or https)")
+    add(
+        "answer_url",
+        metavar="ANSWER_URL",
+        type=_answer_url,
+        help="the app's answer URL (http or https)",
+    )
     add("--audio", type=Path, required=True, help="WAV file the caller says (16-bit PCM)")
     add("--heard", type=Path, help="write what the caller heard to this WAV")
     add("--caller-out", type=Path, help="write the caller audio exactly as sent to this WAV")
@@ -339,7 +352,7 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--from", dest="from_number", default=CallOptions.from_number, help="caller number")
     add("--to", dest="to_number", default=CallOptions.to_number, help="called number")
     _add_wire_arguments(call)
-    add("--send-stop", action="store_true", help="send the seeds' stop before closing")
+    add("--send-stop", action="store_true", help="send the documented stop before closing")
     add(
         "--hangup-after",
         type=_positive_float,
@@ -436,7 +449,12 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = load.add_argument
-    add("answer_url", metavar="ANSWER_URL", help="the app's answer URL (http or https)")
+    add(
+        "answer_url",
+        metavar="ANSWER_URL",
+        type=_answer_url,
+        help="the app's answer URL (http or https)",
+    )
     add("--calls", type=_positive_int, required=True, help="how many calls to place")
     add(
         "--rate",

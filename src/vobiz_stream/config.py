@@ -9,6 +9,7 @@ the working directory if there is one.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import tomllib
@@ -17,12 +18,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vobiz_stream.advice import missing_scheme, unknown_environment_variables
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.formats import AudioFormat, parse_content_type
 
 ENV_PREFIX = "VOBIZ_STREAM_"
 DEFAULT_CONFIG_FILE = "vobiz-stream.toml"
+
+log = logging.getLogger("vobiz_stream.config")
 
 
 class ConfigError(VobizStreamError, ValueError):
@@ -31,7 +35,7 @@ class ConfigError(VobizStreamError, ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything ``vobiz-stream serve`` can be told. Defaults run the seed's reference sink."""
+    """Everything ``vobiz-stream serve`` can be told. Defaults record every call."""
 
     host: str = "127.0.0.1"
     port: int = 3000
@@ -170,6 +174,10 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(
                 f"{name} must be one of {', '.join(allowed)}, got {getattr(settings, name)!r}"
             )
+    if settings.public_url is not None:
+        problem = missing_scheme(settings.public_url, "public_url")
+        if problem is not None:
+            raise ConfigError(problem)
     if not 0 < settings.port < 65536:
         raise ConfigError(f"port must be 1-65535, got {settings.port}")
     if settings.media_transport not in ("aiohttp", "picows"):
@@ -227,6 +235,8 @@ def load_settings(
         path = Path(DEFAULT_CONFIG_FILE)
     if path is not None:
         values.update(_read_config_file(path))
+    for warning in unknown_environment_variables(environ, ENV_PREFIX, (*SETTING_NAMES, "config")):
+        log.warning("%s", warning)
     for name in SETTING_NAMES:
         if f"{ENV_PREFIX}{name.upper()}" in environ:
             values[name] = environ[f"{ENV_PREFIX}{name.upper()}"]

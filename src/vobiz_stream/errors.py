@@ -18,7 +18,7 @@ class ProtocolError(VobizStreamError, ValueError):
 
 
 class XmlError(VobizStreamError, ValueError):
-    """Answer XML that is malformed or breaks a ``<Stream>`` rule of PROTOCOL.md section 1."""
+    """Answer XML that is malformed or breaks a ``<Stream>`` rule of docs/protocol.md section 1."""
 
 
 class AudioError(VobizStreamError, ValueError):

@@ -50,13 +50,13 @@ INBOUND_RATES: dict[Encoding, tuple[int, ...]] = {
     Encoding.L16: (8000, 16000),
     Encoding.MULAW: (8000,),
 }
-"""Rates the carrier may send to the app (PROTOCOL.md section 4)."""
+"""Rates the carrier may send to the app (docs/protocol.md section 4)."""
 
 OUTBOUND_RATES: dict[Encoding, tuple[int, ...]] = {
     Encoding.L16: (8000, 16000, 24000),
     Encoding.MULAW: (8000,),
 }
-"""Rates the app may send in ``playAudio`` (PROTOCOL.md section 4)."""
+"""Rates the app may send in ``playAudio`` (docs/protocol.md section 4)."""
 
 
 def parse_encoding(name: str) -> Encoding:
@@ -98,7 +98,7 @@ class AudioFormat:
 
 
 DEFAULT_FORMAT = AudioFormat(Encoding.L16, 8000)
-"""What the carrier sends when nothing else is said (PROTOCOL.md section 1)."""
+"""What the carrier sends when nothing else is said (docs/protocol.md section 1)."""
 
 
 def parse_content_type(text: str, default_rate: int | None = None) -> AudioFormat:

@@ -2,7 +2,7 @@
 :class:`UtteranceCutter`, which handlers use to get whole caller utterances.
 
 A handler is ``async def handler(session: CallSession) -> None``. The server records every call
-whatever the handler does, so ``record`` (seed 002's sink) has nothing to do. A handler that never
+whatever the handler does, so ``record`` (a plain recorder) has nothing to do. A handler that never
 plays audio (a recorder, a transcriber) can say so with :func:`listens_only`: its calls are then
 recorded in mono, the caller alone, where a bidirectional stream would otherwise get a second
 channel for what the caller heard of the app, silent from start to end.
@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from vobiz_stream.advice import handler_import_failure
 from vobiz_stream.audio import Pcm
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.protocol import Track
@@ -162,11 +163,15 @@ def resolve_handler(spec: str) -> Handler:
         sys.path.append(here)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not f"{module_name}.".startswith(f"{exc.name}."):
+            raise HandlerError(handler_import_failure(spec, exc)) from None  # an import inside
         raise HandlerError(
             f"cannot import {module_name!r} for handler {spec!r}: {exc}; run from the folder "
             "that holds it, add that folder to PYTHONPATH, or pip install it"
         ) from None
+    except Exception as exc:  # the module itself is broken: its line, not a traceback
+        raise HandlerError(handler_import_failure(spec, exc)) from None
     function = getattr(module, attribute, None)
     if function is None or not inspect.iscoroutinefunction(function):
         raise HandlerError(

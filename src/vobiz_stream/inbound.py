@@ -1,6 +1,6 @@
 """Turning one stream's inbound media payloads into PCM, byte order included.
 
-mu-law decodes directly. L16 needs its byte order (PROTOCOL.md section 4), which is either given
+mu-law decodes directly. L16 needs its byte order (protocol.md section 4), which is either given
 or detected from the audio. While detecting, frames are held back (at most ``hold_frames``) so that
 none is decoded in the wrong order; if the audio does not decide by then (a very short call, or
 audio that never tells), they are released in the best guess from the evidence so far, and

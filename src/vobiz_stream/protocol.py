@@ -1,6 +1,6 @@
 """The Vobiz stream wire protocol as plain values: parse and encode, no I/O.
 
-Two directions (PROTOCOL.md sections 2 and 3):
+Two directions (docs/protocol.md sections 2 and 3):
 
 * carrier to app, :data:`CarrierEvent`: :class:`Start`, :class:`Media`, :class:`PlayedStream`,
   :class:`ClearedAudio`, :class:`Dtmf`, :class:`Stop`, or :class:`Unknown`;
@@ -62,7 +62,7 @@ class Track(StrEnum):
 
 
 class StartShape(StrEnum):
-    """The two wire shapes of ``start``: live Vobiz nests the metadata, the seeds put it flat."""
+    """The two wire shapes of ``start``: live Vobiz nests the metadata, the legacy shape is flat."""
 
     NESTED = "nested"
     FLAT = "flat"
@@ -94,7 +94,7 @@ class Start(msgspec.Struct, frozen=True):
 class Media(msgspec.Struct, frozen=True):
     """20 ms of one track's audio. Only ``payload`` is always there.
 
-    ``media_format`` is set only by the seed shape, which repeats the format in every frame.
+    ``media_format`` is set only by the legacy shape, which repeats the format in every frame.
     ``timestamp`` is epoch milliseconds on the carrier's clock; ``chunk`` a per-stream index.
     """
 
@@ -131,7 +131,7 @@ class Dtmf(msgspec.Struct, frozen=True):
 
 
 class Stop(msgspec.Struct, frozen=True):
-    """The carrier ends the stream (seed shape only; live Vobiz just closes the socket)."""
+    """The carrier ends the stream (legacy shape only; live Vobiz just closes the socket)."""
 
     stream_id: str | None = None
     reason: str | None = None
@@ -434,7 +434,7 @@ def _parse_played(obj: _Obj) -> PlayedStream:
 
 # --- the media fast path ---------------------------------------------------------------------
 #
-# A media frame comes 50 times a second per call, always in one of two shapes (PROTOCOL.md 2):
+# A media frame comes 50 times a second per call, always in one of two shapes (docs/protocol.md 2):
 # live ``{"sequenceNumber": 206, "streamId": "...", "event": "media", "media": {"track":
 # "inbound", "timestamp": "1778574097426", "chunk": 206, "payload": "..."}, "extra_headers":
 # "{}"}`` and seed ``{"event": "media", "streamId": "...", "media": {"payload": "...",
@@ -472,12 +472,12 @@ _WIRE_MEDIA = msgspec.json.Decoder(_WireMedia)
 
 @functools.lru_cache(maxsize=8)
 def _seed_media_format(content_type: str | None, sample_rate: int | None) -> AudioFormat | None:
-    """The format a seed-shape frame names: the same few pairs in every frame, so kept."""
+    """The format a legacy-shape frame names: the same few pairs in every frame, so kept."""
     return _format(content_type, sample_rate, "media")
 
 
 def _fast_media(frame: str | bytes, sample_width: int) -> Media | None:
-    """The :class:`Media` of a frame in the live or seed shape; None for anything else."""
+    """The :class:`Media` of a frame in the live or legacy shape; None for anything else."""
     try:
         wire = _WIRE_MEDIA.decode(frame)
     except (msgspec.DecodeError, UnicodeError):  # msgspec reports bad UTF-8 as UnicodeError
@@ -540,7 +540,7 @@ def parse_event(frame: str | bytes, sample_width: int = 2) -> CarrierEvent:
     """Parse one frame the carrier sent to the app.
 
     ``sample_width`` (2 for L16, 1 for mu-law) is the stream's inbound sample size, used to reject
-    media payloads that are not a whole number of samples; a seed-shape frame that names its own
+    media payloads that are not a whole number of samples; a legacy-shape frame that names its own
     format is checked against that instead.
 
     Raises :class:`ProtocolError` for a frame that cannot be understood; unknown events come back
@@ -660,7 +660,7 @@ def _start_object(start: Start) -> _Obj:
 def _media_object(media: Media) -> _Obj:
     body: _Obj = {"payload": encode_payload(media.payload)}
     if media.media_format is not None:
-        # Seed shape: the format rides in every frame and the timestamp is a number.
+        # Legacy shape: the format rides in every frame and the timestamp is a number.
         body["contentType"] = media.media_format.encoding.value
         body["sampleRate"] = media.media_format.sample_rate
         timestamp: int | str | None = media.timestamp
@@ -741,7 +741,7 @@ class MediaEncoder:
     A carrier sends 50 frames a second per call, and only the payload, the timestamp, the chunk
     and the sequence number change from frame to frame. The payload comes already in base64, so
     audio shared by many calls is encoded once, and the frame comes out as the bytes a socket
-    sends. ``media_format`` set gives the seed shape (no chunk or sequence number, the format in
+    sends. ``media_format`` set gives the legacy shape (no chunk or sequence number, the format in
     every frame); ``extra_headers`` adds the top-level field live frames carry.
     """
 
@@ -794,6 +794,6 @@ class MediaEncoder:
     def encode(
         self, payload_base64: bytes, timestamp: int, chunk: int = 0, sequence: int = 0
     ) -> bytes:
-        """One frame; ``chunk`` and ``sequence`` are ignored in the seed shape."""
+        """One frame; ``chunk`` and ``sequence`` are ignored in the legacy shape."""
         values: tuple[object, ...] = self._pick((payload_base64, timestamp, chunk, sequence))
         return self._template % values

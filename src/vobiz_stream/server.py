@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
@@ -34,8 +35,9 @@ from aiohttp import WSMsgType, web
 
 from vobiz_stream import __version__
 from vobiz_stream.admission import Admission, Admitted
+from vobiz_stream.advice import address_in_use, wrong_answer_path
 from vobiz_stream.calls_api import call_page, one_call
-from vobiz_stream.config import Settings
+from vobiz_stream.config import ConfigError, Settings
 from vobiz_stream.errors import StoreError
 from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
@@ -67,6 +69,9 @@ from vobiz_stream.xml import (
 )
 
 log = logging.getLogger("vobiz_stream.server")
+
+WRONG_PATHS_LOGGED = 100
+"""Distinct unknown paths whose 404 is logged; later ones are answered but not logged."""
 
 
 class AiohttpTransport:
@@ -160,6 +165,8 @@ class StreamServer:
             admission=self.admission,
         )
         self._media_server: asyncio.Server | None = None
+        self._wrong_paths: set[str] = set()
+        """Paths already logged as 404s (at most ``WRONG_PATHS_LOGGED``)."""
         self.media_port: int | None = None
         """The picows media socket's port once it listens; None: media on the aiohttp app."""
 
@@ -181,7 +188,11 @@ class StreamServer:
     def app(self) -> web.Application:
         app = web.Application(
             client_max_size=1 << 20,
-            middlewares=[admin_guard(self.settings.admin_token, self.settings.host)],
+            # A path no route serves gets its 404 hint first: it shows nothing but the answer URL.
+            middlewares=[
+                self._name_the_answer_path,
+                admin_guard(self.settings.admin_token, self.settings.host),
+            ],
         )
         app.add_routes(
             [
@@ -201,6 +212,22 @@ class StreamServer:
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
         return app
+
+    @web.middleware
+    async def _name_the_answer_path(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """A path no route serves gets a 404 that names the answer URL (a wrong answer URL in
+        the Vobiz console is the usual cause); everything else passes through untouched."""
+        if request.match_info.http_exception is None or not isinstance(
+            request.match_info.http_exception, web.HTTPNotFound
+        ):
+            return await handler(request)
+        hint = wrong_answer_path(request.path, self._base_url(request) + "/")
+        if len(self._wrong_paths) < WRONG_PATHS_LOGGED and request.path not in self._wrong_paths:
+            self._wrong_paths.add(request.path)  # once per path: a scan cannot flood the log
+            log.warning("404 for %s %s", request.method, hint.strip())
+        return web.Response(status=404, text=hint)
 
     async def _start_media_socket(self, _app: web.Application) -> None:
         settings = self.settings
@@ -438,9 +465,20 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit."""
     server = StreamServer(settings, handler)
     runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await runner.setup()  # starts the picows media socket, if any
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+    except OSError as exc:
+        http_port_failed = runner.server is not None  # else the media socket's, at setup
+        await runner.cleanup()
+        flag, port = (
+            ("--port", settings.port) if http_port_failed else ("--media-port", settings.media_port)
+        )
+        message = address_in_use(exc, settings.host, port, flag)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
     for line in unsafe_settings(settings):
         log.warning("%s", line)
     log.info(

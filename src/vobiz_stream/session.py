@@ -270,7 +270,7 @@ class CallSession:
     ) -> None:
         self.options = options or SessionOptions()
         self.query: Mapping[str, str] = dict(query or {})
-        """Query parameters of the socket URL: the place for per-call context (PROTOCOL.md 1)."""
+        """Query parameters of the socket URL: the place for per-call context (protocol.md 1)."""
         self.start: Start | None = None
         self.stream_id: str | None = None
         self.call_id: str | None = None

@@ -1,7 +1,7 @@
 """Calls, their streams, their events and their status callbacks, kept in one SQLite file.
 
 A call (keyed on the carrier's ``callId``) can have several streams: with ``maxRetries`` every
-reconnect is a new socket with a new ``streamId`` and the same ``callId`` (PROTOCOL.md section 6).
+reconnect is a new socket with a new ``streamId`` and the same ``callId`` (protocol.md section 6).
 Streams are keyed on a local row id, since a buggy carrier may reuse or omit stream ids.
 
 :class:`CallStore` does each write as one small transaction that reaches rows by key or through

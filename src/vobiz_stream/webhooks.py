@@ -1,4 +1,4 @@
-"""Status callbacks (PROTOCOL.md section 5): read them within bounds, check them, log them.
+"""Status callbacks (docs/protocol.md section 5): read them within bounds, check them, log them.
 
 The carrier POSTs a form (or sends a GET query) to the ``statusCallbackUrl`` of a ``<Stream>`` at
 each step of the stream's life. :func:`parse_status_callback` turns those fields into a
@@ -9,7 +9,7 @@ the server does with a request once its body is read (:func:`read_capped_body`, 
 and that its nonce is fresh (:mod:`vobiz_stream.nonces`), read the query and form body, cut any
 field past :data:`MAX_FIELD_CHARS`, parse; it raises :class:`CallbackError` and nothing else.
 
-:class:`WebhookLog` appends one JSON line per callback, like the reference sink's
+:class:`WebhookLog` appends one JSON line per callback, like a reference sink's
 ``webhook-events.log``; :class:`CallbackCounters` counts what was accepted and refused, and says
 when a refusal is worth a log line.
 

@@ -1,7 +1,7 @@
 """Answer XML: the ``<Response>`` a carrier fetches, its ``<Stream>`` and the verbs around it.
 
 Build with :func:`render` (or :func:`answer_xml`), read with :func:`parse_response`. Both run
-:func:`validate`, which enforces the ``<Stream>`` rules of PROTOCOL.md section 1 and raises
+:func:`validate`, which enforces the ``<Stream>`` rules of docs/protocol.md section 1 and raises
 :class:`~vobiz_stream.errors.XmlError` naming the attribute, the bad value and the rule.
 
 Parsing is tolerant where Vobiz is: whitespace around element text, ``true``/``false`` in any case,
@@ -246,7 +246,7 @@ _XML_NAME = re.compile(
 def validate(item: Response | Verb) -> None:
     """Raise :class:`XmlError` listing every rule ``item`` breaks; return if it can be rendered.
 
-    The rules are PROTOCOL.md section 1's for ``<Stream>``, plain range checks for the other
+    The rules are docs/protocol.md section 1's for ``<Stream>``, plain range checks for the other
     verbs' numbers, and what XML itself can carry (characters, element and attribute names).
     """
     verbs = item.verbs if isinstance(item, Response) else (item,)

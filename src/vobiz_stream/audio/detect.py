@@ -1,6 +1,6 @@
 """Telling the byte order of an inbound L16 stream from the audio itself.
 
-PROTOCOL.md section 4: the carrier's L16 byte order is disputed, so the app side works it out per
+protocol.md section 4: the carrier's L16 byte order is disputed, so the app side works it out per
 stream. Read in the right order, speech and comfort noise change little from one sample to the
 next; read byte-swapped, each sample's low byte (which is close to random) becomes its high byte,
 and the signal jumps by thousands between neighbours. So for every frame the detector sums

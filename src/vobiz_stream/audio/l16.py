@@ -1,6 +1,6 @@
 """L16: signed 16-bit linear PCM as bytes, in either byte order.
 
-PROTOCOL.md section 4: the byte order of L16 on the wire is disputed (network order in the seeds,
+protocol.md section 4: the byte order of L16 on the wire is disputed (network order in the old docs,
 little-endian in practice), so every function here takes the order explicitly; see
 :mod:`vobiz_stream.audio.detect` for telling them apart on a live stream.
 """

@@ -1,6 +1,6 @@
 """One emulated Vobiz call over aiohttp: answer URL, ``<Stream>`` socket, caller audio, playout.
 
-:func:`run_call` does what the carrier does (PROTOCOL.md sections 1-3 and 6): it POSTs the answer
+:func:`run_call` does what the carrier does (protocol.md sections 1-3 and 6): it POSTs the answer
 URL with the fields Vobiz sends, reads the XML, connects to the ``<Stream>`` URL, sends ``start``
 and then the caller's audio as ``media`` frames every 20 ms, while it reads the app's commands into
 a :class:`~vobiz_stream.emulator.playout.Playout` and answers checkpoints and clears when the
@@ -157,13 +157,13 @@ class CallOptions:
     to_number: str = "+918045678901"
     account_id: str = "500025"
     legacy_shape: bool = False
-    """Send the seeds' flat ``start`` and seed-shape ``media`` instead of the live shapes."""
+    """Send the legacy flat ``start`` and legacy-shape ``media`` instead of the live shapes."""
     l16_byte_order: ByteOrder = ByteOrder.BIG
-    """Byte order of the L16 the carrier sends: network order, as the seeds document."""
+    """Byte order of the L16 the carrier sends: network order, as Vobiz first documented it."""
     playback_byte_order: ByteOrder = ByteOrder.LITTLE
     """How the carrier reads ``playAudio`` L16."""
     send_stop: bool = False
-    """Send the seeds' ``stop`` before closing (live Vobiz sends none)."""
+    """Send the documented ``stop`` before closing (live Vobiz sends none)."""
     hangup_after: float | None = None
     """Call seconds until hangup: cuts the caller audio short or pads it with silence."""
     speed: float = 1.0
@@ -596,7 +596,7 @@ class _Call:
         self._write_heard(playout.pop_heard(partial=True))
         if self.options.send_stop and (reason in CALL_ENDINGS or reason == "stream_timeout"):
             self._send(Stop(leg.stream_id, "call_ended", self._next_sequence()))
-            self.timeline.add(self.now(), "stop", "sent the seeds' stop")
+            self.timeline.add(self.now(), "stop", "sent the documented stop")
         self.report.duration = end
         if reason in _ENDING_DETAIL:
             self.timeline.add(end, "hangup", _ENDING_DETAIL[reason])

@@ -1,4 +1,4 @@
-"""The carrier's status callbacks (PROTOCOL.md section 5), sent without stalling the call.
+"""The carrier's status callbacks (docs/protocol.md section 5), sent without stalling the call.
 
 Each step of a stream's life is reported to the ``<Stream>``'s ``statusCallbackUrl``: a
 form-encoded POST, or with ``statusCallbackMethod="GET"`` the same fields in the query string.
@@ -57,7 +57,7 @@ __all__ = [
 log = logging.getLogger("vobiz_stream.emulator")
 
 CALLBACK_TIMEOUT = 3.0
-"""Seconds a callback endpoint has to answer (PROTOCOL.md section 5)."""
+"""Seconds a callback endpoint has to answer (docs/protocol.md section 5)."""
 
 
 class SignatureVersion(StrEnum):

@@ -1,7 +1,7 @@
 """The carrier's playout queue for one stream, without I/O: what the caller hears, and when.
 
 The carrier queues every ``playAudio`` and plays the queue in order, in real time, from the moment
-audio arrives (PROTOCOL.md section 3). This model does the same on a sample clock:
+audio arrives (docs/protocol.md section 3). This model does the same on a sample clock:
 
 * the call clock starts at 0 (the moment ``start`` was sent) and sample ``i`` of the call plays at
   ``i / rate`` seconds; everything the caller hears is one contiguous track on that clock, so it
@@ -104,7 +104,7 @@ class _Pending:
 class Playout:
     """One stream's playout queue at the call's ``rate`` (the rate of the caller's audio).
 
-    ``byte_order`` is how ``playAudio`` L16 is read (little-endian unless configured, PROTOCOL.md
+    ``byte_order`` is how ``playAudio`` L16 is read (little-endian unless configured, protocol.md
     section 4). On a stream that is not ``bidirectional`` every command is ignored and counted.
     """
 

@@ -1,6 +1,6 @@
 """The verbs after the ``<Stream>``: what the caller hears from them, and when they end the call.
 
-PROTOCOL.md section 1: a ``<Stream>`` without ``keepCallAlive`` runs in the background while the
+protocol.md section 1: a ``<Stream>`` without ``keepCallAlive`` runs in the background while the
 elements after it execute in order, and the call ends when they run out (the stream's socket
 closes with the call). After a ``keepCallAlive`` stream the same elements run once the stream
 ends. :func:`plan_verbs` lays them out on the call clock as :class:`VerbStep` items (start, end,

@@ -3,7 +3,7 @@
 Two pieces, for a Pipecat pipeline behind a WebSocket transport (FastAPI's, or the websockets
 server's) that Vobiz's ``<Stream bidirectional="true">`` connects to:
 
-* :class:`VobizFrameSerializer` speaks the protocol (``../shared/PROTOCOL.md``): every shape of
+* :class:`VobizFrameSerializer` speaks the protocol (``docs/protocol.md``): every shape of
   ``start`` and ``media`` the carrier sends, L16 in either byte order (detected per stream) or
   mu-law, ``dtmf``, ``playedStream`` and ``clearedAudio`` in; ``playAudio``, ``checkpoint``,
   ``clearAudio`` (on every interruption) and ``stop`` (at the end of the pipeline) out;
