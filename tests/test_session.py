@@ -36,6 +36,7 @@ from vobiz_stream.protocol import (
     parse_command,
 )
 from vobiz_stream.session import (
+    HELD_BEFORE_START,
     AudioCleared,
     BargeIn,
     CallerAudio,
@@ -286,17 +287,42 @@ async def test_a_second_start_is_ignored() -> None:
     await finish(session)
 
 
-async def test_media_before_start_is_kept_in_the_expected_format() -> None:
+async def test_events_before_start_wait_for_it_and_follow_it_in_order() -> None:
     session, _, hooks = make_session(expected_format=L16_8K, byte_order=ByteOrder.LITTLE)
-    pcm = sine(500, 0.02, 8000)
+    pcm = sine(500, 0.02, 16000)
     session.feed(media_frame(l16_bytes(pcm), chunk=3, stream_id="S7"))
-    assert await asyncio.wait_for(session.wait_started(), 1.0) is True
-    assert session.stream_id == "S7"
+    session.feed(frame({"event": "dtmf", "dtmf": {"digit": "5"}}))
+    session.feed(frame({"event": "playedStream", "name": "early"}))
+    assert hooks.started_sessions == [] and hooks.audio_frames == [] and hooks.events == []
+
+    # The start names 16 kHz: the held frame is read in it, then the held events follow.
+    session.feed(nested_start("S7", "C7", "audio/x-l16", 16000))
     assert hooks.started_sessions == [session]
+    assert session.call_id == "C7" and session.inbound_format == L16_16K
     [(media, decoded, _)] = hooks.audio_frames
     assert media.chunk == 3
     np.testing.assert_array_equal(decoded, pcm)
+    assert [kind for kind, _ in hooks.events] == ["dtmf", "checkpoint_played"]
     assert session.stats.frames_received == 1
+    assert session.stats.frames_malformed == 0
+    await finish(session)
+
+
+async def test_media_without_start_begins_the_stream_in_the_expected_format() -> None:
+    """A carrier may send no start (after a reconnect): past HELD_BEFORE_START events the stream
+    begins without it, every held frame kept in order."""
+    session, _, hooks = make_session(expected_format=L16_8K, byte_order=ByteOrder.LITTLE)
+    pcm = [sine(300 + 10 * n, 0.02, 8000) for n in range(HELD_BEFORE_START + 1)]
+    for chunk, samples in enumerate(pcm[:-1]):
+        session.feed(media_frame(l16_bytes(samples), chunk=chunk, stream_id="S7"))
+    assert hooks.started_sessions == []
+    session.feed(media_frame(l16_bytes(pcm[-1]), chunk=len(pcm) - 1, stream_id="S7"))
+    assert await asyncio.wait_for(session.wait_started(), 1.0) is True
+    assert session.stream_id == "S7"
+    assert [media.chunk for media, _, _ in hooks.audio_frames] == list(range(len(pcm)))
+    np.testing.assert_array_equal(
+        np.concatenate([decoded for _, decoded, _ in hooks.audio_frames]), np.concatenate(pcm)
+    )
 
     # The start that comes after fills in the metadata but cannot change the format any more.
     session.feed(nested_start("S7", "C7", "audio/x-l16", 16000))
@@ -304,6 +330,18 @@ async def test_media_before_start_is_kept_in_the_expected_format() -> None:
     assert session.inbound_format == L16_8K
     assert hooks.started_sessions == [session]
     await finish(session)
+
+
+async def test_media_of_a_socket_closed_before_any_start_is_kept() -> None:
+    session, _, hooks = make_session(expected_format=L16_8K, byte_order=ByteOrder.LITTLE)
+    pcm = sine(500, 0.02, 8000)
+    session.feed(media_frame(l16_bytes(pcm), chunk=0))
+    session.feed(frame({"event": "dtmf", "dtmf": {"digit": "#"}}))
+    await finish(session)
+    assert hooks.started_sessions == [session]
+    np.testing.assert_array_equal(hooks.audio_frames[0][1], pcm)
+    assert hooks.kinds("dtmf") == [{"digit": "#"}]
+    assert hooks.ended_reasons == ["test over"]
 
 
 async def test_wait_started_is_false_when_the_socket_closes_first() -> None:

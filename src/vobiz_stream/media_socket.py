@@ -27,6 +27,7 @@ from typing import Protocol
 from vobiz_stream.admission import Admission, Admitted
 from vobiz_stream.handlers import Handler, plays_audio
 from vobiz_stream.keeper import HandlingLatency, StreamKeeper
+from vobiz_stream.protocol import MAX_ID_CHARS
 from vobiz_stream.session import CallSession, SessionOptions, Transport
 from vobiz_stream.store import QueuedCallStore
 
@@ -133,7 +134,8 @@ class OpenStream:
             streams.recordings_dir, streams.store, streams.latency, streams.record_heard
         )
         self.session = CallSession(transport, streams.options, keeper, query)
-        self.session.call_id = query.get("call") or None
+        call_id = query.get("call")
+        self.session.call_id = call_id if call_id and len(call_id) <= MAX_ID_CHARS else None
         self._handler = asyncio.create_task(self._run_handler())
 
     def receive(self, frame: str | bytes) -> bool:

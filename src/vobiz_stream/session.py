@@ -46,7 +46,8 @@ from vobiz_stream.audio import (
 )
 from vobiz_stream.errors import ProtocolError, VobizStreamError
 from vobiz_stream.formats import DEFAULT_FORMAT, OUTBOUND_RATES, AudioFormat, Encoding
-from vobiz_stream.inbound import InboundDecoder
+from vobiz_stream.inbound import LONGEST_INBOUND_PAYLOAD, InboundDecoder
+from vobiz_stream.logtext import loggable
 from vobiz_stream.playback import (
     FRAME_SECONDS,
     HeardAudio,
@@ -56,6 +57,7 @@ from vobiz_stream.playback import (
     PlayHandle,
 )
 from vobiz_stream.protocol import (
+    MAX_ID_CHARS,
     Checkpoint,
     ClearAudio,
     ClearedAudio,
@@ -86,6 +88,15 @@ log = logging.getLogger("vobiz_stream.session")
 _monotonic = time.monotonic
 _INBOUND = Track.INBOUND  # looked up per frame: a module name is cheaper than an enum member
 _LITTLE = ByteOrder.LITTLE
+
+MALFORMED_KEPT = 10
+"""Malformed frames of a stream kept as call events (the first is also logged); the rest are
+only counted."""
+
+HELD_BEFORE_START = 50
+"""Events (a second of audio) a stream holds back while its ``start`` has not come."""
+
+_Held = Media | PlayedStream | ClearedAudio | Dtmf | Unknown
 
 
 class SessionError(VobizStreamError):
@@ -281,6 +292,8 @@ class CallSession:
         self._decoder: InboundDecoder | None = None
         self._arrivals: deque[float] = deque()
         """Arrival times of the frames the decoder holds or just released, oldest first."""
+        self._held: list[_Held] = []
+        """Events that came before ``start``, in order (at most ``HELD_BEFORE_START``)."""
         self._started = asyncio.Event()
         self._ended = asyncio.Event()
         self._closed = False
@@ -338,8 +351,9 @@ class CallSession:
         return _monotonic()
 
     def describe(self) -> str:
-        """A short label for log lines: the call id, else the stream id."""
-        return self.call_id or self.stream_id or "unknown-call"
+        """A short label for log lines: the call id, else the stream id, escaped (the carrier
+        chose it: a line feed in it must not start a forged log record)."""
+        return loggable(self.call_id or self.stream_id or "unknown-call", MAX_ID_CHARS)
 
     async def wait_started(self) -> bool:
         """Wait until the stream's metadata is known; False if the socket closed first."""
@@ -367,30 +381,93 @@ class CallSession:
             self._on_media(event)
         elif isinstance(event, Start):
             self._on_start(event)
-        elif isinstance(event, PlayedStream):
+        elif isinstance(event, Stop):
+            if self._held:
+                self._start_without_start()
+            self._note("stop", reason=event.reason)
+            self.close("stop")
+        elif self._decoder is None:
+            self._hold(event)
+        else:
+            self._on_event(event)
+
+    def _on_event(self, event: PlayedStream | ClearedAudio | Dtmf | Unknown) -> None:
+        if isinstance(event, PlayedStream):
             self._on_played(event)
         elif isinstance(event, ClearedAudio):
             self._on_cleared()
         elif isinstance(event, Dtmf):
             self._note("dtmf", digit=event.digit)
             self._put(DtmfReceived(event.digit))
-        elif isinstance(event, Stop):
-            self._note("stop", reason=event.reason)
-            self.close("stop")
-        elif isinstance(event, Unknown):
+        else:
             self._note("unknown_event", event=event.event)
 
     def _note(self, kind: str, level: int = logging.INFO, **detail: object) -> None:
-        """One log line and one kept event per call event."""
+        """One log line and one kept event per call event; text from the carrier is escaped."""
         if log.isEnabledFor(level):
-            shown = " ".join(f"{key}={value}" for key, value in detail.items())
+            shown = " ".join(f"{key}={loggable(str(value))}" for key, value in detail.items())
             log.log(level, "call %s: %s %s", self.describe(), kind, shown)
         self._hooks.event(kind, detail)
 
     def reject(self, problem: str) -> None:
-        """Count and log a frame that could not be understood; the call goes on."""
+        """Count and skip a frame that could not be understood; the call goes on.
+
+        The first of a stream is logged, the first ``MALFORMED_KEPT`` are kept as call events,
+        each with an escaped preview of the problem; the rest are only counted (the count is in
+        the stream's row and its end-of-stream log line), so a flood of bad frames costs no disk.
+        """
         self.stats.frames_malformed += 1
-        self._note("malformed_frame", level=logging.WARNING, problem=problem[:200])
+        count = self.stats.frames_malformed
+        if count > MALFORMED_KEPT:
+            return
+        preview = loggable(problem)
+        if count == 1:
+            log.warning(
+                "call %s: malformed_frame problem=%s (further malformed frames are counted, "
+                "not logged)",
+                self.describe(),
+                preview,
+            )
+        self._hooks.event("malformed_frame", {"problem": preview})
+
+    # -- before start -------------------------------------------------------------------------
+
+    def _hold(self, event: _Held) -> None:
+        """Keep an event that came before ``start`` until the stream begins."""
+        if isinstance(event, Media) and len(event.payload) > LONGEST_INBOUND_PAYLOAD:
+            self.reject(f"media payload of {len(event.payload)} bytes is over a second of audio")
+            return
+        if len(self._held) >= HELD_BEFORE_START:
+            self._start_without_start()
+            if isinstance(event, Media):
+                self._on_media(event)
+            else:
+                self._on_event(event)
+            return
+        self._held.append(event)
+
+    def _start_without_start(self) -> None:
+        """Begin the stream with the expected format (a carrier may send no ``start``, as after
+        a reconnect), then handle what it held, in order."""
+        self.stream_id = self.stream_id or next(
+            (event.stream_id for event in self._held if isinstance(event, Media)), None
+        )
+        log.info(
+            "call %s: %d events and no start; using the expected format %s",
+            self.describe(),
+            len(self._held),
+            self.inbound_format.content_type,
+        )
+        self._begin()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for event in held:
+            if isinstance(event, Media):
+                self._on_media(event)
+            else:
+                self._on_event(event)
 
     def _on_start(self, start: Start) -> None:
         if self.start is not None:
@@ -405,6 +482,7 @@ class CallSession:
         if start.media_format is not None:
             self.inbound_format = start.media_format
         self._begin()
+        self._release_held()
 
     def _begin(self) -> InboundDecoder:
         decoder = self._decoder = InboundDecoder(
@@ -422,14 +500,9 @@ class CallSession:
         # Every frame comes through here: only the work there is to do (no heard audio to ask
         # for before the app ever played, no speech detection unless it is on).
         decoder = self._decoder
-        if decoder is None:  # not started: media before, or without, a start
-            self.stream_id = self.stream_id or media.stream_id
-            log.info(
-                "call %s: media before start; using the expected format %s",
-                self.describe(),
-                self.inbound_format.content_type,
-            )
-            decoder = self._begin()
+        if decoder is None:  # not started: held until the start comes
+            self._hold(media)
+            return
         self.stats.frames_received += 1
         now = _monotonic()
         try:
@@ -776,6 +849,8 @@ class CallSession:
         """The stream is over (socket closed, ``stop``, or the server shutting down)."""
         if self._closed:
             return
+        if self._held:
+            self._start_without_start()
         self._closed = True
         self.end_reason = reason
         if self._decoder is not None:

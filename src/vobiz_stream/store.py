@@ -33,6 +33,7 @@ import orjson
 
 from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import StoreError
+from vobiz_stream.logtext import loggable
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
 
 __all__ = [
@@ -809,9 +810,9 @@ class QueuedCallStore(Closeable):
         try:
             write.apply(store)
         except StoreError as exc:
-            log.error("call %s: cannot %s: %s", write.call_id or "-", write.what, exc)
+            log.error("call %s: cannot %s: %s", loggable(write.call_id or "-"), write.what, exc)
         except Exception:  # a bug in one write must not stop the writer (and every later write)
-            log.exception("call %s: cannot %s", write.call_id or "-", write.what)
+            log.exception("call %s: cannot %s", loggable(write.call_id or "-"), write.what)
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the file; safe to call twice."""
