@@ -291,3 +291,11 @@ def test_a_frame_naming_its_format_is_held_to_a_second_of_that_format() -> None:
     seed = Media(payload=b"\xff" * 8001, media_format=AudioFormat(Encoding.MULAW, 8000))
     with pytest.raises(AudioError, match="more than 1 s of audio/x-mulaw"):
         decoder.decode(seed)
+
+
+def test_a_frame_naming_a_higher_rate_is_still_held_to_a_second_at_the_stream_rate() -> None:
+    """Its samples are recorded at the stream's rate: 16001 bytes would be 1 s and 1 sample."""
+    decoder = InboundDecoder(L16_8K, ByteOrder.LITTLE)
+    seed = Media(payload=b"\x01\x00" * 8001, media_format=AudioFormat(Encoding.L16, 10**9))
+    with pytest.raises(AudioError, match="more than 1 s of audio/x-l16;rate=8000"):
+        decoder.decode(seed)

@@ -53,8 +53,11 @@ known yet)."""
 
 
 def _refuse_if_too_long(media: Media, stream_format: AudioFormat) -> None:
-    """Raise for a payload longer than a frame may be, in the format the frame is in."""
-    audio_format = media.media_format or stream_format
+    """Raise for a payload longer than a frame may be: in the frame's own encoding, if it names
+    one, at the stream's rate (the rate its samples are recorded at, whatever the frame says)."""
+    audio_format = stream_format
+    if media.media_format is not None:
+        audio_format = AudioFormat(media.media_format.encoding, stream_format.sample_rate)
     if len(media.payload) > longest_payload(audio_format):
         raise AudioError(
             f"media payload of {len(media.payload)} bytes holds more than "

@@ -45,7 +45,13 @@ from vobiz_stream.audio import (
     encode_mulaw,
 )
 from vobiz_stream.errors import ProtocolError, VobizStreamError
-from vobiz_stream.formats import DEFAULT_FORMAT, OUTBOUND_RATES, AudioFormat, Encoding
+from vobiz_stream.formats import (
+    DEFAULT_FORMAT,
+    INBOUND_RATES,
+    OUTBOUND_RATES,
+    AudioFormat,
+    Encoding,
+)
 from vobiz_stream.inbound import LONGEST_INBOUND_PAYLOAD, InboundDecoder
 from vobiz_stream.logtext import loggable
 from vobiz_stream.playback import (
@@ -472,6 +478,12 @@ class CallSession:
     def _on_start(self, start: Start) -> None:
         if self.start is not None:
             log.info("call %s: ignored a second start", self.describe())
+            return
+        named = start.media_format
+        if named is not None and named.sample_rate not in INBOUND_RATES[named.encoding]:
+            # The recording and the clock are sized by the rate: one the carrier never sends
+            # could ask for gigabytes.
+            self.reject(f"start names {named.content_type}, a format the carrier does not send")
             return
         self.start = start
         self.call_id = start.call_id or self.call_id

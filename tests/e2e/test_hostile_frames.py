@@ -285,3 +285,28 @@ async def test_carrier_text_cannot_forge_a_log_record(
     for shown in ("call", "stream", "checkpoint", "event", "reason", "query"):
         assert f"{shown}{escaped}" in text, shown
     assert "malformed_frame" in text  # the digit: the frame is refused, its text not shown
+
+
+@pytest.mark.parametrize("rate", [10**6, 10**12])
+async def test_a_start_naming_a_rate_the_carrier_never_sends_cannot_size_the_recording(
+    start_server: StartServer, connect: Connect, rate: int
+) -> None:
+    """The recording's buffers and the clock are sized by the start's rate: a start naming
+    10^12 Hz once asked for terabytes (and 10^6 Hz for a recording of one sample per frame)."""
+    running = await start_server(l16_byte_order="little", **ONE_WAY)
+    carrier = await connect(running.ws_url)
+    await carrier.start(call_id="huge-rate", rate=rate)
+    await carrier.start(call_id="huge-rate")  # the real one, 8 kHz
+    audio = noise(50, seed=5)
+    for chunk in range(50):
+        frame = audio[160 * chunk : 160 * (chunk + 1)]
+        await carrier.media(encode_l16(frame, ByteOrder.LITTLE), chunk)
+    await carrier.socket.close()
+    await running.wait_idle()
+
+    [path] = running.recordings()
+    recorded, recorded_rate, _ = read_wav(path)
+    assert recorded_rate == 8000
+    np.testing.assert_array_equal(recorded[:, 0], audio)
+    [stream] = running.server.store.get_call("huge-rate")["streams"]  # type: ignore[index]
+    assert (stream["sample_rate"], stream["frames_malformed"]) == (8000, 1)
