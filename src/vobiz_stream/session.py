@@ -389,7 +389,7 @@ class CallSession:
             self._on_start(event)
         elif isinstance(event, Stop):
             if self._held:
-                self._start_without_start()
+                self._begin_without_start()
             self._note("stop", reason=event.reason)
             self.close("stop")
         elif self._decoder is None:
@@ -444,7 +444,7 @@ class CallSession:
             self.reject(f"media payload of {len(event.payload)} bytes is over a second of audio")
             return
         if len(self._held) >= HELD_BEFORE_START:
-            self._start_without_start()
+            self._begin_without_start()
             if isinstance(event, Media):
                 self._on_media(event)
             else:
@@ -452,7 +452,7 @@ class CallSession:
             return
         self._held.append(event)
 
-    def _start_without_start(self) -> None:
+    def _begin_without_start(self) -> None:
         """Begin the stream with the expected format (a carrier may send no ``start``, as after
         a reconnect), then handle what it held, in order."""
         self.stream_id = self.stream_id or next(
@@ -862,7 +862,7 @@ class CallSession:
         if self._closed:
             return
         if self._held:
-            self._start_without_start()
+            self._begin_without_start()
         self._closed = True
         self.end_reason = reason
         if self._decoder is not None:
