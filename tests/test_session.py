@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import tracemalloc
 import wave
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -330,6 +331,25 @@ async def test_media_without_start_begins_the_stream_in_the_expected_format() ->
     assert session.inbound_format == L16_8K
     assert hooks.started_sessions == [session]
     await finish(session)
+
+
+async def test_what_waits_for_the_start_is_small() -> None:
+    """Held events keep no unknown fields, and no media frame of over a second of audio."""
+    session, _, hooks = make_session(expected_format=L16_8K, byte_order=ByteOrder.LITTLE)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(HELD_BEFORE_START - 1):
+            session.feed(frame({"event": "somethingNew", "field": "x" * 500_000}))
+        session.feed(media_frame(b"\x01\x00" * 16_001))  # a second and more at 16 kHz
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 100_000, held
+    assert hooks.started_sessions == []
+    assert session.stats.frames_malformed == 1
+    await finish(session)
+    assert len(hooks.kinds("unknown_event")) == HELD_BEFORE_START - 1
 
 
 async def test_media_of_a_socket_closed_before_any_start_is_kept() -> None:

@@ -443,6 +443,8 @@ class CallSession:
         if isinstance(event, Media) and len(event.payload) > LONGEST_INBOUND_PAYLOAD:
             self.reject(f"media payload of {len(event.payload)} bytes is over a second of audio")
             return
+        if isinstance(event, Unknown):
+            event = Unknown(event.event)  # only its name is used: its fields are not held
         if len(self._held) >= HELD_BEFORE_START:
             self._begin_without_start()
             if isinstance(event, Media):
