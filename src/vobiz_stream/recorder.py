@@ -27,6 +27,9 @@ from vobiz_stream.protocol import Media, Track
 OVERTAKEN_MS = 200
 """How far before a track's first frame a frame that arrived late (overtaken) may belong."""
 
+LONGEST_STEP_MS = 100
+"""The longest frame step the clock takes from a track's first frame (carriers send 20 ms)."""
+
 
 class StreamClock:
     """Maps each track's frames to sample positions on the recording's one clock.
@@ -35,9 +38,9 @@ class StreamClock:
     the 20 ms grid, else right after the previous frame. Chunk numbers may count every frame of
     the stream rather than of the track (two tracks interleaved step by 2 each): the step is
     learnt as the greatest common divisor of the increments seen, and each step is one frame.
-    A frame's length on that clock is the track's regular frame length, taken from its first
-    numbered frame (rounded up to the 20 ms grid, at most one second) and never changed after:
-    one long frame cannot spread every later frame apart.
+    A step's length is the track's regular frame length, taken from its first numbered frame
+    (at most ``LONGEST_STEP_MS``) and never changed after: one long frame cannot spread every
+    later frame apart, and a short last frame does not move back.
     A track's first frame is placed by its timestamp against the first timestamped frame of the
     stream (so two tracks line up), else where it arrived; also where it arrived when its stamp
     puts it more than ``max_jump_seconds`` away from that (a stamp that cannot be right). A
@@ -48,17 +51,12 @@ class StreamClock:
 
     def __init__(self, sample_rate: int, max_jump_seconds: float = 60.0) -> None:
         self._frame_samples = sample_rate * FRAME_MS // 1000
-        self._longest_step = sample_rate
+        self._longest_step = sample_rate * LONGEST_STEP_MS // 1000
         self._max_jump = int(max_jump_seconds * sample_rate)
         self._overtaken = sample_rate * OVERTAKEN_MS // 1000
         self._reference: tuple[int, int] | None = None
         """(timestamp, position) of the stream's first timestamped frame."""
         self._tracks: dict[Track, _TrackState] = {}
-
-    def _step(self, samples: int) -> int:
-        """A track's frame length from its first numbered frame of ``samples``."""
-        grid = self._frame_samples
-        return min(max(grid, -(-samples // grid) * grid), self._longest_step)
 
     def _grid(self, milliseconds: int) -> int:
         return round(milliseconds / FRAME_MS) * self._frame_samples
@@ -83,7 +81,7 @@ class StreamClock:
         chunk = media.chunk
         if chunk is not None and state.first_chunk is not None:  # every frame: kept lean
             if not state.frame_samples:
-                state.frame_samples = self._step(samples)
+                state.frame_samples = min(samples, self._longest_step)
             steps = chunk - state.first_chunk
             stride = state.stride
             if not stride or steps % stride:  # the gcd only changes when a step does not fit
