@@ -119,7 +119,6 @@ HOSTILE_FRAMES = [
         {"event": "media", "extra_headers": HUGE, "media": {"payload": "AAAA", "chunk": 1}},
         {"event": "playedStream", "name": HUGE},  # names
         {"event": HUGE},
-        {"event": "stop", "reason": HUGE},
         {"event": "dtmf", "dtmf": {"digit": HUGE}},  # a digit
         {"event": "media", "media": {"payload": "AAAA", "track": HUGE}},  # other fields
         {"event": "media", "media": {"payload": "AAAA", "contentType": HUGE}},
@@ -127,6 +126,8 @@ HOSTILE_FRAMES = [
     )
 ]
 MALFORMED_OF_EACH_ROUND = len(HOSTILE_FRAMES) - 1  # all but the unknown event
+STOP_WITH_A_HUGE_REASON = orjson.dumps({"event": "stop", "reason": HUGE}).decode()
+"""Malformed too, so not a stop: sent last (a server that took it would end the call)."""
 
 
 async def test_a_thousand_frames_of_500_kb_strings_grow_the_database_and_log_by_under_1_mb(
@@ -137,14 +138,13 @@ async def test_a_thousand_frames_of_500_kb_strings_grow_the_database_and_log_by_
     before = (server.database_bytes(), server.log_bytes())
     carrier = await connect(server.ws_url)
     await carrier.start(call_id="amplify")
-    audio = noise(1000, seed=1)
-    sent = 0
-    for chunk in range(1000):
+    audio = noise(999, seed=1)
+    for chunk in range(999):
         await carrier.send(HOSTILE_FRAMES[chunk % len(HOSTILE_FRAMES)])
         await carrier.send(
             media(encode_l16(audio[160 * chunk : 160 * (chunk + 1)], ByteOrder.LITTLE), chunk)
         )
-        sent += 1
+    await carrier.send(STOP_WITH_A_HUGE_REASON)  # the thousandth
     await carrier.socket.close()
     await server.stop()
 
@@ -152,9 +152,9 @@ async def test_a_thousand_frames_of_500_kb_strings_grow_the_database_and_log_by_
     print(f"\ndatabase and log bytes: before {before}, after {after}")
     assert sum(after) - sum(before) < 1 * MB
     [(received, malformed)] = server.query("SELECT frames_received, frames_malformed FROM streams")
-    rounds, rest = divmod(1000, len(HOSTILE_FRAMES))
-    expected = rounds * MALFORMED_OF_EACH_ROUND + min(rest, MALFORMED_OF_EACH_ROUND)
-    assert (received, malformed) == (1000, expected)
+    rounds, rest = divmod(999, len(HOSTILE_FRAMES))
+    expected = rounds * MALFORMED_OF_EACH_ROUND + min(rest, MALFORMED_OF_EACH_ROUND) + 1
+    assert (received, malformed) == (999, expected)
     kept = server.query("SELECT detail FROM call_events WHERE kind = 'malformed_frame'")
     assert 1 <= len(kept) <= 10
     assert all(len(detail) < 200 for (detail,) in kept)
@@ -163,7 +163,7 @@ async def test_a_thousand_frames_of_500_kb_strings_grow_the_database_and_log_by_
     assert_recorded(read_wav(path)[0][:, 0], audio)
     text = server.log_path.read_text()
     assert text.count("malformed_frame") == 1  # logged once per call, then counted
-    assert f"{sent} frames, {expected} malformed" in text
+    assert f"stream ended (socket_closed): 999 frames, {expected} malformed" in text
 
 
 # --- 2. the recording clock cannot be stretched ----------------------------------------------
