@@ -110,18 +110,19 @@ async def server_process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
 
 # --- 1. every text field is bounded ----------------------------------------------------------
 
+# The media frames carry a valid payload (2 bytes): only the long field makes them malformed.
 HOSTILE_FRAMES = [
     orjson.dumps(frame).decode()
     for frame in (
         {"event": "start", "start": {"callId": HUGE, "streamId": "s"}},  # ids
         {"event": "start", "start": {"callId": "c", "streamId": "s", "accountId": HUGE}},
-        {"event": "media", "streamId": HUGE, "media": {"payload": "AAAA", "chunk": 1}},
-        {"event": "media", "extra_headers": HUGE, "media": {"payload": "AAAA", "chunk": 1}},
+        {"event": "media", "streamId": HUGE, "media": {"payload": "AAA=", "chunk": 1}},
+        {"event": "media", "extra_headers": HUGE, "media": {"payload": "AAA=", "chunk": 1}},
         {"event": "playedStream", "name": HUGE},  # names
         {"event": HUGE},
         {"event": "dtmf", "dtmf": {"digit": HUGE}},  # a digit
-        {"event": "media", "media": {"payload": "AAAA", "track": HUGE}},  # other fields
-        {"event": "media", "media": {"payload": "AAAA", "contentType": HUGE}},
+        {"event": "media", "media": {"payload": "AAA=", "track": HUGE}},  # other fields
+        {"event": "media", "media": {"payload": "AAA=", "contentType": HUGE}},
         {"event": "somethingNew", "field": HUGE},  # an unknown event with an unknown field
     )
 ]
