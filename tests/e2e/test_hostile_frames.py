@@ -226,6 +226,7 @@ async def test_media_and_dtmf_before_start_follow_it_into_the_recording_and_the_
         await carrier.start(call_id="early-bird")
         for chunk in range(10, 60):
             await carrier.media(frames[chunk], chunk)
+        await carrier.send({"event": "dtmf", "streamId": "stream-1", "dtmf": {"digit": "#"}})
         await carrier.socket.close()
         await running.wait_idle()
 
@@ -239,7 +240,8 @@ async def test_media_and_dtmf_before_start_follow_it_into_the_recording_and_the_
     [stream] = call["streams"]
     assert (stream["frames_received"], stream["frames_malformed"]) == (60, 0)
     assert [(event["kind"], event["detail"]) for event in call["events"]] == [
-        ("dtmf", {"digit": "7"})
+        ("dtmf", {"digit": "7"}),
+        ("dtmf", {"digit": "#"}),
     ]
     problems = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert problems == []
