@@ -38,6 +38,7 @@ from vobiz_stream.protocol import (
 )
 from vobiz_stream.session import (
     HELD_BEFORE_START,
+    UNKNOWN_NOTED,
     AudioCleared,
     BargeIn,
     CallerAudio,
@@ -412,6 +413,10 @@ async def test_unknown_events_are_noted_not_fatal() -> None:
     assert hooks.kinds("unknown_event") == [{"event": "mark"}]
     assert session.stats.frames_malformed == 0
     assert not session.closed
+    for _ in range(20):
+        session.feed(frame({"event": "mark"}))
+    assert len(hooks.kinds("unknown_event")) == UNKNOWN_NOTED  # the rest are only counted
+    assert session.stats.unknown_events == 21
     await finish(session)
 
 

@@ -99,6 +99,10 @@ MALFORMED_KEPT = 10
 """Malformed frames of a stream kept as call events (the first is also logged); the rest are
 only counted."""
 
+UNKNOWN_NOTED = 10
+"""Unknown events of a stream logged and kept as call events; the rest are only counted
+(``SessionStats.unknown_events``): a flood of tiny frames cannot fill the disk."""
+
 HELD_BEFORE_START = 50
 """Events (a second of audio) a stream holds back while its ``start`` has not come."""
 
@@ -262,6 +266,7 @@ class SessionOptions:
 class SessionStats:
     frames_received: int = 0
     frames_malformed: int = 0
+    unknown_events: int = 0
     events_dropped: int = 0
     clear_round_trips: list[float] = field(default_factory=list)
     """Seconds from each ``clearAudio`` to its ``clearedAudio``: clear to silence."""
@@ -406,7 +411,9 @@ class CallSession:
             self._note("dtmf", digit=event.digit)
             self._put(DtmfReceived(event.digit))
         else:
-            self._note("unknown_event", event=event.event)
+            self.stats.unknown_events += 1
+            if self.stats.unknown_events <= UNKNOWN_NOTED:
+                self._note("unknown_event", event=event.event)
 
     def _note(self, kind: str, level: int = logging.INFO, **detail: object) -> None:
         """One log line and one kept event per call event; text from the carrier is escaped."""

@@ -167,6 +167,31 @@ async def test_a_thousand_frames_of_500_kb_strings_grow_the_database_and_log_by_
     assert f"stream ended (socket_closed): 999 frames, {expected} malformed" in text
 
 
+async def test_a_flood_of_tiny_unknown_events_is_noted_ten_times_and_counted(
+    server_process: ServerProcess, connect: Connect
+) -> None:
+    """13 bytes on the wire once made a log line and a row each: 1000 of them cost 13 KB to send
+    and over 100 KB of disk."""
+    server = server_process
+    await server.start()
+    before = (server.database_bytes(), server.log_bytes())
+    carrier = await connect(server.ws_url)
+    await carrier.start(call_id="chatter")
+    for _ in range(1000):
+        await carrier.send('{"event":"x"}')
+    await carrier.media(encode_l16(noise(1, seed=6), ByteOrder.LITTLE), 0)
+    await carrier.socket.close()
+    await server.stop()
+
+    after = (server.database_bytes(), server.log_bytes())
+    print(f"\ndatabase and log bytes: before {before}, after {after}")
+    rows = server.query("SELECT count(*) FROM call_events WHERE kind = 'unknown_event'")
+    assert rows == [(10,)]
+    assert server.log_path.read_text().count("unknown_event") == 10
+    [(received, malformed)] = server.query("SELECT frames_received, frames_malformed FROM streams")
+    assert (received, malformed) == (1, 0)
+
+
 # --- 2. the recording clock cannot be stretched ----------------------------------------------
 
 
