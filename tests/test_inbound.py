@@ -288,3 +288,31 @@ def test_flush_releases_held_frames_by_the_evidence_so_far() -> None:
 def test_flush_with_nothing_held_is_empty() -> None:
     assert InboundDecoder(L16_8K).flush() == []
     assert InboundDecoder(L16_8K, ByteOrder.LITTLE).flush() == []
+
+
+@pytest.mark.parametrize("order", [ByteOrder.LITTLE, None])  # told, and still detecting
+def test_a_frame_with_over_a_second_of_audio_is_refused(order: ByteOrder | None) -> None:
+    decoder = InboundDecoder(L16_8K, order)
+    second = Media(payload=b"\x01\x00" * 8000, chunk=0)  # exactly one second: taken
+    assert sum(len(pcm) for _, pcm in decoder.push(second) + decoder.flush()) == 8000
+    with pytest.raises(AudioError, match="more than 1 s of audio/x-l16;rate=8000"):
+        decoder.push(Media(payload=b"\x01\x00" * 8001, chunk=1))
+    if order is not None:
+        with pytest.raises(AudioError, match="more than 1 s"):
+            decoder.decode(Media(payload=b"\x01\x00" * 8001, chunk=1))
+
+
+def test_a_frame_naming_its_format_is_held_to_a_second_of_that_format() -> None:
+    """8001 mu-law bytes fit in a second of the stream's L16, not of the frame's own mu-law."""
+    decoder = InboundDecoder(L16_8K, ByteOrder.LITTLE)
+    seed = Media(payload=b"\xff" * 8001, media_format=AudioFormat(Encoding.MULAW, 8000))
+    with pytest.raises(AudioError, match="more than 1 s of audio/x-mulaw"):
+        decoder.decode(seed)
+
+
+def test_a_frame_naming_a_higher_rate_is_still_held_to_a_second_at_the_stream_rate() -> None:
+    """Its samples are recorded at the stream's rate: 16001 bytes would be 1 s and 1 sample."""
+    decoder = InboundDecoder(L16_8K, ByteOrder.LITTLE)
+    seed = Media(payload=b"\x01\x00" * 8001, media_format=AudioFormat(Encoding.L16, 10**9))
+    with pytest.raises(AudioError, match="more than 1 s of audio/x-l16;rate=8000"):
+        decoder.decode(seed)

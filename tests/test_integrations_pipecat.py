@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -234,6 +235,22 @@ async def test_played_cleared_dtmf_stop_unknown_and_malformed() -> None:
     assert await serializer.deserialize(text({"event": "mark", "name": "x"})) is None
     assert await serializer.deserialize("not json") is None
     assert await serializer.deserialize(text({"event": "media", "media": {}})) is None
+
+
+async def test_carrier_text_reaches_the_log_escaped(caplog: pytest.LogCaptureFixture) -> None:
+    forged = "\n2026-01-01 INFO forged\x1b[31m"
+    serializer = VobizFrameSerializer()
+    start = {"callId": "C" + forged, "streamId": "S" + forged, "tracks": ["inbound"]}
+    with caplog.at_level(logging.INFO, logger="vobiz_stream"):
+        await serializer.deserialize(text({"event": "start", "start": start}))
+        await serializer.deserialize(text({"event": "playedStream", "name": "turn" + forged}))
+        await serializer.deserialize(text({"event": "stop", "reason": "bye" + forged}))
+        await serializer.deserialize(text({"event": "mark" + forged}))
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 4
+    for message in messages:
+        assert "\n" not in message and "\x1b" not in message, message
+        assert "C\\x0a2026-01-01 INFO forged\\x1b[31m" in message
 
 
 # --- pipeline to carrier -------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from vobiz_stream import protocol
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.formats import AudioFormat, Encoding
 from vobiz_stream.protocol import (
+    MAX_ID_CHARS,
+    MAX_NAME_CHARS,
     Checkpoint,
     ClearAudio,
     ClearedAudio,
@@ -359,6 +361,90 @@ def test_bad_carrier_frames_raise_protocol_error(frame: str | bytes, message: st
 def test_bad_app_frames_raise_protocol_error(frame: str, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         parse_command(frame)
+
+
+LONG_ID = "i" * (MAX_ID_CHARS + 1)
+LONG_NAME = "n" * (MAX_NAME_CHARS + 1)
+PAYLOAD = "AAAAAA=="
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"event": "media", "streamId": LONG_ID, "media": {"payload": PAYLOAD}},
+        {"event": "media", "extra_headers": LONG_NAME, "media": {"payload": PAYLOAD}},
+        {"event": "media", "extra_headers": {"k": LONG_NAME}, "media": {"payload": PAYLOAD}},
+        {"event": "media", "streamId": 7, "x": 1, "media": {"payload": PAYLOAD, "chunk": "1"},
+         "extra_headers": LONG_NAME},  # general path
+        {"event": "media", "media": {"payload": PAYLOAD, "contentType": "l16" + " " * 300}},
+        {"event": "start", "start": {"callId": LONG_ID}},
+        {"event": "start", "start": {"streamId": LONG_ID}},
+        {"event": "start", "streamId": LONG_ID, "start": {}},
+        {"event": "start", "start": {"accountId": LONG_ID}},
+        {"event": "start", "start": {"from": LONG_ID}},
+        {"event": "start", "start": {"to": LONG_ID}},
+        {"event": "start", "start": {"direction": LONG_ID}},
+        {"event": "start", "start": {"mediaFormat": {"encoding": "l16" + " " * 300}}},
+        {"event": "start", "start": {}, "extra_headers": LONG_NAME},
+        {"event": "start", "callId": LONG_ID},  # flat
+        {"event": "start", "streamId": LONG_ID},
+        {"event": "start", "accountId": LONG_ID},
+        {"event": "start", "audioTrack": LONG_NAME},
+        {"event": "start", "contentType": LONG_NAME},
+        {"event": "playedStream", "name": LONG_NAME},
+        {"event": "playedStream", "name": "n", "streamId": LONG_ID},
+        {"event": "clearedAudio", "streamId": LONG_ID},
+        {"event": "dtmf", "dtmf": {"digit": "5"}, "streamId": LONG_ID},
+        {"event": "stop", "reason": LONG_NAME},
+        {"event": "stop", "streamId": LONG_ID},
+        {"event": LONG_NAME},
+    ],
+)  # fmt: skip
+def test_every_text_field_of_a_carrier_frame_is_bounded(obj: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError, match="at most") as raised:
+        parse_event(orjson.dumps(obj))
+    assert len(str(raised.value)) < 80  # the message names the field, never repeats its text
+
+
+def test_fields_at_their_bounds_are_taken() -> None:
+    media = parse_event(orjson.dumps({"event": "media", "streamId": "é" * MAX_ID_CHARS,
+                                      "extra_headers": "n" * MAX_NAME_CHARS,
+                                      "media": {"payload": PAYLOAD}}))  # fmt: skip
+    assert isinstance(media, Media) and media.stream_id == "é" * MAX_ID_CHARS
+    start = parse_event(orjson.dumps({"event": "start", "start": {"callId": "c" * MAX_ID_CHARS}}))
+    assert isinstance(start, Start) and start.call_id == "c" * MAX_ID_CHARS
+    played = parse_event(orjson.dumps({"event": "playedStream", "name": "n" * MAX_NAME_CHARS}))
+    assert played == PlayedStream(name="n" * MAX_NAME_CHARS)
+    unknown = parse_event(orjson.dumps({"event": "e" * MAX_NAME_CHARS}))
+    assert isinstance(unknown, Unknown)
+
+
+@pytest.mark.parametrize("digit", ["0", "9", "*", "#", "A", "D"])
+def test_dtmf_digits_are_the_keys_of_a_keypad(digit: str) -> None:
+    assert parse_event(orjson.dumps({"event": "dtmf", "dtmf": {"digit": digit}})) == Dtmf(digit)
+
+
+@pytest.mark.parametrize("digit", ["55", "a", "E", " 5", "\n", "\x1b[31m", "5" * 500_000, "\u0661"])
+def test_anything_else_as_a_dtmf_digit_is_malformed(digit: str) -> None:
+    with pytest.raises(ProtocolError, match="not one of 0-9") as raised:
+        parse_event(orjson.dumps({"event": "dtmf", "dtmf": {"digit": digit}}))
+    assert len(str(raised.value)) < 80
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"event": "checkpoint", "name": LONG_NAME},
+        {"event": "checkpoint", "name": "n", "streamId": LONG_ID},
+        {"event": "clearAudio", "streamId": LONG_ID},
+        {"event": "stop", "streamId": LONG_ID},
+        {"event": "playAudio", "streamId": LONG_ID,
+         "media": {"contentType": "audio/x-l16", "sampleRate": 8000, "payload": PAYLOAD}},
+    ],
+)  # fmt: skip
+def test_every_text_field_of_an_app_command_is_bounded(obj: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError, match="at most"):
+        parse_command(orjson.dumps(obj))
 
 
 def test_protocol_error_is_a_value_error_of_the_family() -> None:
@@ -763,6 +849,8 @@ ODD_TEXTS = st.sampled_from(
     [
         None, 7, 2.5, True, "", "é", "\ud800", "Inbound", " outbound", "both", "audio/opus", "l16",
         "audio/x-l16;rate=0", "pcmu", [], {"a": 1},
+        # at and just past the bounds of ids (128) and names (256), in characters not bytes
+        "i" * 128, "i" * 129, "é" * 128, "é" * 129, "n" * 256, "n" * 257, "é" * 257,
     ]
 )  # fmt: skip
 ODD_PAYLOADS = st.sampled_from(

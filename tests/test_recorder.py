@@ -12,7 +12,7 @@ import pytest
 
 from vobiz_stream.audio import ByteOrder, Pcm, encode_l16
 from vobiz_stream.protocol import Media, Track
-from vobiz_stream.recorder import Recording, StreamClock
+from vobiz_stream.recorder import LONGEST_STEP_MS, Recording, StreamClock
 
 RATE = 8000
 FRAME = RATE // 50  # 160 samples in 20 ms
@@ -116,6 +116,23 @@ def test_a_short_last_frame_lands_right_after_the_previous_one() -> None:
     for chunk in range(10):
         assert clock.place(media(chunk=chunk), FRAME, arrival=0) == chunk * FRAME
     assert clock.place(media(chunk=10), FRAME // 2, arrival=0) == 10 * FRAME
+
+
+def test_one_long_frame_does_not_change_the_step_of_the_frames_after_it() -> None:
+    """Once a 47 s frame made every later 20 ms frame 47 s apart: a 60 s call became hours."""
+    clock = StreamClock(RATE)
+    for chunk in range(10):
+        assert clock.place(media(chunk=chunk), FRAME, arrival=0) == chunk * FRAME
+    assert clock.place(media(chunk=10), 380_000, arrival=0) == 10 * FRAME
+    for chunk in range(11, 20):
+        assert clock.place(media(chunk=chunk), FRAME, arrival=0) == chunk * FRAME
+
+
+def test_a_long_first_frame_sets_a_step_of_at_most_100_ms() -> None:
+    clock = StreamClock(RATE)
+    assert clock.place(media(chunk=0), RATE, arrival=0) == 0  # one second
+    assert clock.place(media(chunk=1), FRAME, arrival=0) == RATE * LONGEST_STEP_MS // 1000
+    assert clock.place(media(chunk=2), FRAME, arrival=0) == 2 * RATE * LONGEST_STEP_MS // 1000
 
 
 def test_out_of_order_frames_at_the_start_land_in_place() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import tracemalloc
 import wave
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,6 +37,8 @@ from vobiz_stream.protocol import (
     parse_command,
 )
 from vobiz_stream.session import (
+    HELD_BEFORE_START,
+    UNKNOWN_NOTED,
     AudioCleared,
     BargeIn,
     CallerAudio,
@@ -286,17 +289,42 @@ async def test_a_second_start_is_ignored() -> None:
     await finish(session)
 
 
-async def test_media_before_start_is_kept_in_the_expected_format() -> None:
+async def test_events_before_start_wait_for_it_and_follow_it_in_order() -> None:
     session, _, hooks = make_session(expected_format=L16_8K, byte_order=ByteOrder.LITTLE)
-    pcm = sine(500, 0.02, 8000)
+    pcm = sine(500, 0.02, 16000)
     session.feed(media_frame(l16_bytes(pcm), chunk=3, stream_id="S7"))
-    assert await asyncio.wait_for(session.wait_started(), 1.0) is True
-    assert session.stream_id == "S7"
+    session.feed(frame({"event": "dtmf", "dtmf": {"digit": "5"}}))
+    session.feed(frame({"event": "playedStream", "name": "early"}))
+    assert hooks.started_sessions == [] and hooks.audio_frames == [] and hooks.events == []
+
+    # The start names 16 kHz: the held frame is read in it, then the held events follow.
+    session.feed(nested_start("S7", "C7", "audio/x-l16", 16000))
     assert hooks.started_sessions == [session]
+    assert session.call_id == "C7" and session.inbound_format == L16_16K
     [(media, decoded, _)] = hooks.audio_frames
     assert media.chunk == 3
     np.testing.assert_array_equal(decoded, pcm)
+    assert [kind for kind, _ in hooks.events] == ["dtmf", "checkpoint_played"]
     assert session.stats.frames_received == 1
+    assert session.stats.frames_malformed == 0
+    await finish(session)
+
+
+async def test_media_without_start_begins_the_stream_in_the_expected_format() -> None:
+    """A carrier may send no start (after a reconnect): past HELD_BEFORE_START events the stream
+    begins without it, every held frame kept in order."""
+    session, _, hooks = make_session(expected_format=L16_8K, byte_order=ByteOrder.LITTLE)
+    pcm = [sine(300 + 10 * n, 0.02, 8000) for n in range(HELD_BEFORE_START + 1)]
+    for chunk, samples in enumerate(pcm[:-1]):
+        session.feed(media_frame(l16_bytes(samples), chunk=chunk, stream_id="S7"))
+    assert hooks.started_sessions == []
+    session.feed(media_frame(l16_bytes(pcm[-1]), chunk=len(pcm) - 1, stream_id="S7"))
+    assert await asyncio.wait_for(session.wait_started(), 1.0) is True
+    assert session.stream_id == "S7"
+    assert [media.chunk for media, _, _ in hooks.audio_frames] == list(range(len(pcm)))
+    np.testing.assert_array_equal(
+        np.concatenate([decoded for _, decoded, _ in hooks.audio_frames]), np.concatenate(pcm)
+    )
 
     # The start that comes after fills in the metadata but cannot change the format any more.
     session.feed(nested_start("S7", "C7", "audio/x-l16", 16000))
@@ -304,6 +332,38 @@ async def test_media_before_start_is_kept_in_the_expected_format() -> None:
     assert session.inbound_format == L16_8K
     assert hooks.started_sessions == [session]
     await finish(session)
+
+
+async def test_what_waits_for_the_start_is_small() -> None:
+    """Held events keep no unknown fields, and no media frame of over a second of audio."""
+    session, _, hooks = make_session(expected_format=L16_8K, byte_order=ByteOrder.LITTLE)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(HELD_BEFORE_START - 1):
+            session.feed(frame({"event": "somethingNew", "field": "x" * 500_000}))
+        session.feed(media_frame(b"\x01\x00" * 16_001))  # a second and more at 16 kHz
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 100_000, held
+    assert hooks.started_sessions == []
+    assert session.stats.frames_malformed == 1
+    await finish(session)
+    assert len(hooks.kinds("unknown_event")) == UNKNOWN_NOTED
+    assert session.stats.unknown_events == HELD_BEFORE_START - 1  # all held, then counted
+
+
+async def test_media_of_a_socket_closed_before_any_start_is_kept() -> None:
+    session, _, hooks = make_session(expected_format=L16_8K, byte_order=ByteOrder.LITTLE)
+    pcm = sine(500, 0.02, 8000)
+    session.feed(media_frame(l16_bytes(pcm), chunk=0))
+    session.feed(frame({"event": "dtmf", "dtmf": {"digit": "#"}}))
+    await finish(session)
+    assert hooks.started_sessions == [session]
+    np.testing.assert_array_equal(hooks.audio_frames[0][1], pcm)
+    assert hooks.kinds("dtmf") == [{"digit": "#"}]
+    assert hooks.ended_reasons == ["test over"]
 
 
 async def test_wait_started_is_false_when_the_socket_closes_first() -> None:
@@ -354,6 +414,10 @@ async def test_unknown_events_are_noted_not_fatal() -> None:
     assert hooks.kinds("unknown_event") == [{"event": "mark"}]
     assert session.stats.frames_malformed == 0
     assert not session.closed
+    for _ in range(20):
+        session.feed(frame({"event": "mark"}))
+    assert len(hooks.kinds("unknown_event")) == UNKNOWN_NOTED  # the rest are only counted
+    assert session.stats.unknown_events == 21
     await finish(session)
 
 

@@ -7,6 +7,9 @@ audio that never tells), they are released in the best guess from the evidence s
 detection goes on for the frames after them. A frame that reads the same in either order (digital
 silence, such as the all-``0xFF`` frames a carrier sends as a call winds up or down) is not held
 unless frames are held before it: holding it would only delay it.
+
+A frame is 20 ms of audio; one with more than :data:`LONGEST_FRAME_SECONDS` of it is refused
+(:class:`~vobiz_stream.errors.AudioError`), so a single frame cannot stretch the recording.
 """
 
 from __future__ import annotations
@@ -23,12 +26,43 @@ from vobiz_stream.audio import (
     l16_little_endian,
     swap_bytes,
 )
-from vobiz_stream.formats import AudioFormat, Encoding
+from vobiz_stream.errors import AudioError
+from vobiz_stream.formats import INBOUND_RATES, AudioFormat, Encoding
 from vobiz_stream.protocol import Media
 
 Decoded = list[tuple[Media, Pcm]]
 
 _MULAW = Encoding.MULAW  # looked up per frame: a module name is cheaper than an enum member
+
+LONGEST_FRAME_SECONDS = 1
+"""Most audio one media frame may carry (the carrier sends 20 ms)."""
+
+
+def longest_payload(audio_format: AudioFormat) -> int:
+    """Bytes of :data:`LONGEST_FRAME_SECONDS` of audio in ``audio_format``."""
+    return audio_format.sample_rate * audio_format.encoding.sample_width * LONGEST_FRAME_SECONDS
+
+
+LONGEST_INBOUND_PAYLOAD = max(
+    longest_payload(AudioFormat(encoding, rate))
+    for encoding, rates in INBOUND_RATES.items()
+    for rate in rates
+)
+"""The longest payload a frame may have in any inbound format (for a frame whose format is not
+known yet)."""
+
+
+def _refuse_if_too_long(media: Media, stream_format: AudioFormat) -> None:
+    """Raise for a payload longer than a frame may be: in the frame's own encoding, if it names
+    one, at the stream's rate (the rate its samples are recorded at, whatever the frame says)."""
+    audio_format = stream_format
+    if media.media_format is not None:
+        audio_format = AudioFormat(media.media_format.encoding, stream_format.sample_rate)
+    if len(media.payload) > longest_payload(audio_format):
+        raise AudioError(
+            f"media payload of {len(media.payload)} bytes holds more than "
+            f"{LONGEST_FRAME_SECONDS} s of {audio_format.content_type}"
+        )
 
 
 class InboundDecoder:
@@ -49,6 +83,8 @@ class InboundDecoder:
     ) -> None:
         self.audio_format = audio_format
         self._l16 = audio_format.encoding is Encoding.L16
+        self._longest = longest_payload(audio_format)
+        """A payload up to this long, in the stream's format, passes with one comparison."""
         self._detector = None if byte_order is not None else ByteOrderDetector(default_order)
         self._order = byte_order if byte_order is not None else default_order
         self._hold_frames = hold_frames
@@ -73,6 +109,8 @@ class InboundDecoder:
     def decode(self, media: Media) -> bytes:
         """One frame of a :attr:`settled` stream as little-endian L16 bytes: the samples
         :meth:`push` would return for it alone, laid out as the WAV holds them."""
+        if len(media.payload) > self._longest or media.media_format is not None:
+            _refuse_if_too_long(media, self.audio_format)
         if media.media_format is None and self._l16:
             return l16_little_endian(media.payload, self._order)  # every frame, once decided
         encoding = media.media_format.encoding if media.media_format else self.audio_format.encoding
@@ -82,6 +120,8 @@ class InboundDecoder:
 
     def push(self, media: Media) -> Decoded:
         """Take one frame; return the frames ready to use, in order."""
+        if len(media.payload) > self._longest or media.media_format is not None:
+            _refuse_if_too_long(media, self.audio_format)
         detector = self._detector
         if detector is None:
             return [(media, decode_l16(self.decode(media), ByteOrder.LITTLE))]

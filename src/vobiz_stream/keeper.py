@@ -23,8 +23,9 @@ from typing import TypedDict
 
 from vobiz_stream.audio import ByteOrder, Resampler, decode_l16, encode_l16
 from vobiz_stream.errors import VobizStreamError
+from vobiz_stream.logtext import loggable
 from vobiz_stream.playback import HeardAudio
-from vobiz_stream.protocol import Media, Track
+from vobiz_stream.protocol import MAX_ID_CHARS, Media, Track
 from vobiz_stream.recorder import Recording, StreamClock
 from vobiz_stream.session import CallSession
 from vobiz_stream.store import QueuedCallStore
@@ -158,6 +159,9 @@ class StreamKeeper:
         self._store = store
         self._latency = latency
         self._session: CallSession | None = None
+        self._call_id = "unknown-call"
+        """The call the stream's rows belong to, fixed when it starts (a ``start`` that comes
+        later renames the session, not rows already stored)."""
         self._recording: Recording | None = None
         self._row: int | None = None
         self._origin = 0.0
@@ -170,13 +174,17 @@ class StreamKeeper:
 
     @property
     def call_id(self) -> str:
-        session = self._session
-        return (session.describe() if session else None) or "unknown-call"
+        return self._call_id
+
+    @property
+    def _label(self) -> str:
+        """The call id as log lines show it (escaped: the carrier chose it)."""
+        return loggable(self._call_id, MAX_ID_CHARS)
 
     def _fail(self, what: str, exc: Exception) -> None:
         """Keep the call going: log, remember the first error, stop recording if it broke."""
         message = f"{what}: {exc}"
-        log.error("call %s: %s", self.call_id, message)
+        log.error("call %s: %s", self._label, message)
         self._error = self._error or message
         if isinstance(exc, OSError) and self._recording is not None:
             recording, self._recording = self._recording, None
@@ -185,6 +193,7 @@ class StreamKeeper:
 
     def started(self, session: CallSession) -> None:
         self._session = session
+        self._call_id = session.call_id or session.stream_id or "unknown-call"
         started_at = datetime.now(UTC)
         audio_format = session.inbound_format
         stereo = len(session.tracks) == 2 or (self._record_heard and session.options.bidirectional)
@@ -215,8 +224,8 @@ class StreamKeeper:
             self._store.update_stream(self._row, byte_order=session.byte_order.value)  # configured
         log.info(
             "call %s: stream %s started: %s, tracks %s, recording %s",
-            self.call_id,
-            session.stream_id or "-",
+            self._label,
+            loggable(session.stream_id or "-", MAX_ID_CHARS),
             audio_format.content_type,
             "+".join(track.value for track in session.tracks),
             self.path.name if self.path else "none",

@@ -28,6 +28,7 @@ from typing import Protocol
 from vobiz_stream.admission import TOKEN_PARAMETER, Admission, Admitted
 from vobiz_stream.handlers import Handler, plays_audio
 from vobiz_stream.keeper import HandlingLatency, StreamKeeper
+from vobiz_stream.protocol import MAX_ID_CHARS
 from vobiz_stream.session import CallSession, SessionOptions, Transport
 from vobiz_stream.store import QueuedCallStore
 
@@ -141,7 +142,8 @@ class OpenStream:
         )
         context = {key: value for key, value in query.items() if key != TOKEN_PARAMETER}
         self.session = CallSession(transport, streams.options, keeper, context)
-        self.session.call_id = query.get("call") or None
+        call_id = query.get("call")
+        self.session.call_id = call_id if call_id and len(call_id) <= MAX_ID_CHARS else None
         if admitted.bound:
             self.session.bound_call_id = admitted.call_id
         self._handler = asyncio.create_task(self._run_handler())

@@ -12,6 +12,11 @@ Two directions (docs/protocol.md sections 2 and 3):
 traffic takes (nested and flat ``start``, live and seed ``media``, numbers as ints or numeric
 strings, missing optional fields); a frame that cannot be understood raises :class:`ProtocolError`
 and nothing else, so a server can log it and skip it.
+
+Every text field a carrier frame carries is bounded (:data:`MAX_ID_CHARS` for ids and numbers,
+:data:`MAX_NAME_CHARS` for names, one of :data:`DTMF_DIGITS` for a key press): a frame with a
+longer one is malformed, so nothing the carrier sends can grow a log line or a stored row
+without bound.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from vobiz_stream.errors import AudioError, ProtocolError
 from vobiz_stream.formats import OUTBOUND_RATES, AudioFormat, Encoding, parse_content_type
 
 __all__ = [
+    "DTMF_DIGITS",
+    "MAX_ID_CHARS",
+    "MAX_NAME_CHARS",
     "AppCommand",
     "CarrierEvent",
     "Checkpoint",
@@ -52,6 +60,17 @@ __all__ = [
     "parse_command",
     "parse_event",
 ]
+
+
+MAX_ID_CHARS = 128
+"""Most characters of an id (``streamId``, ``callId``, ``accountId``) or phone number in a frame."""
+
+MAX_NAME_CHARS = 256
+"""Most characters of a name in a frame: an event name, a checkpoint name, a stop reason, the
+``extra_headers`` text."""
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+"""The keys a ``dtmf`` event may name, one per event."""
 
 
 class Track(StrEnum):
@@ -201,6 +220,24 @@ def _text(obj: _Obj, key: str) -> str | None:
     raise ProtocolError(f"field {key!r} must be a string, got {type(value).__name__}")
 
 
+def _bounded(value: str | None, key: str, limit: int, what: str) -> str | None:
+    if value is not None and len(value) > limit:
+        raise ProtocolError(
+            f"field {key!r} has {len(value)} characters; {what} have at most {limit}"
+        )
+    return value
+
+
+def _id(obj: _Obj, key: str) -> str | None:
+    """An id or a phone number: text of at most :data:`MAX_ID_CHARS` characters."""
+    return _bounded(_text(obj, key), key, MAX_ID_CHARS, "ids")
+
+
+def _name(obj: _Obj, key: str) -> str | None:
+    """A name or a reason: text of at most :data:`MAX_NAME_CHARS` characters."""
+    return _bounded(_text(obj, key), key, MAX_NAME_CHARS, "names")
+
+
 _INT_RANGE = range(-(2**63), 2**64)
 """What JSON encoders write back (signed or unsigned 64 bits); every real field fits easily."""
 
@@ -293,6 +330,7 @@ def _event_name(obj: _Obj) -> str:
     event = obj.get("event")
     if not isinstance(event, str) or not event:
         raise ProtocolError("frame has no 'event' name")
+    _bounded(event, "event", MAX_NAME_CHARS, "names")
     return event
 
 
@@ -323,7 +361,7 @@ def _parse_start(obj: _Obj) -> Start:
         media_format = None
         if media_format_obj is not None:
             media_format = _format(
-                _text(media_format_obj, "encoding"),
+                _name(media_format_obj, "encoding"),
                 _int(media_format_obj, "sampleRate"),
                 "start.mediaFormat",
             )
@@ -331,28 +369,28 @@ def _parse_start(obj: _Obj) -> Start:
         if not isinstance(raw_tracks, list):
             raise ProtocolError("field 'start.tracks' must be a list of track names")
         return Start(
-            stream_id=_first_set(_text(nested, "streamId"), _text(obj, "streamId")),
-            call_id=_text(nested, "callId"),
-            account_id=_text(nested, "accountId"),
+            stream_id=_first_set(_id(nested, "streamId"), _id(obj, "streamId")),
+            call_id=_id(nested, "callId"),
+            account_id=_id(nested, "accountId"),
             tracks=_canonical_tracks(raw_tracks),
             media_format=media_format,
-            from_number=_text(nested, "from"),
-            to_number=_text(nested, "to"),
-            direction=_text(nested, "direction"),
+            from_number=_id(nested, "from"),
+            to_number=_id(nested, "to"),
+            direction=_id(nested, "direction"),
             sequence_number=sequence_number,
             extra_headers=_extra_headers(obj),
             shape=StartShape.NESTED,
         )
-    audio_track = _text(obj, "audioTrack")
+    audio_track = _name(obj, "audioTrack")
     return Start(
-        stream_id=_text(obj, "streamId"),
-        call_id=_text(obj, "callId"),
-        account_id=_text(obj, "accountId"),
+        stream_id=_id(obj, "streamId"),
+        call_id=_id(obj, "callId"),
+        account_id=_id(obj, "accountId"),
         tracks=_tracks_of_audio_track(audio_track),
-        media_format=_format(_text(obj, "contentType"), None, "start.contentType"),
-        from_number=_text(obj, "from"),
-        to_number=_text(obj, "to"),
-        direction=_text(obj, "direction"),
+        media_format=_format(_name(obj, "contentType"), None, "start.contentType"),
+        from_number=_id(obj, "from"),
+        to_number=_id(obj, "to"),
+        direction=_id(obj, "direction"),
         sequence_number=sequence_number,
         extra_headers=_extra_headers(obj),
         shape=StartShape.FLAT,
@@ -366,9 +404,9 @@ def _first_set(*values: str | None) -> str | None:
 def _extra_headers(obj: _Obj) -> str | None:
     """``extra_headers`` is a JSON string on live frames; an object is kept as its JSON text."""
     value = obj.get("extra_headers")
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    if value is not None and not isinstance(value, str):
+        value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return _bounded(value, "extra_headers", MAX_NAME_CHARS, "names")
 
 
 def _canonical_tracks(names: list[Any]) -> tuple[Track, ...]:
@@ -397,16 +435,17 @@ def _parse_media(obj: _Obj, sample_width: int) -> Media:
     if media is None:
         raise ProtocolError("media frame has no 'media' object")
     payload = _payload(media)
-    media_format = _format(_text(media, "contentType"), _int(media, "sampleRate"), "media")
+    media_format = _format(_name(media, "contentType"), _int(media, "sampleRate"), "media")
     width = media_format.encoding.sample_width if media_format else sample_width
     _check_whole_samples(payload, width, "media")
+    _extra_headers(obj)  # not kept, but bounded like every text field
     return Media(
         payload=payload,
         track=_track(media, "track"),
         timestamp=_int(media, "timestamp"),
         chunk=_int(media, "chunk"),
         sequence_number=_int(obj, "sequenceNumber"),
-        stream_id=_text(obj, "streamId"),
+        stream_id=_id(obj, "streamId"),
         media_format=media_format,
     )
 
@@ -418,17 +457,19 @@ def _parse_dtmf(obj: _Obj) -> Dtmf:
         digit = _text(obj, "digit")
     if not digit:
         raise ProtocolError("dtmf frame has no digit in 'dtmf.digit' or 'digit'")
+    if digit not in DTMF_DIGITS:
+        raise ProtocolError(f"dtmf digit of {len(digit)} characters is not one of 0-9 * # A-D")
     return Dtmf(
-        digit=digit, stream_id=_text(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
+        digit=digit, stream_id=_id(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
     )
 
 
 def _parse_played(obj: _Obj) -> PlayedStream:
-    name = _text(obj, "name")
+    name = _name(obj, "name")
     if name is None:
         raise ProtocolError("playedStream frame has no checkpoint 'name'")
     return PlayedStream(
-        name=name, stream_id=_text(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
+        name=name, stream_id=_id(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
     )
 
 
@@ -447,6 +488,10 @@ def _parse_played(obj: _Obj) -> PlayedStream:
 
 _WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 """An integer the fast path takes as it is; a larger one (to 2**64) goes the general way."""
+_WireId = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)]
+_WireName = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)]
+"""Text the fast path takes within the bounds; longer text goes the general way, which rejects
+it."""
 
 
 class _WireMediaBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -455,7 +500,7 @@ class _WireMediaBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     track: str | None = None
     timestamp: _WireInt | str | None = None
     chunk: _WireInt | None = None
-    content_type: str | None = msgspec.field(default=None, name="contentType")
+    content_type: _WireName | None = msgspec.field(default=None, name="contentType")
     sample_rate: _WireInt | None = msgspec.field(default=None, name="sampleRate")
 
 
@@ -463,8 +508,8 @@ class _WireMedia(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     event: str
     media: _WireMediaBody
     sequence_number: _WireInt | None = msgspec.field(default=None, name="sequenceNumber")
-    stream_id: str | None = msgspec.field(default=None, name="streamId")
-    extra_headers: str | None = None
+    stream_id: _WireId | None = msgspec.field(default=None, name="streamId")
+    extra_headers: _WireName | None = None
 
 
 _WIRE_MEDIA = msgspec.json.Decoder(_WireMedia)
@@ -523,14 +568,14 @@ def _parse_event_generally(frame: str | bytes, sample_width: int) -> CarrierEven
         return _parse_played(obj)
     if event == "clearedAudio":
         return ClearedAudio(
-            stream_id=_text(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
+            stream_id=_id(obj, "streamId"), sequence_number=_int(obj, "sequenceNumber")
         )
     if event == "dtmf":
         return _parse_dtmf(obj)
     if event == "stop":
         return Stop(
-            stream_id=_text(obj, "streamId"),
-            reason=_text(obj, "reason"),
+            stream_id=_id(obj, "streamId"),
+            reason=_name(obj, "reason"),
             sequence_number=_int(obj, "sequenceNumber"),
         )
     return _unknown(event, obj)
@@ -559,7 +604,7 @@ def _parse_play_audio(obj: _Obj) -> PlayAudio:
     media = _object(obj, "media")
     if media is None:
         raise ProtocolError("playAudio frame has no 'media' object")
-    content_type = _text(media, "contentType")
+    content_type = _name(media, "contentType")
     if content_type is None:
         raise ProtocolError("playAudio frame has no 'media.contentType'")
     media_format = _format(content_type, _int(media, "sampleRate"), "playAudio")
@@ -575,7 +620,7 @@ def _parse_play_audio(obj: _Obj) -> PlayAudio:
         payload=payload,
         encoding=media_format.encoding,
         sample_rate=media_format.sample_rate,
-        stream_id=_text(obj, "streamId"),
+        stream_id=_id(obj, "streamId"),
     )
 
 
@@ -590,14 +635,14 @@ def parse_command(frame: str | bytes) -> AppCommand:
     if event == "playAudio":
         return _parse_play_audio(obj)
     if event == "checkpoint":
-        name = _text(obj, "name")
+        name = _name(obj, "name")
         if name is None:
             raise ProtocolError("checkpoint frame has no 'name'")
-        return Checkpoint(name=name, stream_id=_text(obj, "streamId"))
+        return Checkpoint(name=name, stream_id=_id(obj, "streamId"))
     if event == "clearAudio":
-        return ClearAudio(stream_id=_text(obj, "streamId"))
+        return ClearAudio(stream_id=_id(obj, "streamId"))
     if event == "stop":
-        return StopCommand(stream_id=_text(obj, "streamId"))
+        return StopCommand(stream_id=_id(obj, "streamId"))
     return _unknown(event, obj)
 
 

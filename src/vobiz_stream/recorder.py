@@ -27,6 +27,9 @@ from vobiz_stream.protocol import Media, Track
 OVERTAKEN_MS = 200
 """How far before a track's first frame a frame that arrived late (overtaken) may belong."""
 
+LONGEST_STEP_MS = 100
+"""The longest frame step the clock takes from a track's first frame (carriers send 20 ms)."""
+
 
 class StreamClock:
     """Maps each track's frames to sample positions on the recording's one clock.
@@ -35,6 +38,9 @@ class StreamClock:
     the 20 ms grid, else right after the previous frame. Chunk numbers may count every frame of
     the stream rather than of the track (two tracks interleaved step by 2 each): the step is
     learnt as the greatest common divisor of the increments seen, and each step is one frame.
+    A step's length is the track's regular frame length, taken from its first numbered frame
+    (at most ``LONGEST_STEP_MS``) and never changed after: one long frame cannot spread every
+    later frame apart, and a short last frame does not move back.
     A track's first frame is placed by its timestamp against the first timestamped frame of the
     stream (so two tracks line up), else where it arrived; also where it arrived when its stamp
     puts it more than ``max_jump_seconds`` away from that (a stamp that cannot be right). A
@@ -45,6 +51,7 @@ class StreamClock:
 
     def __init__(self, sample_rate: int, max_jump_seconds: float = 60.0) -> None:
         self._frame_samples = sample_rate * FRAME_MS // 1000
+        self._longest_step = sample_rate * LONGEST_STEP_MS // 1000
         self._max_jump = int(max_jump_seconds * sample_rate)
         self._overtaken = sample_rate * OVERTAKEN_MS // 1000
         self._reference: tuple[int, int] | None = None
@@ -73,7 +80,8 @@ class StreamClock:
         position: int | None = None
         chunk = media.chunk
         if chunk is not None and state.first_chunk is not None:  # every frame: kept lean
-            state.frame_samples = max(state.frame_samples, samples)
+            if not state.frame_samples:
+                state.frame_samples = min(samples, self._longest_step)
             steps = chunk - state.first_chunk
             stride = state.stride
             if not stride or steps % stride:  # the gcd only changes when a step does not fit
@@ -101,7 +109,7 @@ class _TrackState:
         self.first_chunk: int | None = None
         self.first_timestamp: int | None = None
         self.frame_samples = 0
-        """The track's frame length: the longest frame seen (a last frame may be short)."""
+        """The track's frame length, set by its first numbered frame (0 until then)."""
         self.stride = 0
         """Chunk increment per frame of this track (the gcd of the increments from the first
         chunk); 0 until two chunks were seen."""

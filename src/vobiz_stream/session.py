@@ -45,8 +45,15 @@ from vobiz_stream.audio import (
     encode_mulaw,
 )
 from vobiz_stream.errors import ProtocolError, VobizStreamError
-from vobiz_stream.formats import DEFAULT_FORMAT, OUTBOUND_RATES, AudioFormat, Encoding
-from vobiz_stream.inbound import InboundDecoder
+from vobiz_stream.formats import (
+    DEFAULT_FORMAT,
+    INBOUND_RATES,
+    OUTBOUND_RATES,
+    AudioFormat,
+    Encoding,
+)
+from vobiz_stream.inbound import LONGEST_INBOUND_PAYLOAD, InboundDecoder
+from vobiz_stream.logtext import loggable
 from vobiz_stream.playback import (
     FRAME_SECONDS,
     HeardAudio,
@@ -56,6 +63,7 @@ from vobiz_stream.playback import (
     PlayHandle,
 )
 from vobiz_stream.protocol import (
+    MAX_ID_CHARS,
     Checkpoint,
     ClearAudio,
     ClearedAudio,
@@ -86,6 +94,19 @@ log = logging.getLogger("vobiz_stream.session")
 _monotonic = time.monotonic
 _INBOUND = Track.INBOUND  # looked up per frame: a module name is cheaper than an enum member
 _LITTLE = ByteOrder.LITTLE
+
+MALFORMED_KEPT = 10
+"""Malformed frames of a stream kept as call events (the first is also logged); the rest are
+only counted."""
+
+UNKNOWN_NOTED = 10
+"""Unknown events of a stream logged and kept as call events; the rest are only counted
+(``SessionStats.unknown_events``): a flood of tiny frames cannot fill the disk."""
+
+HELD_BEFORE_START = 50
+"""Events (a second of audio) a stream holds back while its ``start`` has not come."""
+
+_Held = Media | PlayedStream | ClearedAudio | Dtmf | Unknown
 
 
 class SessionError(VobizStreamError):
@@ -245,6 +266,7 @@ class SessionOptions:
 class SessionStats:
     frames_received: int = 0
     frames_malformed: int = 0
+    unknown_events: int = 0
     events_dropped: int = 0
     clear_round_trips: list[float] = field(default_factory=list)
     """Seconds from each ``clearAudio`` to its ``clearedAudio``: clear to silence."""
@@ -289,6 +311,8 @@ class CallSession:
         self._decoder: InboundDecoder | None = None
         self._arrivals: deque[float] = deque()
         """Arrival times of the frames the decoder holds or just released, oldest first."""
+        self._held: list[_Held] = []
+        """Events that came before ``start``, in order (at most ``HELD_BEFORE_START``)."""
         self._started = asyncio.Event()
         self._ended = asyncio.Event()
         self._closed = False
@@ -346,8 +370,9 @@ class CallSession:
         return _monotonic()
 
     def describe(self) -> str:
-        """A short label for log lines: the call id, else the stream id."""
-        return self.call_id or self.stream_id or "unknown-call"
+        """A short label for log lines: the call id, else the stream id, escaped (the carrier
+        chose it: a line feed in it must not start a forged log record)."""
+        return loggable(self.call_id or self.stream_id or "unknown-call", MAX_ID_CHARS)
 
     async def wait_started(self) -> bool:
         """Wait until the stream's metadata is known; False if the socket closed first."""
@@ -375,30 +400,97 @@ class CallSession:
             self._on_media(event)
         elif isinstance(event, Start):
             self._on_start(event)
-        elif isinstance(event, PlayedStream):
+        elif isinstance(event, Stop):
+            if self._held:
+                self._begin_without_start()
+            self._note("stop", reason=event.reason)
+            self.close("stop")
+        elif self._decoder is None:
+            self._hold(event)
+        else:
+            self._on_event(event)
+
+    def _on_event(self, event: PlayedStream | ClearedAudio | Dtmf | Unknown) -> None:
+        if isinstance(event, PlayedStream):
             self._on_played(event)
         elif isinstance(event, ClearedAudio):
             self._on_cleared()
         elif isinstance(event, Dtmf):
             self._note("dtmf", digit=event.digit)
             self._put(DtmfReceived(event.digit))
-        elif isinstance(event, Stop):
-            self._note("stop", reason=event.reason)
-            self.close("stop")
-        elif isinstance(event, Unknown):
-            self._note("unknown_event", event=event.event)
+        else:
+            self.stats.unknown_events += 1
+            if self.stats.unknown_events <= UNKNOWN_NOTED:
+                self._note("unknown_event", event=event.event)
 
     def _note(self, kind: str, level: int = logging.INFO, **detail: object) -> None:
-        """One log line and one kept event per call event."""
+        """One log line and one kept event per call event; text from the carrier is escaped."""
         if log.isEnabledFor(level):
-            shown = " ".join(f"{key}={value}" for key, value in detail.items())
+            shown = " ".join(f"{key}={loggable(str(value))}" for key, value in detail.items())
             log.log(level, "call %s: %s %s", self.describe(), kind, shown)
         self._hooks.event(kind, detail)
 
     def reject(self, problem: str) -> None:
-        """Count and log a frame that could not be understood; the call goes on."""
+        """Count and skip a frame that could not be understood; the call goes on.
+
+        The first of a stream is logged, the first ``MALFORMED_KEPT`` are kept as call events,
+        each with an escaped preview of the problem; the rest are only counted (the count is in
+        the stream's row and its end-of-stream log line), so a flood of bad frames costs no disk.
+        """
         self.stats.frames_malformed += 1
-        self._note("malformed_frame", level=logging.WARNING, problem=problem[:200])
+        count = self.stats.frames_malformed
+        if count > MALFORMED_KEPT:
+            return
+        preview = loggable(problem)
+        if count == 1:
+            log.warning(
+                "call %s: malformed_frame problem=%s (further malformed frames are counted, "
+                "not logged)",
+                self.describe(),
+                preview,
+            )
+        self._hooks.event("malformed_frame", {"problem": preview})
+
+    # -- before start -------------------------------------------------------------------------
+
+    def _hold(self, event: _Held) -> None:
+        """Keep an event that came before ``start`` until the stream begins."""
+        if isinstance(event, Media) and len(event.payload) > LONGEST_INBOUND_PAYLOAD:
+            self.reject(f"media payload of {len(event.payload)} bytes is over a second of audio")
+            return
+        if isinstance(event, Unknown):
+            event = Unknown(event.event)  # only its name is used: its fields are not held
+        if len(self._held) >= HELD_BEFORE_START:
+            self._begin_without_start()
+            if isinstance(event, Media):
+                self._on_media(event)
+            else:
+                self._on_event(event)
+            return
+        self._held.append(event)
+
+    def _begin_without_start(self) -> None:
+        """Begin the stream with the expected format (a carrier may send no ``start``, as after
+        a reconnect), then handle what it held, in order."""
+        self.stream_id = self.stream_id or next(
+            (event.stream_id for event in self._held if isinstance(event, Media)), None
+        )
+        log.info(
+            "call %s: %d events and no start; using the expected format %s",
+            self.describe(),
+            len(self._held),
+            self.inbound_format.content_type,
+        )
+        self._begin()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for event in held:
+            if isinstance(event, Media):
+                self._on_media(event)
+            else:
+                self._on_event(event)
 
     def _on_start(self, start: Start) -> None:
         if self.start is not None:
@@ -409,6 +501,12 @@ class CallSession:
             self.mismatched_call_id = start.call_id
             self.close(CALL_MISMATCH)  # nothing of the other call is recorded or handled
             return
+        named = start.media_format
+        if named is not None and named.sample_rate not in INBOUND_RATES[named.encoding]:
+            # The recording and the clock are sized by the rate: one the carrier never sends
+            # could ask for gigabytes.
+            self.reject(f"start names {named.content_type}, a format the carrier does not send")
+            return
         self.start = start
         self.call_id = start.call_id or self.call_id
         self.stream_id = start.stream_id or self.stream_id
@@ -418,6 +516,7 @@ class CallSession:
         if start.media_format is not None:
             self.inbound_format = start.media_format
         self._begin()
+        self._release_held()
 
     def _begin(self) -> InboundDecoder:
         decoder = self._decoder = InboundDecoder(
@@ -435,14 +534,9 @@ class CallSession:
         # Every frame comes through here: only the work there is to do (no heard audio to ask
         # for before the app ever played, no speech detection unless it is on).
         decoder = self._decoder
-        if decoder is None:  # not started: media before, or without, a start
-            self.stream_id = self.stream_id or media.stream_id
-            log.info(
-                "call %s: media before start; using the expected format %s",
-                self.describe(),
-                self.inbound_format.content_type,
-            )
-            decoder = self._begin()
+        if decoder is None:  # not started: held until the start comes
+            self._hold(media)
+            return
         self.stats.frames_received += 1
         now = _monotonic()
         try:
@@ -789,6 +883,8 @@ class CallSession:
         """The stream is over (socket closed, ``stop``, or the server shutting down)."""
         if self._closed:
             return
+        if self._held:
+            self._begin_without_start()
         self._closed = True
         self.end_reason = reason
         if self._decoder is not None:

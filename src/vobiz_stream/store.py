@@ -35,6 +35,7 @@ import orjson
 from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import StoreError
 from vobiz_stream.event_budget import NOT_STORED, EventBudget
+from vobiz_stream.logtext import loggable
 from vobiz_stream.store_reads import CALLS_PAGE, ONE_CALL, CallReader
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
 
@@ -887,10 +888,10 @@ class QueuedCallStore(Closeable):
         try:
             write.apply(store)
         except StoreError as exc:
-            log.error("call %s: cannot %s: %s", write.call_id or "-", write.what, exc)
+            log.error("call %s: cannot %s: %s", loggable(write.call_id or "-"), write.what, exc)
             _settle([write], exc)
         except Exception as exc:  # a bug in one write must not stop the writer (nor later ones)
-            log.exception("call %s: cannot %s", write.call_id or "-", write.what)
+            log.exception("call %s: cannot %s", loggable(write.call_id or "-"), write.what)
             _settle([write], StoreError(f"cannot {write.what}: {exc!r}"))
 
     def close(self) -> None:

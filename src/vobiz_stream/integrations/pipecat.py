@@ -72,7 +72,9 @@ from vobiz_stream.audio import (
 from vobiz_stream.errors import ProtocolError, VobizStreamError
 from vobiz_stream.formats import OUTBOUND_RATES, Encoding, parse_content_type
 from vobiz_stream.inbound import InboundDecoder
+from vobiz_stream.logtext import loggable
 from vobiz_stream.protocol import (
+    MAX_ID_CHARS,
     ClearAudio,
     ClearedAudio,
     Dtmf,
@@ -168,8 +170,8 @@ class VobizFrameSerializer(FrameSerializer):
         self._pipeline_rate = self._settings.sample_rate or setup.audio_in_sample_rate
 
     def describe(self) -> str:
-        """The call id, else the stream id, for log lines."""
-        return self.call_id or self.stream_id or "unknown-call"
+        """The call id, else the stream id, for log lines (escaped: the carrier chose it)."""
+        return loggable(self.call_id or self.stream_id or "unknown-call", MAX_ID_CHARS)
 
     # -- carrier to pipeline ------------------------------------------------------------------
 
@@ -184,16 +186,16 @@ class VobizFrameSerializer(FrameSerializer):
         if isinstance(event, Start):
             self._on_start(event)
         elif isinstance(event, PlayedStream):
-            log.info("call %s: checkpoint %s played", self.describe(), event.name)
+            log.info("call %s: checkpoint %s played", self.describe(), loggable(event.name))
             return VobizCheckpointPlayedFrame(event.name)
         elif isinstance(event, ClearedAudio):
             return self._on_cleared()
         elif isinstance(event, Dtmf):
             return self._on_dtmf(event)
         elif isinstance(event, Stop):
-            log.info("call %s: carrier stop (%s)", self.describe(), event.reason)
+            log.info("call %s: carrier stop (%s)", self.describe(), loggable(str(event.reason)))
         elif isinstance(event, Unknown):
-            log.info("call %s: unknown event %r ignored", self.describe(), event.event)
+            log.info("call %s: unknown event %s ignored", self.describe(), loggable(event.event))
         return None
 
     def _on_start(self, start: Start) -> None:
@@ -208,7 +210,7 @@ class VobizFrameSerializer(FrameSerializer):
         log.info(
             "call %s: stream %s started: %s",
             self.describe(),
-            self.stream_id,
+            loggable(str(self.stream_id), MAX_ID_CHARS),
             self.inbound_format.content_type,
         )
 
