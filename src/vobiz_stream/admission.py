@@ -80,6 +80,8 @@ class Refusal(StrEnum):
     TOKEN_EXPIRED = "token_expired"
     AT_CAPACITY = "at_capacity"
     PEER_LIMIT = "peer_limit"
+    START_TIMEOUT = "start_timeout"
+    """Admitted, then closed: it sent no ``start`` within ``start_timeout``."""
 
 
 _STATUS = {
@@ -89,6 +91,7 @@ _STATUS = {
     Refusal.TOKEN_EXPIRED: 403,
     Refusal.AT_CAPACITY: 503,
     Refusal.PEER_LIMIT: 429,
+    Refusal.START_TIMEOUT: 408,
 }
 
 
@@ -259,6 +262,13 @@ class Admission:
                 f"{peer_ip} already has {self.max_calls_per_ip} open calls (max_calls_per_ip)",
             )
         return None
+
+    def note_start_timeout(self, admitted: Admitted, message: str) -> None:
+        """An admitted socket is being closed for sending no ``start`` in time: counted and
+        logged with the refusals (at most once a second); its slot is given back as it ends."""
+        refused = Refused(Refusal.START_TIMEOUT, message)
+        self._refused[refused.reason] += 1
+        self._log(refused, admitted.call_id, admitted.peer_ip)
 
     def _release(self, admitted: Admitted) -> None:
         self._open -= 1

@@ -112,6 +112,9 @@ class AiohttpTransport:
     async def shut_down(self) -> None:
         await self._socket.close(code=1001, message=b"server shutting down")
 
+    async def close_with(self, code: int, reason: str) -> None:
+        await self._socket.close(code=code, message=reason.encode()[:123])
+
 
 class StreamServer:
     """The app's state: settings, store, webhook log and the open sockets."""
@@ -143,6 +146,7 @@ class StreamServer:
             handler=self.handler,
             latency=self.latency,
             admission=self.admission,
+            start_timeout=settings.start_timeout,
         )
         self._media_server: asyncio.Server | None = None
         self.media_port: int | None = None
@@ -192,6 +196,7 @@ class StreamServer:
             max_message_bytes=settings.max_message_bytes,
             heartbeat=settings.heartbeat,
             send_timeout=settings.send_timeout,
+            handshake_timeout=settings.start_timeout,
         )
         self.media_port = self._media_server.sockets[0].getsockname()[1]
         log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
@@ -379,7 +384,14 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain: refuse new calls, let open ones finish for
     ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit."""
     server = StreamServer(settings, handler)
-    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
+    # aiohttp's keep-alive timer also closes a connection whose first request never completes
+    # (half-sent headers): bounded by start_timeout like a socket that sends no start.
+    runner = web.AppRunner(
+        server.app(),
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=settings.start_timeout or 75.0,  # 0: off, aiohttp's default 75 s
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
