@@ -31,6 +31,7 @@ from aiohttp import WSMsgType, web
 from vobiz_stream import __version__
 from vobiz_stream.admission import CALL_PARAMETER, Admission, Admitted
 from vobiz_stream.config import Settings
+from vobiz_stream.datadir_lock import DataDirLock
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
@@ -383,6 +384,8 @@ async def _form_fields(request: web.Request) -> dict[str, str]:
 async def serve(settings: Settings, handler: Handler | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain: refuse new calls, let open ones finish for
     ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit."""
+    data_lock = DataDirLock(settings.data_dir)
+    data_lock.acquire()  # before anything touches the folder: a second server stops here
     server = StreamServer(settings, handler)
     # aiohttp's keep-alive timer also closes a connection whose first request never completes
     # (half-sent headers): bounded by start_timeout like a socket that sends no start.
@@ -395,6 +398,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    data_lock.note(port=runner.addresses[0][1])
     log.info(
         "vobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
         "callbacks: /webhook, calls: /calls); data in %s",
@@ -424,4 +428,5 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
             with contextlib.suppress(NotImplementedError, ValueError):
                 loop.remove_signal_handler(signum)
         await runner.cleanup()
+        data_lock.release()
         log.info("stopped")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import free_port, read_wav
+from tests.e2e.conftest import Carrier, free_port, read_wav
 from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames, serve
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerAudio
@@ -154,3 +155,67 @@ async def test_half_sent_request_headers_are_dropped_after_start_timeout(
         assert (await get_json(f"http://127.0.0.1:{port}/healthz"))["status"] == "ok"
     finally:
         await stop(process)
+
+
+# -- one server per data folder -------------------------------------------------------------------
+
+
+async def held_call(client: aiohttp.ClientSession, base: str, call_id: str) -> Carrier:
+    """A call socket that sent its start and then stays open."""
+    url = base.replace("http://", "ws://") + f"/stream?call={call_id}"
+    carrier = Carrier(await client.ws_connect(url))
+    await carrier.start(call_id=call_id, stream_id=f"stream-{call_id}")
+    for _ in range(100):
+        [call] = (await get_json(base + "/calls"))["calls"] or [None]
+        if call is not None and call["status"] == "active":
+            return carrier
+        await asyncio.sleep(0.05)
+    raise AssertionError("the call's stream did not open")
+
+
+async def test_a_second_server_on_the_same_data_folder_stops_and_leaves_the_first_alone(
+    tmp_path: Path,
+) -> None:
+    first_port, second_port, data = free_port(), free_port(), tmp_path / "data"
+    first_base = f"http://127.0.0.1:{first_port}"
+    first = await serve(first_port, data)
+    try:
+        async with aiohttp.ClientSession() as client:
+            carrier = await held_call(client, first_base, "held-call")
+
+            second = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "vobiz_stream", "serve", "--port", str(second_port)),
+                *("--data-dir", str(data)),
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                _, stderr = await asyncio.wait_for(second.communicate(), 15)
+            except TimeoutError:
+                second.kill()
+                await second.communicate()
+                raise AssertionError("the second server kept running on the data folder") from None
+            assert second.returncode == 2
+            message = stderr.decode()
+            assert f"data folder {data} is in use by another vobiz-stream server" in message
+            assert f"pid {first.pid}, port {first_port}" in message
+            assert "another --data-dir" in message
+
+            # The first server's call is still open, and still served.
+            [call] = (await get_json(first_base + "/calls"))["calls"]
+            assert call["status"] == "active"
+            assert call["streams"][0]["ended_at"] is None
+            assert not carrier.socket.closed
+    finally:
+        first.kill()  # SIGKILL: no clean-up runs, the kernel alone drops the lock
+        await first.wait()
+
+    # The lock died with the process: a new server starts and marks the open stream interrupted.
+    third = await serve(second_port, data)
+    try:
+        [call] = (await get_json(f"http://127.0.0.1:{second_port}/calls"))["calls"]
+    finally:
+        log = await stop(third)
+    assert call["status"] == "interrupted"
+    assert call["streams"][0]["end_reason"] == "interrupted"
+    assert "marked 1 stream(s) of a previous run as interrupted" in log
