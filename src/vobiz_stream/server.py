@@ -32,6 +32,7 @@ from vobiz_stream import __version__
 from vobiz_stream.admission import CALL_PARAMETER, Admission, Admitted
 from vobiz_stream.config import Settings
 from vobiz_stream.datadir_lock import DataDirLock
+from vobiz_stream.fd_limits import fit_max_calls
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
@@ -386,6 +387,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit."""
     data_lock = DataDirLock(settings.data_dir)
     data_lock.acquire()  # before anything touches the folder: a second server stops here
+    settings = fit_max_calls(settings)
     server = StreamServer(settings, handler)
     # aiohttp's keep-alive timer also closes a connection whose first request never completes
     # (half-sent headers): bounded by start_timeout like a socket that sends no start.

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,10 @@ import pytest
 
 from tests.e2e.conftest import Carrier, free_port, read_wav
 from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames, serve
+from tests.e2e.test_reliability_overload import upgrade_status
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.fd_limits import calls_within
 
 START_TIMEOUT = 1.5
 SLACK = 1.5
@@ -160,11 +164,17 @@ async def test_half_sent_request_headers_are_dropped_after_start_timeout(
 # -- one server per data folder -------------------------------------------------------------------
 
 
-async def held_call(client: aiohttp.ClientSession, base: str, call_id: str) -> Carrier:
+async def held_call_socket(client: aiohttp.ClientSession, base: str, call_id: str) -> Carrier:
     """A call socket that sent its start and then stays open."""
     url = base.replace("http://", "ws://") + f"/stream?call={call_id}"
     carrier = Carrier(await client.ws_connect(url))
     await carrier.start(call_id=call_id, stream_id=f"stream-{call_id}")
+    return carrier
+
+
+async def held_call(client: aiohttp.ClientSession, base: str, call_id: str) -> Carrier:
+    """:func:`held_call_socket`, once the server lists its call as active."""
+    carrier = await held_call_socket(client, base, call_id)
     for _ in range(100):
         [call] = (await get_json(base + "/calls"))["calls"] or [None]
         if call is not None and call["status"] == "active":
@@ -219,3 +229,65 @@ async def test_a_second_server_on_the_same_data_folder_stops_and_leaves_the_firs
     assert call["status"] == "interrupted"
     assert call["streams"][0]["end_reason"] == "interrupted"
     assert "marked 1 stream(s) of a previous run as interrupted" in log
+
+
+# -- file descriptors -----------------------------------------------------------------------------
+
+
+def descriptor_limit(soft: int, hard: int) -> Callable[[], None]:
+    """For the server's process, before it starts: at most ``soft`` open files (``hard`` once
+    raised)."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return limit
+
+
+def open_files_limit(pid: int) -> tuple[int, int]:
+    """The soft and hard open-file limits of process ``pid``, as the kernel reports them."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open-file limit in /proc/<pid>/limits")
+
+
+async def test_a_cap_the_descriptor_limit_cannot_carry_is_lowered_and_the_call_past_it_gets_503(
+    tmp_path: Path,
+) -> None:
+    port, data = free_port(), tmp_path / "data"
+    base = f"http://127.0.0.1:{port}"
+    cap = calls_within(256)
+    process = await serve(port, data, "--max-calls", "1000", preexec_fn=descriptor_limit(256, 256))
+    try:
+        async with aiohttp.ClientSession() as client:
+            held = [await held_call_socket(client, base, f"call-{n}") for n in range(cap)]
+            assert (await get_json(base + "/admission"))["open_calls"] == cap
+            status, _ = await upgrade_status(f"{base.replace('http', 'ws')}/stream?call=one-more")
+            assert status == 503
+            counters = await get_json(base + "/admission")
+            assert (counters["max_calls"], counters["refused"]["at_capacity"]) == (cap, 1)
+            assert (await get_json(base + "/healthz"))["status"] == "ok"
+            await asyncio.gather(*(carrier.socket.close() for carrier in held))
+    finally:
+        log = await stop(process)
+    assert (
+        f"max_calls 1000 needs about 3064 file descriptors but this process may open 256 "
+        f"(ulimit -n): serving at most {cap} calls at once"
+    ) in log
+    assert "Too many open files" not in log
+    assert len(list((data / "recordings").glob("*.wav"))) == cap  # every admitted call recorded
+
+
+async def test_the_soft_descriptor_limit_is_raised_to_the_hard_one(tmp_path: Path) -> None:
+    port, data = free_port(), tmp_path / "data"
+    process = await serve(port, data, "--max-calls", "1000", preexec_fn=descriptor_limit(256, 4096))
+    try:
+        assert open_files_limit(process.pid) == (4096, 4096)
+        counters = await get_json(f"http://127.0.0.1:{port}/admission")
+        assert counters["max_calls"] == 1000  # 4096 descriptors carry it: not lowered
+    finally:
+        log = await stop(process)
+    assert "file descriptor limit raised from 256 to 4096" in log
+    assert "serving at most" not in log
