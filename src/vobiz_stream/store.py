@@ -601,6 +601,11 @@ class QueuedCallStore(Closeable):
 
     MARK_TIMEOUT = 10.0
     """Seconds a read or :meth:`settled` waits for the writer before going on without it."""
+    FULL_RETRY = 1.0
+    """Seconds between two tries to commit the writes held while the disk is full."""
+    MOST_HELD = 100_000
+    """Most writes held while the disk is full (about a minute of 1000 calls' events); a batch
+    past that is lost, and logged."""
 
     def __init__(self, path: Path, *, max_batch: int = 500, gather: float = 0.05) -> None:
         self.path = path
@@ -611,6 +616,8 @@ class QueuedCallStore(Closeable):
         self._hurry = threading.Event()
         """Set by whoever waits for the writer: the batch being gathered is committed at once."""
         self._queue: queue.SimpleQueue[_Write | _Mark | None] = queue.SimpleQueue()
+        self._held: list[_Write] = []
+        """Writes whose batch failed for a full disk, committed first once there is room."""
         self._thread = threading.Thread(target=self._run, name="vobiz-stream-store", daemon=True)
         self._thread.start()
 
@@ -780,7 +787,10 @@ class QueuedCallStore(Closeable):
         once per batch, not once per write), unless someone waits for the writes (:meth:`flush`,
         :meth:`settled`): then at once.
         """
-        first = self._queue.get()
+        try:
+            first = self._queue.get(timeout=self.FULL_RETRY if self._held else None)
+        except queue.Empty:  # nothing new: try the held writes again
+            first = _Mark(lambda: None)
         batch = [first]
         if isinstance(first, _Write):
             self._hurry.wait(self._gather)
@@ -790,25 +800,49 @@ class QueuedCallStore(Closeable):
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        writes = [item for item in batch if isinstance(item, _Write)]
+        writes = self._held + [item for item in batch if isinstance(item, _Write)]
         if writes and store is not None:
             try:
                 with store.batch():
                     for write in writes:
                         self._apply(store, write)
             except StoreError as exc:
-                log.error("%s: %d writes lost", exc, len(writes))
+                self._hold_or_lose(exc, writes)
+            else:
+                if self._held:
+                    log.warning(
+                        "store %s: room again: stored %d held writes", self.path, len(writes)
+                    )
+                self._held = []
         for item in batch:
             if isinstance(item, _Mark):
                 item.reached()
         return None not in batch
 
+    def _hold_or_lose(self, exc: StoreError, writes: list[_Write]) -> None:
+        """A batch failed: held for the next try if the disk is full (logged once, when it
+        fills), else lost (logged)."""
+        if _disk_full(exc) and len(writes) <= self.MOST_HELD:
+            if not self._held:
+                log.error(
+                    "%s: holding the writes until there is room (free space on the disk of %s)",
+                    exc,
+                    self.path.parent,
+                )
+            self._held = writes
+            return
+        log.error("%s: %d writes lost", exc, len(writes))
+        self._held = []
+
     @staticmethod
     def _apply(store: CallStore, write: _Write) -> None:
-        """One write of a batch; a failure undoes it alone and is logged, never raised."""
+        """One write of a batch; a failure undoes it alone and is logged, never raised (but a
+        full disk fails the batch, to be tried again whole)."""
         try:
             write.apply(store)
         except StoreError as exc:
+            if _disk_full(exc):
+                raise
             log.error("call %s: cannot %s: %s", write.call_id or "-", write.what, exc)
         except Exception:  # a bug in one write must not stop the writer (and every later write)
             log.exception("call %s: cannot %s", write.call_id or "-", write.what)
@@ -822,6 +856,12 @@ class QueuedCallStore(Closeable):
             if self._thread.is_alive():
                 log.error("store %s: the writer did not finish in 30 s", self.path)
         self._reader.close()
+
+
+def _disk_full(exc: StoreError) -> bool:
+    """Whether SQLite failed for want of disk space (SQLITE_FULL)."""
+    cause = exc.__cause__
+    return isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode == sqlite3.SQLITE_FULL
 
 
 # --- opening ---------------------------------------------------------------------------------

@@ -5,11 +5,16 @@ the log and in its call record; the calls beside it are recorded whole; nothing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import resource
 import signal
 import sqlite3
+import subprocess
 import wave
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -81,3 +86,92 @@ async def test_a_recording_that_fills_the_disk_ends_cleanly_and_the_calls_go_on(
 
     with sqlite3.connect(data / "vobiz-stream.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+# -- a real full disk -----------------------------------------------------------------------------
+
+DISK_BYTES = 2 << 20
+"""The size of the small filesystem the data folder lives on."""
+ROOM_BYTES = 160_000
+"""Space left for recordings once the disk is filled: about 10 s of a mono 8 kHz recording."""
+
+
+@contextlib.contextmanager
+def small_disk(path: Path) -> Iterator[Path]:
+    """A tmpfs of ``DISK_BYTES`` mounted at ``path`` (the test runs as root)."""
+    path.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs", str(path)]
+    subprocess.run(mount, check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def fill(disk: Path, room: int) -> Path:
+    """Fill ``disk`` but ``room`` bytes with a ballast file; the file, to delete later."""
+    ballast = disk / "ballast"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with ballast.open("wb") as out:
+        out.write(b"\0" * max(0, free - room))
+    return ballast
+
+
+async def calls_by_id(base: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as client, client.get(base + "/calls") as reply:
+        return {call["call_id"]: call for call in (await reply.json())["calls"]}
+
+
+async def test_a_full_disk_stops_one_recording_cleanly_and_new_calls_record_once_space_returns(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with small_disk(tmp_path / "disk") as disk:
+        data = disk / "data"
+        process = await serve(port, data)
+        try:
+            ballast = fill(disk, ROOM_BYTES)
+            long_audio = caller_audio(0, seconds=20.0)  # 320 kB of mono WAV: twice the room
+            full = await run_call(base + "/", CallerAudio(long_audio, RATE), CallOptions(speed=8.0))
+            async with aiohttp.ClientSession() as client, client.get(base + "/healthz") as reply:
+                assert (await reply.json())["status"] == "ok"  # still serving on a full disk
+            ballast.unlink()  # space returns
+            short_audio = caller_audio(1, seconds=3.0)
+            after = await run_call(
+                base + "/", CallerAudio(short_audio, RATE), CallOptions(speed=2.0)
+            )
+            calls = await calls_by_id(base)
+        finally:
+            process.terminate()
+            _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        log = stderr.decode()
+
+        # The call whose recording hit the full disk ran to its end, and its stream ended once
+        # the store had room again, with the reason.
+        for report in (full, after):
+            assert report.completed and report.end_reason == "hangup", report.summary()
+        [failed] = calls[full.call_uuid]["streams"]
+        assert failed["ended_at"] is not None
+        assert failed["frames_received"] == full.frames_sent
+        assert failed["error"] == "disk_full: recording failed: [Errno 28] No space left on device"
+        errors = [line for line in log.splitlines() if " ERROR " in line]
+        assert len([line for line in errors if full.call_uuid in line]) == 1  # not one per frame
+        assert len(errors) <= 2, errors  # and the store says it holds its writes, once
+
+        path = Path(failed["recording_path"])
+        with wave.open(str(path)) as reader:  # a valid WAV whose header counts what is there
+            frames = reader.getnframes()
+        assert 5 * RATE < frames < 10 * RATE
+        assert 44 + 2 * frames <= path.stat().st_size
+        leading_frames(read_wav(path)[0][:, 0], long_audio)  # the caller's audio, as sent
+
+        # Once space returned, the next call is recorded whole.
+        [stream] = calls[after.call_uuid]["streams"]
+        assert stream["error"] is None
+        recorded = read_wav(Path(stream["recording_path"]))[0][:, 0]
+        assert len(recorded) - leading_frames(recorded, short_audio) * (RATE // 50) >= len(
+            short_audio
+        )
+        with sqlite3.connect(data / "vobiz-stream.db") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
