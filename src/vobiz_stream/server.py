@@ -389,8 +389,8 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     data_lock.acquire()  # before anything touches the folder: a second server stops here
     settings = fit_max_calls(settings)
     server = StreamServer(settings, handler)
-    # aiohttp's keep-alive timer also closes a connection whose first request never completes
-    # (half-sent headers): bounded by start_timeout like a socket that sends no start.
+    # aiohttp's keep-alive timer (since 3.14.4) also closes a connection whose first request never
+    # completes (half-sent headers): bounded by start_timeout like a socket that sends no start.
     runner = web.AppRunner(
         server.app(),
         handle_signals=False,
