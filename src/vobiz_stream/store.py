@@ -776,6 +776,13 @@ class QueuedCallStore(Closeable):
             while self._take(store):
                 pass
         finally:
+            if self._held:
+                log.error(
+                    "store %s: still no room at stop: %d held writes lost (the next start marks "
+                    "their open streams interrupted)",
+                    self.path,
+                    len(self._held),
+                )
             if store is not None:
                 store.close()
 

@@ -1,27 +1,39 @@
-"""A full disk while recording, simulated with a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored so
-writes fail with EFBIG): the call whose recording hits it goes on to its end, with a clear error in
-the log and in its call record; the calls beside it are recorded whole; nothing is corrupt."""
+"""A full disk while recording.
+
+First a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored so writes fail with EFBIG): the call whose
+recording hits it goes on to its end, with a clear error in the log and in its call record; the
+calls beside it are recorded whole; nothing is corrupt.
+
+Then a real full filesystem (a small tmpfs, mounted as root, filled with a ballast file): the
+recording stops as a valid WAV of what was written, its stream ends with a ``disk_full`` error
+(stored once the database has room again: the store holds its writes meanwhile), one ERROR line
+per call, and the next call records whole once space returns."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import resource
 import signal
 import sqlite3
 import subprocess
+import time
 import wave
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.e2e.conftest import free_port, read_wav
 from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames, serve
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.store import QueuedCallStore
 
 FILE_SIZE_LIMIT = 200_000
 """Bytes any one file of the server may hold: about 12 s of a mono 8 kHz recording (the default
@@ -175,3 +187,52 @@ async def test_a_full_disk_stops_one_recording_cleanly_and_new_calls_record_once
         )
         with sqlite3.connect(data / "vobiz-stream.db") as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_the_store_holds_its_writes_while_the_disk_is_full_and_says_what_it_lost_at_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        store = QueuedCallStore(disk / "calls.db")
+        try:
+            ballast = fill(disk, 0)
+            started = datetime.now(UTC)
+            with caplog.at_level(logging.ERROR, logger="vobiz_stream.store"):
+                for number in range(50):  # more than the journal's spare room
+                    row = store.open_stream(
+                        call_id=f"call-{number}",
+                        stream_id=None,
+                        started_at=started,
+                        tracks=["inbound"],
+                        encoding="audio/x-l16",
+                        sample_rate=8000,
+                        recording_path=None,
+                    )
+                    store.close_stream(
+                        row,
+                        ended_at=started,
+                        end_reason="stop",
+                        frames_received=1,
+                        frames_malformed=0,
+                        frames_sent=0,
+                        error="x" * 2000,
+                    )
+                assert store.list_calls() == []  # held, not stored
+                holding = [r.getMessage() for r in caplog.records]
+                assert len(holding) == 1 and "holding the writes until there is room" in holding[0]
+
+                ballast.unlink()  # room again: the held writes are stored, none lost
+                for _ in range(100):
+                    if len(store.list_calls()) == 50:
+                        break
+                    time.sleep(0.05)
+                assert {call["status"] for call in store.list_calls()} == {"ended"}
+
+                ballast = fill(disk, 0)
+                for number in range(50):
+                    store.add_event(f"call-{number}", None, "dtmf", {"pad": "x" * 2000}, at=started)
+                store.close()
+            lines = [r.getMessage() for r in caplog.records]
+            assert "still no room at stop: 50 held writes lost" in lines[-1]
+        finally:
+            store.close()
