@@ -26,11 +26,14 @@ RESERVED_DESCRIPTORS = 64
 listening sockets, the event loop's own, and the pages (/healthz, /calls) served meanwhile."""
 _MOST_SOFT_LIMIT = 1 << 20
 """The soft limit asked for when the hard one is unlimited (Linux refuses more than nr_open)."""
+_FALLBACK_SOFT_LIMITS = (1 << 16, 10240)
+"""Lower soft limits to try when the system refuses the hard one (macOS caps a process at
+``kern.maxfilesperproc``, often 10240 or more, whatever the hard limit says)."""
 
 
 @dataclass(frozen=True)
 class DescriptorBudget:
-    """What the process may open, and the calls that fits."""
+    """What the process may open, and how many calls that carries."""
 
     soft_limit: int
     """The soft limit after raising it (the most descriptors the process may open)."""
@@ -41,16 +44,19 @@ class DescriptorBudget:
 
 
 def raise_descriptor_limit() -> tuple[int, int | None]:
-    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; the soft limit now and before (None
-    when it was not raised: already at the hard limit, or the system refused)."""
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit (or, where the system refuses that, as
+    far as it allows); the soft limit now and before (None when it was not raised)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = _MOST_SOFT_LIMIT if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (ValueError, OSError):
-            return soft, None
-        return wanted, soft
+    if soft == resource.RLIM_INFINITY:
+        return soft, None
+    highest = _MOST_SOFT_LIMIT if hard == resource.RLIM_INFINITY else hard
+    for wanted in (highest, *_FALLBACK_SOFT_LIMITS):
+        if soft < wanted <= highest:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            except (ValueError, OSError):
+                continue
+            return wanted, soft
     return soft, None
 
 
