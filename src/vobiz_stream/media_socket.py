@@ -187,7 +187,8 @@ class OpenStream:
             pass
         reason = f"no start within {timeout:g} s (start_timeout)"
         self._streams.admission.note_start_timeout(
-            self._admitted, f"it sent {reason}; closed it with {START_TIMEOUT_CLOSE_CODE}"
+            self._admitted,
+            f"{reason}: closed with {START_TIMEOUT_CLOSE_CODE} to free its call slot",
         )
         self.session.close("start_timeout")
         await self.transport.close_with(START_TIMEOUT_CLOSE_CODE, reason)
