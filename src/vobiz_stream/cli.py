@@ -45,7 +45,8 @@ examples:
 Point your Vobiz application's answer URL at http(s)://<this server>/ . Every setting
 can also come from a VOBIZ_STREAM_<NAME> environment variable (VOBIZ_STREAM_PORT=3001)
 or a vobiz-stream.toml file ([serve] section, same names with underscores).
-Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db.
+Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db, and
+.vobiz-stream.lock (held while a server runs on the folder).
 """
 
 
@@ -65,7 +66,8 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     add(
         "--data-dir",
         type=Path,
-        help="where recordings, the database and the log go (default ./data)",
+        help="where recordings, the database and the log go (default ./data); one server per "
+        "folder: a second one stops, naming the first's pid and port",
     )
     add("--handler", help="record (default), echo, or MODULE:FUNCTION of your async handler")
     add("--public-url", help="base URL Vobiz reaches this server at, e.g. https://abc.example")
@@ -148,7 +150,10 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--token-ttl", type=int, help="seconds a stream token admits sockets (default 3600)"
     )
     other.add_argument(
-        "--max-calls", type=int, help="most concurrent calls, 503 beyond (default 1000; 0: no cap)"
+        "--max-calls",
+        type=int,
+        help="most concurrent calls, 503 beyond (default 1000; 0: no cap); lowered at start, "
+        "saying so, to what the open-file limit (ulimit -n) carries: 3 per call",
     )
     other.add_argument(
         "--max-calls-per-ip",

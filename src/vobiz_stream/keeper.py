@@ -11,6 +11,7 @@ was recorded.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import math
@@ -33,6 +34,9 @@ from vobiz_stream.store import QueuedCallStore
 log = logging.getLogger("vobiz_stream.calls")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+DISK_FULL = "disk_full"
+"""How a stream's error starts when its recording stopped for want of disk space."""
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _wall_clock = time.time
 
 
@@ -182,9 +186,17 @@ class StreamKeeper:
         return loggable(self._call_id, MAX_ID_CHARS)
 
     def _fail(self, what: str, exc: Exception) -> None:
-        """Keep the call going: log, remember the first error, stop recording if it broke."""
+        """Keep the call going: log, remember the first error, stop recording if it broke.
+
+        A full disk is named (``disk_full: ...``): the recording stops there, a valid WAV of
+        what was written, and the next calls record again once there is room."""
         message = f"{what}: {exc}"
-        log.error("call %s: %s", self._label, message)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            message = f"{DISK_FULL}: {message}"
+            hint = "; the recording keeps what was written: free space for the next calls"
+            log.error("call %s: %s%s", self._label, message, hint)
+        else:
+            log.error("call %s: %s", self._label, message)
         self._error = self._error or message
         if isinstance(exc, OSError) and self._recording is not None:
             recording, self._recording = self._recording, None
