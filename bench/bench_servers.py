@@ -44,7 +44,7 @@ def load_command(url: str, calls: int, duration: float, report: Path) -> list[st
         sys.executable, "-m", "vobiz_stream", "load", url, "--calls", str(calls),
         "--rate", f"{ramp_rate(calls, duration):g}", "--duration", f"{duration:g}",
         "--processes", str(min(calls, load_core_count())), "--audio", str(SPEECH),
-        "--report", str(report), "--quiet",
+        "--report", str(report), "--quiet", "--l16-byte-order", "big",
     ]  # fmt: skip
 
 

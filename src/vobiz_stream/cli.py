@@ -256,7 +256,8 @@ def _add_wire_arguments(parser: argparse.ArgumentParser) -> None:
         "--l16-byte-order",
         choices=[order.value for order in ByteOrder],
         default=CallOptions.l16_byte_order.value,
-        help="byte order of the L16 sent to the app (default big, as the seeds say)",
+        help="byte order of the L16 sent to the app (default little, as live Vobiz sends it; "
+        "big for apps written to the older documents' network order)",
     )
 
 

@@ -85,7 +85,7 @@ from vobiz_stream.emulator.socket import CarrierSocket, SocketError
 from vobiz_stream.emulator.source import CallerAudio, EmulatorError, read_caller_audio
 from vobiz_stream.emulator.verbs import VerbPlan, Voice, plan_verbs, voice
 from vobiz_stream.errors import ProtocolError, XmlError
-from vobiz_stream.formats import FRAME_MS, AudioFormat
+from vobiz_stream.formats import FRAME_MS, AudioFormat, Encoding
 from vobiz_stream.protocol import (
     Checkpoint,
     ClearAudio,
@@ -157,8 +157,9 @@ class CallOptions:
     account_id: str = "500025"
     legacy_shape: bool = False
     """Send the seeds' flat ``start`` and seed-shape ``media`` instead of the live shapes."""
-    l16_byte_order: ByteOrder = ByteOrder.BIG
-    """Byte order of the L16 the carrier sends: network order, as the seeds document."""
+    l16_byte_order: ByteOrder = ByteOrder.LITTLE
+    """Byte order of the L16 the carrier sends: little-endian, as live Vobiz sends it (big-endian,
+    network order, is what older documents describe)."""
     playback_byte_order: ByteOrder = ByteOrder.LITTLE
     """How the carrier reads ``playAudio`` L16."""
     send_stop: bool = False
@@ -361,6 +362,8 @@ class _Call:
         stream = response_xml.streams[0]
         report.stream_url = stream.url
         report.content_type = stream.content_type.content_type
+        if stream.content_type.encoding is Encoding.L16:
+            report.l16_byte_order = self.options.l16_byte_order.value
         report.bidirectional = stream.bidirectional
         return stream
 
@@ -953,7 +956,7 @@ class _Call:
                         CallbackEvent.PLAYED, self.report.stream_id, extra={"Name": event.name}
                     )
                 case QueueCleared():
-                    self._send(ClearedAudio(self.report.stream_id))
+                    self._send(ClearedAudio(self.report.stream_id, self._next_sequence()))
                     self.report.clears.append(
                         ClearTiming(event.at, self.now(), event.dropped_seconds, event.voided)
                     )

@@ -402,6 +402,8 @@ class LoadSummary:
     rate: float
     duration: float
     processes: int
+    l16_byte_order: str
+    """Byte order of the L16 the calls sent (``little`` or ``big``; unused on mu-law streams)."""
     completed: int
     failed: int
     failures: dict[str, int]
@@ -432,7 +434,8 @@ class LoadSummary:
 
         lines = [
             f"load: {self.calls} calls to {self.answer_url} at {self.rate:g}/s, "
-            f"{self.duration:g}s each, {self.processes} process(es): "
+            f"{self.duration:g}s each, {self.processes} process(es), "
+            f"L16 sent {self.l16_byte_order}-endian: "
             f"{self.completed} completed, {self.failed} failed in {self.wall_seconds:.1f}s",
             f"frames: {self.frames_sent} sent, {self.late_frames} late "
             f"(> {self.late_tolerance_ms:g} ms); "
@@ -472,6 +475,7 @@ def summarize(
         rate=options.rate,
         duration=options.duration,
         processes=len(parts),
+        l16_byte_order=options.call_options.l16_byte_order.value,
         completed=sum(outcome.completed for outcome in outcomes),
         failed=sum(not outcome.completed for outcome in outcomes),
         failures=dict(Counter(o.failure for o in outcomes if o.failure is not None)),

@@ -144,6 +144,8 @@ class CallReport:
     stream_id: str | None = None
     stream_url: str | None = None
     content_type: str | None = None
+    l16_byte_order: str | None = None
+    """Byte order of the L16 sent to the app (``little`` or ``big``); None for mu-law."""
     bidirectional: bool | None = None
     legacy_shape: bool = False
     speed: float = 1.0
@@ -217,6 +219,8 @@ class CallReport:
             f"call ended ({self.end_reason}) after {self.duration:.2f}s; "
             f"{self.frames_sent} frames sent, {self.late_frames} late "
             f"(max {self.max_lateness_ms:.1f} ms, mean {self.mean_lateness_ms:.2f} ms)",
+            f"caller audio sent as {self.content_type}"
+            + ("" if self.l16_byte_order is None else f", {self.l16_byte_order}-endian"),
             "first audio: "
             + ("none" if self.first_audio_latency is None else f"{self.first_audio_latency:.3f}s")
             + f"; commands: {_counts(self.commands)}; malformed: {self.malformed_commands}",
