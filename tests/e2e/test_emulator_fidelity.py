@@ -127,3 +127,88 @@ async def test_cleared_audio_is_numbered_like_every_carrier_event() -> None:
     numbers = [int(message["sequenceNumber"]) for message in app.messages]
     assert numbers == list(range(len(app.messages)))  # one count over every event, cleared too
     assert cleared["sequenceNumber"] > app.of("start")[0]["sequenceNumber"]
+
+
+def tone(seconds: float, rate: int = RATE, hz: float = 440.0) -> bytes:
+    """A loud little-endian L16 tone (what the app plays)."""
+    t = np.arange(round(seconds * rate)) / rate
+    return (8000 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
+
+
+def play_audio(audio: bytes, stream_id: str | None, rate: int = RATE) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "event": "playAudio",
+        "media": {
+            "contentType": "audio/x-l16",
+            "sampleRate": rate,
+            "payload": base64.b64encode(audio).decode(),
+        },
+    }
+    if stream_id is not None:
+        message["streamId"] = stream_id
+    return message
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
+
+
+async def test_sloppy_commands_are_counted_warnings_saying_what_the_carrier_did(
+    tmp_path: Path,
+) -> None:
+    async def sloppy(socket: web.WebSocketResponse, start: dict[str, Any]) -> None:
+        stream_id = start["start"]["streamId"]
+        await asyncio.sleep(0.1)
+        for _ in range(25):  # 0.5 s of tone, no streamId: played, as older documents allow
+            await socket.send_json(play_audio(tone(0.02), None))
+        await asyncio.sleep(0.9)
+        await socket.send_json({"event": "evil\nline\x1b[31m", "junk": "x" * 100_000})
+        await socket.send_json({"event": "hello"})
+        for _ in range(2):  # 16 kHz on an 8 kHz stream: played, converted
+            await socket.send_json(play_audio(tone(0.02, 16000), stream_id, 16000))
+        await socket.send_str("{not json\r\n")
+        await socket.send_str("\x00" * 50_000)
+        await asyncio.sleep(0.2)
+        for _ in range(25):  # another stream's id: not played
+            await socket.send_json(play_audio(tone(0.02), "not-" + stream_id))
+
+    app = App(script=sloppy)
+    runner = await serve_stream_app(app)
+    heard_path = tmp_path / "heard.wav"
+    try:
+        report = await run_call(url_of(runner), FIXTURE, CallOptions(heard_path=heard_path))
+    finally:
+        await runner.cleanup()
+    assert report.completed, report.summary()
+    counts = {warning.kind: warning.count for warning in report.app_warnings}
+    assert counts == {
+        "no_stream_id": 25,
+        "unknown_event": 2,
+        "format_mismatch": 2,
+        "invalid_json": 2,
+        "wrong_stream_id": 25,
+    }
+    assert report.malformed_commands == 2
+    by_kind = {warning.kind: warning for warning in report.app_warnings}
+    assert "acted on" in by_kind["no_stream_id"].carrier
+    assert "ignored" in by_kind["wrong_stream_id"].carrier
+    assert "played, converted" in by_kind["format_mismatch"].carrier
+    assert "audio/x-l16;rate=16000 on a audio/x-l16;rate=8000 stream" in str(
+        by_kind["format_mismatch"]
+    )
+    unknown = by_kind["unknown_event"].first
+    assert unknown.startswith('{"event": "evil') and "(100045 bytes)" in unknown
+    assert len(unknown) < 300
+    assert by_kind["invalid_json"].first == "{not json\\x0d\\x0a"
+    assert len(report.warnings) == 5 and report.warnings[0].startswith("25 commands without")
+    for line in report.warnings:  # escaped: one line each, no terminal escapes
+        assert not any(ch in line for ch in "\r\n\x1b\x00"), line
+        assert len(line) < 600
+    summary = "\n".join(report.summary())
+    assert "warning: 25 commands naming another stream: ignored" in summary
+    data = orjson.loads(orjson.dumps(report.to_json()))
+    assert {w["kind"]: w["count"] for w in data["app_warnings"]} == counts
+    # What the caller heard: the tone sent without streamId, then nothing of the other stream.
+    heard = np.frombuffer(heard_path.read_bytes()[44:], dtype="<i2")
+    assert rms(heard[int(0.2 * RATE) : int(0.5 * RATE)]) > 4000
+    assert rms(heard[int(1.45 * RATE) :]) == 0

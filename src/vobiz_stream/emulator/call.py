@@ -52,6 +52,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import orjson
 
 from vobiz_stream.audio import ByteOrder, Pcm, WavWriter, silence_byte
 from vobiz_stream.emulator.callbacks import (
@@ -61,6 +62,7 @@ from vobiz_stream.emulator.callbacks import (
     CallbackSender,
     SignatureVersion,
 )
+from vobiz_stream.emulator.conduct import AppConduct, Misstep, example_of
 from vobiz_stream.emulator.faults import Faults, ScheduledFrame, plan_faults
 from vobiz_stream.emulator.playout import (
     DEFAULT_QUEUE_CAP,
@@ -86,6 +88,7 @@ from vobiz_stream.emulator.source import CallerAudio, EmulatorError, read_caller
 from vobiz_stream.emulator.verbs import VerbPlan, Voice, plan_verbs, voice
 from vobiz_stream.errors import ProtocolError, XmlError
 from vobiz_stream.formats import FRAME_MS, AudioFormat, Encoding
+from vobiz_stream.logtext import loggable
 from vobiz_stream.protocol import (
     Checkpoint,
     ClearAudio,
@@ -216,6 +219,14 @@ class CallOptions:
         self.faults.check()
 
 
+def _is_json(text: bytes) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 class _CallFailedError(Exception):
     """The call cannot go on; the message is the report's ``failure``."""
 
@@ -269,6 +280,9 @@ class _Call:
             speed=options.speed,
         )
         self.timeline = Timeline(options.on_event)
+        self.conduct = AppConduct(self.report.call_uuid)
+        self._media_format: AudioFormat | None = None
+        """The stream's format, once its ``<Stream>`` is known."""
         self._began = time.monotonic()
         self._sequence = itertools.count()
         self._lateness: array[float] = array("d")
@@ -390,7 +404,7 @@ class _Call:
                 timeout=options.callback_timeout,
                 on_sent=self._callback_sent,
             )
-        media_format = stream.content_type
+        media_format = self._media_format = stream.content_type
         rate = media_format.sample_rate
         self._playout = Playout(
             rate,
@@ -853,7 +867,8 @@ class _Call:
         """Feed the app's commands to the playout; return why the stream ended."""
         async for message in socket.messages():
             if message.binary:
-                self._malformed(f"binary frame of {len(message.data)} bytes; commands are JSON")
+                self.report.malformed_commands += 1
+                self._misstep(Misstep.BINARY_FRAME, f"{len(message.data)} bytes")
             elif self._command(message.data):
                 return "app_stop"
         if self._cutting:  # the carrier's own cut, not the app's doing
@@ -866,10 +881,23 @@ class _Call:
         self.timeline.add(self.now(), "app closed", self._drop_error)
         return "app_closed"
 
-    def _malformed(self, problem: str) -> None:
-        self.report.malformed_commands += 1
-        log.warning("call %s: malformed command: %s", self.report.call_uuid, problem)
-        self.timeline.add(self.now(), "malformed", problem[:200])
+    def _misstep(self, kind: Misstep, example: str, detail: str = "") -> None:
+        """Count one sloppy command (:mod:`~vobiz_stream.emulator.conduct`); the first of each
+        kind goes on the timeline."""
+        warning = self.conduct.note(kind, example, detail)
+        if warning.count == 1:
+            self.timeline.add(self.now(), "app warning", f"{warning.what}: {example}")
+
+    def _for_this_stream(self, stream_id: str | None, text: bytes) -> bool:
+        """Whether a command is the current stream's: one without a streamId is taken as its
+        (older documents leave it out), one naming another stream is not."""
+        if stream_id == self.report.stream_id:
+            return True
+        if stream_id is None:
+            self._misstep(Misstep.NO_STREAM_ID, example_of(text))
+            return True
+        self._misstep(Misstep.WRONG_STREAM_ID, example_of(text))
+        return False
 
     def _command(self, text: bytes) -> bool:
         """Apply one command; True when it is the app's ``stop``."""
@@ -878,12 +906,25 @@ class _Call:
         try:
             command = parse_command(text)
         except ProtocolError as exc:
-            self._malformed(str(exc))
+            self.report.malformed_commands += 1
+            if _is_json(text):
+                self._misstep(Misstep.MALFORMED, f"{loggable(str(exc))}: {example_of(text)}")
+            else:
+                self._misstep(Misstep.INVALID_JSON, example_of(text))
+            return False
+        if not isinstance(command, Unknown) and not self._for_this_stream(command.stream_id, text):
             return False
         now = self.now()
         match command:
             case PlayAudio():
                 self._commands["playAudio"] += 1
+                if command.media_format != self._media_format:
+                    assert self._media_format is not None
+                    self._misstep(
+                        Misstep.FORMAT_MISMATCH,
+                        f"{command.media_format.content_type} on a "
+                        f"{self._media_format.content_type} stream",
+                    )
                 was_empty = playout.queued_seconds == 0
                 events = playout.play(command, now)
                 if was_empty and playout.queued_seconds > 0:
@@ -905,8 +946,7 @@ class _Call:
                 self.timeline.add(now, "app stop", "the app ended the stream")
                 return True
             case Unknown():
-                self._commands[command.event] += 1
-                self.timeline.add(now, "unknown", f"command {command.event!r} ignored")
+                self._misstep(Misstep.UNKNOWN_EVENT, example_of(text))
                 return False
         self._handle(events)
         self._write_heard(playout.pop_heard())
@@ -1025,6 +1065,8 @@ class _Call:
         report = self.report
         report.timeline = self.timeline.entries
         report.commands = dict(self._commands)
+        report.app_warnings = self.conduct.warnings
+        report.warnings.extend(str(warning) for warning in report.app_warnings)
         if self._lateness:
             lateness = np.frombuffer(self._lateness, dtype=np.float64)
             report.late_frames = int(np.count_nonzero(lateness > self.options.late_tolerance))

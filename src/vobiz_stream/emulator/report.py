@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vobiz_stream.emulator.conduct import AppWarning
 from vobiz_stream.emulator.faults import InjectedFaults
 from vobiz_stream.emulator.playout import Gap
 
@@ -176,6 +177,10 @@ class CallReport:
     dropped_audio_seconds: float = 0.0
     degraded: bool = False
     warnings: list[str] = field(default_factory=list)
+    """Everything the carrier would not take as it was: the answer XML's problems, then one
+    line per kind of sloppy command (the same as ``app_warnings``, in words)."""
+    app_warnings: list[AppWarning] = field(default_factory=list)
+    """The app's sloppy or hostile commands, counted per kind, each with its first example."""
     streams: list[StreamLeg] = field(default_factory=list)
     """Every socket of the call, in order; more than one after reconnects."""
     reconnects: int = 0
@@ -195,10 +200,17 @@ class CallReport:
     def completed(self) -> bool:
         return self.failure is None
 
+    @property
+    def app_broke_stream(self) -> bool:
+        """The app sent something after which the carrier closed the socket (a message over
+        the size cap): the call ran, but not as the app meant."""
+        return any(warning.fatal for warning in self.app_warnings)
+
     def to_json(self) -> dict[str, Any]:
         """A plain dict for ``orjson``/``json``, with the derived round trips filled in."""
         data = dataclasses.asdict(self)
         data["completed"] = self.completed
+        data["app_broke_stream"] = self.app_broke_stream
         for record, timing in zip(data["checkpoints"], self.checkpoints, strict=True):
             record["round_trip"] = timing.round_trip
         for record, clear in zip(data["clears"], self.clears, strict=True):
@@ -248,6 +260,7 @@ class CallReport:
             )
         if self.faults is not None:
             lines.append(self.faults.summary())
+        lines.extend(f"warning: {warning}" for warning in self.warnings)
         if self.callbacks:
             failed = [sent for sent in self.callbacks if not sent.ok]
             events: dict[str, int] = {}
