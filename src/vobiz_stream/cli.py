@@ -175,7 +175,7 @@ examples:
                                              the seeds' flat start, four times real time
 
 The emulator plays Vobiz: it POSTs the answer URL, connects to the <Stream> URL in the
-XML, streams the WAV (any rate, mono or stereo) as 20 ms media frames, plays the app's
+XML, streams the audio file (any rate, mono or stereo) as 20 ms media frames, plays the app's
 playAudio in real time and answers checkpoints and clears. The call hangs up at the end
 of the audio, or, after a <Stream> without keepCallAlive (which runs in the background),
 when the verbs after it end: <Speak> is spoken with espeak-ng (a tone without it) into
@@ -319,7 +319,13 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add = call.add_argument
     add("answer_url", metavar="ANSWER_URL", help="the app's answer URL (http or https)")
-    add("--audio", type=Path, required=True, help="WAV file the caller says (16-bit PCM)")
+    add(
+        "--audio",
+        type=Path,
+        required=True,
+        help="audio file the caller says: any WAV (8-48 kHz, 8-32-bit, float, mu-law, A-law, "
+        "stereo), FLAC, Ogg or MP3; converted for the stream, and the report says how",
+    )
     add("--heard", type=Path, help="write what the caller heard to this WAV")
     add("--caller-out", type=Path, help="write the caller audio exactly as sent to this WAV")
     add("--report", type=Path, help="write the JSON report here")
@@ -435,7 +441,8 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add(
         "--audio",
         type=Path,
-        help="WAV the caller says, looped to --duration (default: a 1 kHz tone)",
+        help="audio file the caller says (any WAV, FLAC, Ogg or MP3), looped to --duration "
+        "(default: a 1 kHz tone)",
     )
     add("--silence", action="store_true", help="without --audio, send silence, not a tone")
     add("--report", type=Path, help="write the summary as JSON here")

@@ -14,9 +14,12 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
+import soundfile
 from aiohttp import WSMsgType, web
 
 from tests.e2e.conftest import DATA, run_cli, serve_app, speech, url_of
+from vobiz_stream.audio import Resampler
 from vobiz_stream.emulator import CallOptions, run_call
 
 FIXTURE = DATA / "speech_male_8k.wav"
@@ -212,3 +215,64 @@ async def test_sloppy_commands_are_counted_warnings_saying_what_the_carrier_did(
     heard = np.frombuffer(heard_path.read_bytes()[44:], dtype="<i2")
     assert rms(heard[int(0.2 * RATE) : int(0.5 * RATE)]) > 4000
     assert rms(heard[int(1.45 * RATE) :]) == 0
+
+
+async def test_any_wav_reaches_the_app_sample_for_sample(tmp_path: Path) -> None:
+    """A 24-bit WAVE_FORMAT_EXTENSIBLE file (once refused as "unknown format: 65534")."""
+    caller, _ = speech()
+    path = tmp_path / "wide.wav"
+    soundfile.write(path, caller, RATE, subtype="PCM_24", format="WAVEX")
+    app = App()
+    runner = await serve_stream_app(app)
+    try:
+        report = await run_call(url_of(runner), path, CallOptions(speed=4))
+    finally:
+        await runner.cleanup()
+    assert report.completed, report.summary()
+    received = np.frombuffer(app.caller_audio(), dtype="<i2")
+    np.testing.assert_array_equal(received[: len(caller)], caller)
+    assert not received[len(caller) :].any()  # the last frame padded with silence
+    assert report.caller_audio == (
+        f"caller audio {path}: 8 kHz mono 24-bit WAV (extensible), converted to 16-bit"
+    )
+
+
+async def test_a_stereo_flac_at_44k_is_mixed_resampled_and_said_so(tmp_path: Path) -> None:
+    caller, _ = speech()
+    high = Resampler(RATE, 44100)
+    upsampled = np.concatenate([high.process(caller), high.flush()])
+    path = tmp_path / "caller.flac"
+    soundfile.write(path, np.stack([upsampled, upsampled], axis=1), 44100)
+    app = App()
+    runner = await serve_stream_app(app)
+    try:
+        code, stdout, stderr = await run_cli(
+            "call", url_of(runner), "--audio", str(path), "--speed", "4", "--quiet"
+        )
+    finally:
+        await runner.cleanup()
+    assert code == 0, stderr.decode()
+    assert (
+        f"caller audio {path}: 44.1 kHz stereo 16-bit FLAC, mixed to mono and resampled to 8 kHz"
+        in stdout.decode().splitlines()
+    )
+    received = np.frombuffer(app.caller_audio(), dtype="<i2")
+    assert correlation(received, caller) >= 0.99
+
+
+@pytest.mark.parametrize("command", ["call", "load"])
+async def test_an_unreadable_file_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "caller.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(2000))
+    extra = ["--calls", "1"] if command == "load" else []
+    code, _, stderr = await run_cli(
+        command, "http://127.0.0.1:9/", "--audio", str(path), *extra
+    )
+    lines = stderr.decode().splitlines()
+    assert code == 2, stderr.decode()
+    assert len(lines) == 1 and "Traceback" not in stderr.decode()
+    assert lines[0].startswith(
+        f"vobiz-stream {command}: caller audio {path} cannot be read: 2012 bytes, "
+        "looks like MP4/M4A (AAC)"
+    )
+    assert "ffmpeg -i" in lines[0] and "sox " in lines[0]

@@ -412,6 +412,9 @@ class _Call:
             bidirectional=stream.bidirectional,
             queue_cap=options.queue_cap,
         )
+        if self.caller.source is not None:
+            report.caller_audio = self.caller.source.describe(rate)
+            self.timeline.add(self.now(), "caller audio", report.caller_audio)
         pcm = self.caller.at_rate(rate, options.hangup_after)
         frames = self.caller.payloads(media_format, options.l16_byte_order, options.hangup_after)
         self._caller_end = len(frames) * FRAME_SECONDS

@@ -142,7 +142,9 @@ def load_audio(path: Path | None, duration: float, *, silence: bool = False) -> 
         if not len(source.pcm):
             raise EmulatorError(f"caller audio {path} has no samples")
         wanted = round(duration * source.rate)
-        return CallerAudio(np.resize(source.pcm, wanted).astype(np.int16), source.rate)
+        return CallerAudio(
+            np.resize(source.pcm, wanted).astype(np.int16), source.rate, source.source
+        )
     wanted = round(duration * TONE_RATE)
     if silence:
         return CallerAudio(np.zeros(wanted, dtype=np.int16), TONE_RATE)
@@ -404,6 +406,8 @@ class LoadSummary:
     processes: int
     l16_byte_order: str
     """Byte order of the L16 the calls sent (``little`` or ``big``; unused on mu-law streams)."""
+    caller_audio: str | None
+    """What the caller's audio file was and how it was converted (resampled per stream)."""
     completed: int
     failed: int
     failures: dict[str, int]
@@ -453,15 +457,23 @@ class LoadSummary:
             )
             + ")",
         ]
+        if self.caller_audio is not None:
+            lines.insert(1, self.caller_audio)
         for failure, count in sorted(self.failures.items(), key=lambda item: -item[1])[:5]:
             lines.append(f"  {count} call(s) failed: {failure}")
         return lines
 
 
 def summarize(
-    answer_url: str, options: LoadOptions, parts: list[LoadPart], wall_seconds: float
+    answer_url: str,
+    options: LoadOptions,
+    parts: list[LoadPart],
+    wall_seconds: float,
+    *,
+    caller_audio: str | None = None,
 ) -> LoadSummary:
-    """Merge the parts of a load into one summary; ``wall_seconds`` is the whole run's."""
+    """Merge the parts of a load into one summary; ``wall_seconds`` is the whole run's,
+    ``caller_audio`` the line saying what the caller's file was."""
     outcomes = [outcome for part in parts for outcome in part.outcomes]
     lateness = np.concatenate([np.frombuffer(part.lateness, dtype=np.float64) for part in parts])
     cpu = sum(part.cpu_seconds for part in parts)
@@ -476,6 +488,7 @@ def summarize(
         duration=options.duration,
         processes=len(parts),
         l16_byte_order=options.call_options.l16_byte_order.value,
+        caller_audio=caller_audio,
         completed=sum(outcome.completed for outcome in outcomes),
         failed=sum(not outcome.completed for outcome in outcomes),
         failures=dict(Counter(o.failure for o in outcomes if o.failure is not None)),
@@ -583,6 +596,8 @@ def run_load(
     ``on_progress`` is called about once a second.
     """
     options.check()
+    caller = load_audio(options.audio, options.duration, silence=options.silence)  # fail early
+    described = None if caller.source is None else caller.source.describe()
     meter = _Meter(options.calls, options.processes, on_progress or (lambda _progress: None))
     began = time.monotonic()
     if options.processes == 1:
@@ -591,11 +606,12 @@ def run_load(
             meter.update(0, counters)
             meter.report()
 
-        part = _run_loop(load_calls(answer_url, options, on_tick=tick))
-        return summarize(answer_url, options, [part], time.monotonic() - began)
-    return summarize(
-        answer_url, options, _run_processes(answer_url, options, meter), time.monotonic() - began
-    )
+        part = _run_loop(load_calls(answer_url, options, on_tick=tick, caller=caller))
+        return summarize(
+            answer_url, options, [part], time.monotonic() - began, caller_audio=described
+        )
+    parts = _run_processes(answer_url, options, meter)
+    return summarize(answer_url, options, parts, time.monotonic() - began, caller_audio=described)
 
 
 SPAWN_ALLOWANCE = 30.0

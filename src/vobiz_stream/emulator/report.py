@@ -146,6 +146,8 @@ class CallReport:
     stream_url: str | None = None
     content_type: str | None = None
     l16_byte_order: str | None = None
+    caller_audio: str | None = None
+    """What the caller's audio file was and how it was converted for the stream."""
     """Byte order of the L16 sent to the app (``little`` or ``big``); None for mu-law."""
     bidirectional: bool | None = None
     legacy_shape: bool = False
@@ -260,6 +262,8 @@ class CallReport:
             )
         if self.faults is not None:
             lines.append(self.faults.summary())
+        if self.caller_audio is not None:
+            lines.insert(2, self.caller_audio)
         lines.extend(f"warning: {warning}" for warning in self.warnings)
         if self.callbacks:
             failed = [sent for sent in self.callbacks if not sent.ok]
