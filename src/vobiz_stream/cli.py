@@ -183,8 +183,12 @@ when the verbs after it end: <Speak> is spoken with espeak-ng (a tone without it
 <Hangup> hangs up, <Dial> is noted and skipped. A hangup closes the socket without a
 stop, as live Vobiz does. Status callbacks go to the <Stream>'s statusCallbackUrl
 (signed with --auth-token), and a socket the app drops is reconnected up to the
-<Stream>'s maxRetries times. Exit status: 0 for a completed call, 1 when the call
-failed (bad answer XML or a forbidden <Stream>, no socket), 2 for bad arguments.
+<Stream>'s maxRetries times. Commands a real carrier would not take as sent (no or
+another streamId, unknown events, invalid JSON...) are counted warnings in the report.
+The answer body and each message from the app may be up to 1 MiB. Exit status: 0 for a
+completed call, 1 when the call failed (bad answer XML or a forbidden <Stream>, no
+socket, a redirect loop, an answer over 1 MiB) or the app sent a message over 1 MiB,
+2 for bad arguments or caller audio that cannot be read.
 """
 
 FAULTS_EPILOG = """faults (to test how an app copes with a bad network; all off by default):
@@ -507,7 +511,7 @@ def _run_call(args: argparse.Namespace) -> int:
         print(line)
     if args.report is not None:
         args.report.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
-    return 0 if report.completed else 1
+    return 0 if report.completed and not report.app_broke_stream else 1
 
 
 def _run_load(args: argparse.Namespace) -> int:

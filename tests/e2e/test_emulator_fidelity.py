@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 from tests.e2e.conftest import DATA, run_cli, serve_app, speech, url_of
 from vobiz_stream.audio import Resampler
 from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator.limits import MAX_APP_BYTES
 
 FIXTURE = DATA / "speech_male_8k.wav"
 RATE = 8000
@@ -203,12 +204,13 @@ async def test_sloppy_commands_are_counted_warnings_saying_what_the_carrier_did(
     assert unknown.startswith('{"event": "evil') and "(100045 bytes)" in unknown
     assert len(unknown) < 300
     assert by_kind["invalid_json"].first == "{not json\\x0d\\x0a"
-    assert len(report.warnings) == 5 and report.warnings[0].startswith("25 commands without")
+    assert len(report.warnings) == 5
+    assert report.warnings[0].startswith("commands without streamId (25): acted on")
     for line in report.warnings:  # escaped: one line each, no terminal escapes
         assert not any(ch in line for ch in "\r\n\x1b\x00"), line
         assert len(line) < 600
     summary = "\n".join(report.summary())
-    assert "warning: 25 commands naming another stream: ignored" in summary
+    assert "warning: commands naming another stream (25): ignored" in summary
     data = orjson.loads(orjson.dumps(report.to_json()))
     assert {w["kind"]: w["count"] for w in data["app_warnings"]} == counts
     # What the caller heard: the tone sent without streamId, then nothing of the other stream.
@@ -276,3 +278,95 @@ async def test_an_unreadable_file_is_one_line_and_exit_2(tmp_path: Path, command
         "looks like MP4/M4A (AAC)"
     )
     assert "ffmpeg -i" in lines[0] and "sox " in lines[0]
+
+
+async def test_a_redirect_loop_in_the_answer_url_is_named(tmp_path: Path) -> None:
+    async def bounce(request: web.Request) -> web.Response:
+        other = "/b" if request.path == "/a" else "/a"
+        raise web.HTTPFound(other)
+
+    runner = await serve_app([web.route("*", "/a", bounce), web.route("*", "/b", bounce)])
+    base = url_of(runner).rstrip("/")
+    try:
+        code, stdout, stderr = await run_cli(
+            "call", base + "/a", "--audio", str(FIXTURE), "--report", str(tmp_path / "r.json")
+        )
+    finally:
+        await runner.cleanup()
+    assert code == 1, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    failure = orjson.loads((tmp_path / "r.json").read_bytes())["failure"]
+    assert failure.startswith(
+        f"the answer URL redirects in a loop: {base}/a -> {base}/b -> {base}/a"
+    ), failure
+    assert len(failure) < 1000
+    assert f"call failed: {failure}" in stdout.decode()
+
+
+async def test_an_answer_body_over_the_cap_is_refused_unread() -> None:
+    sent = 0
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        nonlocal sent
+        response = web.StreamResponse(headers={"Content-Type": "application/xml"})
+        await response.prepare(request)
+        await response.write(b"<Response><Stream>ws://127.0.0.1:9/s</Stream>")
+        chunk = b"<!--" + b"x" * 65536 + b"-->"
+        try:
+            for _ in range(1000):  # 64 MiB at most, chunked: no length to refuse it by
+                await response.write(chunk)
+                sent += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    runner = await serve_app([web.post("/", huge)])
+    try:
+        report = await run_call(url_of(runner), FIXTURE, CallOptions(speed=4))
+    finally:
+        await runner.cleanup()
+    assert report.failure == (
+        "the answer body is over 1 MiB (1048576 bytes): Vobiz expects a short XML document"
+    )
+    assert sent < 32 * 1024 * 1024  # the emulator stopped reading well before the end
+
+
+@pytest.mark.parametrize("megabytes", [2, 12])
+async def test_a_play_audio_over_the_cap_is_a_warning_and_exit_1(
+    tmp_path: Path, megabytes: int
+) -> None:
+    async def flood(socket: web.WebSocketResponse, start: dict[str, Any]) -> None:
+        stream_id = start["start"]["streamId"]
+        await socket.send_json(play_audio(tone(0.2), stream_id))
+        await asyncio.sleep(0.2)
+        huge = play_audio(bytes(megabytes * 1024 * 1024 * 3 // 4), stream_id)
+        await socket.send_str(orjson.dumps(huge).decode())
+
+    app = App(script=flood)
+    runner = await serve_stream_app(app)
+    report_path = tmp_path / "report.json"
+    try:
+        code, stdout, stderr = await run_cli(
+            "call", url_of(runner), "--audio", str(FIXTURE), "--quiet",
+            "--report", str(report_path),
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert code == 1, stdout.decode() + stderr.decode()
+    assert "Traceback" not in stderr.decode() and "Traceback" not in stdout.decode()
+    report = orjson.loads(report_path.read_bytes())
+    assert report["completed"] and report["app_broke_stream"]
+    [warning] = report["app_warnings"]
+    assert (warning["kind"], warning["count"]) == ("oversized_message", 1)
+    assert warning["what"] == "messages over the 1 MiB (1048576 bytes) cap"
+    assert "closed the socket (1009" in warning["carrier"]
+    assert report["end_reason"] == "app_closed"
+    assert "warning: messages over the 1 MiB (1048576 bytes) cap (1)" in stdout.decode()
+
+
+async def test_the_cap_in_the_help_is_the_cap_in_the_code() -> None:
+    code, stdout, _ = await run_cli("call", "--help")
+    assert code == 0
+    help_text = " ".join(stdout.decode().split())
+    assert f"up to {MAX_APP_BYTES >> 20} MiB" in help_text
+    assert f"over {MAX_APP_BYTES >> 20} MiB" in help_text

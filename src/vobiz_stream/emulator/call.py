@@ -55,6 +55,7 @@ import numpy as np
 import orjson
 
 from vobiz_stream.audio import ByteOrder, Pcm, WavWriter, silence_byte
+from vobiz_stream.emulator.answer import AnswerError, fetch_answer
 from vobiz_stream.emulator.callbacks import (
     CALLBACK_TIMEOUT,
     CallbackContext,
@@ -345,17 +346,12 @@ class _Call:
             "ParentAuthID": options.account_id,
         }
         try:
-            async with asyncio.timeout(options.http_timeout):
-                async with http.post(report.answer_url, data=form) as response:
-                    body = await response.text()
-                    status = response.status
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _CallFailedError(
-                f"answer URL {report.answer_url} unreachable: {str(exc) or type(exc).__name__}"
-            ) from None
+            status, body = await fetch_answer(http, report.answer_url, form, options.http_timeout)
+        except AnswerError as exc:
+            raise _CallFailedError(str(exc)) from None
         self.timeline.add(self.now(), "answer", f"HTTP {status}, {len(body)} bytes")
         if status != 200:
-            raise _CallFailedError(f"answer URL returned HTTP {status}: {body[:200]!r}")
+            raise _CallFailedError(f"answer URL returned HTTP {status}: {loggable(body, 200)}")
         try:
             response_xml = parse_response(body)
         except XmlError as exc:
@@ -876,11 +872,15 @@ class _Call:
                 return "app_stop"
         if self._cutting:  # the carrier's own cut, not the app's doing
             return "cut"
-        self._drop_error = (
-            f"the app closed the socket (close code {socket.close_code})"
-            if socket.close_code is not None
-            else "the connection to the app was lost (no close frame)"
-        )
+        if socket.too_big is not None:
+            self._misstep(Misstep.OVERSIZED, socket.too_big)
+            self._drop_error = (
+                f"the app sent {socket.too_big}: the carrier closed the socket (1009)"
+            )
+        elif socket.close_code is not None:
+            self._drop_error = f"the app closed the socket (close code {socket.close_code})"
+        else:
+            self._drop_error = "the connection to the app was lost (no close frame)"
         self.timeline.add(self.now(), "app closed", self._drop_error)
         return "app_closed"
 

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vobiz_stream.emulator.limits import MAX_APP_BYTES, describe_bytes
 from vobiz_stream.logtext import loggable
 
 __all__ = ["AppConduct", "AppWarning", "Misstep", "example_of"]
@@ -70,7 +71,7 @@ _CARRIER_DOES = {
         "ignored: commands are JSON text frames",
     ),
     Misstep.OVERSIZED: (
-        "messages over the size cap",
+        f"messages over the {describe_bytes(MAX_APP_BYTES)} cap",
         "the carrier closed the socket (1009, message too big): send audio in chunks of "
         "20-60 ms",
     ),
@@ -96,7 +97,7 @@ class AppWarning:
     """The stream could not go on as the app meant (the call exits non-zero)."""
 
     def __str__(self) -> str:
-        return f"{self.count} {self.what}: {self.carrier} (first: {self.first})"
+        return f"{self.what} ({self.count}): {self.carrier} (first: {self.first})"
 
 
 def example_of(data: bytes | str) -> str:

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import picows
 from picows import WSCloseCode, WSFrame, WSMsgType, WSTransport
 
+from vobiz_stream.emulator.limits import MAX_APP_BYTES, describe_bytes
+
 __all__ = ["CarrierSocket", "Message", "SocketError"]
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-"""The largest message accepted from the app (a ``playAudio`` of a few minutes fits)."""
+_MESSAGE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG
 
 
 class SocketError(Exception):
@@ -51,6 +52,8 @@ class _Listener(picows.WSListener):
         self.write_paused = False
         self.on_gone: Callable[[], None] | None = None
         """Called once, when the app's close frame comes or the connection is lost."""
+        self.too_big: str | None = None
+        """Set when the app sent a message over the cap: what it was (then the socket closes)."""
         self._parts: list[bytes] = []
         self._binary = False
 
@@ -75,8 +78,11 @@ class _Listener(picows.WSListener):
         elif kind is not WSMsgType.CONTINUATION:
             return
         self._parts.append(frame.get_payload_as_bytes())
-        if sum(map(len, self._parts)) > MAX_MESSAGE_BYTES:
-            transport.send_close(WSCloseCode.MESSAGE_TOO_BIG)
+        size = sum(map(len, self._parts))
+        if size > MAX_APP_BYTES:
+            self.too_big = f"a message of over {describe_bytes(size)} in fragments"
+            self._parts = []
+            transport.send_close(_MESSAGE_TOO_BIG)
             transport.disconnect()
             return
         if frame.fin:
@@ -96,12 +102,25 @@ class _Listener(picows.WSListener):
         self.write_paused = False
 
 
+def _collect_error(listener: _Listener, ended: asyncio.Future[None]) -> None:
+    """Note why the connection ended, if picows ended it over a protocol error."""
+    if ended.cancelled():
+        return
+    error = ended.exception()
+    if isinstance(error, picows.WSProtocolError) and error.args[:1] == (_MESSAGE_TOO_BIG,):
+        listener.too_big = f"a frame over {describe_bytes(MAX_APP_BYTES)}"
+
+
 class CarrierSocket:
     """One stream socket, carrier side."""
 
     def __init__(self, transport: WSTransport, listener: _Listener) -> None:
         self._transport = transport
         self._listener = listener
+        # picows refuses a frame over max_frame_size itself (close 1009) and ends this future
+        # with the error: collect it, or asyncio logs it with a traceback.
+        self._ended = asyncio.ensure_future(transport.wait_disconnected())
+        self._ended.add_done_callback(functools.partial(_collect_error, listener))
         self.send_frame: Callable[[bytes], None] = functools.partial(transport.send, WSMsgType.TEXT)
         """Send one text frame of UTF-8 bytes now, with no check in Python: the media frames'
         path (one C call per frame). Once the socket is closed it goes nowhere, as
@@ -113,7 +132,11 @@ class CarrierSocket:
         try:
             async with asyncio.timeout(timeout):
                 transport, listener = await picows.ws_connect(
-                    _Listener, url, websocket_handshake_timeout=timeout, enable_auto_pong=False
+                    _Listener,
+                    url,
+                    websocket_handshake_timeout=timeout,
+                    enable_auto_pong=False,
+                    max_frame_size=MAX_APP_BYTES,
                 )
         except TimeoutError:
             raise SocketError(f"no WebSocket handshake within {timeout:g}s") from None
@@ -140,6 +163,11 @@ class CarrierSocket:
         return self._listener.close_code
 
     @property
+    def too_big(self) -> str | None:
+        """What the app sent over the size cap, if it did (the carrier closed with 1009)."""
+        return self._listener.too_big
+
+    @property
     def write_paused(self) -> bool:
         """True while the app is not reading and our send buffer is over its high mark."""
         return self._listener.write_paused
@@ -159,6 +187,7 @@ class CarrierSocket:
             while listener.inbox:
                 yield listener.inbox.popleft()
             if listener.disconnected:
+                await asyncio.wait({self._ended}, timeout=1.0)  # why it ended (too_big)
                 return
             listener.arrived.clear()
             await listener.arrived.wait()
