@@ -7,18 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import orjson
 import pytest
 import soundfile
 from aiohttp import WSMsgType, web
 
-from tests.e2e.conftest import DATA, run_cli, serve_app, speech, url_of
+from tests.e2e.conftest import (
+    DATA,
+    Carrier,
+    StartServer,
+    run_cli,
+    serve_app,
+    speech,
+    url_of,
+)
 from vobiz_stream.audio import Resampler
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.limits import MAX_APP_BYTES
@@ -370,3 +380,36 @@ async def test_the_cap_in_the_help_is_the_cap_in_the_code() -> None:
     help_text = " ".join(stdout.decode().split())
     assert f"up to {MAX_APP_BYTES >> 20} MiB" in help_text
     assert f"over {MAX_APP_BYTES >> 20} MiB" in help_text
+
+
+async def test_stats_leave_out_timestamps_that_cannot_be_due_times(
+    start_server: StartServer, connect: Callable[[str], Awaitable[Carrier]]
+) -> None:
+    """A carrier (or a forger) stamping frames -2**63, 2**64 - 1 or NaN among normal frames:
+    ``GET /stats`` keeps its percentiles to the normal ones."""
+    running = await start_server(l16_byte_order="little")
+    carrier = await connect(running.ws_url)
+    await carrier.start()
+    silence = bytes(2 * FRAME)
+    wild = [str(-(2**63)), str(2**64 - 1), str(-(2**63)), str(2**64 - 1), "NaN", "1e400"]
+    for chunk in range(40):
+        now_ms = int(time.time() * 1000)
+        stamp = wild[chunk // 5] if chunk % 5 == 4 and chunk // 5 < len(wild) else str(now_ms)
+        await carrier.send(
+            {
+                "event": "media",
+                "sequenceNumber": chunk + 1,
+                "streamId": "stream-1",
+                "media": {"track": "inbound", "timestamp": stamp, "chunk": chunk,
+                          "payload": base64.b64encode(silence).decode()},
+            }
+        )  # fmt: skip
+    await carrier.socket.close()
+    await running.wait_idle()
+    async with aiohttp.ClientSession() as client, client.get(running.base + "/stats") as reply:
+        stats = await reply.json()
+    latency = stats["handling_latency_ms"]
+    assert latency["p99"] is not None and latency["p99"] < 5_000, latency
+    assert latency["max"] is not None and latency["max"] < 5_000, latency
+    assert latency["count"] == 34, latency
+    assert latency["unplaced"] == 4  # NaN and 1e400 are not integers: skipped as bad frames
