@@ -30,7 +30,7 @@ from tests.e2e.conftest import (
     url_of,
 )
 from vobiz_stream.audio import Resampler
-from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator import CallOptions, CallReport, run_call
 from vobiz_stream.emulator.limits import MAX_APP_BYTES
 
 FIXTURE = DATA / "speech_male_8k.wav"
@@ -86,6 +86,17 @@ async def serve_stream_app(app: App) -> web.AppRunner:
     return await serve_app([web.post("/", answer), web.get("/stream", stream)])
 
 
+async def call_app(
+    app: App, audio: Path = FIXTURE, options: CallOptions | None = None
+) -> CallReport:
+    """One emulated call to ``app`` (served for the call only)."""
+    runner = await serve_stream_app(app)
+    try:
+        return await run_call(url_of(runner), audio, options or CallOptions(speed=4))
+    finally:
+        await runner.cleanup()
+
+
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     size = min(len(a), len(b))
     return float(np.corrcoef(a[:size].astype(np.float64), b[:size].astype(np.float64))[0, 1])
@@ -93,11 +104,7 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 async def test_l16_goes_out_little_endian_by_default(tmp_path: Path) -> None:
     app = App()
-    runner = await serve_stream_app(app)
-    try:
-        report = await run_call(url_of(runner), FIXTURE, CallOptions(speed=4))
-    finally:
-        await runner.cleanup()
+    report = await call_app(app)
     assert report.completed, report.summary()
     caller, _ = speech()
     received = np.frombuffer(app.caller_audio(), dtype="<i2")
@@ -131,11 +138,7 @@ async def test_cleared_audio_is_numbered_like_every_carrier_event() -> None:
         await socket.send_json({"event": "clearAudio", "streamId": start["start"]["streamId"]})
 
     app = App(script=clear_once)
-    runner = await serve_stream_app(app)
-    try:
-        report = await run_call(url_of(runner), FIXTURE, CallOptions(speed=4))
-    finally:
-        await runner.cleanup()
+    report = await call_app(app)
     assert report.completed, report.summary()
     [cleared] = app.of("clearedAudio")
     numbers = [int(message["sequenceNumber"]) for message in app.messages]
@@ -187,12 +190,8 @@ async def test_sloppy_commands_are_counted_warnings_saying_what_the_carrier_did(
             await socket.send_json(play_audio(tone(0.02), "not-" + stream_id))
 
     app = App(script=sloppy)
-    runner = await serve_stream_app(app)
     heard_path = tmp_path / "heard.wav"
-    try:
-        report = await run_call(url_of(runner), FIXTURE, CallOptions(heard_path=heard_path))
-    finally:
-        await runner.cleanup()
+    report = await call_app(app, FIXTURE, CallOptions(heard_path=heard_path))
     assert report.completed, report.summary()
     counts = {warning.kind: warning.count for warning in report.app_warnings}
     assert counts == {
@@ -235,11 +234,7 @@ async def test_any_wav_reaches_the_app_sample_for_sample(tmp_path: Path) -> None
     path = tmp_path / "wide.wav"
     soundfile.write(path, caller, RATE, subtype="PCM_24", format="WAVEX")
     app = App()
-    runner = await serve_stream_app(app)
-    try:
-        report = await run_call(url_of(runner), path, CallOptions(speed=4))
-    finally:
-        await runner.cleanup()
+    report = await call_app(app, path)
     assert report.completed, report.summary()
     received = np.frombuffer(app.caller_audio(), dtype="<i2")
     np.testing.assert_array_equal(received[: len(caller)], caller)
@@ -277,9 +272,7 @@ async def test_an_unreadable_file_is_one_line_and_exit_2(tmp_path: Path, command
     path = tmp_path / "caller.m4a"
     path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(2000))
     extra = ["--calls", "1"] if command == "load" else []
-    code, _, stderr = await run_cli(
-        command, "http://127.0.0.1:9/", "--audio", str(path), *extra
-    )
+    code, _, stderr = await run_cli(command, "http://127.0.0.1:9/", "--audio", str(path), *extra)
     lines = stderr.decode().splitlines()
     assert code == 2, stderr.decode()
     assert len(lines) == 1 and "Traceback" not in stderr.decode()

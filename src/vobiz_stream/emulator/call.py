@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import math
 import secrets
 import time
@@ -111,8 +110,6 @@ from vobiz_stream.protocol import (
 from vobiz_stream.xml import AudioTrack, Stream, UnknownVerb, Verb, parse_response
 
 __all__ = ["DTMF_DIGITS", "CallOptions", "parse_key_press", "run_call"]
-
-log = logging.getLogger("vobiz_stream.emulator")
 
 FRAME_SECONDS = FRAME_MS / 1000
 

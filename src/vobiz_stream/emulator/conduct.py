@@ -72,8 +72,7 @@ _CARRIER_DOES = {
     ),
     Misstep.OVERSIZED: (
         f"messages over the {describe_bytes(MAX_APP_BYTES)} cap",
-        "the carrier closed the socket (1009, message too big): send audio in chunks of "
-        "20-60 ms",
+        "the carrier closed the socket (1009, message too big): send audio in chunks of 20-60 ms",
     ),
 }
 
