@@ -367,12 +367,14 @@ async def test_a_play_audio_over_the_cap_is_a_warning_and_exit_1(
     assert "warning: messages over the 1 MiB (1048576 bytes) cap (1)" in stdout.decode()
 
 
-async def test_the_cap_in_the_help_is_the_cap_in_the_code() -> None:
+async def test_the_cap_in_the_help_and_readme_is_the_cap_in_the_code() -> None:
     code, stdout, _ = await run_cli("call", "--help")
     assert code == 0
     help_text = " ".join(stdout.decode().split())
     assert f"up to {MAX_APP_BYTES >> 20} MiB" in help_text
     assert f"over {MAX_APP_BYTES >> 20} MiB" in help_text
+    readme = " ".join((DATA.parent.parent / "README.md").read_text().split())
+    assert f"a message over {MAX_APP_BYTES >> 20} MiB is refused" in readme
 
 
 async def test_stats_leave_out_timestamps_that_cannot_be_due_times(
