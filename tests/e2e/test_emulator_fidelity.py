@@ -408,3 +408,25 @@ async def test_stats_leave_out_timestamps_that_cannot_be_due_times(
     assert latency["max"] is not None and latency["max"] < 5_000, latency
     assert latency["count"] == 34, latency
     assert latency["unplaced"] == 4  # NaN and 1e400 are not integers: skipped as bad frames
+
+
+async def test_a_load_totals_the_warnings_of_its_calls(tmp_path: Path) -> None:
+    async def no_stream_id(socket: web.WebSocketResponse, start: dict[str, Any]) -> None:
+        for _ in range(5):
+            await socket.send_json(play_audio(tone(0.02), None))
+
+    runner = await serve_stream_app(App(script=no_stream_id))
+    try:
+        code, stdout, stderr = await run_cli(
+            "load", url_of(runner), "--calls", "2", "--duration", "1", "--quiet",
+            "--report", str(tmp_path / "load.json"),
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert code == 0, stderr.decode()
+    assert orjson.loads((tmp_path / "load.json").read_bytes())["app_warnings"] == {
+        "no_stream_id": 10
+    }
+    assert "app warnings (see one call's report for what the carrier does): no_stream_id 10" in (
+        stdout.decode()
+    )

@@ -168,6 +168,8 @@ class CallOutcome:
     """Seconds from ``start`` to the first ``playAudio``, or None when the app played nothing."""
     checkpoint_trips: tuple[float, ...] = ()
     clear_trips: tuple[float, ...] = ()
+    app_warnings: tuple[tuple[str, int], ...] = ()
+    """Each kind of sloppy command the app sent, with its count."""
 
     @classmethod
     def from_report(cls, report: CallReport) -> CallOutcome:
@@ -182,6 +184,7 @@ class CallOutcome:
                 trip for c in report.checkpoints if (trip := c.round_trip) is not None
             ),
             clear_trips=tuple(trip for c in report.clears if (trip := c.round_trip) is not None),
+            app_warnings=tuple((warning.kind, warning.count) for warning in report.app_warnings),
         )
 
     @classmethod
@@ -413,6 +416,8 @@ class LoadSummary:
     failures: dict[str, int]
     """Each distinct failure message and how many calls it ended."""
     end_reasons: dict[str, int]
+    app_warnings: dict[str, int]
+    """Sloppy commands over every call, per kind (a call's report says what each kind means)."""
     frames_sent: int
     late_frames: int
     late_tolerance_ms: float
@@ -459,9 +464,22 @@ class LoadSummary:
         ]
         if self.caller_audio is not None:
             lines.insert(1, self.caller_audio)
+        if self.app_warnings:
+            lines.append(
+                "app warnings (see one call's report for what the carrier does): "
+                + ", ".join(f"{kind} {count}" for kind, count in sorted(self.app_warnings.items()))
+            )
         for failure, count in sorted(self.failures.items(), key=lambda item: -item[1])[:5]:
             lines.append(f"  {count} call(s) failed: {failure}")
         return lines
+
+
+def _total_warnings(outcomes: list[CallOutcome]) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for outcome in outcomes:
+        for kind, count in outcome.app_warnings:
+            totals[kind] += count
+    return dict(totals)
 
 
 def summarize(
@@ -493,6 +511,7 @@ def summarize(
         failed=sum(not outcome.completed for outcome in outcomes),
         failures=dict(Counter(o.failure for o in outcomes if o.failure is not None)),
         end_reasons=dict(Counter(o.end_reason for o in outcomes if o.end_reason is not None)),
+        app_warnings=_total_warnings(outcomes),
         frames_sent=sum(outcome.frames_sent for outcome in outcomes),
         late_frames=sum(outcome.late_frames for outcome in outcomes),
         late_tolerance_ms=options.call_options.late_tolerance * 1000,
