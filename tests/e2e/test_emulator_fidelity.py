@@ -334,6 +334,29 @@ async def test_an_answer_body_over_the_cap_is_refused_unread() -> None:
     assert sent < 32 * 1024 * 1024  # the emulator stopped reading well before the end
 
 
+@pytest.mark.parametrize(
+    ("body", "charset", "failure"),
+    [
+        (b"x" * (MAX_APP_BYTES + 1), "utf-8", "the answer body is over 1 MiB (1048576 bytes)"),
+        (b"<Response><Stream>ws://127.0.0.1:9/s</Stream>", "no-such-charset", "not well-formed"),
+    ],
+)
+async def test_an_answer_with_a_length_over_the_cap_or_a_bogus_charset(
+    body: bytes, charset: str, failure: str
+) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(
+            body=body, headers={"Content-Type": f"application/xml; charset={charset}"}
+        )
+
+    runner = await serve_app([web.post("/", answer)])
+    try:
+        report = await run_call(url_of(runner), FIXTURE, CallOptions(speed=4))
+    finally:
+        await runner.cleanup()
+    assert report.failure is not None and failure in report.failure, report.failure
+
+
 @pytest.mark.parametrize("megabytes", [2, 12])
 async def test_a_play_audio_over_the_cap_is_a_warning_and_exit_1(
     tmp_path: Path, megabytes: int

@@ -35,7 +35,7 @@ async def fetch_answer(
         async with asyncio.timeout(timeout):
             async with http.post(url, data=form, max_redirects=MAX_REDIRECTS) as response:
                 body = await _read_capped(response)
-                return response.status, body.decode(response.charset or "utf-8", "replace")
+                return response.status, _text(body, response.charset)
     except aiohttp.TooManyRedirects as exc:
         raise AnswerError(_redirects(url, exc)) from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -63,6 +63,15 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
             raise too_big
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _text(body: bytes, charset: str | None) -> str:
+    """The body as text in its declared charset; UTF-8 when it declares none or one that does
+    not exist (the XML parser then says what is wrong with it)."""
+    try:
+        return body.decode(charset or "utf-8", "replace")
+    except LookupError:
+        return body.decode("utf-8", "replace")
 
 
 def _redirects(url: str, exc: aiohttp.TooManyRedirects) -> str:

@@ -238,9 +238,10 @@ async def run_call(
 ) -> CallReport:
     """Place one emulated call to ``answer_url`` with the caller saying ``audio_path``.
 
-    ``audio_path`` is a WAV file, or audio already read (:func:`read_caller_audio`), which many
-    calls can share. ``http`` is a session to reuse (many calls at once: give it a connector
-    without a connection limit, since every stream holds one); without it the call opens its own.
+    ``audio_path`` is an audio file (any WAV, FLAC, Ogg, MP3...), or audio already read
+    (:func:`read_caller_audio`), which many calls can share. ``http`` is a session to reuse
+    (many calls at once: give it a connector without a connection limit, since every stream
+    holds one); without it the call opens its own.
 
     Raises :class:`EmulatorError` for bad options or unreadable audio, before any request; a call
     that fails on the app's side (HTTP error, invalid XML, no socket) comes back as a report with
