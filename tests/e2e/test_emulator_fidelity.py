@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import orjson
+import picows
 import pytest
 import soundfile
 from aiohttp import WSMsgType, web
@@ -453,3 +454,39 @@ async def test_a_load_totals_the_warnings_of_its_calls(tmp_path: Path) -> None:
     assert "app warnings (see one call's report for what the carrier does): no_stream_id 10" in (
         stdout.decode()
     )
+
+
+async def test_a_message_over_the_cap_in_fragments_is_refused_as_it_grows() -> None:
+    """Fragments each under the cap, together over it: the carrier adds them up."""
+    closed_with: list[int] = []
+
+    class Fragmenter(picows.WSListener):
+        def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+            if frame.msg_type is picows.WSMsgType.CLOSE:
+                closed_with.append(frame.get_close_code().value)
+            elif frame.msg_type is picows.WSMsgType.TEXT and b'"start"' in (
+                frame.get_payload_as_bytes()
+            ):
+                piece = b" " * (MAX_APP_BYTES // 2)
+                transport.send(picows.WSMsgType.TEXT, b'{"event": "playAudio",' + piece, fin=False)
+                for _ in range(4):  # 2.5 MiB in all, never ended
+                    transport.send(picows.WSMsgType.CONTINUATION, piece, fin=False)
+
+    stream_server = await picows.ws_create_server(lambda _request: Fragmenter(), "127.0.0.1", 0)
+    port = stream_server.sockets[0].getsockname()[1]
+
+    async def answer(_request: web.Request) -> web.Response:
+        xml = f'<Response><Stream bidirectional="true" keepCallAlive="true">ws://127.0.0.1:{port}/</Stream></Response>'
+        return web.Response(text=xml, content_type="application/xml")
+
+    runner = await serve_app([web.post("/", answer)])
+    try:
+        report = await run_call(url_of(runner), FIXTURE, CallOptions(speed=4))
+    finally:
+        await runner.cleanup()
+        stream_server.close()
+    assert report.completed and report.app_broke_stream, report.summary()
+    [warning] = report.app_warnings
+    assert warning.kind == "oversized_message"
+    assert warning.first == "fragments of one message adding up to over 1 MiB (1048576 bytes)"
+    assert closed_with == [1009]

@@ -27,6 +27,7 @@ from vobiz_stream.emulator.limits import MAX_APP_BYTES, describe_bytes
 __all__ = ["CarrierSocket", "Message", "SocketError"]
 
 _MESSAGE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG
+_CAP = describe_bytes(MAX_APP_BYTES)
 
 
 class SocketError(Exception):
@@ -80,7 +81,7 @@ class _Listener(picows.WSListener):
         self._parts.append(frame.get_payload_as_bytes())
         size = sum(map(len, self._parts))
         if size > MAX_APP_BYTES:
-            self.too_big = f"a message of over {describe_bytes(size)} in fragments"
+            self.too_big = f"fragments of one message adding up to over {_CAP}"
             self._parts = []
             transport.send_close(_MESSAGE_TOO_BIG)
             transport.disconnect()
@@ -108,7 +109,7 @@ def _collect_error(listener: _Listener, ended: asyncio.Future[None]) -> None:
         return
     error = ended.exception()
     if isinstance(error, picows.WSProtocolError) and error.args[:1] == (_MESSAGE_TOO_BIG,):
-        listener.too_big = f"a frame over {describe_bytes(MAX_APP_BYTES)}"
+        listener.too_big = f"a frame over {_CAP}"
 
 
 class CarrierSocket:
