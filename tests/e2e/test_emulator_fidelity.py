@@ -381,6 +381,8 @@ async def test_a_play_audio_over_the_cap_is_a_warning_and_exit_1(
         await runner.cleanup()
     assert code == 1, stdout.decode() + stderr.decode()
     assert "Traceback" not in stderr.decode() and "Traceback" not in stdout.decode()
+    [logged] = stderr.decode().splitlines()  # once, in the call's words
+    assert "the app sent messages over the 1 MiB (1048576 bytes) cap" in logged
     report = orjson.loads(report_path.read_bytes())
     assert report["completed"] and report["app_broke_stream"]
     [warning] = report["app_warnings"]
@@ -456,6 +458,27 @@ async def test_a_load_totals_the_warnings_of_its_calls(tmp_path: Path) -> None:
     )
 
 
+async def call_picows_app(listener: Callable[[], picows.WSListener]) -> CallReport:
+    """One emulated call to a stream socket served by picows (which can send what aiohttp
+    will not: fragments, raw bytes), with an aiohttp answer pointing at it."""
+    stream_server = await picows.ws_create_server(lambda _request: listener(), "127.0.0.1", 0)
+    port = stream_server.sockets[0].getsockname()[1]
+
+    async def answer(_request: web.Request) -> web.Response:
+        url = f"ws://127.0.0.1:{port}/"
+        xml = (
+            f'<Response><Stream bidirectional="true" keepCallAlive="true">{url}</Stream></Response>'
+        )
+        return web.Response(text=xml, content_type="application/xml")
+
+    runner = await serve_app([web.post("/", answer)])
+    try:
+        return await run_call(url_of(runner), FIXTURE, CallOptions(speed=4))
+    finally:
+        await runner.cleanup()
+        stream_server.close()
+
+
 async def test_a_message_over_the_cap_in_fragments_is_refused_as_it_grows() -> None:
     """Fragments each under the cap, together over it: the carrier adds them up."""
     closed_with: list[int] = []
@@ -472,21 +495,22 @@ async def test_a_message_over_the_cap_in_fragments_is_refused_as_it_grows() -> N
                 for _ in range(4):  # 2.5 MiB in all, never ended
                     transport.send(picows.WSMsgType.CONTINUATION, piece, fin=False)
 
-    stream_server = await picows.ws_create_server(lambda _request: Fragmenter(), "127.0.0.1", 0)
-    port = stream_server.sockets[0].getsockname()[1]
-
-    async def answer(_request: web.Request) -> web.Response:
-        xml = f'<Response><Stream bidirectional="true" keepCallAlive="true">ws://127.0.0.1:{port}/</Stream></Response>'
-        return web.Response(text=xml, content_type="application/xml")
-
-    runner = await serve_app([web.post("/", answer)])
-    try:
-        report = await run_call(url_of(runner), FIXTURE, CallOptions(speed=4))
-    finally:
-        await runner.cleanup()
-        stream_server.close()
+    report = await call_picows_app(Fragmenter)
     assert report.completed and report.app_broke_stream, report.summary()
     [warning] = report.app_warnings
     assert warning.kind == "oversized_message"
     assert warning.first == "fragments of one message adding up to over 1 MiB (1048576 bytes)"
     assert closed_with == [1009]
+
+
+async def test_a_frame_breaking_the_websocket_protocol_is_named() -> None:
+    class Breaker(picows.WSListener):
+        def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+            if b'"start"' in frame.get_payload_as_bytes():
+                transport.underlying_transport.write(b"\x83\x00")  # opcode 3 is reserved
+
+    report = await call_picows_app(Breaker)
+    assert report.completed and report.end_reason == "app_closed", report.summary()
+    [closed] = [entry for entry in report.timeline if entry.event == "app closed"]
+    assert closed.detail.startswith("the app broke the WebSocket protocol: "), closed.detail
+    assert "\n" not in closed.detail

@@ -875,6 +875,8 @@ class _Call:
             self._drop_error = (
                 f"the app sent {socket.too_big}: the carrier closed the socket (1009)"
             )
+        elif socket.protocol_error is not None:
+            self._drop_error = f"the app broke the WebSocket protocol: {socket.protocol_error}"
         elif socket.close_code is not None:
             self._drop_error = f"the app closed the socket (close code {socket.close_code})"
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,11 +24,17 @@ import picows
 from picows import WSCloseCode, WSFrame, WSMsgType, WSTransport
 
 from vobiz_stream.emulator.limits import MAX_APP_BYTES, describe_bytes
+from vobiz_stream.logtext import loggable
 
 __all__ = ["CarrierSocket", "Message", "SocketError"]
 
 _MESSAGE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG
 _CAP = describe_bytes(MAX_APP_BYTES)
+
+_PICOWS_LOG = logging.getLogger("vobiz_stream.emulator.picows")
+"""Where picows logs. What it logs as an error (a frame it refused) also ends the connection's
+future, from which the call reports it once, in its own words; so only critical lines show."""
+_PICOWS_LOG.setLevel(logging.CRITICAL)
 
 
 class SocketError(Exception):
@@ -55,6 +62,8 @@ class _Listener(picows.WSListener):
         """Called once, when the app's close frame comes or the connection is lost."""
         self.too_big: str | None = None
         """Set when the app sent a message over the cap: what it was (then the socket closes)."""
+        self.protocol_error: str | None = None
+        """Set when the connection ended over another breach of the WebSocket protocol."""
         self._parts: list[bytes] = []
         self._binary = False
 
@@ -110,6 +119,8 @@ def _collect_error(listener: _Listener, ended: asyncio.Future[None]) -> None:
     error = ended.exception()
     if isinstance(error, picows.WSProtocolError) and error.args[:1] == (_MESSAGE_TOO_BIG,):
         listener.too_big = f"a frame over {_CAP}"
+    elif error is not None:
+        listener.protocol_error = loggable(str(error) or type(error).__name__, 200)
 
 
 class CarrierSocket:
@@ -138,6 +149,7 @@ class CarrierSocket:
                     websocket_handshake_timeout=timeout,
                     enable_auto_pong=False,
                     max_frame_size=MAX_APP_BYTES,
+                    logger_name=_PICOWS_LOG,
                 )
         except TimeoutError:
             raise SocketError(f"no WebSocket handshake within {timeout:g}s") from None
@@ -169,6 +181,11 @@ class CarrierSocket:
         return self._listener.too_big
 
     @property
+    def protocol_error(self) -> str | None:
+        """How the app broke the WebSocket protocol, if the connection ended over it."""
+        return self._listener.protocol_error
+
+    @property
     def write_paused(self) -> bool:
         """True while the app is not reading and our send buffer is over its high mark."""
         return self._listener.write_paused
@@ -188,7 +205,7 @@ class CarrierSocket:
             while listener.inbox:
                 yield listener.inbox.popleft()
             if listener.disconnected:
-                await asyncio.wait({self._ended}, timeout=1.0)  # why it ended (too_big)
+                await asyncio.wait({self._ended}, timeout=1.0)  # why it ended (too_big...)
                 return
             listener.arrived.clear()
             await listener.arrived.wait()
