@@ -5,7 +5,8 @@ URL with the fields Vobiz sends, reads the XML, connects to the ``<Stream>`` URL
 and then the caller's audio as ``media`` frames every 20 ms, while it reads the app's commands into
 a :class:`~vobiz_stream.emulator.playout.Playout` and answers checkpoints and clears when the
 model says. When the call hangs up it closes the socket without a ``stop``, as live Vobiz does.
-Everything it saw goes into a :class:`~vobiz_stream.emulator.report.CallReport`.
+Everything it saw goes into a :class:`~vobiz_stream.emulator.report.CallReport`, with each kind
+of command a real carrier would not take as sent counted (:mod:`~vobiz_stream.emulator.conduct`).
 
 The call hangs up when the caller's audio ends or, for a ``<Stream>`` without ``keepCallAlive``
 (which runs in the background), when the verbs after it end the call (a ``<Hangup>``, or they run
