@@ -280,7 +280,7 @@ class _Call:
             speed=options.speed,
         )
         self.timeline = Timeline(options.on_event)
-        self.conduct = AppConduct(self.report.call_uuid)
+        self._conduct = AppConduct(self.report.call_uuid)
         self._media_format: AudioFormat | None = None
         """The stream's format, once its ``<Stream>`` is known."""
         self._began = time.monotonic()
@@ -885,10 +885,10 @@ class _Call:
         self.timeline.add(self.now(), "app closed", self._drop_error)
         return "app_closed"
 
-    def _misstep(self, kind: Misstep, example: str, detail: str = "") -> None:
+    def _misstep(self, kind: Misstep, example: str) -> None:
         """Count one sloppy command (:mod:`~vobiz_stream.emulator.conduct`); the first of each
         kind goes on the timeline."""
-        warning = self.conduct.note(kind, example, detail)
+        warning = self._conduct.note(kind, example)
         if warning.count == 1:
             self.timeline.add(self.now(), "app warning", f"{warning.what}: {example}")
 
@@ -1069,7 +1069,7 @@ class _Call:
         report = self.report
         report.timeline = self.timeline.entries
         report.commands = dict(self._commands)
-        report.app_warnings = self.conduct.warnings
+        report.app_warnings = self._conduct.warnings
         report.warnings.extend(str(warning) for warning in report.app_warnings)
         if self._lateness:
             lateness = np.frombuffer(self._lateness, dtype=np.float64)

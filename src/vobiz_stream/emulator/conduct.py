@@ -117,18 +117,15 @@ class AppConduct:
         self._call_id = call_id
         self._warnings: dict[Misstep, AppWarning] = {}
 
-    def note(self, kind: Misstep, example: str, detail: str = "") -> AppWarning:
-        """Count one misstep; the first of its kind keeps ``example`` (already escaped, from
-        :func:`example_of`) and is logged. ``detail`` replaces the kind's standard account of
-        what the carrier did (the first one's is kept)."""
+    def note(self, kind: Misstep, example: str) -> AppWarning:
+        """Count one misstep; the first of its kind keeps ``example`` (already escaped: see
+        :func:`example_of`) and is logged."""
         warning = self._warnings.get(kind)
         if warning is None:
             what, carrier = _CARRIER_DOES[kind]
             warning = self._warnings[kind] = AppWarning(
-                kind.value, 0, example, what, detail or carrier, fatal=kind in _FATAL
+                kind.value, 0, example, what, carrier, fatal=kind in _FATAL
             )
-        warning.count += 1
-        if warning.count == 1:
             log.warning(
                 "call %s: the app sent %s: %s (first: %s); counted in the report from now on",
                 self._call_id,
@@ -136,6 +133,7 @@ class AppConduct:
                 warning.carrier,
                 warning.first,
             )
+        warning.count += 1
         return warning
 
     @property
