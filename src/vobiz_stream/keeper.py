@@ -64,6 +64,8 @@ class LatencySummary(TypedDict):
     p50: float | None
     p99: float | None
     max: float | None
+    unplaced: int
+    """Frames whose timestamp is too far from now to be a due time (left out of the rest)."""
 
 
 class HandlingLatency:
@@ -76,12 +78,17 @@ class HandlingLatency:
     an estimate, skewed by the clock offset, against a real carrier.
 
     Counts go into 0.1 ms bins up to 10 s (the last bin holds everything later), so noting a
-    frame costs one increment and percentiles are exact to the bin. The Node reference sink in
+    frame costs one increment and percentiles are exact to the bin. A timestamp more than
+    :attr:`PLAUSIBLE_MS` from now either way (``-2**63``, ``2**64 - 1``, a clock set to another
+    year) is not a due time: such frames are counted as ``unplaced`` and kept out of the
+    percentiles and the max, which one of them would otherwise poison. The Node reference sink in
     ``bench/node-sink`` keeps the same histogram, so the two servers report alike.
     """
 
     BIN_MS = 0.1
     BINS = 100_000
+    PLAUSIBLE_MS = 600_000.0
+    """How far (ms) from now a timestamp may be and still be a frame's due time: 10 minutes."""
     _BLOCK = 1000
 
     def __init__(self) -> None:
@@ -89,7 +96,9 @@ class HandlingLatency:
         self.frames = 0
         """Frames recorded, with or without a timestamp."""
         self.count = 0
-        """Frames with a timestamp, hence in the histogram."""
+        """Frames with a plausible timestamp, hence in the histogram."""
+        self.unplaced = 0
+        """Frames with a timestamp too far from now to place (not in the histogram)."""
         self.max_ms = 0.0
 
     def note(self, due_ms: int | None) -> None:
@@ -98,12 +107,20 @@ class HandlingLatency:
         if due_ms is None:
             return
         late = _wall_clock() * 1000.0 - due_ms
-        self.max_ms = max(self.max_ms, late)
         index = int(late * 10.0)  # 1 / BIN_MS
+        # The plausibility checks sit in the rare branches: a frame in the histogram's range
+        # pays nothing for them.
         if index >= self.BINS:
+            if late > self.PLAUSIBLE_MS:
+                self.unplaced += 1
+                return
             index = self.BINS
         elif index < 0:
+            if late < -self.PLAUSIBLE_MS:
+                self.unplaced += 1
+                return
             index = 0
+        self.max_ms = max(self.max_ms, late)
         self._bins[index] += 1
         self.count += 1
 
@@ -143,6 +160,7 @@ class HandlingLatency:
             "p50": self.percentile(0.5),
             "p99": self.percentile(0.99),
             "max": round(self.max_ms, 3) if self.count else None,
+            "unplaced": self.unplaced,
         }
 
 
