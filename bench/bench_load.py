@@ -36,6 +36,7 @@ def _run_load(url: str, calls: int, seconds: float, rate: float, report: Path) -
     command = [
         *pin, sys.executable, "-m", "vobiz_stream", "load", url, "--calls", str(calls),
         "--duration", str(seconds), "--rate", str(rate), "--report", str(report), "--quiet",
+        "--l16-byte-order", "big",  # as the harness tells the server
     ]  # fmt: skip
     timeout = calls / rate + seconds + 90
     subprocess.run(command, check=False, timeout=timeout, stdout=subprocess.DEVNULL)

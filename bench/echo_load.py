@@ -37,7 +37,8 @@ import numpy as np
 import orjson
 
 import vobiz_stream.emulator.call as emulator_call
-from vobiz_stream.audio import WavWriter
+from vobiz_stream.audio import ByteOrder, WavWriter
+from vobiz_stream.emulator import CallOptions
 from vobiz_stream.emulator.load import LoadOptions, load_calls, summarize
 from vobiz_stream.emulator.playout import Playout, PlayoutEvent
 from vobiz_stream.emulator.source import read_caller_audio
@@ -128,7 +129,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="echo-load-") as scratch:
         pauses = [float(pause) for pause in args.pauses.split(",")]
         audio = with_pauses(args.audio, pauses, Path(scratch))
-        options = LoadOptions(calls=args.calls, rate=args.rate, duration=args.duration, audio=audio)
+        # The harness tells the server big-endian L16 (bench/harness.py): send it so.
+        carrier = CallOptions(l16_byte_order=ByteOrder.BIG)
+        options = LoadOptions(
+            calls=args.calls,
+            rate=args.rate,
+            duration=args.duration,
+            audio=audio,
+            call_options=carrier,
+        )
         part = run_on_best_loop(load_calls(args.answer_url, options))
     summary = summarize(args.answer_url, options, [part], part.wall_seconds)
     report = {"load": summary.to_json(), **measure(args.max_lead)}

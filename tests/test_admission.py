@@ -242,6 +242,7 @@ def test_counters_count_every_decision_and_the_peer_table_empties() -> None:
             "at_capacity": 1,
             "peer_limit": 0,
             "call_mismatch": 0,
+            "start_timeout": 0,
         },
     }
     held.release()

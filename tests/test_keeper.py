@@ -26,7 +26,13 @@ def due(late_ms: float) -> int:
 
 def test_nothing_noted_reports_no_percentiles() -> None:
     latency = HandlingLatency()
-    assert latency.summary() == {"count": 0, "p50": None, "p99": None, "max": None}
+    assert latency.summary() == {
+        "count": 0,
+        "p50": None,
+        "p99": None,
+        "max": None,
+        "unplaced": 0,
+    }
     latency.note(None)  # a frame without a timestamp counts as handled, not as a latency
     assert (latency.frames, latency.count) == (1, 0)
 
@@ -54,6 +60,21 @@ def test_early_frames_count_as_zero_and_very_late_ones_report_the_max() -> None:
     p99 = latency.percentile(0.99)
     assert p99 is not None and p99 == latency.summary()["max"]
     assert 20_000 <= p99 < 20_100
+
+
+def test_timestamps_too_far_from_now_are_counted_apart() -> None:
+    latency = HandlingLatency()
+    for _ in range(10):
+        latency.note(due(3))
+    limit = HandlingLatency.PLAUSIBLE_MS
+    for wild in (-(2**63), 2**64 - 1, due(limit + 1000), due(-limit - 1000)):
+        latency.note(wild)
+    latency.note(due(limit - 1000))  # late, but a due time all the same
+    latency.note(due(-50))  # a little ahead: another machine's clock
+    summary = latency.summary()
+    assert (summary["count"], summary["unplaced"], latency.frames) == (12, 4, 16)
+    assert summary["max"] is not None and limit - 1000 <= summary["max"] < limit
+    assert summary["p50"] is not None and summary["p50"] < 10
 
 
 @given(

@@ -89,6 +89,8 @@ class Refusal(StrEnum):
     PEER_LIMIT = "peer_limit"
     CALL_MISMATCH = "call_mismatch"
     """The socket's ``start`` named another call than the one its token admits."""
+    START_TIMEOUT = "start_timeout"
+    """Admitted, then closed: it sent no ``start`` within ``start_timeout``."""
 
 
 _STATUS = {
@@ -99,6 +101,7 @@ _STATUS = {
     Refusal.AT_CAPACITY: 503,
     Refusal.PEER_LIMIT: 429,
     Refusal.CALL_MISMATCH: 403,
+    Refusal.START_TIMEOUT: 408,
 }
 
 
@@ -291,6 +294,13 @@ class Admission:
                 f"{peer_ip} already has {self.max_calls_per_ip} open calls (max_calls_per_ip)",
             )
         return None
+
+    def note_start_timeout(self, admitted: Admitted, message: str) -> None:
+        """An admitted socket is being closed for sending no ``start`` in time: counted and
+        logged with the refusals (at most once a second); its slot is given back as it ends."""
+        refused = Refused(Refusal.START_TIMEOUT, message)
+        self._refused[refused.reason] += 1
+        self._log(refused, admitted.call_id, admitted.peer_ip)
 
     def _release(self, admitted: Admitted) -> None:
         self._open -= 1

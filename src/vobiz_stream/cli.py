@@ -45,7 +45,8 @@ examples:
 Point your Vobiz application's answer URL at http(s)://<this server>/ . Every setting
 can also come from a VOBIZ_STREAM_<NAME> environment variable (VOBIZ_STREAM_PORT=3001)
 or a vobiz-stream.toml file ([serve] section, same names with underscores).
-Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db.
+Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db, and
+.vobiz-stream.lock (held while a server runs on the folder).
 """
 
 
@@ -65,7 +66,8 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     add(
         "--data-dir",
         type=Path,
-        help="where recordings, the database and the log go (default ./data)",
+        help="where recordings, the database and the log go (default ./data); one server per "
+        "folder: a second one stops, naming the first's pid and port",
     )
     add("--handler", help="record (default), echo, or MODULE:FUNCTION of your async handler")
     add("--public-url", help="base URL Vobiz reaches this server at, e.g. https://abc.example")
@@ -148,7 +150,10 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--token-ttl", type=int, help="seconds a stream token admits sockets (default 3600)"
     )
     other.add_argument(
-        "--max-calls", type=int, help="most concurrent calls, 503 beyond (default 1000; 0: no cap)"
+        "--max-calls",
+        type=int,
+        help="most concurrent calls, 503 beyond (default 1000; 0: no cap); lowered at start, "
+        "saying so, to what the open-file limit (ulimit -n) carries: 3 per call",
     )
     other.add_argument(
         "--max-calls-per-ip",
@@ -190,7 +195,7 @@ examples:
                                              the legacy flat start, four times real time
 
 The emulator plays Vobiz: it POSTs the answer URL, connects to the <Stream> URL in the
-XML, streams the WAV (any rate, mono or stereo) as 20 ms media frames, plays the app's
+XML, streams the audio file (any rate, mono or stereo) as 20 ms media frames, plays the app's
 playAudio in real time and answers checkpoints and clears. The call hangs up at the end
 of the audio, or, after a <Stream> without keepCallAlive (which runs in the background),
 when the verbs after it end: <Speak> is spoken with espeak-ng (a tone without it) into
@@ -198,8 +203,12 @@ when the verbs after it end: <Speak> is spoken with espeak-ng (a tone without it
 <Hangup> hangs up, <Dial> is noted and skipped. A hangup closes the socket without a
 stop, as live Vobiz does. Status callbacks go to the <Stream>'s statusCallbackUrl
 (signed with --auth-token), and a socket the app drops is reconnected up to the
-<Stream>'s maxRetries times. Exit status: 0 for a completed call, 1 when the call
-failed (bad answer XML or a forbidden <Stream>, no socket), 2 for bad arguments.
+<Stream>'s maxRetries times. Commands a real carrier would not take as sent (no or
+another streamId, unknown events, invalid JSON...) are counted warnings in the report.
+The answer body and each message from the app may be up to 1 MiB. Exit status: 0 for a
+completed call, 1 when the call failed (bad answer XML or a forbidden <Stream>, no
+socket, a redirect loop, an answer over 1 MiB) or the app sent a message over 1 MiB,
+2 for bad arguments or caller audio that cannot be read.
 """
 
 FAULTS_EPILOG = """faults (to test how an app copes with a bad network; all off by default):
@@ -278,7 +287,8 @@ def _add_wire_arguments(parser: argparse.ArgumentParser) -> None:
         "--l16-byte-order",
         choices=[order.value for order in ByteOrder],
         default=CallOptions.l16_byte_order.value,
-        help="byte order of the L16 sent to the app (default big, as Vobiz first documented it)",
+        help="byte order of the L16 sent to the app (default little, as live Vobiz sends it; "
+        "big for apps written to the older documents' network order)",
     )
 
 
@@ -345,7 +355,13 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=_answer_url,
         help="the app's answer URL (http or https)",
     )
-    add("--audio", type=Path, required=True, help="WAV file the caller says (16-bit PCM)")
+    add(
+        "--audio",
+        type=Path,
+        required=True,
+        help="audio file the caller says: any WAV (8-48 kHz, 8-32-bit, float, mu-law, A-law, "
+        "stereo), FLAC, Ogg or MP3; converted for the stream, and the report says how",
+    )
     add("--heard", type=Path, help="write what the caller heard to this WAV")
     add("--caller-out", type=Path, help="write the caller audio exactly as sent to this WAV")
     add("--report", type=Path, help="write the JSON report here")
@@ -473,7 +489,8 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add(
         "--audio",
         type=Path,
-        help="WAV the caller says, looped to --duration (default: a 1 kHz tone)",
+        help="audio file the caller says (any WAV, FLAC, Ogg or MP3), looped to --duration "
+        "(default: a 1 kHz tone)",
     )
     add("--silence", action="store_true", help="without --audio, send silence, not a tone")
     add("--report", type=Path, help="write the summary as JSON here")
@@ -539,7 +556,7 @@ def _run_call(args: argparse.Namespace) -> int:
         print(line)
     if args.report is not None:
         args.report.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
-    return 0 if report.completed else 1
+    return 0 if report.completed and not report.app_broke_stream else 1
 
 
 def _run_load(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ was recorded.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import math
@@ -33,6 +34,9 @@ from vobiz_stream.store import QueuedCallStore
 log = logging.getLogger("vobiz_stream.calls")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+DISK_FULL = "disk_full"
+"""How a stream's error starts when its recording stopped for want of disk space."""
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _wall_clock = time.time
 
 
@@ -60,6 +64,8 @@ class LatencySummary(TypedDict):
     p50: float | None
     p99: float | None
     max: float | None
+    unplaced: int
+    """Frames whose timestamp is too far from now to be a due time (left out of the rest)."""
 
 
 class HandlingLatency:
@@ -72,12 +78,17 @@ class HandlingLatency:
     an estimate, skewed by the clock offset, against a real carrier.
 
     Counts go into 0.1 ms bins up to 10 s (the last bin holds everything later), so noting a
-    frame costs one increment and percentiles are exact to the bin. The Node reference sink in
+    frame costs one increment and percentiles are exact to the bin. A timestamp more than
+    :attr:`PLAUSIBLE_MS` from now either way (``-2**63``, ``2**64 - 1``, a clock set to another
+    year) is not a due time: such frames are counted as ``unplaced`` and kept out of the
+    percentiles and the max, which one of them would otherwise poison. The Node reference sink in
     ``bench/node-sink`` keeps the same histogram, so the two servers report alike.
     """
 
     BIN_MS = 0.1
     BINS = 100_000
+    PLAUSIBLE_MS = 600_000.0
+    """How far (ms) from now a timestamp may be and still be a frame's due time: 10 minutes."""
     _BLOCK = 1000
 
     def __init__(self) -> None:
@@ -85,7 +96,9 @@ class HandlingLatency:
         self.frames = 0
         """Frames recorded, with or without a timestamp."""
         self.count = 0
-        """Frames with a timestamp, hence in the histogram."""
+        """Frames with a plausible timestamp, hence in the histogram."""
+        self.unplaced = 0
+        """Frames with a timestamp too far from now to place (not in the histogram)."""
         self.max_ms = 0.0
 
     def note(self, due_ms: int | None) -> None:
@@ -94,12 +107,20 @@ class HandlingLatency:
         if due_ms is None:
             return
         late = _wall_clock() * 1000.0 - due_ms
-        self.max_ms = max(self.max_ms, late)
         index = int(late * 10.0)  # 1 / BIN_MS
+        # The plausibility checks sit in the rare branches: a frame in the histogram's range
+        # pays nothing for them.
         if index >= self.BINS:
+            if late > self.PLAUSIBLE_MS:
+                self.unplaced += 1
+                return
             index = self.BINS
         elif index < 0:
+            if late < -self.PLAUSIBLE_MS:
+                self.unplaced += 1
+                return
             index = 0
+        self.max_ms = max(self.max_ms, late)
         self._bins[index] += 1
         self.count += 1
 
@@ -139,6 +160,7 @@ class HandlingLatency:
             "p50": self.percentile(0.5),
             "p99": self.percentile(0.99),
             "max": round(self.max_ms, 3) if self.count else None,
+            "unplaced": self.unplaced,
         }
 
 
@@ -182,9 +204,17 @@ class StreamKeeper:
         return loggable(self._call_id, MAX_ID_CHARS)
 
     def _fail(self, what: str, exc: Exception) -> None:
-        """Keep the call going: log, remember the first error, stop recording if it broke."""
+        """Keep the call going: log, remember the first error, stop recording if it broke.
+
+        A full disk is named (``disk_full: ...``): the recording stops there, a valid WAV of
+        what was written, and the next calls record again once there is room."""
         message = f"{what}: {exc}"
-        log.error("call %s: %s", self._label, message)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            message = f"{DISK_FULL}: {message}"
+            hint = "; the recording keeps what was written: free space for the next calls"
+            log.error("call %s: %s%s", self._label, message, hint)
+        else:
+            log.error("call %s: %s", self._label, message)
         self._error = self._error or message
         if isinstance(exc, OSError) and self._recording is not None:
             recording, self._recording = self._recording, None

@@ -38,7 +38,8 @@ HANDLER_GRACE = 5.0
 """Seconds a handler may run on after its stream ended before it is cancelled."""
 
 POLICY_VIOLATION = 1008
-"""The close code of a socket refused for a token problem (RFC 6455)."""
+"""The close code of a socket refused for a token problem, or closed for holding a slot without
+sending ``start`` (RFC 6455: policy violation)."""
 
 CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 """Close codes of a socket that ended normally (1005: closed without a code)."""
@@ -49,6 +50,9 @@ class MediaTransport(Transport, Protocol):
 
     async def shut_down(self) -> None:
         """Close the socket because the server is stopping (code 1001)."""
+
+    async def close_with(self, code: int, reason: str) -> None:
+        """Close the socket with close code ``code`` and ``reason`` (at most 123 bytes)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class MediaStreams:
         handler: Handler,
         latency: HandlingLatency,
         admission: Admission,
+        start_timeout: float = 0.0,
     ) -> None:
         self.recordings_dir = recordings_dir
         self.store = store
@@ -84,6 +89,8 @@ class MediaStreams:
         self.handler = handler
         self.latency = latency
         self.admission = admission
+        self.start_timeout = start_timeout
+        """Seconds an accepted socket gets to send ``start`` before it is closed (0: no limit)."""
         self.record_heard = plays_audio(handler)
         """Whether recordings of bidirectional streams get a channel for what the caller heard."""
         self.open: set[OpenStream] = set()
@@ -147,6 +154,9 @@ class OpenStream:
         if admitted.bound:
             self.session.bound_call_id = admitted.call_id
         self._handler = asyncio.create_task(self._run_handler())
+        self._start_deadline: asyncio.Task[None] | None = None
+        if streams.start_timeout:
+            self._start_deadline = asyncio.create_task(self._close_without_start())
 
     def receive(self, frame: str | bytes) -> bool:
         """A text frame from the carrier; True when it ended the stream (the carrier's
@@ -173,12 +183,32 @@ class OpenStream:
         if session.end_reason is None and close_code not in (None, *CLEAN_CLOSE_CODES):
             reason = f"socket_closed ({close_code})"
         session.close(reason)
+        if self._start_deadline is not None:
+            self._start_deadline.cancel()
         try:
             await self._finish_handler()
             await self._streams.store.settled()
         finally:
             self._admitted.release()
             self._streams.open.discard(self)
+
+    async def _close_without_start(self) -> None:
+        """A socket that sends no ``start`` within ``start_timeout`` only holds a call slot:
+        it is counted, closed with 1008 and its slot given back."""
+        timeout = self._streams.start_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self.session.wait_started()
+            return
+        except TimeoutError:
+            pass
+        reason = f"no start within {timeout:g} s (start_timeout)"
+        self._streams.admission.note_start_timeout(
+            self._admitted,
+            f"{reason}: closed with {POLICY_VIOLATION} to free its call slot",
+        )
+        self.session.close("start_timeout")
+        await self.transport.close_with(POLICY_VIOLATION, reason)
 
     async def _run_handler(self) -> None:
         session = self.session

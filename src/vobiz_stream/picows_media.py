@@ -91,6 +91,10 @@ class PicowsTransport:
         self._socket.send_close(WSCloseCode.GOING_AWAY, b"server shutting down")
         self._socket.disconnect()
 
+    async def close_with(self, code: int, reason: str) -> None:
+        self._socket.send_close(WSCloseCode(code), reason.encode()[:MAX_CLOSE_REASON_BYTES])
+        self._socket.disconnect()
+
     def pause(self) -> None:
         self._writable.clear()
 
@@ -214,10 +218,12 @@ async def start_media_server(
     max_message_bytes: int,
     heartbeat: float,
     send_timeout: float,
+    handshake_timeout: float = 0.0,
 ) -> asyncio.Server:
     """Listen for carrier sockets on ``host:port`` (0: any free port); close the returned server
     to stop listening. ``heartbeat``, ``send_timeout`` and ``max_message_bytes`` mean what the
-    settings of those names say, as on the aiohttp socket."""
+    settings of those names say, as on the aiohttp socket; a connection whose upgrade request
+    is not whole within ``handshake_timeout`` seconds (0: no limit) is dropped."""
 
     def route(request: WSUpgradeRequest) -> WSListener | None:
         target = request.path.decode("latin-1")
@@ -232,6 +238,7 @@ async def start_media_server(
         host,
         port,
         max_frame_size=max_message_bytes,
+        websocket_handshake_timeout=handshake_timeout or None,
         enable_auto_ping=heartbeat > 0,  # ping a carrier gone silent; no pong in half: drop it
         auto_ping_idle_timeout=heartbeat or 20.0,
         auto_ping_reply_timeout=heartbeat / 2 or 10.0,

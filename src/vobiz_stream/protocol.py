@@ -9,7 +9,7 @@ Two directions (docs/protocol.md sections 2 and 3):
   :class:`ClearAudio`, :class:`StopCommand`, or :class:`Unknown`; read with :func:`parse_command`.
 
 :func:`encode` turns any of them back into a JSON text frame. Parsing accepts every shape that real
-traffic takes (nested and flat ``start``, live and seed ``media``, numbers as ints or numeric
+traffic takes (nested and flat ``start``, live and legacy ``media``, numbers as ints or numeric
 strings, missing optional fields); a frame that cannot be understood raises :class:`ProtocolError`
 and nothing else, so a server can log it and skip it.
 
@@ -478,7 +478,7 @@ def _parse_played(obj: _Obj) -> PlayedStream:
 # A media frame comes 50 times a second per call, always in one of two shapes (docs/protocol.md 2):
 # live ``{"sequenceNumber": 206, "streamId": "...", "event": "media", "media": {"track":
 # "inbound", "timestamp": "1778574097426", "chunk": 206, "payload": "..."}, "extra_headers":
-# "{}"}`` and seed ``{"event": "media", "streamId": "...", "media": {"payload": "...",
+# "{}"}`` and legacy ``{"event": "media", "streamId": "...", "media": {"payload": "...",
 # "contentType": "audio/x-l16", "sampleRate": 8000, "timestamp": 1634567890123}}``. One typed
 # msgspec decode reads either (base64 included) in C; anything it does not take as it is (an
 # unknown field, a number as a string other than the timestamp, a float, a track spelt

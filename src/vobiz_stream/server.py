@@ -38,7 +38,9 @@ from vobiz_stream.admission import Admission, Admitted
 from vobiz_stream.advice import address_in_use, wrong_answer_path
 from vobiz_stream.calls_api import call_page, one_call
 from vobiz_stream.config import ConfigError, Settings
+from vobiz_stream.datadir_lock import DataDirLock
 from vobiz_stream.errors import StoreError
+from vobiz_stream.fd_limits import fit_max_calls
 from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
@@ -130,6 +132,9 @@ class AiohttpTransport:
     async def shut_down(self) -> None:
         await self._socket.close(code=1001, message=b"server shutting down")
 
+    async def close_with(self, code: int, reason: str) -> None:
+        await self._socket.close(code=code, message=reason.encode()[:123])
+
 
 class StreamServer:
     """The app's state: settings, store, webhook log and the open sockets."""
@@ -163,6 +168,7 @@ class StreamServer:
             handler=self.handler,
             latency=self.latency,
             admission=self.admission,
+            start_timeout=settings.start_timeout,
         )
         self._media_server: asyncio.Server | None = None
         self._wrong_paths: set[str] = set()
@@ -238,6 +244,7 @@ class StreamServer:
             max_message_bytes=settings.max_message_bytes,
             heartbeat=settings.heartbeat,
             send_timeout=settings.send_timeout,
+            handshake_timeout=settings.start_timeout,
         )
         self.media_port = self._media_server.sockets[0].getsockname()[1]
         log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
@@ -463,8 +470,18 @@ async def _form_fields(request: web.Request) -> dict[str, str]:
 async def serve(settings: Settings, handler: Handler | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain: refuse new calls, let open ones finish for
     ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit."""
+    data_lock = DataDirLock(settings.data_dir)
+    data_lock.acquire()  # before anything touches the folder: a second server stops here
+    settings = fit_max_calls(settings)
     server = StreamServer(settings, handler)
-    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
+    # aiohttp's keep-alive timer (since 3.14.4) also closes a connection whose first request never
+    # completes (half-sent headers): bounded by start_timeout like a socket that sends no start.
+    runner = web.AppRunner(
+        server.app(),
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=settings.start_timeout or 75.0,  # 0: off, aiohttp's default 75 s
+    )
     try:
         await runner.setup()  # starts the picows media socket, if any
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -481,6 +498,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
         raise ConfigError(message) from None
     for line in unsafe_settings(settings):
         log.warning("%s", line)
+    data_lock.note(port=runner.addresses[0][1])
     log.info(
         "vobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
         "callbacks: /webhook, calls: /calls); data in %s",
@@ -510,4 +528,5 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
             with contextlib.suppress(NotImplementedError, ValueError):
                 loop.remove_signal_handler(signum)
         await runner.cleanup()
+        data_lock.release()
         log.info("stopped")

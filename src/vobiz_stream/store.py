@@ -577,6 +577,11 @@ class QueuedCallStore(Closeable):
     """Writes waiting for the writer (about 10 MB) past which events are counted, not queued."""
     CALLBACK_WAIT = 1.0
     """Seconds a status callback waits for room in a full queue before :class:`StoreBusyError`."""
+    FULL_RETRY = 1.0
+    """Seconds between two tries to commit the writes held while the disk is full."""
+    MOST_HELD = 100_000
+    """Most writes held while the disk is full (about a minute of 1000 calls' events); a batch
+    past that is lost, and logged."""
 
     def __init__(
         self,
@@ -603,6 +608,8 @@ class QueuedCallStore(Closeable):
         self._hurry = threading.Event()
         """Set by whoever waits for the writer: the batch being gathered is committed at once."""
         self._queue: queue.SimpleQueue[_Write | _Mark | None] = queue.SimpleQueue()
+        self._held: list[_Write] = []
+        """Writes whose batch failed for a full disk, committed first once there is room."""
         self._thread = threading.Thread(target=self._run, name="vobiz-stream-store", daemon=True)
         self._thread.start()
 
@@ -845,6 +852,13 @@ class QueuedCallStore(Closeable):
             while self._take(store):
                 pass
         finally:
+            if self._held:
+                log.error(
+                    "store %s: still no room at stop: %d held writes lost (the next start marks "
+                    "their open streams interrupted)",
+                    self.path,
+                    len(self._held),
+                )
             if store is not None:
                 store.close()
 
@@ -856,7 +870,10 @@ class QueuedCallStore(Closeable):
         once per batch, not once per write), unless someone waits for the writes (:meth:`flush`,
         :meth:`settled`): then at once.
         """
-        first = self._queue.get()
+        try:
+            first = self._queue.get(timeout=self.FULL_RETRY if self._held else None)
+        except queue.Empty:  # nothing new: try the held writes again
+            first = _Mark(lambda: None)
         batch = [first]
         if isinstance(first, _Write):
             self._hurry.wait(self._gather)
@@ -866,28 +883,61 @@ class QueuedCallStore(Closeable):
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        writes = [item for item in batch if isinstance(item, _Write)]
+        writes = self._held + [item for item in batch if isinstance(item, _Write)]
         if writes and store is not None:
             try:
                 with store.batch():
                     for write in writes:
                         self._apply(store, write)
             except StoreError as exc:
-                log.error("%s: %d writes lost", exc, len(writes))
-                _settle(writes, exc)
-        _settle(writes, None if store is not None else StoreError(f"store {self.path} is closed"))
-        self._done += len(writes)
+                self._hold_or_lose(exc, writes)
+            else:
+                if self._held:
+                    log.warning(
+                        "store %s: room again: stored %d held writes", self.path, len(writes)
+                    )
+                self._held = []
+                _settle(writes, None)
+                self._done += len(writes)
+        elif writes:
+            _settle(writes, StoreError(f"store {self.path} is closed"))
+            self._done += len(writes)
         for item in batch:
             if isinstance(item, _Mark):
                 item.reached()
         return None not in batch
 
+    def _hold_or_lose(self, exc: StoreError, writes: list[_Write]) -> None:
+        """A batch failed: held for the next try if the disk is full (logged once, when it
+        fills), else lost (logged)."""
+        if _disk_full(exc) and len(writes) <= self.MOST_HELD:
+            if not self._held:
+                log.error(
+                    "%s: holding the writes until there is room (free space on the disk of %s)",
+                    exc,
+                    self.path.parent,
+                )
+            # Someone waits on a status callback: it is answered 503 and the carrier sends it
+            # again, so it is not held (and not stored twice).
+            awaited = [write for write in writes if write.stored is not None]
+            _settle(awaited, exc)
+            self._done += len(awaited)
+            self._held = [write for write in writes if write.stored is None]
+            return
+        log.error("%s: %d writes lost", exc, len(writes))
+        _settle(writes, exc)
+        self._done += len(writes)
+        self._held = []
+
     @staticmethod
     def _apply(store: CallStore, write: _Write) -> None:
-        """One write of a batch; a failure undoes it alone and is logged, never raised."""
+        """One write of a batch; a failure undoes it alone and is logged, never raised (but a
+        full disk fails the batch, to be tried again whole)."""
         try:
             write.apply(store)
         except StoreError as exc:
+            if _disk_full(exc):
+                raise
             log.error("call %s: cannot %s: %s", loggable(write.call_id or "-"), write.what, exc)
             _settle([write], exc)
         except Exception as exc:  # a bug in one write must not stop the writer (nor later ones)
@@ -914,6 +964,12 @@ def _settle(writes: Sequence[_Write], error: StoreError | None) -> None:
                 write.stored.set_result(None)
             else:
                 write.stored.set_exception(error)
+
+
+def _disk_full(exc: StoreError) -> bool:
+    """Whether SQLite failed for want of disk space (SQLITE_FULL)."""
+    cause = exc.__cause__
+    return isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode == sqlite3.SQLITE_FULL
 
 
 # --- opening ---------------------------------------------------------------------------------

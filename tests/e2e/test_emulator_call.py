@@ -67,7 +67,7 @@ async def record_call(
 
 async def test_record_only_call_is_recorded_sample_for_sample(start_server: StartServer) -> None:
     caller, recorded, call_id = await record_call(start_server, CallOptions(speed=4))
-    # Big-endian by default, detected by the server: the recording is the caller audio.
+    # Little-endian by default, detected by the server: the recording is the caller audio.
     np.testing.assert_array_equal(recorded, caller)
     assert call_id
 
@@ -82,10 +82,8 @@ async def test_mulaw_call(start_server: StartServer) -> None:
     np.testing.assert_array_equal(recorded, caller)
 
 
-async def test_legacy_shape_with_stop_and_little_endian(start_server: StartServer) -> None:
-    options = CallOptions(
-        speed=4, legacy_shape=True, send_stop=True, l16_byte_order=ByteOrder.LITTLE
-    )
+async def test_legacy_shape_with_stop_and_big_endian(start_server: StartServer) -> None:
+    options = CallOptions(speed=4, legacy_shape=True, send_stop=True, l16_byte_order=ByteOrder.BIG)
     caller, recorded, call_id = await record_call(start_server, options)
     np.testing.assert_array_equal(recorded, caller)
     assert call_id

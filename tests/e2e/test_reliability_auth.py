@@ -100,7 +100,7 @@ async def test_sockets_without_a_valid_token_for_their_call_are_refused(
 async def test_an_emulated_call_through_the_answer_is_admitted_and_recorded(
     start_server: StartServer,
 ) -> None:
-    running = await start_server(stream_secret=SECRET, l16_byte_order="big")
+    running = await start_server(stream_secret=SECRET, l16_byte_order="little")
     report = await run_call(
         running.base + "/", CallerAudio(caller_audio(0, 2.0), RATE), CallOptions(speed=4.0)
     )

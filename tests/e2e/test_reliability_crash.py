@@ -49,8 +49,8 @@ def caller_audio(number: int, seconds: float = 12.0) -> np.ndarray:
 
 
 async def serve(port: int, data: Path, *flags: str, **spawn: Any) -> asyncio.subprocess.Process:
-    # big-endian: what the emulator sends, so no frames are held back for detection
-    return await serve_process(port, data, "--l16-byte-order", "big", *flags, **spawn)
+    # little-endian: what the emulator sends, so no frames are held back for detection
+    return await serve_process(port, data, "--l16-byte-order", "little", *flags, **spawn)
 
 
 def leading_frames(recorded: np.ndarray, sent: np.ndarray) -> int:

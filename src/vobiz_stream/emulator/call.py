@@ -5,7 +5,8 @@ URL with the fields Vobiz sends, reads the XML, connects to the ``<Stream>`` URL
 and then the caller's audio as ``media`` frames every 20 ms, while it reads the app's commands into
 a :class:`~vobiz_stream.emulator.playout.Playout` and answers checkpoints and clears when the
 model says. When the call hangs up it closes the socket without a ``stop``, as live Vobiz does.
-Everything it saw goes into a :class:`~vobiz_stream.emulator.report.CallReport`.
+Everything it saw goes into a :class:`~vobiz_stream.emulator.report.CallReport`, with each kind
+of command a real carrier would not take as sent counted (:mod:`~vobiz_stream.emulator.conduct`).
 
 The call hangs up when the caller's audio ends or, for a ``<Stream>`` without ``keepCallAlive``
 (which runs in the background), when the verbs after it end the call (a ``<Hangup>``, or they run
@@ -39,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import math
 import secrets
 import time
@@ -52,8 +52,10 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import orjson
 
 from vobiz_stream.audio import ByteOrder, Pcm, WavWriter, silence_byte
+from vobiz_stream.emulator.answer import AnswerError, fetch_answer
 from vobiz_stream.emulator.callbacks import (
     CALLBACK_TIMEOUT,
     CallbackContext,
@@ -62,6 +64,7 @@ from vobiz_stream.emulator.callbacks import (
     SignatureForm,
     SignatureVersion,
 )
+from vobiz_stream.emulator.conduct import AppConduct, Misstep, example_of
 from vobiz_stream.emulator.faults import Faults, ScheduledFrame, plan_faults
 from vobiz_stream.emulator.playout import (
     DEFAULT_QUEUE_CAP,
@@ -86,7 +89,8 @@ from vobiz_stream.emulator.socket import CarrierSocket, SocketError
 from vobiz_stream.emulator.source import CallerAudio, EmulatorError, read_caller_audio
 from vobiz_stream.emulator.verbs import VerbPlan, Voice, plan_verbs, voice
 from vobiz_stream.errors import ProtocolError, XmlError
-from vobiz_stream.formats import FRAME_MS, AudioFormat
+from vobiz_stream.formats import FRAME_MS, AudioFormat, Encoding
+from vobiz_stream.logtext import loggable
 from vobiz_stream.protocol import (
     Checkpoint,
     ClearAudio,
@@ -108,8 +112,6 @@ from vobiz_stream.protocol import (
 from vobiz_stream.xml import AudioTrack, Stream, UnknownVerb, Verb, parse_response
 
 __all__ = ["DTMF_DIGITS", "CallOptions", "parse_key_press", "run_call"]
-
-log = logging.getLogger("vobiz_stream.emulator")
 
 FRAME_SECONDS = FRAME_MS / 1000
 
@@ -158,8 +160,9 @@ class CallOptions:
     account_id: str = "500025"
     legacy_shape: bool = False
     """Send the legacy flat ``start`` and legacy-shape ``media`` instead of the live shapes."""
-    l16_byte_order: ByteOrder = ByteOrder.BIG
-    """Byte order of the L16 the carrier sends: network order, as Vobiz first documented it."""
+    l16_byte_order: ByteOrder = ByteOrder.LITTLE
+    """Byte order of the L16 the carrier sends: little-endian, as live Vobiz sends it (big-endian,
+    network order, is what older documents describe)."""
     playback_byte_order: ByteOrder = ByteOrder.LITTLE
     """How the carrier reads ``playAudio`` L16."""
     send_stop: bool = False
@@ -219,6 +222,14 @@ class CallOptions:
         self.faults.check()
 
 
+def _is_json(text: bytes) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 class _CallFailedError(Exception):
     """The call cannot go on; the message is the report's ``failure``."""
 
@@ -232,9 +243,10 @@ async def run_call(
 ) -> CallReport:
     """Place one emulated call to ``answer_url`` with the caller saying ``audio_path``.
 
-    ``audio_path`` is a WAV file, or audio already read (:func:`read_caller_audio`), which many
-    calls can share. ``http`` is a session to reuse (many calls at once: give it a connector
-    without a connection limit, since every stream holds one); without it the call opens its own.
+    ``audio_path`` is an audio file (any WAV, FLAC, Ogg, MP3...), or audio already read
+    (:func:`read_caller_audio`), which many calls can share. ``http`` is a session to reuse
+    (many calls at once: give it a connector without a connection limit, since every stream
+    holds one); without it the call opens its own.
 
     Raises :class:`EmulatorError` for bad options or unreadable audio, before any request; a call
     that fails on the app's side (HTTP error, invalid XML, no socket) comes back as a report with
@@ -272,6 +284,9 @@ class _Call:
             speed=options.speed,
         )
         self.timeline = Timeline(options.on_event)
+        self._conduct = AppConduct(self.report.call_uuid)
+        self._media_format: AudioFormat | None = None
+        """The stream's format, once its ``<Stream>`` is known."""
         self._began = time.monotonic()
         self._sequence = itertools.count()
         self._lateness: array[float] = array("d")
@@ -334,17 +349,12 @@ class _Call:
             "ParentAuthID": options.account_id,
         }
         try:
-            async with asyncio.timeout(options.http_timeout):
-                async with http.post(report.answer_url, data=form) as response:
-                    body = await response.text()
-                    status = response.status
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _CallFailedError(
-                f"answer URL {report.answer_url} unreachable: {str(exc) or type(exc).__name__}"
-            ) from None
+            status, body = await fetch_answer(http, report.answer_url, form, options.http_timeout)
+        except AnswerError as exc:
+            raise _CallFailedError(str(exc)) from None
         self.timeline.add(self.now(), "answer", f"HTTP {status}, {len(body)} bytes")
         if status != 200:
-            raise _CallFailedError(f"answer URL returned HTTP {status}: {body[:200]!r}")
+            raise _CallFailedError(f"answer URL returned HTTP {status}: {loggable(body, 200)}")
         try:
             response_xml = parse_response(body)
         except XmlError as exc:
@@ -365,6 +375,8 @@ class _Call:
         stream = response_xml.streams[0]
         report.stream_url = stream.url
         report.content_type = stream.content_type.content_type
+        if stream.content_type.encoding is Encoding.L16:
+            report.l16_byte_order = self.options.l16_byte_order.value
         report.bidirectional = stream.bidirectional
         return stream
 
@@ -392,7 +404,7 @@ class _Call:
                 timeout=options.callback_timeout,
                 on_sent=self._callback_sent,
             )
-        media_format = stream.content_type
+        media_format = self._media_format = stream.content_type
         rate = media_format.sample_rate
         self._playout = Playout(
             rate,
@@ -400,6 +412,9 @@ class _Call:
             bidirectional=stream.bidirectional,
             queue_cap=options.queue_cap,
         )
+        if self.caller.source is not None:
+            report.caller_audio = self.caller.source.describe(rate)
+            self.timeline.add(self.now(), "caller audio", report.caller_audio)
         pcm = self.caller.at_rate(rate, options.hangup_after)
         frames = self.caller.payloads(media_format, options.l16_byte_order, options.hangup_after)
         self._caller_end = len(frames) * FRAME_SECONDS
@@ -855,23 +870,43 @@ class _Call:
         """Feed the app's commands to the playout; return why the stream ended."""
         async for message in socket.messages():
             if message.binary:
-                self._malformed(f"binary frame of {len(message.data)} bytes; commands are JSON")
+                self.report.malformed_commands += 1
+                self._misstep(Misstep.BINARY_FRAME, f"{len(message.data)} bytes")
             elif self._command(message.data):
                 return "app_stop"
         if self._cutting:  # the carrier's own cut, not the app's doing
             return "cut"
-        self._drop_error = (
-            f"the app closed the socket (close code {socket.close_code})"
-            if socket.close_code is not None
-            else "the connection to the app was lost (no close frame)"
-        )
+        if socket.too_big is not None:
+            self._misstep(Misstep.OVERSIZED, socket.too_big)
+            self._drop_error = (
+                f"the app sent {socket.too_big}: the carrier closed the socket (1009)"
+            )
+        elif socket.protocol_error is not None:
+            self._drop_error = f"the app broke the WebSocket protocol: {socket.protocol_error}"
+        elif socket.close_code is not None:
+            self._drop_error = f"the app closed the socket (close code {socket.close_code})"
+        else:
+            self._drop_error = "the connection to the app was lost (no close frame)"
         self.timeline.add(self.now(), "app closed", self._drop_error)
         return "app_closed"
 
-    def _malformed(self, problem: str) -> None:
-        self.report.malformed_commands += 1
-        log.warning("call %s: malformed command: %s", self.report.call_uuid, problem)
-        self.timeline.add(self.now(), "malformed", problem[:200])
+    def _misstep(self, kind: Misstep, example: str) -> None:
+        """Count one sloppy command (:mod:`~vobiz_stream.emulator.conduct`); the first of each
+        kind goes on the timeline."""
+        warning = self._conduct.note(kind, example)
+        if warning.count == 1:
+            self.timeline.add(self.now(), "app warning", f"{warning.what}: {example}")
+
+    def _for_this_stream(self, stream_id: str | None, text: bytes) -> bool:
+        """Whether a command is the current stream's: one without a streamId is taken as its
+        (older documents leave it out), one naming another stream is not."""
+        if stream_id == self.report.stream_id:
+            return True
+        if stream_id is None:
+            self._misstep(Misstep.NO_STREAM_ID, example_of(text))
+            return True
+        self._misstep(Misstep.WRONG_STREAM_ID, example_of(text))
+        return False
 
     def _command(self, text: bytes) -> bool:
         """Apply one command; True when it is the app's ``stop``."""
@@ -880,12 +915,25 @@ class _Call:
         try:
             command = parse_command(text)
         except ProtocolError as exc:
-            self._malformed(str(exc))
+            self.report.malformed_commands += 1
+            if _is_json(text):
+                self._misstep(Misstep.MALFORMED, f"{loggable(str(exc))}: {example_of(text)}")
+            else:
+                self._misstep(Misstep.INVALID_JSON, example_of(text))
+            return False
+        if not isinstance(command, Unknown) and not self._for_this_stream(command.stream_id, text):
             return False
         now = self.now()
         match command:
             case PlayAudio():
                 self._commands["playAudio"] += 1
+                if command.media_format != self._media_format:
+                    assert self._media_format is not None
+                    self._misstep(
+                        Misstep.FORMAT_MISMATCH,
+                        f"{command.media_format.content_type} on a "
+                        f"{self._media_format.content_type} stream",
+                    )
                 was_empty = playout.queued_seconds == 0
                 events = playout.play(command, now)
                 if was_empty and playout.queued_seconds > 0:
@@ -907,8 +955,7 @@ class _Call:
                 self.timeline.add(now, "app stop", "the app ended the stream")
                 return True
             case Unknown():
-                self._commands[command.event] += 1
-                self.timeline.add(now, "unknown", f"command {command.event!r} ignored")
+                self._misstep(Misstep.UNKNOWN_EVENT, example_of(text))
                 return False
         self._handle(events)
         self._write_heard(playout.pop_heard())
@@ -958,7 +1005,7 @@ class _Call:
                         CallbackEvent.PLAYED, self.report.stream_id, extra={"Name": event.name}
                     )
                 case QueueCleared():
-                    self._send(ClearedAudio(self.report.stream_id))
+                    self._send(ClearedAudio(self.report.stream_id, self._next_sequence()))
                     self.report.clears.append(
                         ClearTiming(event.at, self.now(), event.dropped_seconds, event.voided)
                     )
@@ -1027,6 +1074,8 @@ class _Call:
         report = self.report
         report.timeline = self.timeline.entries
         report.commands = dict(self._commands)
+        report.app_warnings = self._conduct.warnings
+        report.warnings.extend(str(warning) for warning in report.app_warnings)
         if self._lateness:
             lateness = np.frombuffer(self._lateness, dtype=np.float64)
             report.late_frames = int(np.count_nonzero(lateness > self.options.late_tolerance))

@@ -142,7 +142,9 @@ def load_audio(path: Path | None, duration: float, *, silence: bool = False) -> 
         if not len(source.pcm):
             raise EmulatorError(f"caller audio {path} has no samples")
         wanted = round(duration * source.rate)
-        return CallerAudio(np.resize(source.pcm, wanted).astype(np.int16), source.rate)
+        return CallerAudio(
+            np.resize(source.pcm, wanted).astype(np.int16), source.rate, source.source
+        )
     wanted = round(duration * TONE_RATE)
     if silence:
         return CallerAudio(np.zeros(wanted, dtype=np.int16), TONE_RATE)
@@ -166,6 +168,8 @@ class CallOutcome:
     """Seconds from ``start`` to the first ``playAudio``, or None when the app played nothing."""
     checkpoint_trips: tuple[float, ...] = ()
     clear_trips: tuple[float, ...] = ()
+    app_warnings: tuple[tuple[str, int], ...] = ()
+    """Each kind of sloppy command the app sent, with its count."""
 
     @classmethod
     def from_report(cls, report: CallReport) -> CallOutcome:
@@ -180,6 +184,7 @@ class CallOutcome:
                 trip for c in report.checkpoints if (trip := c.round_trip) is not None
             ),
             clear_trips=tuple(trip for c in report.clears if (trip := c.round_trip) is not None),
+            app_warnings=tuple((warning.kind, warning.count) for warning in report.app_warnings),
         )
 
     @classmethod
@@ -402,11 +407,17 @@ class LoadSummary:
     rate: float
     duration: float
     processes: int
+    l16_byte_order: str
+    """Byte order of the L16 the calls sent (``little`` or ``big``; unused on mu-law streams)."""
+    caller_audio: str | None
+    """What the caller's audio file was and how it was converted (resampled per stream)."""
     completed: int
     failed: int
     failures: dict[str, int]
     """Each distinct failure message and how many calls it ended."""
     end_reasons: dict[str, int]
+    app_warnings: dict[str, int]
+    """Sloppy commands over every call, per kind (a call's report says what each kind means)."""
     frames_sent: int
     late_frames: int
     late_tolerance_ms: float
@@ -432,7 +443,8 @@ class LoadSummary:
 
         lines = [
             f"load: {self.calls} calls to {self.answer_url} at {self.rate:g}/s, "
-            f"{self.duration:g}s each, {self.processes} process(es): "
+            f"{self.duration:g}s each, {self.processes} process(es), "
+            f"L16 sent {self.l16_byte_order}-endian: "
             f"{self.completed} completed, {self.failed} failed in {self.wall_seconds:.1f}s",
             f"frames: {self.frames_sent} sent, {self.late_frames} late "
             f"(> {self.late_tolerance_ms:g} ms); "
@@ -450,15 +462,36 @@ class LoadSummary:
             )
             + ")",
         ]
+        if self.caller_audio is not None:
+            lines.insert(1, self.caller_audio)
+        if self.app_warnings:
+            lines.append(
+                "app warnings (see one call's report for what the carrier does): "
+                + ", ".join(f"{kind} {count}" for kind, count in sorted(self.app_warnings.items()))
+            )
         for failure, count in sorted(self.failures.items(), key=lambda item: -item[1])[:5]:
             lines.append(f"  {count} call(s) failed: {failure}")
         return lines
 
 
+def _total_warnings(outcomes: list[CallOutcome]) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for outcome in outcomes:
+        for kind, count in outcome.app_warnings:
+            totals[kind] += count
+    return dict(totals)
+
+
 def summarize(
-    answer_url: str, options: LoadOptions, parts: list[LoadPart], wall_seconds: float
+    answer_url: str,
+    options: LoadOptions,
+    parts: list[LoadPart],
+    wall_seconds: float,
+    *,
+    caller_audio: str | None = None,
 ) -> LoadSummary:
-    """Merge the parts of a load into one summary; ``wall_seconds`` is the whole run's."""
+    """Merge the parts of a load into one summary; ``wall_seconds`` is the whole run's,
+    ``caller_audio`` the line saying what the caller's file was."""
     outcomes = [outcome for part in parts for outcome in part.outcomes]
     lateness = np.concatenate([np.frombuffer(part.lateness, dtype=np.float64) for part in parts])
     cpu = sum(part.cpu_seconds for part in parts)
@@ -472,10 +505,13 @@ def summarize(
         rate=options.rate,
         duration=options.duration,
         processes=len(parts),
+        l16_byte_order=options.call_options.l16_byte_order.value,
+        caller_audio=caller_audio,
         completed=sum(outcome.completed for outcome in outcomes),
         failed=sum(not outcome.completed for outcome in outcomes),
         failures=dict(Counter(o.failure for o in outcomes if o.failure is not None)),
         end_reasons=dict(Counter(o.end_reason for o in outcomes if o.end_reason is not None)),
+        app_warnings=_total_warnings(outcomes),
         frames_sent=sum(outcome.frames_sent for outcome in outcomes),
         late_frames=sum(outcome.late_frames for outcome in outcomes),
         late_tolerance_ms=options.call_options.late_tolerance * 1000,
@@ -579,6 +615,8 @@ def run_load(
     ``on_progress`` is called about once a second.
     """
     options.check()
+    caller = load_audio(options.audio, options.duration, silence=options.silence)  # fail early
+    described = None if caller.source is None else caller.source.describe()
     meter = _Meter(options.calls, options.processes, on_progress or (lambda _progress: None))
     began = time.monotonic()
     if options.processes == 1:
@@ -587,11 +625,12 @@ def run_load(
             meter.update(0, counters)
             meter.report()
 
-        part = _run_loop(load_calls(answer_url, options, on_tick=tick))
-        return summarize(answer_url, options, [part], time.monotonic() - began)
-    return summarize(
-        answer_url, options, _run_processes(answer_url, options, meter), time.monotonic() - began
-    )
+        part = _run_loop(load_calls(answer_url, options, on_tick=tick, caller=caller))
+        return summarize(
+            answer_url, options, [part], time.monotonic() - began, caller_audio=described
+        )
+    parts = _run_processes(answer_url, options, meter)
+    return summarize(answer_url, options, parts, time.monotonic() - began, caller_audio=described)
 
 
 SPAWN_ALLOWANCE = 30.0

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vobiz_stream.emulator.conduct import AppWarning
 from vobiz_stream.emulator.faults import InjectedFaults
 from vobiz_stream.emulator.playout import Gap
 
@@ -144,6 +145,10 @@ class CallReport:
     stream_id: str | None = None
     stream_url: str | None = None
     content_type: str | None = None
+    l16_byte_order: str | None = None
+    caller_audio: str | None = None
+    """What the caller's audio file was and how it was converted for the stream."""
+    """Byte order of the L16 sent to the app (``little`` or ``big``); None for mu-law."""
     bidirectional: bool | None = None
     legacy_shape: bool = False
     speed: float = 1.0
@@ -174,6 +179,10 @@ class CallReport:
     dropped_audio_seconds: float = 0.0
     degraded: bool = False
     warnings: list[str] = field(default_factory=list)
+    """Everything the carrier would not take as it was: the answer XML's problems, then one
+    line per kind of sloppy command (the same as ``app_warnings``, in words)."""
+    app_warnings: list[AppWarning] = field(default_factory=list)
+    """The app's sloppy or hostile commands, counted per kind, each with its first example."""
     streams: list[StreamLeg] = field(default_factory=list)
     """Every socket of the call, in order; more than one after reconnects."""
     reconnects: int = 0
@@ -193,10 +202,17 @@ class CallReport:
     def completed(self) -> bool:
         return self.failure is None
 
+    @property
+    def app_broke_stream(self) -> bool:
+        """The app sent something after which the carrier closed the socket (a message over
+        the size cap): the call ran, but not as the app meant."""
+        return any(warning.fatal for warning in self.app_warnings)
+
     def to_json(self) -> dict[str, Any]:
         """A plain dict for ``orjson``/``json``, with the derived round trips filled in."""
         data = dataclasses.asdict(self)
         data["completed"] = self.completed
+        data["app_broke_stream"] = self.app_broke_stream
         for record, timing in zip(data["checkpoints"], self.checkpoints, strict=True):
             record["round_trip"] = timing.round_trip
         for record, clear in zip(data["clears"], self.clears, strict=True):
@@ -217,6 +233,8 @@ class CallReport:
             f"call ended ({self.end_reason}) after {self.duration:.2f}s; "
             f"{self.frames_sent} frames sent, {self.late_frames} late "
             f"(max {self.max_lateness_ms:.1f} ms, mean {self.mean_lateness_ms:.2f} ms)",
+            f"caller audio sent as {self.content_type}"
+            + ("" if self.l16_byte_order is None else f", {self.l16_byte_order}-endian"),
             "first audio: "
             + ("none" if self.first_audio_latency is None else f"{self.first_audio_latency:.3f}s")
             + f"; commands: {_counts(self.commands)}; malformed: {self.malformed_commands}",
@@ -244,6 +262,9 @@ class CallReport:
             )
         if self.faults is not None:
             lines.append(self.faults.summary())
+        if self.caller_audio is not None:
+            lines.insert(2, self.caller_audio)
+        lines.extend(f"warning: {warning}" for warning in self.warnings)
         if self.callbacks:
             failed = [sent for sent in self.callbacks if not sent.ok]
             events: dict[str, int] = {}

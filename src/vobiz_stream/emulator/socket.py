@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,10 +23,18 @@ from dataclasses import dataclass
 import picows
 from picows import WSCloseCode, WSFrame, WSMsgType, WSTransport
 
+from vobiz_stream.emulator.limits import MAX_APP_BYTES, describe_bytes
+from vobiz_stream.logtext import loggable
+
 __all__ = ["CarrierSocket", "Message", "SocketError"]
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-"""The largest message accepted from the app (a ``playAudio`` of a few minutes fits)."""
+_MESSAGE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG
+_CAP = describe_bytes(MAX_APP_BYTES)
+
+_PICOWS_LOG = logging.getLogger("vobiz_stream.emulator.picows")
+"""Where picows logs. What it logs as an error (a frame it refused) also ends the connection's
+future, from which the call reports it once, in its own words; so only critical lines show."""
+_PICOWS_LOG.setLevel(logging.CRITICAL)
 
 
 class SocketError(Exception):
@@ -51,6 +60,10 @@ class _Listener(picows.WSListener):
         self.write_paused = False
         self.on_gone: Callable[[], None] | None = None
         """Called once, when the app's close frame comes or the connection is lost."""
+        self.too_big: str | None = None
+        """Set when the app sent a message over the cap: what it was (then the socket closes)."""
+        self.protocol_error: str | None = None
+        """Set when the connection ended over another breach of the WebSocket protocol."""
         self._parts: list[bytes] = []
         self._binary = False
 
@@ -75,8 +88,11 @@ class _Listener(picows.WSListener):
         elif kind is not WSMsgType.CONTINUATION:
             return
         self._parts.append(frame.get_payload_as_bytes())
-        if sum(map(len, self._parts)) > MAX_MESSAGE_BYTES:
-            transport.send_close(WSCloseCode.MESSAGE_TOO_BIG)
+        size = sum(map(len, self._parts))
+        if size > MAX_APP_BYTES:
+            self.too_big = f"fragments of one message adding up to over {_CAP}"
+            self._parts = []
+            transport.send_close(_MESSAGE_TOO_BIG)
             transport.disconnect()
             return
         if frame.fin:
@@ -96,12 +112,27 @@ class _Listener(picows.WSListener):
         self.write_paused = False
 
 
+def _collect_error(listener: _Listener, ended: asyncio.Future[None]) -> None:
+    """Note why the connection ended, if picows ended it over a protocol error."""
+    if ended.cancelled():
+        return
+    error = ended.exception()
+    if isinstance(error, picows.WSProtocolError) and error.args[:1] == (_MESSAGE_TOO_BIG,):
+        listener.too_big = f"a frame over {_CAP}"
+    elif error is not None:
+        listener.protocol_error = loggable(str(error) or type(error).__name__, 200)
+
+
 class CarrierSocket:
     """One stream socket, carrier side."""
 
     def __init__(self, transport: WSTransport, listener: _Listener) -> None:
         self._transport = transport
         self._listener = listener
+        # picows refuses a frame over max_frame_size itself (close 1009) and ends this future
+        # with the error: collect it, or asyncio logs it with a traceback.
+        self._ended = asyncio.ensure_future(transport.wait_disconnected())
+        self._ended.add_done_callback(functools.partial(_collect_error, listener))
         self.send_frame: Callable[[bytes], None] = functools.partial(transport.send, WSMsgType.TEXT)
         """Send one text frame of UTF-8 bytes now, with no check in Python: the media frames'
         path (one C call per frame). Once the socket is closed it goes nowhere, as
@@ -113,7 +144,12 @@ class CarrierSocket:
         try:
             async with asyncio.timeout(timeout):
                 transport, listener = await picows.ws_connect(
-                    _Listener, url, websocket_handshake_timeout=timeout, enable_auto_pong=False
+                    _Listener,
+                    url,
+                    websocket_handshake_timeout=timeout,
+                    enable_auto_pong=False,
+                    max_frame_size=MAX_APP_BYTES,
+                    logger_name=_PICOWS_LOG,
                 )
         except TimeoutError:
             raise SocketError(f"no WebSocket handshake within {timeout:g}s") from None
@@ -140,6 +176,16 @@ class CarrierSocket:
         return self._listener.close_code
 
     @property
+    def too_big(self) -> str | None:
+        """What the app sent over the size cap, if it did (the carrier closed with 1009)."""
+        return self._listener.too_big
+
+    @property
+    def protocol_error(self) -> str | None:
+        """How the app broke the WebSocket protocol, if the connection ended over it."""
+        return self._listener.protocol_error
+
+    @property
     def write_paused(self) -> bool:
         """True while the app is not reading and our send buffer is over its high mark."""
         return self._listener.write_paused
@@ -159,6 +205,7 @@ class CarrierSocket:
             while listener.inbox:
                 yield listener.inbox.popleft()
             if listener.disconnected:
+                await asyncio.wait({self._ended}, timeout=1.0)  # why it ended (too_big...)
                 return
             listener.arrived.clear()
             await listener.arrived.wait()

@@ -1,4 +1,4 @@
-"""The caller's side of an emulated call: a WAV file turned into the stream's 20 ms frames.
+"""The caller's side of an emulated call: an audio file turned into the stream's 20 ms frames.
 
 Many calls of a load share one :class:`CallerAudio`, so what each call makes of it (the audio at
 the stream's rate, its frames in base64) is made once and kept on it.
@@ -6,7 +6,6 @@ the stream's rate, its frames in base64) is made once and kept on it.
 
 from __future__ import annotations
 
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from vobiz_stream.audio import (
     encode_mulaw,
     silence_byte,
 )
-from vobiz_stream.errors import VobizStreamError
+from vobiz_stream.audio.files import AudioFile, read_audio_file
+from vobiz_stream.errors import AudioError, VobizStreamError
 from vobiz_stream.formats import AudioFormat, Encoding
 from vobiz_stream.protocol import encode_payload
 
@@ -34,10 +34,12 @@ class EmulatorError(VobizStreamError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CallerAudio:
-    """What the caller says: mono int16 samples at ``rate``."""
+    """What the caller says: mono int16 samples at ``rate``; ``source`` is the file they came
+    from, if any (to say what was converted)."""
 
     pcm: Pcm
     rate: int
+    source: AudioFile | None = None
     _made: dict[tuple[object, ...], object] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -80,27 +82,13 @@ class CallerAudio:
 
 
 def read_caller_audio(path: Path) -> CallerAudio:
-    """Read a 16-bit PCM WAV at any rate; stereo is mixed down to mono."""
+    """Read an audio file (any WAV, FLAC, Ogg, MP3...: :mod:`vobiz_stream.audio.files`) as
+    mono int16 at its own rate."""
     try:
-        with wave.open(str(path), "rb") as reader:
-            width, channels, rate = (
-                reader.getsampwidth(),
-                reader.getnchannels(),
-                reader.getframerate(),
-            )
-            data = reader.readframes(reader.getnframes())
-    except (OSError, EOFError, wave.Error) as exc:
-        raise EmulatorError(f"cannot read caller audio {path}: {exc}") from None
-    if width != 2 or channels not in (1, 2):
-        raise EmulatorError(
-            f"caller audio {path} is {8 * width}-bit with {channels} channels; use 16-bit PCM, "
-            "mono or stereo (sox in.wav -b 16 out.wav)"
-        )
-    samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
-    if channels == 2:
-        stereo = samples.reshape(-1, 2).astype(np.int32)
-        samples = (stereo.sum(axis=1) // 2).astype(np.int16)
-    return CallerAudio(samples, rate)
+        source = read_audio_file(path)
+    except AudioError as exc:
+        raise EmulatorError(str(exc)) from None
+    return CallerAudio(source.pcm, source.rate, source)
 
 
 def caller_frames(pcm: Pcm, media_format: AudioFormat, byte_order: ByteOrder) -> list[bytes]:
