@@ -185,6 +185,11 @@ stop, as live Vobiz does. Status callbacks go to the <Stream>'s statusCallbackUr
 (signed with --auth-token), and a socket the app drops is reconnected up to the
 <Stream>'s maxRetries times. Exit status: 0 for a completed call, 1 when the call
 failed (bad answer XML or a forbidden <Stream>, no socket), 2 for bad arguments.
+
+The app's audio plays as the carrier plays it: one 20 ms frame per tick of the call's
+clock, behind a jitter buffer (--jitter-buffer). The report counts underruns (the app's
+audio ran out in the middle of an utterance) apart from pauses between utterances
+(silences after a checkpoint or a clear, or of 0.5 s or more).
 """
 
 FAULTS_EPILOG = """faults (to test how an app copes with a bad network; all off by default):
@@ -294,6 +299,18 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, metavar="N", help="seed of the random faults (repeatable runs)")
 
 
+def _add_playout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jitter-buffer",
+        type=_non_negative_float,
+        default=CallOptions.jitter_buffer * 1000,
+        metavar="MS",
+        help="how many milliseconds of the app's audio the carrier holds before playing it "
+        f"(default {CallOptions.jitter_buffer * 1000:g}): an app frame up to this late still "
+        "plays on time, a later one is an underrun; 0 plays each frame from the next 20 ms tick",
+    )
+
+
 def _faults(args: argparse.Namespace) -> Faults:
     drop = args.drop_frames
     return Faults(
@@ -372,6 +389,7 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the caller presses DIGIT (0-9 * # A-D) at SECONDS into the call; repeatable",
     )
     add("--quiet", action="store_true", help="print only the summary, not the timeline")
+    _add_playout_argument(call)
     _add_fault_arguments(call)
 
 
@@ -446,6 +464,7 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _add_wire_arguments(load)
     add("--quiet", action="store_true", help="no progress line, only the summary")
+    _add_playout_argument(load)
     _add_fault_arguments(load)
 
 
@@ -493,6 +512,7 @@ def _run_call(args: argparse.Namespace) -> int:
         retry_delay=args.retry_delay,
         faults=_faults(args),
         dtmf=tuple(args.dtmf),
+        jitter_buffer=args.jitter_buffer / 1000,
     )
     report = run_on_best_loop(run_call(args.answer_url, args.audio, options))
     for line in report.summary():
@@ -514,6 +534,7 @@ def _run_load(args: argparse.Namespace) -> int:
             legacy_shape=args.legacy_shape,
             l16_byte_order=ByteOrder(args.l16_byte_order),
             faults=_faults(args),
+            jitter_buffer=args.jitter_buffer / 1000,
         ),
     )
     tty = sys.stderr.isatty()

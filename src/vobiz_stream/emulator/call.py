@@ -63,6 +63,7 @@ from vobiz_stream.emulator.callbacks import (
 )
 from vobiz_stream.emulator.faults import Faults, ScheduledFrame, plan_faults
 from vobiz_stream.emulator.playout import (
+    DEFAULT_JITTER_BUFFER,
     DEFAULT_QUEUE_CAP,
     CheckpointPlayed,
     Degraded,
@@ -172,6 +173,9 @@ class CallOptions:
     caller_path: Path | None = None
     """Write the caller audio exactly as sent (after resampling and padding)."""
     queue_cap: float = DEFAULT_QUEUE_CAP
+    jitter_buffer: float = DEFAULT_JITTER_BUFFER
+    """Seconds of the app's audio the carrier holds before playing it out (0: none): app frames
+    up to this late are not heard as gaps."""
     late_tolerance: float = 0.005
     """Wall-clock seconds after its deadline past which a media frame counts as late."""
     http_timeout: float = 10.0
@@ -206,6 +210,11 @@ class CallOptions:
             raise EmulatorError(f"hangup_after must be positive seconds, got {self.hangup_after}")
         if not self.queue_cap > 0:
             raise EmulatorError(f"queue_cap must be positive seconds, got {self.queue_cap}")
+        if not 0 <= self.jitter_buffer < self.queue_cap:
+            raise EmulatorError(
+                "jitter_buffer must be 0 or more seconds, under queue_cap, "
+                f"got {self.jitter_buffer}"
+            )
         if not self.callback_timeout > 0:
             raise EmulatorError(
                 f"callback_timeout must be positive seconds, got {self.callback_timeout}"
@@ -266,6 +275,7 @@ class _Call:
             call_uuid=str(uuid.uuid4()),
             legacy_shape=options.legacy_shape,
             speed=options.speed,
+            jitter_buffer=options.jitter_buffer,
         )
         self.timeline = Timeline(options.on_event)
         self._began = time.monotonic()
@@ -394,6 +404,7 @@ class _Call:
             byte_order=options.playback_byte_order,
             bidirectional=stream.bidirectional,
             queue_cap=options.queue_cap,
+            jitter_buffer=options.jitter_buffer,
         )
         pcm = self.caller.at_rate(rate, options.hangup_after)
         frames = self.caller.payloads(media_format, options.l16_byte_order, options.hangup_after)
