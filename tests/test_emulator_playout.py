@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vobiz_stream.audio import ByteOrder, encode_l16, encode_mulaw
+from vobiz_stream.emulator import CallOptions
 from vobiz_stream.emulator.playout import (
     PAUSE_SECONDS,
     CheckpointPlayed,
@@ -16,6 +17,7 @@ from vobiz_stream.emulator.playout import (
     Playout,
     QueueCleared,
 )
+from vobiz_stream.emulator.source import EmulatorError
 from vobiz_stream.formats import Encoding
 from vobiz_stream.protocol import PlayAudio
 
@@ -308,3 +310,9 @@ def test_hang_up_answers_what_is_due_and_voids_the_rest() -> None:
     assert len(heard) == 1200
     model.advance(0.3)
     assert not model.pop_heard().any()  # nothing plays after the hangup
+
+
+@pytest.mark.parametrize("seconds", [-0.001, 40.0, float("nan")])
+def test_a_jitter_buffer_below_zero_or_as_deep_as_the_queue_is_refused(seconds: float) -> None:
+    with pytest.raises(EmulatorError, match="jitter_buffer must be 0 or more seconds"):
+        CallOptions(jitter_buffer=seconds).check()

@@ -270,3 +270,11 @@ async def test_a_buffer_deeper_than_the_stall_hides_it(
     start, correlation = place(heard, said.audio)
     assert correlation >= 0.99
     assert 0.25 <= start / RATE - said.at <= 0.25 + 0.02  # played a buffer after it came
+
+
+async def test_the_cli_refuses_a_negative_jitter_buffer() -> None:
+    code, _, err = await run_cli(
+        "call", "http://127.0.0.1:9/", "--audio", "caller.wav", "--jitter-buffer", "-20"
+    )
+    assert code == 2
+    assert "--jitter-buffer" in err.decode()

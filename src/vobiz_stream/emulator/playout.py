@@ -423,6 +423,7 @@ class Playout:
         self._pending.clear()
         self._queue.clear()
         self._queued = 0
+        self._filling_since = None
         return events, voided
 
     # -- what the caller heard ----------------------------------------------------------------
