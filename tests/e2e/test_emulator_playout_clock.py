@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -136,19 +138,13 @@ class PacedApp:
                 )
 
 
-@pytest.fixture
-async def paced_app() -> AsyncIterator[Callable[[list[Utterance], Schedule], Awaitable[PacedApp]]]:
-    apps: list[PacedApp] = []
-
-    async def start(utterances: list[Utterance], schedule: Schedule) -> PacedApp:
-        app = PacedApp(utterances, schedule)
-        app.runner = await serve_app([web.post("/", app.answer), web.get("/stream", app.stream)])
-        apps.append(app)
-        return app
-
-    yield start
-    for app in apps:
-        assert app.runner is not None
+@contextlib.asynccontextmanager
+async def serving(app: PacedApp) -> AsyncIterator[PacedApp]:
+    """``app`` on a loopback port while the block runs."""
+    app.runner = await serve_app([web.post("/", app.answer), web.get("/stream", app.stream)])
+    try:
+        yield app
+    finally:
         await app.runner.cleanup()
 
 
@@ -169,7 +165,7 @@ def silence(seconds: float) -> np.ndarray:
 
 
 async def test_what_the_caller_heard_is_what_a_jittery_real_time_app_sent(
-    paced_app: Callable[[list[Utterance], Schedule], Awaitable[PacedApp]], tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     male, female = speech("speech_male_8k")[0], speech("speech_female_8k")[0]
     utterances = [
@@ -178,13 +174,13 @@ async def test_what_the_caller_heard_is_what_a_jittery_real_time_app_sent(
         Utterance(5.1, male[SECOND : 2 * SECOND], checkpoint="third"),  # 1.8 s after
         Utterance(7.4, female[SECOND : 2 * SECOND]),  # 1.3 s after
     ]
-    app = await paced_app(utterances, jittered(seed=11))
     heard_path = tmp_path / "heard.wav"
-    report = await run_call(
-        app.base,
-        write_wav(tmp_path / "caller.wav", silence(9.2)),
-        CallOptions(heard_path=heard_path),
-    )
+    async with serving(PacedApp(utterances, jittered(seed=11))) as app:
+        report = await run_call(
+            app.base,
+            write_wav(tmp_path / "caller.wav", silence(9.2)),
+            CallOptions(heard_path=heard_path),
+        )
     assert report.completed and report.end_reason == "hangup", report.summary()
     assert app.sent_late < 0.02, "the test machine fell behind: the app's pacing was off"
     heard, rate = read_heard(heard_path)
@@ -220,30 +216,33 @@ async def test_what_the_caller_heard_is_what_a_jittery_real_time_app_sent(
             assert played[utterance.checkpoint] == pytest.approx(end, abs=1 / RATE)
 
 
+STALLED = Utterance(0.3, speech("speech_male_8k")[0][: round(1.4 * SECOND)])
+"""1.4 s of speech whose frames from the 30th on (0.6 s in) come 200 ms late."""
+
+
 async def run_stalled_call(
-    app: PacedApp, tmp_path: Path, jitter_buffer_ms: int
-) -> tuple[dict[str, object], str, np.ndarray]:
-    """The CLI's call against ``app``: its JSON report, its printed summary, what was heard."""
+    tmp_path: Path, jitter_buffer_ms: int
+) -> tuple[dict[str, Any], str, np.ndarray]:
+    """The CLI's call against an app saying :data:`STALLED`: its JSON report, its printed
+    summary, what the caller heard."""
     caller = write_wav(tmp_path / "caller.wav", silence(2.5))
     report_path, heard_path = tmp_path / "report.json", tmp_path / "heard.wav"
-    code, out, err = await run_cli(
-        "call",
-        app.base,
-        *("--audio", str(caller), "--heard", str(heard_path), "--report", str(report_path)),
-        *("--jitter-buffer", str(jitter_buffer_ms), "--quiet"),
-    )
+    async with serving(PacedApp([STALLED], stalled(at_frame=30, seconds=0.2))) as app:
+        code, out, err = await run_cli(
+            "call",
+            app.base,
+            *("--audio", str(caller), "--heard", str(heard_path), "--report", str(report_path)),
+            *("--jitter-buffer", str(jitter_buffer_ms), "--quiet"),
+        )
     assert code == 0, err.decode()
     heard, _ = read_heard(heard_path)
     return orjson.loads(report_path.read_bytes()), out.decode(), heard
 
 
 async def test_a_stall_longer_than_the_buffer_is_one_underrun_and_no_pause(
-    paced_app: Callable[[list[Utterance], Schedule], Awaitable[PacedApp]], tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    male = speech("speech_male_8k")[0]
-    said = Utterance(0.3, male[: round(1.4 * SECOND)])
-    app = await paced_app([said], stalled(at_frame=30, seconds=0.2))  # 200 ms, 0.6 s in
-    report, out, heard = await run_stalled_call(app, tmp_path, jitter_buffer_ms=60)
+    report, out, heard = await run_stalled_call(tmp_path, jitter_buffer_ms=60)
     assert report["jitter_buffer"] == 0.06
     assert report["underruns"]["count"] == 1, out
     assert report["pauses"] == {"count": 0, "seconds": 0.0}, out
@@ -251,7 +250,7 @@ async def test_a_stall_longer_than_the_buffer_is_one_underrun_and_no_pause(
     # The buffer hides 60 ms of the stall; the caller hears the rest, plus the refill (60 ms).
     assert gap["seconds"] == pytest.approx(0.2, abs=0.025)
     assert "underruns: 1 (" in out and "pauses between utterances: 0 (0.000s)" in out
-    before, after = said.audio[: 30 * FRAME], said.audio[30 * FRAME :]
+    before, after = STALLED.audio[: 30 * FRAME], STALLED.audio[30 * FRAME :]
     start, correlation = place(heard, before)
     assert correlation >= 0.99
     resumed, correlation = place(heard, after)
@@ -259,17 +258,12 @@ async def test_a_stall_longer_than_the_buffer_is_one_underrun_and_no_pause(
     assert (resumed - start - len(before)) / RATE == pytest.approx(gap["seconds"], abs=1 / RATE)
 
 
-async def test_a_buffer_deeper_than_the_stall_hides_it(
-    paced_app: Callable[[list[Utterance], Schedule], Awaitable[PacedApp]], tmp_path: Path
-) -> None:
-    male = speech("speech_male_8k")[0]
-    said = Utterance(0.3, male[: round(1.4 * SECOND)])
-    app = await paced_app([said], stalled(at_frame=30, seconds=0.2))
-    report, out, heard = await run_stalled_call(app, tmp_path, jitter_buffer_ms=250)
+async def test_a_buffer_deeper_than_the_stall_hides_it(tmp_path: Path) -> None:
+    report, out, heard = await run_stalled_call(tmp_path, jitter_buffer_ms=250)
     assert report["gaps"] == [], out
-    start, correlation = place(heard, said.audio)
+    start, correlation = place(heard, STALLED.audio)
     assert correlation >= 0.99
-    assert 0.25 <= start / RATE - said.at <= 0.25 + 0.02  # played a buffer after it came
+    assert 0.25 <= start / RATE - STALLED.at <= 0.25 + 0.02  # played a buffer after it came
 
 
 async def test_the_cli_refuses_a_negative_jitter_buffer() -> None:
