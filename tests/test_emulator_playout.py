@@ -14,6 +14,7 @@ from vobiz_stream.emulator.playout import (
     CheckpointPlayed,
     Degraded,
     Gap,
+    PlaybackStarted,
     Playout,
     QueueCleared,
 )
@@ -124,7 +125,7 @@ def test_without_a_buffer_audio_plays_from_the_next_tick() -> None:
 def test_checkpoint_is_due_exactly_when_the_audio_before_it_has_played() -> None:
     model = Playout(RATE)
     model.play(l16(ramp(1600)), now=1.0)  # 200 ms, played from 1.0
-    assert model.checkpoint("turn-1", now=1.01) == []
+    assert model.checkpoint("turn-1", now=1.01) == [PlaybackStarted(1.0, None)]
     assert model.next_deadline() == pytest.approx(1.2)
     assert model.advance(1.19) == []
     assert model.advance(1.25) == [CheckpointPlayed("turn-1", received_at=1.01, played_at=1.2)]
@@ -163,7 +164,8 @@ def test_clear_empties_the_queue_at_once_and_voids_pending_checkpoints() -> None
     audio = ramp(8000)  # 1 s
     model.play(l16(audio), now=0.0)
     model.checkpoint("echo", now=0.0)
-    [cleared] = model.clear(now=0.25)  # in the middle of the frame 0.24-0.26
+    started, cleared = model.clear(now=0.25)  # in the middle of the frame 0.24-0.26
+    assert started == PlaybackStarted(0.0, None)
     assert isinstance(cleared, QueueCleared)
     assert cleared.at == 0.25
     assert cleared.dropped_seconds == pytest.approx(0.75)
@@ -194,6 +196,18 @@ def test_a_stall_longer_than_the_buffer_is_one_underrun() -> None:
     heard = model.pop_heard()
     np.testing.assert_array_equal(heard[480:2080], audio[:1600])
     np.testing.assert_array_equal(heard[3680:5280], audio[1600:])
+
+
+def test_each_start_of_playback_is_told_with_the_gap_before_it() -> None:
+    model = Playout(RATE)
+    events = model.play(l16(ramp(800)), now=0.0)
+    events += model.advance(0.05)
+    events += model.play(l16(ramp(800)), now=0.15)  # 50 ms after it ran dry: an underrun
+    events += model.advance(1.0)
+    assert events == [
+        PlaybackStarted(0.0, None),
+        PlaybackStarted(0.16, Gap(0.1, 0.16, mid_utterance=True)),
+    ]
 
 
 def test_a_late_frame_within_the_buffer_is_no_underrun() -> None:
@@ -304,7 +318,7 @@ def test_hang_up_answers_what_is_due_and_voids_the_rest() -> None:
     model.play(l16(ramp(800)), now=0.0)
     model.checkpoint("cut", now=0.0)
     events, voided = model.hang_up(now=0.15)
-    assert events == [CheckpointPlayed("done", 0.0, 0.1)]
+    assert events == [PlaybackStarted(0.0, None), CheckpointPlayed("done", 0.0, 0.1)]
     assert voided == ("cut",)
     heard = model.pop_heard(partial=True)
     assert len(heard) == 1200

@@ -250,6 +250,9 @@ async def test_a_stall_longer_than_the_buffer_is_one_underrun_and_no_pause(
     # The buffer hides 60 ms of the stall; the caller hears the rest, plus the refill (60 ms).
     assert gap["seconds"] == pytest.approx(0.2, abs=0.025)
     assert "underruns: 1 (" in out and "pauses between utterances: 0 (0.000s)" in out
+    [told] = [entry for entry in report["timeline"] if "underrun" in entry["detail"]]
+    assert told["at"] == pytest.approx(gap["end"], abs=1e-4)
+    assert told["detail"] == f"audio starts playing after a {gap['seconds']:.3f}s underrun"
     before, after = STALLED.audio[: 30 * FRAME], STALLED.audio[30 * FRAME :]
     start, correlation = place(heard, before)
     assert correlation >= 0.99

@@ -67,6 +67,7 @@ from vobiz_stream.emulator.playout import (
     DEFAULT_QUEUE_CAP,
     CheckpointPlayed,
     Degraded,
+    PlaybackStarted,
     Playout,
     PlayoutEvent,
     QueueCleared,
@@ -892,10 +893,7 @@ class _Call:
         match command:
             case PlayAudio():
                 self._commands["playAudio"] += 1
-                was_empty = playout.queued_seconds == 0
                 events = playout.play(command, now)
-                if was_empty and playout.queued_seconds > 0:
-                    self.timeline.add(now, "playAudio", "audio starts playing")
             case Checkpoint():
                 self._commands["checkpoint"] += 1
                 timing = CheckpointTiming(command.name, now)
@@ -977,6 +975,13 @@ class _Call:
                         + (f", voided {', '.join(event.voided)}" if event.voided else ""),
                     )
                     self._callback(CallbackEvent.CLEARED, self.report.stream_id)
+                case PlaybackStarted(at=at, after=None):
+                    self.timeline.add(at, "playAudio", "audio starts playing")
+                case PlaybackStarted(at=at, after=gap) if gap is not None:
+                    kind = "underrun" if gap.mid_utterance else "pause"
+                    self.timeline.add(
+                        at, "playAudio", f"audio starts playing after a {gap.seconds:.3f}s {kind}"
+                    )
                 case Degraded():
                     problem = (
                         f"playback queue over {self.options.queue_cap:g}s "

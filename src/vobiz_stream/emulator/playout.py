@@ -48,6 +48,7 @@ __all__ = [
     "CheckpointPlayed",
     "Degraded",
     "Gap",
+    "PlaybackStarted",
     "Playout",
     "PlayoutEvent",
     "QueueCleared",
@@ -94,9 +95,6 @@ class Degraded:
     queued_seconds: float
 
 
-PlayoutEvent = CheckpointPlayed | QueueCleared | Degraded
-
-
 @dataclass(frozen=True, slots=True)
 class Gap:
     """Silence the caller heard between two stretches of played audio, ``start`` to ``end``.
@@ -113,6 +111,17 @@ class Gap:
     @property
     def seconds(self) -> float:
         return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackStarted:
+    """The app's audio starts playing at ``at``: the first time, or ``after`` a gap."""
+
+    at: float
+    after: Gap | None
+
+
+PlayoutEvent = CheckpointPlayed | QueueCleared | Degraded | PlaybackStarted
 
 
 @dataclass(slots=True)
@@ -174,6 +183,8 @@ class Playout:
         self._gap_marked = False
         """The silence now heard began with the end of the audio before it marked."""
         self._pending: deque[_Pending] = deque()
+        self._started: list[PlaybackStarted] = []
+        """Starts of playback since the last :meth:`advance` returned."""
         self._resamplers: dict[int, Resampler] = {}
         self.degraded = False
         # measures
@@ -200,7 +211,8 @@ class Playout:
         return self._queued / self.rate
 
     def advance(self, now: float) -> list[PlayoutEvent]:
-        """Run the ticks before ``now``; return the checkpoints that came due."""
+        """Run the ticks before ``now``; return when playback started and the checkpoints that
+        came due."""
         self._now = max(self._now, math.floor(now * self.rate + _EPSILON))
         last = (self._now - 1) // self._frame  # the tick at ``now`` takes what arrives at ``now``
         while self._next_tick <= last:
@@ -212,7 +224,8 @@ class Playout:
                 self._silence(start - self._next_tick)
                 self._resume()
             self._take()
-        events: list[PlayoutEvent] = []
+        events: list[PlayoutEvent] = [*self._started]
+        self._started.clear()
         while self._pending and self._pending[0].due is not None:
             pending = self._pending[0]
             assert pending.due is not None
@@ -240,10 +253,13 @@ class Playout:
 
     def _resume(self) -> None:
         position = self._next_tick * self._frame
+        gap = None
         if self._silent_since is not None:
             start, end = self._time(self._silent_since), self._time(position)
             pause = self._gap_marked or end - start >= PAUSE_SECONDS - _EPSILON
-            self.gaps.append(Gap(start, end, mid_utterance=not pause))
+            gap = Gap(start, end, mid_utterance=not pause)
+            self.gaps.append(gap)
+        self._started.append(PlaybackStarted(self._time(position), gap))
         self._silent_since = self._filling_since = None
         self._flowing = True
 
