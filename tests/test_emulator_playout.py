@@ -159,6 +159,16 @@ def test_checkpoints_come_due_in_order_with_the_audio_between_them() -> None:
     ]
 
 
+def test_a_checkpoint_after_every_frame_is_answered_as_its_frame_ends() -> None:
+    model = Playout(RATE)
+    for index in range(10):
+        model.play(l16(ramp(FRAME)), now=0.0)
+        model.checkpoint(f"frame-{index}", now=0.0)
+    events = model.advance(1.0)
+    played = [e.played_at for e in events if isinstance(e, CheckpointPlayed)]
+    assert played == pytest.approx([0.02 * (index + 1) for index in range(10)])
+
+
 def test_clear_empties_the_queue_at_once_and_voids_pending_checkpoints() -> None:
     model = Playout(RATE)
     audio = ramp(8000)  # 1 s

@@ -243,7 +243,8 @@ class Playout:
         if self._queued >= self.depth + self._frame or self._end_marked:
             return self._next_tick
         assert self._filling_since is not None
-        start = max(self._next_tick, -(-(self._filling_since + self.depth) // self._frame))
+        waited = -(-(self._filling_since + self.depth) // self._frame)  # the tick at or after
+        start = max(self._next_tick, waited)
         return start if start <= last else None
 
     def _silence(self, ticks: int) -> None:
@@ -281,8 +282,10 @@ class Playout:
         self._taken += take
         self.played_samples += take
         self._next_tick += 1
-        for pending in self._pending:
-            if pending.due is None and pending.mark <= self._taken:
+        for pending in self._pending:  # in the order of their marks
+            if pending.mark > self._taken:
+                break
+            if pending.due is None:
                 pending.due = position + pending.mark - (self._taken - take)
         if take < frame:  # ran dry: silence from the end of the audio
             self._flowing = False
