@@ -209,11 +209,14 @@ async def test_what_the_caller_heard_is_what_a_jittery_real_time_app_sent(
     assert data["pauses"]["seconds"] == pytest.approx(sum(planned), abs=0.06)
 
     # Each checkpoint is answered when the last sample of its utterance has played.
-    played = {timing.name: timing.played_at for timing in report.checkpoints}
+    timings = {timing.name: timing for timing in report.checkpoints}
     for (start, _), utterance in zip(places, utterances, strict=True):
         if utterance.checkpoint is not None:
             end = (start + len(utterance.audio)) / RATE
-            assert played[utterance.checkpoint] == pytest.approx(end, abs=1 / RATE)
+            timing = timings[utterance.checkpoint]
+            assert timing.played_at == pytest.approx(end, abs=1 / RATE)
+            assert timing.answered_at is not None
+            assert 0 <= timing.answered_at - end < 0.04  # playedStream left then
 
 
 STALLED = Utterance(0.3, speech("speech_male_8k")[0][: round(1.4 * SECOND)])
