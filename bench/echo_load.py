@@ -14,8 +14,9 @@ then holds queued: the *lead*, which the server keeps at or under ``max_lead``. 
 
 * ``lead_ms``: the largest lead seen, and how many ``playAudio`` frames found the queue above
   ``max_lead`` + 1 ms, and above ``max_lead`` + 5 ms. The server keeps the bound on its own
-  clock; the carrier starts playing when a frame arrives, so on its clock the lead also holds
-  the frame's delivery delay (loopback, and the load process's own loop);
+  clock; the carrier plays its queue one 20 ms frame per tick of the call's clock (the frame
+  playing is no longer queued), so on its clock the lead also holds the frame's delivery delay
+  (loopback, and the load process's own loop) and the wait for the next tick;
 * ``gap_ms``: the outbound gaps, i.e. silences in the middle of an answer (the queue ran dry
   before the answer ended, so the caller heard a hole): their count, and per ``playAudio``
   frame the hole that came before it (0 for almost all), as p50/p99/max;

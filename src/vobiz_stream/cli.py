@@ -209,6 +209,11 @@ The answer body and each message from the app may be up to 1 MiB. Exit status: 0
 completed call, 1 when the call failed (bad answer XML or a forbidden <Stream>, no
 socket, a redirect loop, an answer over 1 MiB) or the app sent a message over 1 MiB,
 2 for bad arguments or caller audio that cannot be read.
+
+The app's audio plays as the carrier plays it: one 20 ms frame per tick of the call's
+clock, behind a jitter buffer (--jitter-buffer). The report counts underruns (the app's
+audio ran out in the middle of an utterance) apart from pauses between utterances
+(silences after a checkpoint or a clear, or of 0.5 s or more).
 """
 
 FAULTS_EPILOG = """faults (to test how an app copes with a bad network; all off by default):
@@ -326,6 +331,18 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, metavar="N", help="seed of the random faults (repeatable runs)")
 
 
+def _add_playout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jitter-buffer",
+        type=_non_negative_float,
+        default=CallOptions.jitter_buffer * 1000,
+        metavar="MS",
+        help="how many milliseconds of the app's audio the carrier holds before playing it "
+        f"(default {CallOptions.jitter_buffer * 1000:g}): an app frame up to this late still "
+        "plays on time, a later one is an underrun; 0 plays each frame from the next 20 ms tick",
+    )
+
+
 def _faults(args: argparse.Namespace) -> Faults:
     drop = args.drop_frames
     return Faults(
@@ -422,6 +439,7 @@ def _call_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the caller presses DIGIT (0-9 * # A-D) at SECONDS into the call; repeatable",
     )
     add("--quiet", action="store_true", help="print only the summary, not the timeline")
+    _add_playout_argument(call)
     _add_fault_arguments(call)
 
 
@@ -502,6 +520,7 @@ def _load_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _add_wire_arguments(load)
     add("--quiet", action="store_true", help="no progress line, only the summary")
+    _add_playout_argument(load)
     _add_fault_arguments(load)
 
 
@@ -550,6 +569,7 @@ def _run_call(args: argparse.Namespace) -> int:
         retry_delay=args.retry_delay,
         faults=_faults(args),
         dtmf=tuple(args.dtmf),
+        jitter_buffer=args.jitter_buffer / 1000,
     )
     report = run_on_best_loop(run_call(args.answer_url, args.audio, options))
     for line in report.summary():
@@ -571,6 +591,7 @@ def _run_load(args: argparse.Namespace) -> int:
             legacy_shape=args.legacy_shape,
             l16_byte_order=ByteOrder(args.l16_byte_order),
             faults=_faults(args),
+            jitter_buffer=args.jitter_buffer / 1000,
         ),
     )
     tty = sys.stderr.isatty()

@@ -67,9 +67,11 @@ from vobiz_stream.emulator.callbacks import (
 from vobiz_stream.emulator.conduct import AppConduct, Misstep, example_of
 from vobiz_stream.emulator.faults import Faults, ScheduledFrame, plan_faults
 from vobiz_stream.emulator.playout import (
+    DEFAULT_JITTER_BUFFER,
     DEFAULT_QUEUE_CAP,
     CheckpointPlayed,
     Degraded,
+    PlaybackStarted,
     Playout,
     PlayoutEvent,
     QueueCleared,
@@ -176,6 +178,9 @@ class CallOptions:
     caller_path: Path | None = None
     """Write the caller audio exactly as sent (after resampling and padding)."""
     queue_cap: float = DEFAULT_QUEUE_CAP
+    jitter_buffer: float = DEFAULT_JITTER_BUFFER
+    """Seconds of the app's audio the carrier holds before playing it out (0: none): app frames
+    up to this late are not heard as gaps."""
     late_tolerance: float = 0.005
     """Wall-clock seconds after its deadline past which a media frame counts as late."""
     http_timeout: float = 10.0
@@ -213,6 +218,11 @@ class CallOptions:
             raise EmulatorError(f"hangup_after must be positive seconds, got {self.hangup_after}")
         if not self.queue_cap > 0:
             raise EmulatorError(f"queue_cap must be positive seconds, got {self.queue_cap}")
+        if not 0 <= self.jitter_buffer < self.queue_cap:
+            raise EmulatorError(
+                "jitter_buffer must be 0 or more seconds, under queue_cap, "
+                f"got {self.jitter_buffer}"
+            )
         if not self.callback_timeout > 0:
             raise EmulatorError(
                 f"callback_timeout must be positive seconds, got {self.callback_timeout}"
@@ -282,6 +292,7 @@ class _Call:
             call_uuid=str(uuid.uuid4()),
             legacy_shape=options.legacy_shape,
             speed=options.speed,
+            jitter_buffer=options.jitter_buffer,
         )
         self.timeline = Timeline(options.on_event)
         self._conduct = AppConduct(self.report.call_uuid)
@@ -411,6 +422,7 @@ class _Call:
             byte_order=options.playback_byte_order,
             bidirectional=stream.bidirectional,
             queue_cap=options.queue_cap,
+            jitter_buffer=options.jitter_buffer,
         )
         if self.caller.source is not None:
             report.caller_audio = self.caller.source.describe(rate)
@@ -934,10 +946,7 @@ class _Call:
                         f"{command.media_format.content_type} on a "
                         f"{self._media_format.content_type} stream",
                     )
-                was_empty = playout.queued_seconds == 0
                 events = playout.play(command, now)
-                if was_empty and playout.queued_seconds > 0:
-                    self.timeline.add(now, "playAudio", "audio starts playing")
             case Checkpoint():
                 self._commands["checkpoint"] += 1
                 timing = CheckpointTiming(command.name, now)
@@ -1018,6 +1027,13 @@ class _Call:
                         + (f", voided {', '.join(event.voided)}" if event.voided else ""),
                     )
                     self._callback(CallbackEvent.CLEARED, self.report.stream_id)
+                case PlaybackStarted(at=at, after=None):
+                    self.timeline.add(at, "playAudio", "audio starts playing")
+                case PlaybackStarted(at=at, after=gap) if gap is not None:
+                    kind = "underrun" if gap.mid_utterance else "pause"
+                    self.timeline.add(
+                        at, "playAudio", f"audio starts playing after a {gap.seconds:.3f}s {kind}"
+                    )
                 case Degraded():
                     problem = (
                         f"playback queue over {self.options.queue_cap:g}s "

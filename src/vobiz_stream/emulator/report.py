@@ -152,6 +152,8 @@ class CallReport:
     bidirectional: bool | None = None
     legacy_shape: bool = False
     speed: float = 1.0
+    jitter_buffer: float = 0.0
+    """Seconds of the app's audio the carrier held before playing it out."""
     failure: str | None = None
     end_reason: str | None = None
     """How the stream ended. With the call: ``hangup`` (the caller audio or hangup_after ran
@@ -176,6 +178,8 @@ class CallReport:
     checkpoints: list[CheckpointTiming] = field(default_factory=list)
     clears: list[ClearTiming] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    """Every silence between two stretches of the app's audio the caller heard: underruns
+    (``mid_utterance``) and pauses between utterances."""
     dropped_audio_seconds: float = 0.0
     degraded: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -208,6 +212,16 @@ class CallReport:
         the size cap): the call ran, but not as the app meant."""
         return any(warning.fatal for warning in self.app_warnings)
 
+    @property
+    def underruns(self) -> list[Gap]:
+        """Gaps in the middle of an utterance: the app's audio came later than the buffer."""
+        return [gap for gap in self.gaps if gap.mid_utterance]
+
+    @property
+    def pauses(self) -> list[Gap]:
+        """Gaps between utterances: after a checkpoint or clear, or long silences."""
+        return [gap for gap in self.gaps if not gap.mid_utterance]
+
     def to_json(self) -> dict[str, Any]:
         """A plain dict for ``orjson``/``json``, with the derived round trips filled in."""
         data = dataclasses.asdict(self)
@@ -219,6 +233,8 @@ class CallReport:
             record["round_trip"] = clear.round_trip
         for record, gap in zip(data["gaps"], self.gaps, strict=True):
             record["seconds"] = gap.seconds
+        data["underruns"] = _gap_totals(self.underruns)
+        data["pauses"] = _gap_totals(self.pauses)
         for record, sent in zip(data["callbacks"], self.callbacks, strict=True):
             record["ok"] = sent.ok
         return data
@@ -228,7 +244,6 @@ class CallReport:
         if self.failure is not None:
             return [f"call failed: {self.failure}"]
         played = [c for c in self.checkpoints if c.answered_at is not None]
-        underruns = [gap for gap in self.gaps if gap.mid_utterance]
         lines = [
             f"call ended ({self.end_reason}) after {self.duration:.2f}s; "
             f"{self.frames_sent} frames sent, {self.late_frames} late "
@@ -242,8 +257,8 @@ class CallReport:
             + _round_trips([c.round_trip for c in played])
             + f"; clears: {len(self.clears)}"
             + _round_trips([c.round_trip for c in self.clears]),
-            f"gaps: {len(self.gaps)} ({len(underruns)} mid-utterance underruns, "
-            f"{sum(g.seconds for g in underruns):.3f}s)"
+            f"underruns: {_gap_summary(self.underruns)}; pauses between utterances: "
+            f"{_gap_summary(self.pauses)} (jitter buffer {self.jitter_buffer * 1000:g} ms)"
             + (
                 f"; queue over cap, {self.dropped_audio_seconds:.2f}s dropped"
                 if self.degraded
@@ -281,6 +296,14 @@ class CallReport:
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
+def _gap_totals(gaps: list[Gap]) -> dict[str, float]:
+    return {"count": len(gaps), "seconds": round(sum(gap.seconds for gap in gaps), 4)}
+
+
+def _gap_summary(gaps: list[Gap]) -> str:
+    return f"{len(gaps)} ({sum(gap.seconds for gap in gaps):.3f}s)"
 
 
 def _round_trips(values: list[float | None]) -> str:
