@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
+from vobiz_stream.answered import AnsweredCalls, CallDetails
 from vobiz_stream.audio import ByteOrder, Resampler, decode_l16, encode_l16
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.logtext import loggable
@@ -32,6 +33,9 @@ from vobiz_stream.session import CallSession
 from vobiz_stream.store import QueuedCallStore
 
 log = logging.getLogger("vobiz_stream.calls")
+
+UNANSWERED = CallDetails(None, None, None)
+"""The details of a call no answer request told about."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 DISK_FULL = "disk_full"
@@ -173,8 +177,11 @@ class StreamKeeper:
         store: QueuedCallStore,
         latency: HandlingLatency | None = None,
         record_heard: bool = True,
+        answered: AnsweredCalls | None = None,
     ) -> None:
         self._recordings_dir = recordings_dir
+        self._answered = answered
+        """What answer requests said of calls (from, to, direction), for a start without it."""
         self._record_heard = record_heard
         """On a bidirectional stream, record what the caller heard (right channel); False for a
         handler that never plays, whose stream is then recorded in mono."""
@@ -237,6 +244,7 @@ class StreamKeeper:
         except (OSError, VobizStreamError) as exc:
             self._fail("cannot create the recording", exc)
         start = session.start
+        answered = (self._answered and self._answered.details(self._call_id)) or UNANSWERED
         self._row = self._store.open_stream(
             call_id=self.call_id,
             stream_id=session.stream_id,
@@ -245,9 +253,9 @@ class StreamKeeper:
             encoding=audio_format.encoding.value,
             sample_rate=audio_format.sample_rate,
             recording_path=self.path,
-            from_number=start.from_number if start else None,
-            to_number=start.to_number if start else None,
-            direction=start.direction if start else None,
+            from_number=(start.from_number if start else None) or answered.from_number,
+            to_number=(start.to_number if start else None) or answered.to_number,
+            direction=(start.direction if start else None) or answered.direction,
             account_id=start.account_id if start else None,
         )
         if session.byte_order is not None and session.options.byte_order is not None:
@@ -322,6 +330,11 @@ class StreamKeeper:
                 self._fail("cannot finalise the recording", exc)
         if session is None or self._row is None:
             return
+        error = self._error
+        if error is not None and error.startswith(DISK_FULL):
+            # The recording failed, not the call: the stream ends for the disk, and the error
+            # says how the call itself ended.
+            reason, error = DISK_FULL, f"{error}; the call went on until {reason}"
         self._store.close_stream(
             self._row,
             ended_at=datetime.now(UTC),
@@ -329,6 +342,6 @@ class StreamKeeper:
             frames_received=session.stats.frames_received,
             frames_malformed=session.stats.frames_malformed,
             frames_sent=session.playback_stats.frames_sent,
-            error=self._error,
+            error=error,
             call_id=self.call_id,
         )

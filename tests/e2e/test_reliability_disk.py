@@ -5,7 +5,7 @@ recording hits it goes on to its end, with a clear error in the log and in its c
 calls beside it are recorded whole; nothing is corrupt.
 
 Then a real full filesystem (a small tmpfs, mounted as root, filled with a ballast file): the
-recording stops as a valid WAV of what was written, its stream ends with a ``disk_full`` error
+recording stops as a valid WAV of what was written, its stream ends for ``disk_full``
 (stored once the database has room again: the store holds its writes meanwhile), one ERROR line
 per call, and the next call records whole once space returns."""
 
@@ -166,7 +166,11 @@ async def test_a_full_disk_stops_one_recording_cleanly_and_new_calls_record_once
         [failed] = calls[full.call_uuid]["streams"]
         assert failed["ended_at"] is not None
         assert failed["frames_received"] == full.frames_sent
-        assert failed["error"] == "disk_full: recording failed: [Errno 28] No space left on device"
+        assert failed["end_reason"] == "disk_full"
+        assert failed["error"] == (
+            "disk_full: recording failed: [Errno 28] No space left on device;"
+            " the call went on until socket_closed"
+        )
         errors = [line for line in log.splitlines() if " ERROR " in line]
         assert len([line for line in errors if full.call_uuid in line]) == 1  # not one per frame
         assert len(errors) <= 2, errors  # and the store says it holds its writes, once
