@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import math
 import tracemalloc
 import wave
@@ -1022,4 +1023,20 @@ async def test_a_barge_in_during_a_slow_send_still_clears() -> None:
     for start in range(0, 2400, 160):  # 300 ms of speech, at once
         session.feed(media_frame(l16_bytes(fixture_speech()[800 + start : 960 + start])))
     await until(lambda: ClearAudio("S1") in transport.commands(), timeout=1.0)
+    await finish(session)
+
+
+async def test_a_flood_of_starts_is_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session, _, _ = make_session()
+    session.feed(nested_start())
+    caplog.set_level(logging.INFO, logger="vobiz_stream")
+    for number in range(500):
+        session.feed(nested_start(call_id=f"C{number}"))
+    assert session.stats.starts_ignored == 500
+    assert session.call_id == "C1"
+    assert [r.getMessage() for r in caplog.records if "second start" in r.getMessage()] == [
+        "call C1: ignored a second start (and any after it)"
+    ]
     await finish(session)

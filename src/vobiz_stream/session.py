@@ -268,6 +268,8 @@ class SessionStats:
     frames_malformed: int = 0
     unknown_events: int = 0
     events_dropped: int = 0
+    starts_ignored: int = 0
+    """``start`` frames after the first: ignored, counted, logged once."""
     clear_round_trips: list[float] = field(default_factory=list)
     """Seconds from each ``clearAudio`` to its ``clearedAudio``: clear to silence."""
     barge_in_delays: list[float] = field(default_factory=list)
@@ -494,7 +496,9 @@ class CallSession:
 
     def _on_start(self, start: Start) -> None:
         if self.start is not None:
-            log.info("call %s: ignored a second start", self.describe())
+            self.stats.starts_ignored += 1
+            if self.stats.starts_ignored == 1:  # a flood of starts is one line
+                log.info("call %s: ignored a second start (and any after it)", self.describe())
             return
         bound = self.bound_call_id
         if bound is not None and start.call_id and start.call_id != bound:
