@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vobiz_stream.admission import TOKEN_PARAMETER, Admission, Admitted
+from vobiz_stream.answered import AnsweredCalls
 from vobiz_stream.handlers import Handler, plays_audio
 from vobiz_stream.keeper import HandlingLatency, StreamKeeper
 from vobiz_stream.protocol import MAX_ID_CHARS
@@ -82,6 +83,7 @@ class MediaStreams:
         latency: HandlingLatency,
         admission: Admission,
         start_timeout: float = 0.0,
+        answered: AnsweredCalls | None = None,
     ) -> None:
         self.recordings_dir = recordings_dir
         self.store = store
@@ -89,6 +91,8 @@ class MediaStreams:
         self.handler = handler
         self.latency = latency
         self.admission = admission
+        self.answered = answered
+        """What answer requests said of calls, for their streams' rows."""
         self.start_timeout = start_timeout
         """Seconds an accepted socket gets to send ``start`` before it is closed (0: no limit)."""
         self.record_heard = plays_audio(handler)
@@ -145,7 +149,11 @@ class OpenStream:
         """The code the shell closes the socket with once :meth:`receive` ended the stream."""
         self.close_reason = b""
         keeper = StreamKeeper(
-            streams.recordings_dir, streams.store, streams.latency, streams.record_heard
+            streams.recordings_dir,
+            streams.store,
+            streams.latency,
+            streams.record_heard,
+            streams.answered,
         )
         context = {key: value for key, value in query.items() if key != TOKEN_PARAMETER}
         self.session = CallSession(transport, streams.options, keeper, context)

@@ -36,6 +36,7 @@ from aiohttp import WSMsgType, web
 from vobiz_stream import __version__
 from vobiz_stream.admission import Admission, Admitted
 from vobiz_stream.advice import address_in_use, wrong_answer_path
+from vobiz_stream.answered import AnsweredCalls
 from vobiz_stream.calls_api import call_page, one_call
 from vobiz_stream.config import ConfigError, Settings
 from vobiz_stream.datadir_lock import DataDirLock
@@ -169,6 +170,7 @@ class StreamServer:
             latency=self.latency,
             admission=self.admission,
             start_timeout=settings.start_timeout,
+            answered=AnsweredCalls(ttl=settings.token_ttl),
         )
         self._media_server: asyncio.Server | None = None
         self._wrong_paths: set[str] = set()
@@ -297,6 +299,8 @@ class StreamServer:
         base = urlsplit(self._base_url(request))
         ws_scheme = "wss" if base.scheme == "https" else "ws"
         call_uuid = fields.get("CallUUID") or None
+        if self.streams.answered is not None:
+            self.streams.answered.note(fields)
         query = urlencode(self.admission.stream_query(call_uuid))
         if self.media_port is None:
             stream_url = urlunsplit((ws_scheme, base.netloc, base.path + "/stream", query, ""))
@@ -462,8 +466,9 @@ def _first_forwarded(request: web.Request, header: str) -> str | None:
 
 
 async def _form_fields(request: web.Request) -> dict[str, str]:
-    """The query, then the urlencoded form body; a repeated field keeps its last value."""
-    body = await request.read() if request.method == "POST" else b""
+    """The query, then the urlencoded form body (at most 64 KiB, else 413); a repeated field
+    keeps its last value."""
+    body = await read_capped_body(request) if request.method == "POST" else b""
     return form_fields(request.rel_url.raw_query_string, body, request.content_type)
 
 

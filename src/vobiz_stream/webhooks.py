@@ -257,7 +257,7 @@ async def read_capped_body(request: web.Request, limit: int = MAX_BODY_BYTES) ->
     (chunked) is read until it passes the limit. Raises :class:`CallbackError` (413).
     """
     too_large = CallbackError(
-        413, f"body over {limit} bytes; a status callback is a small form", "too_large"
+        413, f"body over {limit} bytes; the carrier sends a small form", "too_large"
     )
     if request.content_length is not None and request.content_length > limit:
         raise too_large

@@ -561,3 +561,23 @@ async def test_the_call_command_signs_in_the_form_asked(
         await sink.cleanup()
     assert returncode == 0, stderr.decode()
     assert verdicts == [("POST", "StartStream", form == "sdk")]
+
+
+async def test_an_answer_request_past_64_kib_gets_413_without_being_read(
+    start_server: StartServer,
+) -> None:
+    """The answer URL reads the carrier's form with the same cap as the callbacks: a stranger
+    announcing a huge body is refused at once instead of being waited for."""
+    running = await start_server()
+    status = await raw_request(
+        running.base,
+        "POST / HTTP/1.1\nHost: x\nContent-Type: application/x-www-form-urlencoded\n"
+        "Content-Length: 100000000\n",
+        b"CallUUID=c",
+    )
+    assert status.startswith(b"HTTP/1.1 413"), status
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(running.base + "/", data=fields(CallUUID="c-2")) as reply,
+    ):
+        assert reply.status == 200 and "<Stream" in await reply.text()  # the server goes on

@@ -14,6 +14,8 @@ from tests.e2e.conftest import Carrier, RunningServer, StartServer, b64, frames_
 from tests.e2e.test_server_recording import ONE_WAY, send_call
 from tests.e2e.test_server_webhooks import callback, post
 from vobiz_stream.audio import ByteOrder, encode_l16
+from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator.source import CallerAudio
 
 Connect = Callable[[str], Awaitable[Carrier]]
 
@@ -213,3 +215,36 @@ async def test_an_unknown_or_bad_call_id_gets_a_json_error(
     assert got == status
     assert says in body["error"]
     assert "\n" not in body["error"]
+
+
+@pytest.mark.parametrize("stream_secret", [None, "stream-secret-for-tests-0123456789"])
+async def test_a_live_call_shows_what_its_answer_request_said(
+    start_server: StartServer, stream_secret: str | None
+) -> None:
+    """The live nested start names no numbers and no direction: the call's row takes them from
+    the answer request of the same CallUUID, as an emulated call sends it."""
+    running = await start_server(stream_secret=stream_secret, l16_byte_order="little")
+    samples, rate = speech("speech_male_8k")
+    options = CallOptions(from_number="+15550001111", to_number="+918000000001", speed=4.0)
+    report = await run_call(running.base + "/", CallerAudio(samples[:rate], rate), options)
+    assert report.completed, report.summary()
+    await running.wait_idle()
+    status, call = await get_json(running, f"/calls/{report.call_uuid}")
+    assert status == 200
+    assert (call["from_number"], call["to_number"], call["direction"]) == (
+        "+15550001111",
+        "+918000000001",
+        "inbound",
+    )
+    assert call["streams"][0]["byte_order"] == "little"
+
+
+async def test_an_answer_alone_stores_nothing(start_server: StartServer) -> None:
+    """A stranger posting to the answer URL creates no call row: only a stream of it does."""
+    running = await start_server()
+    async with aiohttp.ClientSession() as client:
+        for number in range(20):
+            form = {"CallUUID": f"fake-{number}", "From": "x", "Direction": "inbound"}
+            async with client.post(running.base + "/", data=form) as reply:
+                assert reply.status == 200
+    assert (await get_json(running, "/calls"))[1] == {"calls": []}
