@@ -13,9 +13,6 @@ import pytest
 from vobiz_stream.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-LEAD_WRITTEN = {"reliability.md", "security.md"}
-"""Written by the project lead from the test reports, on their own schedule: not checked here."""
-
 OUTSIDE = re.compile(r"\.\./shared|PROTOCOL\.md")
 """The developers' research notes live outside the repository; docs/protocol.md is the reference."""
 INTERNAL = re.compile(
@@ -25,8 +22,7 @@ INTERNAL = re.compile(
 
 
 def user_facing_files() -> list[Path]:
-    docs = [path for path in sorted((ROOT / "docs").glob("*.md")) if path.name not in LEAD_WRITTEN]
-    files = [ROOT / "README.md", *docs]
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     files += sorted((ROOT / "examples").glob("*.py"))
     files += sorted((ROOT / "src" / "vobiz_stream").rglob("*.py"))
     return files
