@@ -390,7 +390,11 @@ async def test_a_page_added_later_is_guarded_without_being_listed(tmp_path: Path
     settings = replace(Settings(), data_dir=tmp_path / "data", port=0, admin_token=ADMIN)
     app = StreamServer(settings).app()
     secret_page = "call data a later page would show"
-    app.router.add_get("/a-page-added-later", lambda _request: _page(secret_page))
+
+    async def later_page(_request: web.Request) -> web.Response:
+        return web.Response(text=secret_page)
+
+    app.router.add_get("/a-page-added-later", later_page)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -405,6 +409,3 @@ async def test_a_page_added_later_is_guarded_without_being_listed(tmp_path: Path
     finally:
         await runner.cleanup()
 
-
-async def _page(text: str) -> web.Response:
-    return web.Response(text=text)
