@@ -5,7 +5,7 @@ working. It comes in pages: ``?limit=`` calls (100 unless given, at most :data:`
 larger limit gets a full page) from ``?offset=`` (0: the newest). When more calls follow, the
 answer says where the next page starts in an ``X-Next-Offset`` header and a ``Link: <...>;
 rel="next"`` header, and the body stays as it was. Both reads run off the event loop
-(:meth:`~vobiz_stream.store.QueuedCallStore.calls_json`).
+(:meth:`~vobiz_stream.store.CallHistory.calls_json`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from vobiz_stream.logtext import loggable
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import CallHistory
 
 __all__ = ["DEFAULT_PAGE", "MAX_CALL_ID", "MAX_PAGE", "call_page", "one_call"]
 
@@ -44,7 +44,7 @@ def _whole_number(query: Mapping[str, str], name: str, default: int, least: int)
     return int(text)
 
 
-async def call_page(store: QueuedCallStore, request: web.Request) -> web.Response:
+async def call_page(store: CallHistory, request: web.Request) -> web.Response:
     """``GET /calls``: a page of calls, newest first."""
     try:
         limit = min(MAX_PAGE, _whole_number(request.query, "limit", DEFAULT_PAGE, 1))
@@ -64,7 +64,7 @@ async def call_page(store: QueuedCallStore, request: web.Request) -> web.Respons
     )
 
 
-async def one_call(store: QueuedCallStore, request: web.Request) -> web.Response:
+async def one_call(store: CallHistory, request: web.Request) -> web.Response:
     """``GET /calls/<call id>``: one call as in the list; 404 when the store does not know it."""
     call_id = request.match_info["call_id"]
     if len(call_id) > MAX_CALL_ID or not _CALL_ID.fullmatch(call_id):

@@ -1,0 +1,40 @@
+"""The call store: calls, their streams, their events and their status callbacks.
+
+:mod:`~vobiz_stream.store.interface` is what the app writes and reads through, with the record
+types; :mod:`~vobiz_stream.store.writes` the writes as values; :mod:`~vobiz_stream.store.queue`
+the write queue over any engine; :mod:`~vobiz_stream.store.sqlite` the SQLite engine, and
+:class:`QueuedCallStore`, the queue over it that the server uses.
+"""
+
+from vobiz_stream.store.interface import (
+    CallbackRecord,
+    CallHistory,
+    CallRecord,
+    CallStatus,
+    EventKind,
+    EventRecord,
+    StoreBusyError,
+    StoreEngine,
+    StoreFullError,
+    StreamRecord,
+)
+from vobiz_stream.store.queue import QueuedStore
+from vobiz_stream.store.sqlite import CallStore, QueuedCallStore
+from vobiz_stream.store.sqlite_schema import SCHEMA_VERSION
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CallHistory",
+    "CallRecord",
+    "CallStatus",
+    "CallStore",
+    "CallbackRecord",
+    "EventKind",
+    "EventRecord",
+    "QueuedCallStore",
+    "QueuedStore",
+    "StoreBusyError",
+    "StoreEngine",
+    "StoreFullError",
+    "StreamRecord",
+]

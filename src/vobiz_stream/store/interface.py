@@ -1,0 +1,256 @@
+"""What the app writes to and reads from the call store, whatever database keeps it.
+
+Two interfaces: :class:`CallHistory` is what the server, the keeper and the calls API call (the
+queued store, :class:`~vobiz_stream.store.queue.QueuedStore`, is it); :class:`StoreEngine` is what
+a database implements to be one (SQLite: :class:`~vobiz_stream.store.sqlite.CallStore`). An engine
+applies the write values of :mod:`~vobiz_stream.store.writes` and answers the reads; the queue,
+the event budgets and the hold while the disk is full come with the queue, written once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol, TypedDict, cast
+
+import orjson
+
+from vobiz_stream.errors import StoreError
+from vobiz_stream.store.event_budget import NOT_STORED
+from vobiz_stream.store.writes import Write
+from vobiz_stream.webhooks import SignatureCheck, StatusCallback
+
+__all__ = [
+    "CallHistory",
+    "CallRecord",
+    "CallStatus",
+    "CallbackRecord",
+    "EventKind",
+    "EventRecord",
+    "StoreBusyError",
+    "StoreEngine",
+    "StoreFullError",
+    "StreamRecord",
+    "call_from_json",
+    "calls_from_json",
+]
+
+
+class StoreBusyError(StoreError):
+    """The store's queue stayed full: a status callback could not be queued in time."""
+
+
+class StoreFullError(StoreError):
+    """The database has no room left (a full disk): the write may succeed later, as it was."""
+
+
+class CallStatus(StrEnum):
+    """Where a call stands, as far as this server knows."""
+
+    ACTIVE = "active"
+    """At least one of its streams is open."""
+    ENDED = "ended"
+    """All its streams closed."""
+    INTERRUPTED = "interrupted"
+    """A stream was still open when the server stopped without closing it (a crash)."""
+    CALLBACKS_ONLY = "callbacks_only"
+    """Known only from status callbacks: no stream of it has reached this server."""
+
+
+class EventKind(StrEnum):
+    """The kinds of call event worth keeping; :meth:`CallStore.add_event` accepts others too."""
+
+    START = "start"
+    STOP = "stop"
+    DTMF = "dtmf"
+    CHECKPOINT_PLAYED = "checkpoint_played"
+    CLEARED = "cleared"
+    """A ``clearAudio`` answered by ``clearedAudio``; the detail holds the round trip."""
+    MALFORMED_FRAME = "malformed_frame"
+    ERROR = "error"
+    BYTE_ORDER = "byte_order"
+    """The inbound L16 byte order was decided (detected or configured)."""
+    EVENTS_NOT_STORED = NOT_STORED
+    """Written when a stream closes: how many events of each kind were counted, not stored
+    (past :attr:`QueuedCallStore.EVENTS_PER_KIND` of a kind, or with the store's queue full)."""
+
+
+# What list_calls and get_call return: JSON-ready dicts (times as ISO 8601 UTC text) whose keys
+# are the column names; the engine builds them (SQLite: vobiz_stream.store.sqlite_reads).
+
+
+class StreamRecord(TypedDict):
+    """One socket of a call: ``id`` is the local row id, ``stream_id`` the carrier's id."""
+
+    id: int
+    stream_id: str | None
+    started_at: str
+    ended_at: str | None
+    end_reason: str | None
+    tracks: list[str]
+    encoding: str
+    sample_rate: int
+    byte_order: str | None
+    recording_path: str | None
+    frames_received: int
+    frames_malformed: int
+    frames_sent: int
+    error: str | None
+
+
+class EventRecord(TypedDict):
+    """A call event; ``stream_row`` is None for an event of the call as a whole."""
+
+    id: int
+    stream_row: int | None
+    at: str
+    kind: str
+    detail: dict[str, object]
+
+
+class CallbackRecord(TypedDict):
+    """A status callback; ``fields`` are all its fields as received."""
+
+    id: int
+    received_at: str
+    event: str
+    stream_id: str | None
+    signature: str
+    fields: dict[str, str]
+
+
+class CallRecord(TypedDict):
+    """A call with its streams, events and status callbacks, each oldest first."""
+
+    call_id: str
+    status: str
+    first_seen: str
+    last_seen: str
+    from_number: str | None
+    to_number: str | None
+    direction: str | None
+    account_id: str | None
+    streams: list[StreamRecord]
+    events: list[EventRecord]
+    status_callbacks: list[CallbackRecord]
+
+
+def calls_from_json(text: str) -> list[CallRecord]:
+    """The calls of a :meth:`StoreEngine.calls_json` page as Python objects."""
+    return cast(list[CallRecord], orjson.loads(text))
+
+
+def call_from_json(text: str | None) -> CallRecord | None:
+    """The call of :meth:`StoreEngine.call_json` as Python objects (None when unknown)."""
+    return None if text is None else cast(CallRecord, orjson.loads(text))
+
+
+class StoreEngine(Protocol):
+    """A database keeping the call history, used by one thread at a time.
+
+    Every method raises :class:`StoreError` and nothing else when the database fails, and
+    :class:`StoreFullError` when it fails for want of room (the queue then holds the writes and
+    tries them again).
+    """
+
+    def apply(self, write: Write) -> object:
+        """Do one write (in its own savepoint inside :meth:`batch`); returns what it returns."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction around several :meth:`apply`: a write that fails is undone alone."""
+        ...
+
+    def last_stream_row(self) -> int:
+        """The highest stream row id so far (0 in a new store)."""
+        ...
+
+    def mark_interrupted(self, now: datetime) -> int:
+        """Close every stream a previous run left open, ending at ``now``; returns how many."""
+        ...
+
+    def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]:
+        """The ``limit`` newest calls after ``offset`` as a JSON array of :class:`CallRecord`,
+        and whether more follow."""
+        ...
+
+    def call_json(self, call_id: str) -> str | None:
+        """One call as a JSON :class:`CallRecord`, or None when it is unknown."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class CallHistory(Protocol):
+    """The call store as the app sees it: writes that never wait, reads that see them."""
+
+    def open_stream(
+        self,
+        *,
+        call_id: str,
+        stream_id: str | None,
+        started_at: datetime,
+        tracks: Sequence[str],
+        encoding: str,
+        sample_rate: int,
+        recording_path: Path | str | None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        direction: str | None = None,
+        account_id: str | None = None,
+    ) -> int:
+        """Record a new stream of ``call_id``; returns its row id at once."""
+        ...
+
+    def update_stream(
+        self, row_id: int, *, byte_order: str | None = None, call_id: str | None = None
+    ) -> None: ...
+
+    def close_stream(
+        self,
+        row_id: int,
+        *,
+        ended_at: datetime,
+        end_reason: str,
+        frames_received: int,
+        frames_malformed: int,
+        frames_sent: int,
+        error: str | None = None,
+        call_id: str | None = None,
+    ) -> None: ...
+
+    def add_event(
+        self,
+        call_id: str,
+        stream_row: int | None,
+        kind: str,
+        detail: Mapping[str, object],
+        *,
+        at: datetime,
+    ) -> None: ...
+
+    def add_status_callback(
+        self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
+    ) -> concurrent.futures.Future[None]:
+        """Queue a status callback; the future is settled once it is committed or failed."""
+        ...
+
+    async def wait_for_room(self) -> None:
+        """Return once the queue has room, else raise :class:`StoreBusyError`."""
+        ...
+
+    async def settled(self) -> None:
+        """Wait until every write queued so far is committed (or failed)."""
+        ...
+
+    def mark_interrupted(self, now: datetime) -> int: ...
+
+    async def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]: ...
+
+    async def call_json(self, call_id: str) -> str | None: ...
+
+    def close(self) -> None: ...
