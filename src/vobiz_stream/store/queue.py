@@ -124,18 +124,18 @@ class QueuedStore(Closeable):
         self._next_row += 1
         self.submit(
             OpenStream(
-                call_id,
-                stream_id,
-                started_at,
-                tuple(tracks),
-                encoding,
-                sample_rate,
-                recording_path,
-                from_number,
-                to_number,
-                direction,
-                account_id,
-                row_id,
+                call_id=call_id,
+                stream_id=stream_id,
+                started_at=started_at,
+                tracks=tuple(tracks),
+                encoding=encoding,
+                sample_rate=sample_rate,
+                recording_path=recording_path,
+                from_number=from_number,
+                to_number=to_number,
+                direction=direction,
+                account_id=account_id,
+                row_id=row_id,
             )
         )
         return row_id
@@ -157,19 +157,19 @@ class QueuedStore(Closeable):
         self.submit(
             CloseStream(
                 row_id,
-                ended_at,
-                end_reason,
-                frames_received,
-                frames_malformed,
-                frames_sent,
-                error,
-                call_id,
+                ended_at=ended_at,
+                end_reason=end_reason,
+                frames_received=frames_received,
+                frames_malformed=frames_malformed,
+                frames_sent=frames_sent,
+                error=error,
+                call_id=call_id,
             )
         )
         not_stored = self._budget.settle(row_id)
         if not_stored is not None:
             owner, counts = not_stored
-            self.submit(AddEvent(owner, row_id, NOT_STORED, counts, ended_at))
+            self.submit(AddEvent(owner, row_id, NOT_STORED, counts, at=ended_at))
 
     def update_stream(
         self, row_id: int, *, byte_order: str | None = None, call_id: str | None = None
@@ -195,7 +195,7 @@ class QueuedStore(Closeable):
             if stream_row is not None:
                 self._budget.skip(stream_row, call_id, kind, "arriving with the store behind")
             return
-        self.submit(AddEvent(call_id, stream_row, kind, dict(detail), at))
+        self.submit(AddEvent(call_id, stream_row, kind, dict(detail), at=at))
 
     def add_status_callback(
         self, callback: StatusCallback, received_at: datetime, signature: SignatureCheck
