@@ -448,7 +448,7 @@ class _Call:
                 self._heard = files.enter_context(WavWriter(options.heard_path, rate))
                 self._heard_left = round(self._caller_end * rate)
             try:
-                await self._run_sockets(http, stream, frames)
+                await self._run_sockets(stream, frames)
             finally:
                 for task in (self._announcer, self._keypad):
                     if task is not None:
@@ -466,9 +466,7 @@ class _Call:
         if faults.active:
             self.report.faults = plan.injected
 
-    async def _run_sockets(
-        self, http: aiohttp.ClientSession, stream: Stream, frames: list[bytes]
-    ) -> None:
+    async def _run_sockets(self, stream: Stream, frames: list[bytes]) -> None:
         """Connect, converse, and while ``maxRetries`` allows, reconnect after a drop.
 
         At most ``1 + maxRetries`` connects: the loop is bounded by the retry count.
