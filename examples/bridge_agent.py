@@ -27,11 +27,19 @@ from typing import Protocol
 import demo
 import numpy as np
 
-from vobiz_stream.audio import Pcm
-from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize, tone
-from vobiz_stream.emulator.source import CallerSource, read_caller_audio
-from vobiz_stream.handlers import Handler, UtteranceCutter
-from vobiz_stream.session import BargeIn, CallSession, SpeechDetection
+from vobiz_stream import (
+    BargeIn,
+    CallerSource,
+    CallSession,
+    Handler,
+    Pcm,
+    SpeechDetection,
+    SpeechUnavailable,
+    UtteranceCutter,
+    asynthesize,
+    read_caller_audio,
+    tone,
+)
 
 log = logging.getLogger("bridge_agent")
 

@@ -31,12 +31,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from vobiz_stream.config import Settings
-from vobiz_stream.emulator import CallOptions, parse_key_press, run_call
-from vobiz_stream.emulator.source import CallerSource, read_caller_audio
-from vobiz_stream.handlers import Handler
-from vobiz_stream.loop import run
-from vobiz_stream.server import StreamServer
+from vobiz_stream import (
+    CallerSource,
+    CallOptions,
+    Handler,
+    Settings,
+    StreamServer,
+    parse_key_press,
+    read_caller_audio,
+    run,
+    run_call,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data"
 """The speech the examples' callers say by default (espeak-ng recordings in the repository)."""

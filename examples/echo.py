@@ -16,8 +16,7 @@ from __future__ import annotations
 import demo
 import numpy as np
 
-from vobiz_stream.emulator.source import CallerSource, read_caller_audio
-from vobiz_stream.handlers import echo
+from vobiz_stream import CallerSource, echo, read_caller_audio
 
 RATE = 8000
 

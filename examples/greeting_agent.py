@@ -21,10 +21,16 @@ import logging
 import demo
 import numpy as np
 
-from vobiz_stream.audio import Pcm
-from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize, tone
-from vobiz_stream.emulator.source import CallerSource
-from vobiz_stream.session import CallSession, DtmfReceived, SpeechDetection
+from vobiz_stream import (
+    CallerSource,
+    CallSession,
+    DtmfReceived,
+    Pcm,
+    SpeechDetection,
+    SpeechUnavailable,
+    asynthesize,
+    tone,
+)
 
 RATE = 16000
 """The rate the agent speaks at; the session converts it to the stream's outbound format."""

@@ -46,15 +46,25 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
 
-from vobiz_stream.audio import ByteOrder, Pcm, decode_l16, encode_l16
-from vobiz_stream.audio.speech import tone
-from vobiz_stream.emulator.source import CallerSource, read_caller_audio
-from vobiz_stream.formats import AudioFormat, Encoding
-from vobiz_stream.handlers import UtteranceCutter
+from vobiz_stream import (
+    AudioFormat,
+    ByteOrder,
+    CallerAudio,
+    CallerSource,
+    Encoding,
+    Pcm,
+    Response,
+    SpeechStarted,
+    Stream,
+    UtteranceCutter,
+    VoiceActivityDetector,
+    decode_l16,
+    encode_l16,
+    read_caller_audio,
+    render,
+    tone,
+)
 from vobiz_stream.integrations.pipecat import VobizFrameSerializer, VobizPlaybackTracker
-from vobiz_stream.session import CallerAudio
-from vobiz_stream.vad import SpeechStarted, VoiceActivityDetector
-from vobiz_stream.xml import Response, Stream, render
 
 RATE = 8000
 """The stream's rate, and the pipeline's both ways: nothing is resampled."""
