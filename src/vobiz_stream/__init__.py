@@ -9,7 +9,9 @@ not bring in the server or the emulator.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
+"""True for type checkers only; ``typing`` itself is not imported, to keep the import cheap."""
 
 if TYPE_CHECKING:
     from vobiz_stream.audio import (
@@ -350,7 +352,7 @@ _MODULE_OF = {name: module for module, names in _MODULES.items() for name in nam
 
 if not TYPE_CHECKING:  # a type checker sees the imports above, and no catch-all
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> object:
         """Import a public name from its module the first time it is asked for (PEP 562)."""
         module = _MODULE_OF.get(name)
         if module is None:
