@@ -362,4 +362,4 @@ if not TYPE_CHECKING:  # a type checker sees the imports above, and no catch-all
         return value
 
     def __dir__() -> list[str]:
-        return sorted([*globals(), *__all__])
+        return sorted({*globals(), *__all__})
