@@ -27,11 +27,19 @@ from typing import Protocol
 import demo
 import numpy as np
 
-from vobiz_stream.audio import Pcm
-from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize, tone
-from vobiz_stream.emulator.source import CallerAudio, read_caller_audio
-from vobiz_stream.handlers import Handler, UtteranceCutter
-from vobiz_stream.session import BargeIn, CallSession, SpeechDetection
+from vobiz_stream import (
+    BargeIn,
+    CallerSource,
+    CallSession,
+    Handler,
+    Pcm,
+    SpeechDetection,
+    SpeechUnavailable,
+    UtteranceCutter,
+    asynthesize,
+    read_caller_audio,
+    tone,
+)
 
 log = logging.getLogger("bridge_agent")
 
@@ -122,11 +130,11 @@ async def echo_reply(text: str) -> str:
 handle = bridge(UtteranceLength(), Espeak(), echo_reply)
 
 
-def caller_audio() -> CallerAudio:
+def caller_audio() -> CallerSource:
     """Half a second of silence, a question, then silence while the agent answers."""
     speech = read_caller_audio(demo.FIXTURES / "speech_male_8k.wav").at_rate(8000)
     pause = np.zeros(4000, dtype=np.int16)
-    return CallerAudio(np.concatenate([pause, speech, np.zeros(28000, dtype=np.int16)]), 8000)
+    return CallerSource(np.concatenate([pause, speech, np.zeros(28000, dtype=np.int16)]), 8000)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from vobiz_stream.config import Settings
-from vobiz_stream.emulator import CallOptions, parse_key_press, run_call
-from vobiz_stream.emulator.source import CallerAudio, read_caller_audio
-from vobiz_stream.handlers import Handler
-from vobiz_stream.loop import run
-from vobiz_stream.server import StreamServer
+from vobiz_stream import (
+    CallerSource,
+    CallOptions,
+    Handler,
+    Settings,
+    StreamServer,
+    parse_key_press,
+    read_caller_audio,
+    run,
+    run_call,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data"
 """The speech the examples' callers say by default (espeak-ng recordings in the repository)."""
@@ -47,7 +52,7 @@ Serving = Callable[[argparse.Namespace], AbstractAsyncContextManager[str]]
 """Starts the example's server for the call and yields its answer URL."""
 
 
-def main(serving: Serving, caller: Path | CallerAudio, *, name: str) -> None:
+def main(serving: Serving, caller: Path | CallerSource, *, name: str) -> None:
     """Parse the example's command line, place the call, exit with its outcome."""
     parser = argparse.ArgumentParser(
         prog=f".venv/bin/python examples/{name}.py",
@@ -91,14 +96,14 @@ def main(serving: Serving, caller: Path | CallerAudio, *, name: str) -> None:
     sys.exit(run(_call(serving, args, args.audio or caller)))
 
 
-async def _call(serving: Serving, args: argparse.Namespace, caller: Path | CallerAudio) -> int:
+async def _call(serving: Serving, args: argparse.Namespace, caller: Path | CallerSource) -> int:
     options: dict[str, Any] = {
         "speed": args.speed,
         "heard_path": args.heard,
         "on_event": lambda entry: print(f"  {entry}"),
         "dtmf": tuple(args.dtmf),
     }
-    audio = caller if isinstance(caller, CallerAudio) else read_caller_audio(caller)
+    audio = caller if isinstance(caller, CallerSource) else read_caller_audio(caller)
     async with serving(args) as answer_url:
         print(f"calling {answer_url} ({audio.seconds:.1f}s of caller audio)")
         report = await run_call(answer_url, audio, CallOptions(**options))

@@ -16,13 +16,12 @@ from __future__ import annotations
 import demo
 import numpy as np
 
-from vobiz_stream.emulator.source import CallerAudio, read_caller_audio
-from vobiz_stream.handlers import echo
+from vobiz_stream import CallerSource, echo, read_caller_audio
 
 RATE = 8000
 
 
-def caller_audio() -> CallerAudio:
+def caller_audio() -> CallerSource:
     """Silence, a sentence, a pause in which the echo starts, then a sentence over the echo."""
     male = read_caller_audio(demo.FIXTURES / "speech_male_8k.wav").at_rate(RATE)
     female = read_caller_audio(demo.FIXTURES / "speech_female_8k.wav").at_rate(RATE)
@@ -30,7 +29,7 @@ def caller_audio() -> CallerAudio:
     def pause(seconds: float) -> np.ndarray:
         return np.zeros(round(seconds * RATE), dtype=np.int16)
 
-    return CallerAudio(np.concatenate([pause(0.5), male, pause(1.5), female, pause(4.0)]), RATE)
+    return CallerSource(np.concatenate([pause(0.5), male, pause(1.5), female, pause(4.0)]), RATE)
 
 
 if __name__ == "__main__":

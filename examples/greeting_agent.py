@@ -21,10 +21,16 @@ import logging
 import demo
 import numpy as np
 
-from vobiz_stream.audio import Pcm
-from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize, tone
-from vobiz_stream.emulator.source import CallerAudio
-from vobiz_stream.session import CallSession, DtmfReceived, SpeechDetection
+from vobiz_stream import (
+    CallerSource,
+    CallSession,
+    DtmfReceived,
+    Pcm,
+    SpeechDetection,
+    SpeechUnavailable,
+    asynthesize,
+    tone,
+)
 
 RATE = 16000
 """The rate the agent speaks at; the session converts it to the stream's outbound format."""
@@ -54,9 +60,9 @@ async def handle(session: CallSession) -> None:
             await session.play(await say(f"You pressed {event.digit}.", digits), RATE)
 
 
-def silent_caller(seconds: float = 9.0) -> CallerAudio:
+def silent_caller(seconds: float = 9.0) -> CallerSource:
     """A caller who listens and presses keys (``--dtmf``) without a word."""
-    return CallerAudio(np.zeros(round(seconds * 8000), dtype=np.int16), 8000)
+    return CallerSource(np.zeros(round(seconds * 8000), dtype=np.int16), 8000)
 
 
 if __name__ == "__main__":

@@ -46,15 +46,25 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
 
-from vobiz_stream.audio import ByteOrder, Pcm, decode_l16, encode_l16
-from vobiz_stream.audio.speech import tone
-from vobiz_stream.emulator.source import CallerAudio, read_caller_audio
-from vobiz_stream.formats import AudioFormat, Encoding
-from vobiz_stream.handlers import UtteranceCutter
+from vobiz_stream import (
+    AudioFormat,
+    ByteOrder,
+    CallerAudio,
+    CallerSource,
+    Encoding,
+    Pcm,
+    Response,
+    SpeechStarted,
+    Stream,
+    UtteranceCutter,
+    VoiceActivityDetector,
+    decode_l16,
+    encode_l16,
+    read_caller_audio,
+    render,
+    tone,
+)
 from vobiz_stream.integrations.pipecat import VobizFrameSerializer, VobizPlaybackTracker
-from vobiz_stream.session import CallerAudio as CallerAudioEvent
-from vobiz_stream.vad import SpeechStarted, VoiceActivityDetector
-from vobiz_stream.xml import Response, Stream, render
 
 RATE = 8000
 """The stream's rate, and the pipeline's both ways: nothing is resampled."""
@@ -89,7 +99,7 @@ class UtteranceEcho(FrameProcessor):
         if not self._greeted:  # the caller's first audio: the stream is up
             self._greeted = True
             await self._speak(tone(GREETING_SECONDS, RATE))
-        self._utterances.feed(CallerAudioEvent(pcm, RATE))
+        self._utterances.feed(CallerAudio(pcm, RATE))
         for event in self._vad.push(pcm):
             if isinstance(event, SpeechStarted) and self._bot_speaking:
                 log.info("caller spoke over the bot: interrupting")
@@ -154,7 +164,7 @@ async def run_bot(websocket: WebSocket, observers: Sequence[BaseObserver] = ()) 
     await runner.run()
 
 
-def caller_audio() -> CallerAudio:
+def caller_audio() -> CallerSource:
     """Silence through the greeting, a sentence, a pause in which the echo starts, a sentence
     over the echo, then silence while that one is echoed."""
     male = read_caller_audio(demo.FIXTURES / "speech_male_8k.wav").at_rate(RATE)
@@ -164,7 +174,7 @@ def caller_audio() -> CallerAudio:
         return np.zeros(round(seconds * RATE), dtype=np.int16)
 
     parts = [pause(1.5), male, pause(1.5), female, pause(4.0)]
-    return CallerAudio(np.concatenate(parts), RATE)
+    return CallerSource(np.concatenate(parts), RATE)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import demo
 
-from vobiz_stream.handlers import record
+from vobiz_stream import record
 
 if __name__ == "__main__":
     demo.main(demo.serving_handler(record), demo.FIXTURES / "speech_male_8k.wav", name="recorder")

@@ -12,7 +12,7 @@ from typing import IO
 import aiohttp
 import numpy as np
 
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 
 RATE = 8000
 
@@ -48,9 +48,9 @@ async def start_serve(
     raise RuntimeError("serve did not come up in 10 s")
 
 
-def tone(seconds: float) -> CallerAudio:
+def tone(seconds: float) -> CallerSource:
     """A warbling tone with a little noise: not silence, so every stage has work to do."""
     t = np.arange(int(seconds * RATE)) / RATE
     pcm = 6000 * np.sin(2 * np.pi * (300 + 200 * np.sin(2 * np.pi * 3 * t)) * t)
     pcm += np.random.default_rng(0).normal(0, 200, len(pcm))
-    return CallerAudio(pcm.astype(np.int16), RATE)
+    return CallerSource(pcm.astype(np.int16), RATE)

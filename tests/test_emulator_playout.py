@@ -11,7 +11,7 @@ from vobiz_stream.audio import ByteOrder, encode_l16, encode_mulaw
 from vobiz_stream.emulator import CallOptions
 from vobiz_stream.emulator.playout import (
     PAUSE_SECONDS,
-    CheckpointPlayed,
+    CheckpointReached,
     Degraded,
     Gap,
     PlaybackStarted,
@@ -128,13 +128,13 @@ def test_checkpoint_is_due_exactly_when_the_audio_before_it_has_played() -> None
     assert model.checkpoint("turn-1", now=1.01) == [PlaybackStarted(1.0, None)]
     assert model.next_deadline() == pytest.approx(1.2)
     assert model.advance(1.19) == []
-    assert model.advance(1.25) == [CheckpointPlayed("turn-1", received_at=1.01, played_at=1.2)]
+    assert model.advance(1.25) == [CheckpointReached("turn-1", received_at=1.01, played_at=1.2)]
     assert model.next_deadline() is None
 
 
 def test_checkpoint_on_an_empty_queue_is_due_at_once() -> None:
     model = Playout(RATE)
-    assert model.checkpoint("now", now=0.5) == [CheckpointPlayed("now", 0.5, 0.5)]
+    assert model.checkpoint("now", now=0.5) == [CheckpointReached("now", 0.5, 0.5)]
 
 
 def test_checkpoint_after_the_last_frame_left_the_queue_waits_for_it_to_play() -> None:
@@ -143,7 +143,7 @@ def test_checkpoint_after_the_last_frame_left_the_queue_waits_for_it_to_play() -
     model.advance(0.09)  # the last frame (0.08-0.1) is playing; nothing is queued
     assert model.checkpoint("end", now=0.09) == []
     assert model.next_deadline() == pytest.approx(0.1)
-    assert model.advance(0.1) == [CheckpointPlayed("end", 0.09, 0.1)]
+    assert model.advance(0.1) == [CheckpointReached("end", 0.09, 0.1)]
 
 
 def test_checkpoints_come_due_in_order_with_the_audio_between_them() -> None:
@@ -153,7 +153,7 @@ def test_checkpoints_come_due_in_order_with_the_audio_between_them() -> None:
     model.play(l16(ramp(800)), now=0.0)
     model.checkpoint("b", now=0.0)
     events = model.advance(1.0)
-    assert [(e.name, e.played_at) for e in events if isinstance(e, CheckpointPlayed)] == [
+    assert [(e.name, e.played_at) for e in events if isinstance(e, CheckpointReached)] == [
         ("a", 0.1),
         ("b", 0.2),
     ]
@@ -165,7 +165,7 @@ def test_a_checkpoint_after_every_frame_is_answered_as_its_frame_ends() -> None:
         model.play(l16(ramp(FRAME)), now=0.0)
         model.checkpoint(f"frame-{index}", now=0.0)
     events = model.advance(1.0)
-    played = [e.played_at for e in events if isinstance(e, CheckpointPlayed)]
+    played = [e.played_at for e in events if isinstance(e, CheckpointReached)]
     assert played == pytest.approx([0.02 * (index + 1) for index in range(10)])
 
 
@@ -285,7 +285,7 @@ def test_formats_are_converted_to_the_call_rate() -> None:
     model.checkpoint("24k", now=0.0)
     assert model.next_deadline() == pytest.approx(0.1, abs=0.001)  # the first is still first
     events = model.advance(1.0)
-    assert [e.played_at for e in events if isinstance(e, CheckpointPlayed)] == pytest.approx(
+    assert [e.played_at for e in events if isinstance(e, CheckpointReached)] == pytest.approx(
         [0.1, 0.2], abs=0.001
     )
     heard = model.pop_heard()
@@ -328,7 +328,7 @@ def test_hang_up_answers_what_is_due_and_voids_the_rest() -> None:
     model.play(l16(ramp(800)), now=0.0)
     model.checkpoint("cut", now=0.0)
     events, voided = model.hang_up(now=0.15)
-    assert events == [PlaybackStarted(0.0, None), CheckpointPlayed("done", 0.0, 0.1)]
+    assert events == [PlaybackStarted(0.0, None), CheckpointReached("done", 0.0, 0.1)]
     assert voided == ("cut",)
     heard = model.pop_heard(partial=True)
     assert len(heard) == 1200

@@ -79,7 +79,6 @@ def test_a_detecting_decoder_is_settled_once_the_order_is_known() -> None:
     assert not decoder.settled
     for chunk, pcm in enumerate(frames):
         decoder.push(l16_media(pcm, ByteOrder.BIG, chunk))
-        assert decoder.settled is not decoder.detecting
         if decoder.settled:
             break
     assert decoder.settled and decoder.byte_order is ByteOrder.BIG
@@ -112,7 +111,7 @@ def test_seed_shape_frame_that_names_mulaw_is_decoded_as_mulaw() -> None:
 def test_fixed_byte_order_decodes_each_frame_at_once(order: ByteOrder) -> None:
     frames, _ = speech_frames("speech_female_8k")
     decoder = InboundDecoder(L16_8K, order)
-    assert not decoder.detecting
+    assert decoder.settled
     assert decoder.byte_order is order
     for chunk, pcm in enumerate(frames):
         decoded = decoder.push(l16_media(pcm, order, chunk))
@@ -149,7 +148,7 @@ def test_detection_holds_frames_then_releases_them_in_order_decoded_right(
     frames, rate = speech_frames(name)
     decisions = Decisions()
     decoder = InboundDecoder(AudioFormat(Encoding.L16, rate), on_decided=decisions)
-    assert decoder.detecting
+    assert not decoder.settled
     out: Decoded = []
     released_at: list[int] = []
     for chunk, pcm in enumerate(frames):
@@ -168,7 +167,7 @@ def test_detection_holds_frames_then_releases_them_in_order_decoded_right(
     assert quiet_lead <= first_release < quiet_lead + 4
     assert released_at[quiet_lead:] == list(range(first_release, len(frames)))
     assert decisions.calls == [(order, first_release + 1)]
-    assert not decoder.detecting
+    assert decoder.settled
     assert decoder.byte_order is order
     # Every frame, once, in order, decoded in the stream's real order.
     assert chunks_of(out) == list(range(len(frames)))
@@ -185,7 +184,7 @@ def test_silence_is_never_held_and_detection_goes_on() -> None:
         released = decoder.push(l16_media(quiet[chunk % 2], ByteOrder.BIG, chunk))
         assert chunks_of(released) == [chunk]
         np.testing.assert_array_equal(released[0][1], quiet[chunk % 2])
-    assert decoder.detecting
+    assert not decoder.settled
     assert decoder.byte_order is ByteOrder.LITTLE  # the default: no evidence yet
 
     # Big-endian speech follows: held until it decides, then every frame reads right.
@@ -195,7 +194,7 @@ def test_silence_is_never_held_and_detection_goes_on() -> None:
     out.extend(decoder.flush())
     assert decisions.calls and decisions.calls[0][0] is ByteOrder.BIG
     assert len(decisions.calls) == 1
-    assert not decoder.detecting
+    assert decoder.settled
     assert chunks_of(out) == [30 + index for index in range(len(frames))]
     np.testing.assert_array_equal(np.concatenate([pcm for _, pcm in out]), np.concatenate(frames))
 
@@ -210,7 +209,7 @@ def test_frames_that_do_not_decide_are_held() -> None:
     decoder = InboundDecoder(L16_8K)
     for chunk, pcm in enumerate(loud_noise(24, 1)):
         assert decoder.push(l16_media(pcm, ByteOrder.BIG, chunk)) == []
-    assert decoder.detecting
+    assert not decoder.settled
 
 
 def test_silence_after_held_frames_waits_behind_them() -> None:
@@ -242,7 +241,7 @@ def test_after_the_decision_a_frame_naming_mulaw_is_still_read_as_mulaw() -> Non
     decoder = InboundDecoder(L16_8K)
     for chunk, pcm in enumerate(frames[:40]):
         decoder.push(l16_media(pcm, ByteOrder.BIG, chunk))
-    assert not decoder.detecting
+    assert decoder.settled
     mulaw = Media(payload=encode_mulaw(frames[41]), media_format=AudioFormat(Encoding.MULAW, 8000))
     [(_, decoded)] = decoder.push(mulaw)
     np.testing.assert_array_equal(decoded, decode_mulaw(mulaw.payload))
@@ -262,7 +261,7 @@ def test_noise_that_never_decides_is_held_at_most_hold_frames() -> None:
     assert decoder.push(frames[2]) == []
     assert chunks_of(decoder.push(frames[3])) == [0, 1, 2, 3]
     assert chunks_of(decoder.push(frames[4])) == [4]
-    assert decoder.detecting
+    assert not decoder.settled
 
 
 def test_flush_releases_held_frames_by_the_evidence_so_far() -> None:
@@ -277,7 +276,7 @@ def test_flush_releases_held_frames_by_the_evidence_so_far() -> None:
     for chunk, pcm in enumerate(speech):
         assert decoder.push(l16_media(pcm, ByteOrder.BIG, chunk)) == []
     assert decisions.calls == []
-    assert decoder.detecting
+    assert not decoder.settled
     released = decoder.flush()
     assert chunks_of(released) == list(range(5))
     for (_, pcm), original in zip(released, speech, strict=True):

@@ -9,8 +9,8 @@ import random
 import numpy as np
 import pytest
 
+from vobiz_stream.formats import FRAME_SECONDS
 from vobiz_stream.playback import (
-    FRAME_SECONDS,
     OutboundFrame,
     PlaybackLedger,
     PlayHandle,

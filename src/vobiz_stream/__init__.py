@@ -1,6 +1,365 @@
 """vobiz-stream: a toolkit for Vobiz audio streams.
 
-Stream server, carrier emulator and the building blocks both are made of.
+Stream server, carrier emulator and the building blocks both are made of. Everything a user
+needs is importable from here (``from vobiz_stream import CallSession, run_call``); each name is
+imported from its module on first use, so ``import vobiz_stream`` stays cheap and a codec does
+not bring in the server or the emulator.
 """
 
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False
+"""True for type checkers only; ``typing`` itself is not imported, to keep the import cheap."""
+
+if TYPE_CHECKING:
+    from vobiz_stream.audio import (
+        ByteOrder,
+        ByteOrderDetector,
+        FrameSlicer,
+        Pcm,
+        Quality,
+        Resampler,
+        WavWriter,
+        decode_l16,
+        decode_mulaw,
+        encode_l16,
+        encode_mulaw,
+    )
+    from vobiz_stream.audio.speech import (
+        SpeechUnavailable,
+        asynthesize,
+        synthesize,
+        tone,
+    )
+    from vobiz_stream.config import (
+        ConfigError,
+        Settings,
+        load_settings,
+    )
+    from vobiz_stream.datadir_lock import DataDirInUseError
+    from vobiz_stream.emulator import (
+        CallOptions,
+        CallReport,
+        Faults,
+        LoadOptions,
+        LoadSummary,
+        parse_key_press,
+        run_call,
+        run_load,
+    )
+    from vobiz_stream.emulator.source import (
+        CallerSource,
+        EmulatorError,
+        read_caller_audio,
+    )
+    from vobiz_stream.errors import (
+        AudioError,
+        ProtocolError,
+        StoreError,
+        VobizStreamError,
+        XmlError,
+    )
+    from vobiz_stream.formats import AudioFormat, Encoding
+    from vobiz_stream.handlers import (
+        Handler,
+        HandlerError,
+        UtteranceCutter,
+        echo,
+        listens_only,
+        record,
+    )
+    from vobiz_stream.loop import run
+    from vobiz_stream.playback import PlayHandle, PlayOutcome
+    from vobiz_stream.protocol import (
+        AppCommand,
+        CarrierEvent,
+        Checkpoint,
+        ClearAudio,
+        ClearedAudio,
+        Dtmf,
+        Media,
+        MediaEncoder,
+        PlayAudio,
+        PlayedStream,
+        Start,
+        Stop,
+        StopCommand,
+        Track,
+        Unknown,
+        encode,
+        encode_payload,
+        parse_command,
+        parse_event,
+    )
+    from vobiz_stream.server import StreamServer, serve
+    from vobiz_stream.session import (
+        AudioCleared,
+        BargeIn,
+        CallerAudio,
+        CallSession,
+        CheckpointPlayed,
+        DtmfReceived,
+        SessionError,
+        SessionEvent,
+        SessionOptions,
+        SpeechDetection,
+    )
+    from vobiz_stream.vad import (
+        SpeechEnded,
+        SpeechStarted,
+        VoiceActivityDetector,
+    )
+    from vobiz_stream.xml import (
+        AudioTrack,
+        Dial,
+        Hangup,
+        Play,
+        Response,
+        Speak,
+        Stream,
+        Wait,
+        answer_xml,
+        parse_response,
+        render,
+        validate,
+    )
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "AppCommand",
+    "AudioCleared",
+    "AudioError",
+    "AudioFormat",
+    "AudioTrack",
+    "BargeIn",
+    "ByteOrder",
+    "ByteOrderDetector",
+    "CallOptions",
+    "CallReport",
+    "CallSession",
+    "CallerAudio",
+    "CallerSource",
+    "CarrierEvent",
+    "Checkpoint",
+    "CheckpointPlayed",
+    "ClearAudio",
+    "ClearedAudio",
+    "ConfigError",
+    "DataDirInUseError",
+    "Dial",
+    "Dtmf",
+    "DtmfReceived",
+    "EmulatorError",
+    "Encoding",
+    "Faults",
+    "FrameSlicer",
+    "Handler",
+    "HandlerError",
+    "Hangup",
+    "LoadOptions",
+    "LoadSummary",
+    "Media",
+    "MediaEncoder",
+    "Pcm",
+    "Play",
+    "PlayAudio",
+    "PlayHandle",
+    "PlayOutcome",
+    "PlayedStream",
+    "ProtocolError",
+    "Quality",
+    "Resampler",
+    "Response",
+    "SessionError",
+    "SessionEvent",
+    "SessionOptions",
+    "Settings",
+    "Speak",
+    "SpeechDetection",
+    "SpeechEnded",
+    "SpeechStarted",
+    "SpeechUnavailable",
+    "Start",
+    "Stop",
+    "StopCommand",
+    "StoreError",
+    "Stream",
+    "StreamServer",
+    "Track",
+    "Unknown",
+    "UtteranceCutter",
+    "VobizStreamError",
+    "VoiceActivityDetector",
+    "Wait",
+    "WavWriter",
+    "XmlError",
+    "answer_xml",
+    "asynthesize",
+    "decode_l16",
+    "decode_mulaw",
+    "echo",
+    "encode",
+    "encode_l16",
+    "encode_mulaw",
+    "encode_payload",
+    "listens_only",
+    "load_settings",
+    "parse_command",
+    "parse_event",
+    "parse_key_press",
+    "parse_response",
+    "read_caller_audio",
+    "record",
+    "render",
+    "run",
+    "run_call",
+    "run_load",
+    "serve",
+    "synthesize",
+    "tone",
+    "validate",
+]
+
+_MODULES = {
+    "vobiz_stream.audio": (
+        "ByteOrder",
+        "ByteOrderDetector",
+        "FrameSlicer",
+        "Pcm",
+        "Quality",
+        "Resampler",
+        "WavWriter",
+        "decode_l16",
+        "decode_mulaw",
+        "encode_l16",
+        "encode_mulaw",
+    ),
+    "vobiz_stream.audio.speech": (
+        "SpeechUnavailable",
+        "asynthesize",
+        "synthesize",
+        "tone",
+    ),
+    "vobiz_stream.config": (
+        "ConfigError",
+        "Settings",
+        "load_settings",
+    ),
+    "vobiz_stream.datadir_lock": ("DataDirInUseError",),
+    "vobiz_stream.emulator": (
+        "CallOptions",
+        "CallReport",
+        "Faults",
+        "LoadOptions",
+        "LoadSummary",
+        "parse_key_press",
+        "run_call",
+        "run_load",
+    ),
+    "vobiz_stream.emulator.source": (
+        "CallerSource",
+        "EmulatorError",
+        "read_caller_audio",
+    ),
+    "vobiz_stream.errors": (
+        "AudioError",
+        "ProtocolError",
+        "StoreError",
+        "VobizStreamError",
+        "XmlError",
+    ),
+    "vobiz_stream.formats": (
+        "AudioFormat",
+        "Encoding",
+    ),
+    "vobiz_stream.handlers": (
+        "Handler",
+        "HandlerError",
+        "UtteranceCutter",
+        "echo",
+        "listens_only",
+        "record",
+    ),
+    "vobiz_stream.loop": ("run",),
+    "vobiz_stream.playback": (
+        "PlayHandle",
+        "PlayOutcome",
+    ),
+    "vobiz_stream.protocol": (
+        "AppCommand",
+        "CarrierEvent",
+        "Checkpoint",
+        "ClearAudio",
+        "ClearedAudio",
+        "Dtmf",
+        "Media",
+        "MediaEncoder",
+        "PlayAudio",
+        "PlayedStream",
+        "Start",
+        "Stop",
+        "StopCommand",
+        "Track",
+        "Unknown",
+        "encode",
+        "encode_payload",
+        "parse_command",
+        "parse_event",
+    ),
+    "vobiz_stream.server": (
+        "StreamServer",
+        "serve",
+    ),
+    "vobiz_stream.session": (
+        "AudioCleared",
+        "BargeIn",
+        "CallSession",
+        "CallerAudio",
+        "CheckpointPlayed",
+        "DtmfReceived",
+        "SessionError",
+        "SessionEvent",
+        "SessionOptions",
+        "SpeechDetection",
+    ),
+    "vobiz_stream.vad": (
+        "SpeechEnded",
+        "SpeechStarted",
+        "VoiceActivityDetector",
+    ),
+    "vobiz_stream.xml": (
+        "AudioTrack",
+        "Dial",
+        "Hangup",
+        "Play",
+        "Response",
+        "Speak",
+        "Stream",
+        "Wait",
+        "answer_xml",
+        "parse_response",
+        "render",
+        "validate",
+    ),
+}
+"""Where each public name lives: the module :func:`__getattr__` imports it from."""
+
+_MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
+
+
+if not TYPE_CHECKING:  # a type checker sees the imports above, and no catch-all
+
+    def __getattr__(name: str) -> object:
+        """Import a public name from its module the first time it is asked for (PEP 562)."""
+        module = _MODULE_OF.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

@@ -138,10 +138,6 @@ class Admitted:
         """Whether a token bound the socket to ``call_id``: its ``start`` may name no other."""
         self._release: Callable[[Admitted], None] | None = release
 
-    @property
-    def released(self) -> bool:
-        return self._release is None
-
     def release(self) -> None:
         """Give the slot back; later calls do nothing."""
         release, self._release = self._release, None

@@ -14,6 +14,8 @@ from vobiz_stream.errors import AudioError
 
 FRAME_MS = 20
 """The carrier sends, and plays, audio in 20 ms frames."""
+FRAME_SECONDS = FRAME_MS / 1000
+"""One frame's length in seconds."""
 
 
 class Encoding(StrEnum):

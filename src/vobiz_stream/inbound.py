@@ -100,12 +100,6 @@ class InboundDecoder:
         """The order L16 is read in now: decided, else the best guess from the evidence so far."""
         return self._order if self._detector is None else self._detector.best_guess
 
-    @property
-    def detecting(self) -> bool:
-        """Still telling the byte order apart (frames may be held): the opposite of
-        :attr:`settled`, which is kept as a plain attribute for the per-frame check."""
-        return not self.settled
-
     def decode(self, media: Media) -> bytes:
         """One frame of a :attr:`settled` stream as little-endian L16 bytes: the samples
         :meth:`push` would return for it alone, laid out as the WAV holds them."""

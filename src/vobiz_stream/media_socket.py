@@ -4,7 +4,7 @@ Each transport shell (aiohttp's in :mod:`vobiz_stream.server`, picows's in
 :mod:`vobiz_stream.picows_media`) does the same four things per socket, all through here:
 
 1. :meth:`MediaStreams.admit`: the server's :class:`~vobiz_stream.admission.Admission` rules
-   (and no new socket while the server drains); a :class:`Refusal` says how to refuse;
+   (and no new socket while the server drains); a :class:`SocketRefusal` says how to refuse;
 2. once accepted, :meth:`MediaStreams.open_stream` with a :class:`MediaTransport` for the socket
    and the admission's slot;
 3. each text frame to :meth:`OpenStream.receive` (True: the stream is over, close the socket
@@ -57,7 +57,7 @@ class MediaTransport(Transport, Protocol):
 
 
 @dataclass(frozen=True)
-class Refusal:
+class SocketRefusal:
     """Why a socket is refused: the HTTP status to refuse its upgrade with and a text that says
     what to do; ``close_code`` for a transport that can only refuse after the upgrade."""
 
@@ -101,15 +101,15 @@ class MediaStreams:
         self.draining = False
         """Set when the server stops: new sockets are refused, open ones get to finish."""
 
-    def admit(self, query: Mapping[str, str], peer_ip: str) -> Admitted | Refusal:
+    def admit(self, query: Mapping[str, str], peer_ip: str) -> Admitted | SocketRefusal:
         """Whether a socket from ``peer_ip`` with URL query ``query`` may be accepted: its
         admission slot (release it if the socket never opens a stream), or the refusal."""
         if self.draining:
-            return Refusal(503, "server is shutting down; retry elsewhere\n")
+            return SocketRefusal(503, "server is shutting down; retry elsewhere\n")
         decision = self.admission.admit(query, peer_ip)
         if isinstance(decision, Admitted):
             return decision
-        return Refusal(decision.status, decision.message + "\n")
+        return SocketRefusal(decision.status, decision.message + "\n")
 
     def open_stream(
         self, transport: MediaTransport, query: Mapping[str, str], admitted: Admitted

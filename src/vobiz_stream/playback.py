@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from vobiz_stream.formats import FRAME_MS
-
-FRAME_SECONDS = FRAME_MS / 1000
+from vobiz_stream.formats import FRAME_SECONDS
 
 
 class PlayOutcome(StrEnum):

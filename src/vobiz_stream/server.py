@@ -46,7 +46,7 @@ from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.logtext import loggable
-from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
+from vobiz_stream.media_socket import MediaStreams, OpenStream, SocketRefusal
 from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.picows_media import start_media_server
 from vobiz_stream.redact import redact, redact_callback
@@ -320,7 +320,7 @@ class StreamServer:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         admitted = self.streams.admit(request.query, request.remote or "")
-        if isinstance(admitted, Refusal):
+        if isinstance(admitted, SocketRefusal):
             return web.Response(status=admitted.status, text=admitted.text)
         try:
             return await self._run_stream(request, admitted)

@@ -47,6 +47,7 @@ from vobiz_stream.audio import (
 from vobiz_stream.errors import ProtocolError, VobizStreamError
 from vobiz_stream.formats import (
     DEFAULT_FORMAT,
+    FRAME_SECONDS,
     INBOUND_RATES,
     OUTBOUND_RATES,
     AudioFormat,
@@ -55,7 +56,6 @@ from vobiz_stream.formats import (
 from vobiz_stream.inbound import LONGEST_INBOUND_PAYLOAD, InboundDecoder
 from vobiz_stream.logtext import loggable
 from vobiz_stream.playback import (
-    FRAME_SECONDS,
     HeardAudio,
     OutboundFrame,
     PlaybackLedger,

@@ -14,7 +14,7 @@ from vobiz_stream.audio import Pcm
 from vobiz_stream.audio.speech import tone
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.pytest_plugin import read_heard
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.session import CallSession, SpeechDetection
 from vobiz_stream.vad import DEFAULT_START_MS
 
@@ -58,7 +58,7 @@ async def test_the_tone_stops_soon_after_the_caller_speaks_over_it(
     heard_path = running.data_dir / "heard.wav"
     report = await run_call(
         running.base + "/",
-        CallerAudio(caller, rate),
+        CallerSource(caller, rate),
         CallOptions(heard_path=heard_path, hangup_after=onset + 1.5),
     )
     await running.wait_idle()
@@ -90,7 +90,7 @@ async def test_no_barge_in_on_comfort_noise(start_server: StartServer) -> None:
     noise = rng.normal(0, 32768 * 10 ** (-55 / 20), 4 * 8000).astype(np.int16)
     heard_path = running.data_dir / "heard.wav"
     report = await run_call(
-        running.base + "/", CallerAudio(noise, 8000), CallOptions(heard_path=heard_path)
+        running.base + "/", CallerSource(noise, 8000), CallOptions(heard_path=heard_path)
     )
     await running.wait_idle()
     assert report.completed, report.failure

@@ -30,7 +30,7 @@ from vobiz_stream.audio import ByteOrder, Pcm, Resampler, encode_l16
 from vobiz_stream.audio.speech import tone
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.pytest_plugin import read_heard
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.vad import DEFAULT_START_MS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -343,7 +343,7 @@ async def bridge_call(
     agent = example("bridge_agent")
     running = await start_server(agent.bridge(service, service, reply))
     report = await run_call(
-        running.base + "/", CallerAudio(caller, RATE), CallOptions(heard_path=path)
+        running.base + "/", CallerSource(caller, RATE), CallOptions(heard_path=path)
     )
     await running.wait_idle()
     assert report.completed, report.failure
@@ -448,7 +448,7 @@ async def test_the_guides_agent_does_what_the_guide_says(
     female, _ = speech("speech_female_8k")
     report = await run_call(
         running.base + "/",
-        CallerAudio(female, RATE),
+        CallerSource(female, RATE),
         CallOptions(heard_path=tmp_path / "heard.wav", hangup_after=7),
     )
     await running.wait_idle()

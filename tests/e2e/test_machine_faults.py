@@ -24,7 +24,7 @@ from tests.e2e.conftest import Carrier, free_port, read_wav
 from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames, serve
 from tests.e2e.test_reliability_overload import upgrade_status
 from vobiz_stream.emulator import CallOptions, run_call
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.fd_limits import calls_within
 
 START_TIMEOUT = 1.5
@@ -101,7 +101,7 @@ async def test_sockets_that_never_start_give_their_slots_back_to_real_calls(
 
             # A real call is admitted, runs to its end and is recorded whole.
             pcm = caller_audio(1, seconds=2.0)
-            report = await run_call(base + "/", CallerAudio(pcm, RATE), CallOptions(speed=2.0))
+            report = await run_call(base + "/", CallerSource(pcm, RATE), CallOptions(speed=2.0))
             assert report.completed and report.end_reason == "hangup", report.summary()
             calls = (await get_json(base + "/calls"))["calls"]
         finally:

@@ -30,7 +30,7 @@ from vobiz_stream.audio import ByteOrder
 from vobiz_stream.audio.speech import tone
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.pytest_plugin import read_heard
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.integrations.pipecat import VobizCheckpointPlayedFrame, VobizPlaybackTracker
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -92,7 +92,7 @@ async def test_pipecat_pipeline_against_the_emulator(
     heard_path = tmp_path / "heard.wav"
     options = CallOptions(heard_path=heard_path, legacy_shape=True, l16_byte_order=ByteOrder.LITTLE)
     async with demo.serving_asgi(app)(None) as answer_url:
-        report = await run_call(answer_url, CallerAudio(caller, RATE), options)
+        report = await run_call(answer_url, CallerSource(caller, RATE), options)
         await asyncio.sleep(0.2)  # the pipeline's last frames
     assert report.completed, report.failure
     assert report.malformed_commands == 0 and report.ignored_commands == 0

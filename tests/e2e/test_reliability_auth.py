@@ -20,7 +20,7 @@ from tests.e2e.test_reliability_crash import RATE, caller_audio
 from tests.e2e.test_server_recording import ONE_WAY
 from vobiz_stream.admission import StreamTokens
 from vobiz_stream.emulator import CallOptions, run_call
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.xml import parse_response
 
 SECRET = "stream-secret-for-tests-0123456789"
@@ -102,7 +102,7 @@ async def test_an_emulated_call_through_the_answer_is_admitted_and_recorded(
 ) -> None:
     running = await start_server(stream_secret=SECRET, l16_byte_order="little")
     report = await run_call(
-        running.base + "/", CallerAudio(caller_audio(0, 2.0), RATE), CallOptions(speed=4.0)
+        running.base + "/", CallerSource(caller_audio(0, 2.0), RATE), CallOptions(speed=4.0)
     )
     assert report.completed, report.summary()
     await running.wait_idle()
@@ -148,7 +148,7 @@ async def test_no_secret_and_no_token_reaches_the_log(tmp_path: Path) -> None:
         token = parse_qs(urlsplit(url).query)["token"][0]
         report = await run_call(
             base + "/",
-            CallerAudio(caller_audio(1, 1.0), RATE),
+            CallerSource(caller_audio(1, 1.0), RATE),
             CallOptions(speed=4.0, auth_token=AUTH_TOKEN),
         )
         assert report.completed, report.summary()

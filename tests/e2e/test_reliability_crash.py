@@ -28,7 +28,7 @@ from tests.e2e.conftest import (
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.report import CallReport
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 
 RATE = 8000
 FRAME = RATE // 50
@@ -76,7 +76,7 @@ async def kill_mid_call(
     base = f"http://127.0.0.1:{port}"
     process = await serve(port, data)
     calls = [
-        asyncio.create_task(run_call(base + "/", CallerAudio(pcm, RATE), CallOptions()))
+        asyncio.create_task(run_call(base + "/", CallerSource(pcm, RATE), CallOptions()))
         for pcm in audio
     ]
     async with aiohttp.ClientSession() as client, asyncio.timeout(10):

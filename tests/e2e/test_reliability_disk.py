@@ -32,7 +32,7 @@ import pytest
 from tests.e2e.conftest import free_port, read_wav
 from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames, serve
 from vobiz_stream.emulator import CallOptions, run_call
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.store import QueuedCallStore
 
 FILE_SIZE_LIMIT = 200_000
@@ -56,9 +56,9 @@ async def test_a_recording_that_fills_the_disk_ends_cleanly_and_the_calls_go_on(
         long_audio = caller_audio(0, seconds=20.0)  # 320 kB of mono WAV: past the limit
         short_audio = [caller_audio(number, seconds=3.0) for number in (1, 2, 3)]
         reports = await asyncio.gather(
-            run_call(base + "/", CallerAudio(long_audio, RATE), CallOptions(speed=8.0)),
+            run_call(base + "/", CallerSource(long_audio, RATE), CallOptions(speed=8.0)),
             *(
-                run_call(base + "/", CallerAudio(pcm, RATE), CallOptions(speed=2.0))
+                run_call(base + "/", CallerSource(pcm, RATE), CallOptions(speed=2.0))
                 for pcm in short_audio
             ),
         )
@@ -145,13 +145,15 @@ async def test_a_full_disk_stops_one_recording_cleanly_and_new_calls_record_once
         try:
             ballast = fill(disk, ROOM_BYTES)
             long_audio = caller_audio(0, seconds=20.0)  # 320 kB of mono WAV: twice the room
-            full = await run_call(base + "/", CallerAudio(long_audio, RATE), CallOptions(speed=8.0))
+            full = await run_call(
+                base + "/", CallerSource(long_audio, RATE), CallOptions(speed=8.0)
+            )
             async with aiohttp.ClientSession() as client, client.get(base + "/healthz") as reply:
                 assert (await reply.json())["status"] == "ok"  # still serving on a full disk
             ballast.unlink()  # space returns
             short_audio = caller_audio(1, seconds=3.0)
             after = await run_call(
-                base + "/", CallerAudio(short_audio, RATE), CallOptions(speed=2.0)
+                base + "/", CallerSource(short_audio, RATE), CallOptions(speed=2.0)
             )
             calls = await calls_by_id(base)
         finally:

@@ -27,7 +27,7 @@ from tests.e2e.test_reliability_crash import RATE, caller_audio
 from vobiz_stream import __version__
 from vobiz_stream.config import Settings
 from vobiz_stream.emulator import CallOptions, run_call
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.server import StreamServer
 
 ADMIN = "admin-token-for-tests-0123456789"
@@ -66,7 +66,7 @@ async def fetch(
 async def record_a_call(running: RunningServer) -> str:
     """One emulated call through the answer, recorded; its call id."""
     report = await run_call(
-        running.base + "/", CallerAudio(caller_audio(0, 1.0), RATE), CallOptions(speed=4.0)
+        running.base + "/", CallerSource(caller_audio(0, 1.0), RATE), CallOptions(speed=4.0)
     )
     assert report.completed, report.summary()
     await running.wait_idle()
@@ -190,7 +190,7 @@ async def test_no_stream_token_is_stored_served_or_logged(tmp_path: Path) -> Non
     process = await serve_process(port, data, env=environment)
     try:
         report = await run_call(
-            base + "/", CallerAudio(caller_audio(1, 1.0), RATE), CallOptions(speed=4.0)
+            base + "/", CallerSource(caller_audio(1, 1.0), RATE), CallOptions(speed=4.0)
         )
         assert report.completed, report.summary()
         assert report.stream_url is not None

@@ -15,7 +15,7 @@ from tests.e2e.test_server_recording import ONE_WAY, send_call
 from tests.e2e.test_server_webhooks import callback, post
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.emulator import CallOptions, run_call
-from vobiz_stream.emulator.source import CallerAudio
+from vobiz_stream.emulator.source import CallerSource
 
 Connect = Callable[[str], Awaitable[Carrier]]
 
@@ -226,7 +226,7 @@ async def test_a_live_call_shows_what_its_answer_request_said(
     running = await start_server(stream_secret=stream_secret, l16_byte_order="little")
     samples, rate = speech("speech_male_8k")
     options = CallOptions(from_number="+15550001111", to_number="+918000000001", speed=4.0)
-    report = await run_call(running.base + "/", CallerAudio(samples[:rate], rate), options)
+    report = await run_call(running.base + "/", CallerSource(samples[:rate], rate), options)
     assert report.completed, report.summary()
     await running.wait_idle()
     status, call = await get_json(running, f"/calls/{report.call_uuid}")

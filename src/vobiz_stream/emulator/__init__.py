@@ -7,7 +7,7 @@ from vobiz_stream.emulator.callbacks import SignatureForm, SignatureVersion
 from vobiz_stream.emulator.faults import Faults, InjectedFaults
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, LoadSummary, run_load
 from vobiz_stream.emulator.playout import (
-    CheckpointPlayed,
+    CheckpointReached,
     Degraded,
     Gap,
     PlaybackStarted,
@@ -27,7 +27,7 @@ __all__ = [
     "CallOptions",
     "CallReport",
     "CallbackSent",
-    "CheckpointPlayed",
+    "CheckpointReached",
     "Degraded",
     "Faults",
     "Gap",

@@ -69,7 +69,7 @@ from vobiz_stream.emulator.faults import Faults, ScheduledFrame, plan_faults
 from vobiz_stream.emulator.playout import (
     DEFAULT_JITTER_BUFFER,
     DEFAULT_QUEUE_CAP,
-    CheckpointPlayed,
+    CheckpointReached,
     Degraded,
     PlaybackStarted,
     Playout,
@@ -88,12 +88,13 @@ from vobiz_stream.emulator.report import (
 )
 from vobiz_stream.emulator.sender import MediaSender, TrackEncoder
 from vobiz_stream.emulator.socket import CarrierSocket, SocketError
-from vobiz_stream.emulator.source import CallerAudio, EmulatorError, read_caller_audio
+from vobiz_stream.emulator.source import CallerSource, EmulatorError, read_caller_audio
 from vobiz_stream.emulator.verbs import VerbPlan, Voice, plan_verbs, voice
 from vobiz_stream.errors import ProtocolError, XmlError
-from vobiz_stream.formats import FRAME_MS, AudioFormat, Encoding
+from vobiz_stream.formats import FRAME_SECONDS, AudioFormat, Encoding
 from vobiz_stream.logtext import loggable
 from vobiz_stream.protocol import (
+    DTMF_DIGITS,
     Checkpoint,
     ClearAudio,
     ClearedAudio,
@@ -113,17 +114,14 @@ from vobiz_stream.protocol import (
 )
 from vobiz_stream.xml import AudioTrack, Stream, UnknownVerb, Verb, parse_response
 
-__all__ = ["DTMF_DIGITS", "CallOptions", "parse_key_press", "run_call"]
+__all__ = ["CallOptions", "parse_key_press", "run_call"]
 
-FRAME_SECONDS = FRAME_MS / 1000
 
 _TRACKS = {
     AudioTrack.INBOUND: (Track.INBOUND,),
     AudioTrack.OUTBOUND: (Track.OUTBOUND,),
     AudioTrack.BOTH: (Track.INBOUND, Track.OUTBOUND),
 }
-
-DTMF_DIGITS = "0123456789*#ABCD"
 
 
 def parse_key_press(text: str) -> tuple[float, str]:
@@ -135,7 +133,7 @@ def parse_key_press(text: str) -> tuple[float, str]:
         at = math.nan
     if not at >= 0 or len(digit) != 1 or digit not in DTMF_DIGITS:
         raise EmulatorError(
-            f"a key press is SECONDS:DIGIT with a digit among {DTMF_DIGITS} (5:4), got {text!r}"
+            f"a key press is SECONDS:DIGIT with a digit among 0-9 * # A-D (5:4), got {text!r}"
         )
     return at, digit
 
@@ -210,7 +208,7 @@ class CallOptions:
         for at, digit in self.dtmf:
             if not at >= 0 or len(digit) != 1 or digit not in DTMF_DIGITS:
                 raise EmulatorError(
-                    f"a key press is (seconds >= 0, one of {DTMF_DIGITS}), got ({at}, {digit!r})"
+                    f"a key press is (seconds >= 0, one of 0-9 * # A-D), got ({at}, {digit!r})"
                 )
         if not self.speed > 0:
             raise EmulatorError(f"speed must be positive, got {self.speed}")
@@ -246,7 +244,7 @@ class _CallFailedError(Exception):
 
 async def run_call(
     answer_url: str,
-    audio_path: Path | CallerAudio,
+    audio_path: Path | CallerSource,
     options: CallOptions | None = None,
     *,
     http: aiohttp.ClientSession | None = None,
@@ -264,7 +262,7 @@ async def run_call(
     """
     options = options or CallOptions()
     options.check()
-    caller = audio_path if isinstance(audio_path, CallerAudio) else read_caller_audio(audio_path)
+    caller = audio_path if isinstance(audio_path, CallerSource) else read_caller_audio(audio_path)
     call = _Call(answer_url, caller, options)
     async with contextlib.AsyncExitStack() as owned:
         if http is None:
@@ -284,7 +282,7 @@ async def run_call(
 
 
 class _Call:
-    def __init__(self, answer_url: str, caller: CallerAudio, options: CallOptions) -> None:
+    def __init__(self, answer_url: str, caller: CallerSource, options: CallOptions) -> None:
         self.caller = caller
         self.options = options
         self.report = CallReport(
@@ -450,7 +448,7 @@ class _Call:
                 self._heard = files.enter_context(WavWriter(options.heard_path, rate))
                 self._heard_left = round(self._caller_end * rate)
             try:
-                await self._run_sockets(http, stream, frames)
+                await self._run_sockets(stream, frames)
             finally:
                 for task in (self._announcer, self._keypad):
                     if task is not None:
@@ -468,9 +466,7 @@ class _Call:
         if faults.active:
             self.report.faults = plan.injected
 
-    async def _run_sockets(
-        self, http: aiohttp.ClientSession, stream: Stream, frames: list[bytes]
-    ) -> None:
+    async def _run_sockets(self, stream: Stream, frames: list[bytes]) -> None:
         """Connect, converse, and while ``maxRetries`` allows, reconnect after a drop.
 
         At most ``1 + maxRetries`` connects: the loop is bounded by the retry count.
@@ -646,7 +642,7 @@ class _Call:
         if playout.bidirectional:
             for event in playout.clear(end):
                 match event:
-                    case CheckpointPlayed():
+                    case CheckpointReached():
                         voided.append(event.name)
                     case QueueCleared():
                         voided.extend(event.voided)
@@ -998,7 +994,7 @@ class _Call:
     def _handle(self, events: list[PlayoutEvent]) -> None:
         for event in events:
             match event:
-                case CheckpointPlayed():
+                case CheckpointReached():
                     self._send(PlayedStream(event.name, self.report.stream_id))
                     answered = self.now()
                     waiting = self._checkpoints.get(event.name)

@@ -43,11 +43,9 @@ import numpy as np
 import numpy.typing as npt
 
 from vobiz_stream.emulator.source import EmulatorError
-from vobiz_stream.formats import FRAME_MS
+from vobiz_stream.formats import FRAME_SECONDS
 
 __all__ = ["FaultPlan", "Faults", "InjectedFaults", "ScheduledFrame", "plan_faults"]
-
-FRAME_SECONDS = FRAME_MS / 1000
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,10 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from vobiz_stream.audio.speech import tone
 from vobiz_stream.emulator.call import CallOptions, run_call
 from vobiz_stream.emulator.report import CallReport
-from vobiz_stream.emulator.source import CallerAudio, EmulatorError, read_caller_audio
+from vobiz_stream.emulator.source import CallerSource, EmulatorError, read_caller_audio
 from vobiz_stream.loop import run as run_on_best_loop
 
 __all__ = [
@@ -60,10 +61,8 @@ __all__ = [
     "summarize",
 ]
 
-TONE_HZ = 1000
 TONE_RATE = 8000
-TONE_AMPLITUDE = 8000
-"""About -12 dBFS: a clear tone, far from clipping."""
+"""The rate of the default caller audio (a tone, or silence)."""
 
 TICK_SECONDS = 1.0
 """How often progress is reported."""
@@ -134,7 +133,7 @@ class LoadOptions:
         return self.calls / self.rate + self.duration / speed + self.grace
 
 
-def load_audio(path: Path | None, duration: float, *, silence: bool = False) -> CallerAudio:
+def load_audio(path: Path | None, duration: float, *, silence: bool = False) -> CallerSource:
     """The caller audio of every call: ``path`` (or a 1 kHz tone, or silence) looped or cut to
     exactly ``duration`` seconds."""
     if path is not None:
@@ -142,14 +141,13 @@ def load_audio(path: Path | None, duration: float, *, silence: bool = False) -> 
         if not len(source.pcm):
             raise EmulatorError(f"caller audio {path} has no samples")
         wanted = round(duration * source.rate)
-        return CallerAudio(
+        return CallerSource(
             np.resize(source.pcm, wanted).astype(np.int16), source.rate, source.source
         )
     wanted = round(duration * TONE_RATE)
     if silence:
-        return CallerAudio(np.zeros(wanted, dtype=np.int16), TONE_RATE)
-    phase = 2 * np.pi * TONE_HZ * np.arange(wanted) / TONE_RATE
-    return CallerAudio((TONE_AMPLITUDE * np.sin(phase)).round().astype(np.int16), TONE_RATE)
+        return CallerSource(np.zeros(wanted, dtype=np.int16), TONE_RATE)
+    return CallerSource(tone(duration, TONE_RATE), TONE_RATE)
 
 
 # -- what each call and each process hand back --------------------------------------------------
@@ -234,7 +232,7 @@ async def load_calls(
     *,
     part: int = 0,
     on_tick: Callable[[LoadCounters], None] | None = None,
-    caller: CallerAudio | None = None,
+    caller: CallerSource | None = None,
 ) -> LoadPart:
     """Run this process's share of the load in the running event loop.
 
@@ -288,7 +286,7 @@ class _Share:
     """One process's calls: started on the ramp, counted as they run, cut at the deadline."""
 
     def __init__(
-        self, answer_url: str, options: LoadOptions, caller: CallerAudio, indices: range
+        self, answer_url: str, options: LoadOptions, caller: CallerSource, indices: range
     ) -> None:
         self.answer_url = answer_url
         self.options = options

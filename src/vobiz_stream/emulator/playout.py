@@ -45,7 +45,7 @@ __all__ = [
     "DEFAULT_JITTER_BUFFER",
     "DEFAULT_QUEUE_CAP",
     "PAUSE_SECONDS",
-    "CheckpointPlayed",
+    "CheckpointReached",
     "Degraded",
     "Gap",
     "PlaybackStarted",
@@ -69,7 +69,7 @@ _EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
-class CheckpointPlayed:
+class CheckpointReached:
     """A checkpoint is due: send ``playedStream``. ``played_at`` is when its audio finished."""
 
     name: str
@@ -121,7 +121,7 @@ class PlaybackStarted:
     after: Gap | None
 
 
-PlayoutEvent = CheckpointPlayed | QueueCleared | Degraded | PlaybackStarted
+PlayoutEvent = CheckpointReached | QueueCleared | Degraded | PlaybackStarted
 
 
 @dataclass(slots=True)
@@ -233,7 +233,7 @@ class Playout:
                 break
             self._pending.popleft()
             played_at = max(pending.received_at, self._time(pending.due))
-            events.append(CheckpointPlayed(pending.name, pending.received_at, played_at))
+            events.append(CheckpointReached(pending.name, pending.received_at, played_at))
         return events
 
     def _start_tick(self, last: int) -> int | None:

@@ -32,7 +32,7 @@ import pytest
 
 from vobiz_stream.audio import Pcm
 from vobiz_stream.emulator.report import CallReport
-from vobiz_stream.emulator.source import CallerAudio, EmulatorError
+from vobiz_stream.emulator.source import CallerSource, EmulatorError
 
 __all__ = ["HeardCall", "VobizCall", "read_heard", "vobiz_call"]
 
@@ -70,7 +70,7 @@ class VobizCall(Protocol):
     """The ``vobiz_call`` fixture's signature."""
 
     async def __call__(
-        self, answer_url: str, audio: str | Path | CallerAudio, **options: Any
+        self, answer_url: str, audio: str | Path | CallerSource, **options: Any
     ) -> HeardCall: ...
 
 
@@ -95,7 +95,7 @@ def vobiz_call(request: pytest.FixtureRequest, tmp_path: Path) -> VobizCall:
     test_dir = Path(str(request.path)).parent
     placed = 0
 
-    async def place(answer_url: str, audio: str | Path | CallerAudio, **options: Any) -> HeardCall:
+    async def place(answer_url: str, audio: str | Path | CallerSource, **options: Any) -> HeardCall:
         # Imported here so that pytest's start-up (this plugin loads in every pytest run of a
         # project with vobiz-stream installed) stays light.
         from vobiz_stream.emulator.call import CallOptions, run_call  # noqa: PLC0415
@@ -112,7 +112,7 @@ def vobiz_call(request: pytest.FixtureRequest, tmp_path: Path) -> VobizCall:
         except TypeError as exc:
             fields = ", ".join(f.name for f in dataclasses.fields(CallOptions))
             raise EmulatorError(f"{exc}; the options are {fields}") from None
-        source = audio if isinstance(audio, CallerAudio) else _find_audio(audio, test_dir)
+        source = audio if isinstance(audio, CallerSource) else _find_audio(audio, test_dir)
         report = await run_call(answer_url, source, call_options)
         call = HeardCall(
             **{f.name: getattr(report, f.name) for f in dataclasses.fields(CallReport) if f.init}

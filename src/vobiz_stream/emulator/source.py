@@ -1,6 +1,6 @@
 """The caller's side of an emulated call: an audio file turned into the stream's 20 ms frames.
 
-Many calls of a load share one :class:`CallerAudio`, so what each call makes of it (the audio at
+Many calls of a load share one :class:`CallerSource`, so what each call makes of it (the audio at
 the stream's rate, its frames in base64) is made once and kept on it.
 """
 
@@ -25,7 +25,7 @@ from vobiz_stream.errors import AudioError, VobizStreamError
 from vobiz_stream.formats import AudioFormat, Encoding
 from vobiz_stream.protocol import encode_payload
 
-__all__ = ["CallerAudio", "EmulatorError", "caller_frames", "read_caller_audio"]
+__all__ = ["CallerSource", "EmulatorError", "caller_frames", "read_caller_audio"]
 
 
 class EmulatorError(VobizStreamError, ValueError):
@@ -33,7 +33,7 @@ class EmulatorError(VobizStreamError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class CallerAudio:
+class CallerSource:
     """What the caller says: mono int16 samples at ``rate``; ``source`` is the file they came
     from, if any (to say what was converted)."""
 
@@ -81,14 +81,14 @@ class CallerAudio:
         return made
 
 
-def read_caller_audio(path: Path) -> CallerAudio:
+def read_caller_audio(path: Path) -> CallerSource:
     """Read an audio file (any WAV, FLAC, Ogg, MP3...: :mod:`vobiz_stream.audio.files`) as
     mono int16 at its own rate."""
     try:
         source = read_audio_file(path)
     except AudioError as exc:
         raise EmulatorError(str(exc)) from None
-    return CallerAudio(source.pcm, source.rate, source)
+    return CallerSource(source.pcm, source.rate, source)
 
 
 def caller_frames(pcm: Pcm, media_format: AudioFormat, byte_order: ByteOrder) -> list[bytes]:
