@@ -29,9 +29,9 @@ from vobiz_stream.store import (
 from vobiz_stream.store.writes import (
     AddEvent,
     AddStatusCallback,
-    CloseStream,
-    OpenStream,
-    UpdateStream,
+    CloseStreamRow,
+    OpenStreamRow,
+    UpdateStreamRow,
     Write,
 )
 from vobiz_stream.webhooks import SignatureCheck, parse_status_callback
@@ -134,13 +134,13 @@ def test_each_kind_of_write_reaches_the_engine_as_a_value_in_order(
     store.flush()
     assert stored.result(timeout=0) is None
     assert engine.applied == [
-        OpenStream("call-1", "s-1", at(0), ("inbound",), "audio/x-l16", 8000, None,
+        OpenStreamRow("call-1", "s-1", at(0), ("inbound",), "audio/x-l16", 8000, None,
                    from_number="+14155551111", row_id=42),
-        UpdateStream(42, byte_order="big", call_id="call-1"),
+        UpdateStreamRow(42, byte_order="big", call_id="call-1"),
         AddEvent("call-1", 42, "dtmf", {"digit": "1"}, at(1)),
         AddEvent("call-1", 42, "dtmf", {"digit": "2"}, at(1)),
         sent,
-        CloseStream(42, at(3), "stop", 150, 1, 0, None, "call-1"),
+        CloseStreamRow(42, at(3), "stop", 150, 1, 0, None, "call-1"),
         AddEvent("call-1", 42, "events_not_stored", {"dtmf": 1}, at(3)),
     ]  # fmt: skip
     assert engine.batches == 1  # gathered: one transaction, not one per write
@@ -190,14 +190,14 @@ def test_any_engine_with_no_room_has_its_writes_held_and_stored_once_there_is_ro
 def test_the_sqlite_engine_applies_each_value_as_its_method_does(tmp_path: Path) -> None:
     with CallStore(tmp_path / "calls.db") as sqlite:
         with sqlite.batch():
-            opening = OpenStream("call-1", "s-1", at(0), ("inbound",), "audio/x-l16", 8000,
+            opening = OpenStreamRow("call-1", "s-1", at(0), ("inbound",), "audio/x-l16", 8000,
                                  "/r/call-1.wav", to_number="+1415", row_id=7)  # fmt: skip
             assert sqlite.apply(opening) == 7
-            assert sqlite.apply(UpdateStream(7, byte_order="little")) is None
+            assert sqlite.apply(UpdateStreamRow(7, byte_order="little")) is None
             assert isinstance(sqlite.apply(AddEvent("call-1", 7, "dtmf", {"d": "4"}, at(1))), int)
             assert isinstance(sqlite.apply(callback("call-1")), int)
-            assert sqlite.apply(CloseStream(7, at(3), "stop", 10, 0, 2)) is True
-            assert sqlite.apply(CloseStream(7, at(4), "again", 0, 0, 0)) is False
+            assert sqlite.apply(CloseStreamRow(7, at(3), "stop", 10, 0, 2)) is True
+            assert sqlite.apply(CloseStreamRow(7, at(4), "again", 0, 0, 0)) is False
         call = sqlite.get_call("call-1")
     assert call is not None
     assert (call["status"], call["to_number"]) == ("ended", "+1415")

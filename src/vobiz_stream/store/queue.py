@@ -30,9 +30,9 @@ from vobiz_stream.store.writer import Writer
 from vobiz_stream.store.writes import (
     AddEvent,
     AddStatusCallback,
-    CloseStream,
-    OpenStream,
-    UpdateStream,
+    CloseStreamRow,
+    OpenStreamRow,
+    UpdateStreamRow,
     Write,
 )
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback
@@ -119,11 +119,11 @@ class QueuedStore(Closeable):
         direction: str | None = None,
         account_id: str | None = None,
     ) -> int:
-        """:class:`OpenStream`, queued; returns the row id the stream gets."""
+        """:class:`OpenStreamRow`, queued; returns the row id the stream gets."""
         row_id = self._next_row
         self._next_row += 1
         self.submit(
-            OpenStream(
+            OpenStreamRow(
                 call_id=call_id,
                 stream_id=stream_id,
                 started_at=started_at,
@@ -152,10 +152,10 @@ class QueuedStore(Closeable):
         error: str | None = None,
         call_id: str | None = None,
     ) -> None:
-        """:class:`CloseStream`, queued (``call_id`` names the call in a failure's log line),
+        """:class:`CloseStreamRow`, queued (``call_id`` names the call in a failure's log line),
         then the stream's ``events_not_stored`` row if it had events only counted."""
         self.submit(
-            CloseStream(
+            CloseStreamRow(
                 row_id,
                 ended_at=ended_at,
                 end_reason=end_reason,
@@ -174,8 +174,8 @@ class QueuedStore(Closeable):
     def update_stream(
         self, row_id: int, *, byte_order: str | None = None, call_id: str | None = None
     ) -> None:
-        """:class:`UpdateStream` of what a stream learns as it runs, queued."""
-        self.submit(UpdateStream(row_id, byte_order=byte_order, call_id=call_id))
+        """:class:`UpdateStreamRow` of what a stream learns as it runs, queued."""
+        self.submit(UpdateStreamRow(row_id, byte_order=byte_order, call_id=call_id))
 
     def add_event(
         self,

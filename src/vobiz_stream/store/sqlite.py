@@ -32,9 +32,9 @@ from vobiz_stream.store.sqlite_reads import SqliteFile
 from vobiz_stream.store.writes import (
     AddEvent,
     AddStatusCallback,
-    CloseStream,
-    OpenStream,
-    UpdateStream,
+    CloseStreamRow,
+    OpenStreamRow,
+    UpdateStreamRow,
     Write,
 )
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
@@ -271,7 +271,7 @@ class CallStore(SqliteFile):
     def apply(self, write: Write) -> object:
         """Do ``write`` with the method that takes it; returns what that method returns."""
         match write:
-            case OpenStream():
+            case OpenStreamRow():
                 return self.open_stream(
                     call_id=write.call_id,
                     stream_id=write.stream_id,
@@ -286,7 +286,7 @@ class CallStore(SqliteFile):
                     account_id=write.account_id,
                     row_id=write.row_id,
                 )
-            case UpdateStream():
+            case UpdateStreamRow():
                 self.update_stream(
                     write.row_id,
                     byte_order=write.byte_order,
@@ -296,7 +296,7 @@ class CallStore(SqliteFile):
                     error=write.error,
                 )
                 return None
-            case CloseStream():
+            case CloseStreamRow():
                 return self.close_stream(
                     write.row_id,
                     ended_at=write.ended_at,

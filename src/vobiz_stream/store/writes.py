@@ -15,11 +15,18 @@ from pathlib import Path
 
 from vobiz_stream.webhooks import SignatureCheck, StatusCallback
 
-__all__ = ["AddEvent", "AddStatusCallback", "CloseStream", "OpenStream", "UpdateStream", "Write"]
+__all__ = [
+    "AddEvent",
+    "AddStatusCallback",
+    "CloseStreamRow",
+    "OpenStreamRow",
+    "UpdateStreamRow",
+    "Write",
+]
 
 
 @dataclass(frozen=True, slots=True)
-class OpenStream:
+class OpenStreamRow:
     """A new stream of ``call_id``, which makes the call active; ``row_id`` None lets the engine
     choose the row id. Call details given fill in or replace what the store knew."""
 
@@ -42,7 +49,7 @@ class OpenStream:
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateStream:
+class UpdateStreamRow:
     """What is known so far of a stream; None leaves a column as it is."""
 
     row_id: int
@@ -59,7 +66,7 @@ class UpdateStream:
 
 
 @dataclass(frozen=True, slots=True)
-class CloseStream:
+class CloseStreamRow:
     """The end of a stream (the first close wins); ``error`` None keeps an error already set."""
 
     row_id: int
@@ -108,5 +115,5 @@ class AddStatusCallback:
         return f"store a {self.callback.event!r} status callback"
 
 
-Write = OpenStream | UpdateStream | CloseStream | AddEvent | AddStatusCallback
+Write = OpenStreamRow | UpdateStreamRow | CloseStreamRow | AddEvent | AddStatusCallback
 """Any write the store takes."""
