@@ -8,8 +8,9 @@
 
 Only the Python standard library is used here, so this works before anything is installed.
 The virtual environment is rebuilt when ``pyproject.toml`` changes. ``serve`` and ``test`` also
-install espeak-ng (speech for the emulator and the examples) with apt-get when it is missing and
-this is a Debian machine run as root; elsewhere they say how, and go on without it.
+install espeak-ng and sox (speech for the emulator and the examples, audio files for the tests)
+with apt-get when they are missing and this is a Debian machine run as root; elsewhere they say
+how, and go on without them.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".vobiz-stream-installed"
-SYSTEM_TOOLS = {"espeak-ng": "espeak-ng"}
-"""Programs some features use (speech in the emulator and the examples), by Debian package."""
+SYSTEM_TOOLS = {"espeak-ng": "espeak-ng", "sox": "sox"}
+"""Programs some features and tests use (speech in the emulator and the examples; sox makes and
+reads audio files in the tests), by Debian package."""
 
 
 def _say(text: str) -> None:
@@ -72,9 +74,9 @@ def install_system_tools() -> None:
         return
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        _say(f"optional: install {' '.join(missing)} for speech (sudo apt-get install ...)")
+        _say(f"optional: install {' '.join(missing)} for speech and audio files (sudo apt-get install ...)")
         return
-    _say(f"installing {' '.join(missing)} with apt-get (optional; used for speech)")
+    _say(f"installing {' '.join(missing)} with apt-get (optional; speech and audio files)")
 
     def apt_get(*args: str) -> int:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
