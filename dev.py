@@ -74,7 +74,7 @@ def install_system_tools() -> None:
         return
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        _say(f"optional: install {' '.join(missing)} for speech and audio files (sudo apt-get install ...)")
+        _say(f"optional: install {' '.join(missing)} for speech and audio files (apt-get install)")
         return
     _say(f"installing {' '.join(missing)} with apt-get (optional; speech and audio files)")
 
