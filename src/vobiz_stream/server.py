@@ -16,8 +16,8 @@ Every path but ``/``, ``/stream``, ``/webhook`` and ``/healthz`` needs the admin
 (:mod:`vobiz_stream.guard`).
 
 The media socket's life (admission, session, recording, handler) is in
-:mod:`vobiz_stream.media_socket`; this module's aiohttp socket is one shell around it, picows
-(:mod:`vobiz_stream.picows_media`, on its own port) the other.
+:mod:`vobiz_stream.media_socket`; its shells are in :mod:`vobiz_stream.transports`: aiohttp's
+on this app's port, picows's on a port of its own.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from vobiz_stream import __version__
-from vobiz_stream.admission import Admission, Admitted
+from vobiz_stream.admission import Admission
 from vobiz_stream.advice import address_in_use, wrong_answer_path
 from vobiz_stream.answered import AnsweredCalls
 from vobiz_stream.calls_api import call_page, one_call
@@ -46,12 +46,13 @@ from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.logtext import loggable
-from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
+from vobiz_stream.media_socket import MediaStreams, OpenStream
 from vobiz_stream.nonces import NonceWindow
-from vobiz_stream.picows_media import start_media_server
 from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
 from vobiz_stream.store import QueuedCallStore, StoreBusyError
+from vobiz_stream.transports.aiohttp import serve_stream
+from vobiz_stream.transports.picows import start_media_server
 from vobiz_stream.webhooks import (
     CallbackCounters,
     CallbackError,
@@ -75,66 +76,6 @@ log = logging.getLogger("vobiz_stream.server")
 
 WRONG_PATHS_LOGGED = 100
 """Distinct unknown paths whose 404 is logged; later ones are answered but not logged."""
-
-
-class AiohttpTransport:
-    """The session's view of an aiohttp WebSocket.
-
-    A send still waiting after ``send_timeout`` seconds (0: no limit) means the carrier stopped
-    reading: its connection is dropped at once, so what the app queued for it is freed instead of
-    piling up, and the send raises :class:`ConnectionError` saying so. One timer per socket checks
-    every half ``send_timeout``; a send itself only notes when it began (a timeout around every
-    send would cost ~9 us each: 40 % of a core at 1000 calls).
-    """
-
-    def __init__(
-        self,
-        socket: web.WebSocketResponse,
-        request: web.BaseRequest | None = None,
-        send_timeout: float = 0.0,
-    ) -> None:
-        self._socket = socket
-        self._request = request
-        self._send_timeout = send_timeout
-        self._loop = asyncio.get_running_loop()
-        self._sending_since: float | None = None
-        self._stalled = False
-        if send_timeout and request is not None:
-            self._loop.call_later(send_timeout / 2, self._check_stall)
-
-    async def send_text(self, text: str) -> None:
-        self._sending_since = self._loop.time()
-        try:
-            await self._socket.send_str(text)
-        except ConnectionError:
-            if self._stalled:
-                raise ConnectionError(
-                    f"the carrier read nothing for {self._send_timeout:g} s (send_timeout); "
-                    "dropped its socket"
-                ) from None
-            raise
-        finally:
-            self._sending_since = None
-
-    def _check_stall(self) -> None:
-        if self._socket.closed or self._request is None:
-            return
-        since = self._sending_since
-        if since is not None and self._loop.time() - since >= self._send_timeout:
-            self._stalled = True
-            if self._request.transport is not None:
-                self._request.transport.abort()  # a close would wait for the unread data
-            return
-        self._loop.call_later(self._send_timeout / 2, self._check_stall)
-
-    async def close(self) -> None:
-        await self._socket.close()
-
-    async def shut_down(self) -> None:
-        await self._socket.close(code=1001, message=b"server shutting down")
-
-    async def close_with(self, code: int, reason: str) -> None:
-        await self._socket.close(code=code, message=reason.encode()[:123])
 
 
 class StreamServer:
@@ -319,42 +260,7 @@ class StreamServer:
     # -- the media socket ---------------------------------------------------------------------
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        admitted = self.streams.admit(request.query, request.remote or "")
-        if isinstance(admitted, Refusal):
-            return web.Response(status=admitted.status, text=admitted.text)
-        try:
-            return await self._run_stream(request, admitted)
-        finally:
-            admitted.release()  # also when the upgrade failed and no stream opened
-
-    async def _run_stream(self, request: web.Request, admitted: Admitted) -> web.StreamResponse:
-        settings = self.settings
-        socket = web.WebSocketResponse(
-            max_msg_size=settings.max_message_bytes,
-            heartbeat=settings.heartbeat or None,  # a carrier gone silent is pinged, then dropped
-            autoping=True,
-        )
-        await socket.prepare(request)
-        transport = AiohttpTransport(socket, request, settings.send_timeout)
-        stream = self.streams.open_stream(transport, request.query, admitted)
-        reason = "socket_closed"
-        try:
-            async for message in socket:
-                if message.type is WSMsgType.TEXT:
-                    if stream.receive(message.data):  # the carrier's stop: the stream is over
-                        reason = "stop"
-                        await socket.close(code=stream.close_code, message=stream.close_reason)
-                        break
-                elif message.type is WSMsgType.BINARY:
-                    stream.receive_binary(len(message.data))
-                elif message.type is WSMsgType.ERROR:
-                    reason = f"socket_error: {socket.exception()}"
-        except (ConnectionError, asyncio.CancelledError) as exc:
-            reason = f"socket_dropped: {type(exc).__name__}"
-            raise
-        finally:
-            await stream.end(reason, socket.close_code)
-        return socket
+        return await serve_stream(self.streams, request, self.settings)
 
     # -- status callbacks ---------------------------------------------------------------------
 
