@@ -41,6 +41,7 @@ from vobiz_stream.calls_api import call_page, one_call
 from vobiz_stream.config import ConfigError, Settings
 from vobiz_stream.datadir_lock import DataDirLock
 from vobiz_stream.errors import StoreError
+from vobiz_stream.extras import require
 from vobiz_stream.fd_limits import fit_max_calls
 from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
@@ -52,7 +53,6 @@ from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
 from vobiz_stream.store import QueuedCallStore, StoreBusyError
 from vobiz_stream.transports.aiohttp import serve_stream
-from vobiz_stream.transports.picows import start_media_server
 from vobiz_stream.webhooks import (
     CallbackCounters,
     CallbackError,
@@ -82,6 +82,8 @@ class StreamServer:
     """The app's state: settings, store, webhook log and the open sockets."""
 
     def __init__(self, settings: Settings, handler: Handler | None = None) -> None:
+        if settings.media_transport == "picows":
+            require("picows", "the picows media transport")
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
@@ -179,6 +181,8 @@ class StreamServer:
         return web.Response(status=404, text=hint)
 
     async def _start_media_socket(self, _app: web.Application) -> None:
+        from vobiz_stream.transports.picows import start_media_server  # noqa: PLC0415 (optional)
+
         settings = self.settings
         self._media_server = await start_media_server(
             self.streams,
