@@ -53,6 +53,7 @@ from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
 from vobiz_stream.store import QueuedCallStore, StoreBusyError
 from vobiz_stream.transports.aiohttp import serve_stream
+from vobiz_stream.transports.asgi import AsgiStreamEndpoint
 from vobiz_stream.webhooks import (
     CallbackCounters,
     CallbackError,
@@ -197,6 +198,11 @@ class StreamServer:
         log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
 
     async def _cleanup(self, _app: web.Application) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop listening for media sockets, close the open ones (finalising their recordings),
+        then the webhook log and the store."""
         if self._media_server is not None:
             self._media_server.close()  # no new sockets; the open ones are closed next
         await self.close_sockets()
@@ -235,6 +241,13 @@ class StreamServer:
             keep_call_alive=settings.keep_call_alive,
             max_retries=settings.max_retries,
         )
+
+    def answer_xml(self, stream_url: str, call_uuid: str | None) -> str:
+        """The answer XML pointing the call ``call_uuid`` at ``stream_url`` (with its stream
+        token, if tokens are on): for a media socket served elsewhere than :meth:`answer` knows."""
+        query = urlencode(self.admission.stream_query(call_uuid))
+        url = urlunsplit(urlsplit(stream_url)._replace(query=query))
+        return render(Response.of(self._stream_element(url, None)))
 
     async def answer(self, request: web.Request) -> web.Response:
         try:
@@ -380,6 +393,29 @@ async def _form_fields(request: web.Request) -> dict[str, str]:
     keeps its last value."""
     body = await read_capped_body(request) if request.method == "POST" else b""
     return form_fields(request.rel_url.raw_query_string, body, request.content_type)
+
+
+def stream_endpoint(settings: Settings, handler: Handler | None = None) -> AsgiStreamEndpoint:
+    """The media socket as an ASGI app, to mount in a Starlette or FastAPI app: the same
+    admission, sessions, recordings and store as :func:`serve`. It holds the data folder's lock
+    (a second server on the same folder stops here with an error) until it is closed."""
+    data_lock = DataDirLock(settings.data_dir)
+    data_lock.acquire()
+    try:
+        server = StreamServer(settings, handler)
+    except BaseException:
+        data_lock.release()
+        raise
+
+    async def close() -> None:
+        try:
+            await server.close()
+        finally:
+            data_lock.release()
+
+    return AsgiStreamEndpoint(
+        server.streams, settings, answer_xml=server.answer_xml, on_close=close
+    )
 
 
 async def serve(settings: Settings, handler: Handler | None = None) -> None:
