@@ -397,12 +397,13 @@ async def _form_fields(request: web.Request) -> dict[str, str]:
 
 def stream_endpoint(settings: Settings, handler: Handler | None = None) -> AsgiStreamEndpoint:
     """The media socket as an ASGI app, to mount in a Starlette or FastAPI app: the same
-    admission, sessions, recordings and store as :func:`serve`. It holds the data folder's lock
+    admission, sessions, recordings and store as :func:`serve` (``settings`` as
+    :func:`~vobiz_stream.config.load_settings` gives them). It holds the data folder's lock
     (a second server on the same folder stops here with an error) until it is closed."""
     data_lock = DataDirLock(settings.data_dir)
     data_lock.acquire()
     try:
-        server = StreamServer(settings, handler)
+        server = StreamServer(fit_max_calls(settings), handler)
     except BaseException:
         data_lock.release()
         raise

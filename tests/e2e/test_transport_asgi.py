@@ -4,7 +4,10 @@ loopback, called by the real emulator and by raw WebSocket clients."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from tests.e2e.conftest import b64, read_wav, speech, write_wav
+from tests.e2e.conftest import b64, free_port, read_wav, speech, write_wav
 from tests.e2e.test_hostile_frames import lead_of
 from vobiz_stream.config import Settings
 from vobiz_stream.emulator import CallOptions, run_call
@@ -204,3 +207,39 @@ async def test_hostile_frames_are_counted_and_the_call_goes_on(start_app: StartA
     recorded, _, _ = read_wav(path)
     lead = lead_of(recorded[:, 0], samples)  # the silence before the first frame arrived
     np.testing.assert_array_equal(recorded[lead : lead + len(samples), 0], samples)
+
+
+async def test_the_readme_example_serves_a_call(tmp_path: Path) -> None:
+    """The README's Starlette app, as printed, under ``uvicorn app:app``."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    [example] = re.findall(r"```python\n(# app\.py .*?)```", readme, re.DOTALL)
+    (tmp_path / "app.py").write_text(example)
+    (tmp_path / "myagent.py").write_text(
+        "async def handle(session):\n    async for _event in session.events():\n        pass\n"
+    )
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)),
+        cwd=tmp_path,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as client:
+            for _ in range(200):
+                try:
+                    async with client.post(f"http://127.0.0.1:{port}/answer"):
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+        samples, rate = speech("speech_male_8k")
+        audio = write_wav(tmp_path / "caller.wav", samples, rate)
+        report = await run_call(f"http://127.0.0.1:{port}/answer", audio, CallOptions(speed=4))
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 20)
+    assert report.completed, report.failure
+    [path] = sorted((tmp_path / "data" / "recordings").glob("*.wav"))
+    recorded, _, _ = read_wav(path)
+    np.testing.assert_array_equal(recorded[: len(samples), 0], samples)
