@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import free_port, serve_process, speech, write_wav
 from vobiz_stream.emulator import CallOptions, run_call
 
@@ -52,14 +54,17 @@ async def test_choosing_picows_without_it_stops_with_one_line(tmp_path: Path) ->
     ]
 
 
-async def test_the_emulator_without_picows_says_what_to_install(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["call"], ["load", "--calls", "2"]])
+async def test_the_emulator_without_picows_says_what_to_install(
+    tmp_path: Path, command: list[str]
+) -> None:
     audio = write_wav(tmp_path / "caller.wav", *speech())
     code, stderr = await run_without_picows(
-        tmp_path, "-m", "vobiz_stream", "call", "http://127.0.0.1:9/", "--audio", str(audio)
+        tmp_path, "-m", "vobiz_stream", *command, "http://127.0.0.1:9/", "--audio", str(audio)
     )
     assert code == 2
     assert stderr.splitlines() == [
-        f"vobiz-stream call: the carrier emulator needs the picows package: {INSTALL}"
+        f"vobiz-stream {command[0]}: the carrier emulator needs the picows package: {INSTALL}"
     ]
 
 
