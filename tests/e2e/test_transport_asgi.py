@@ -243,3 +243,64 @@ async def test_the_readme_example_serves_a_call(tmp_path: Path) -> None:
     [path] = sorted((tmp_path / "data" / "recordings").glob("*.wav"))
     recorded, _, _ = read_wav(path)
     np.testing.assert_array_equal(recorded[: len(samples), 0], samples)
+
+
+def start_frame(call_id: str) -> str:
+    start = {
+        "event": "start",
+        "start": {
+            "callId": call_id,
+            "streamId": "s-1",
+            "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000},
+        },
+    }
+    return orjson.dumps(start).decode()
+
+
+async def test_shutdown_ends_an_open_call_and_keeps_its_recording(start_app: StartApp) -> None:
+    app = await start_app(l16_byte_order="little")
+    samples = np.arange(-800, 800, dtype=np.int16)
+    async with aiohttp.ClientSession() as client:
+        socket = await client.ws_connect(app.ws_url)
+        await socket.send_str(start_frame("open-call"))
+        for chunk in range(10):
+            frame = samples[chunk * 160 : (chunk + 1) * 160].astype("<i2").tobytes()
+            media = {"event": "media", "media": {"payload": b64(frame), "chunk": chunk}}
+            await socket.send_str(orjson.dumps(media).decode())
+        await asyncio.sleep(0.3)  # the frames reach the server
+        await app.stop()  # the call is still open: no stop, no close from the carrier
+        closing = await socket.receive(timeout=10)
+        assert closing.type is aiohttp.WSMsgType.CLOSE
+    with sqlite3.connect(app.data_dir / "vobiz-stream.db") as db:
+        [(call_id, ended_at)] = db.execute("SELECT call_id, ended_at FROM streams").fetchall()
+    assert call_id == "open-call" and ended_at is not None
+    [path] = app.recordings()
+    recorded, _, _ = read_wav(path)
+    lead = lead_of(recorded[:, 0], samples)
+    np.testing.assert_array_equal(recorded[lead : lead + len(samples), 0], samples)
+
+
+async def test_a_frame_over_max_message_bytes_closes_with_1009(start_app: StartApp) -> None:
+    app = await start_app(max_message_bytes=4096)
+    async with aiohttp.ClientSession() as client:
+        socket = await client.ws_connect(app.ws_url)
+        await socket.send_str(start_frame("big-call"))
+        await socket.send_str('{"event": "media", "media": {"payload": "' + "A" * 8192 + '"}}')
+        closing = await socket.receive(timeout=10)
+        assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1009)
+    await app.stop()
+    [(call_id, _malformed, end_reason)] = app.stream_rows()
+    assert (call_id, end_reason) == ("big-call", "socket_closed (1009)")
+
+
+async def test_a_call_over_max_calls_is_refused_with_503(start_app: StartApp) -> None:
+    app = await start_app(max_calls=1)
+    async with aiohttp.ClientSession() as client:
+        first = await client.ws_connect(app.ws_url)
+        await first.send_str(start_frame("first-call"))
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(app.ws_url)
+        assert refused.value.status == 503
+        await first.close()
+    await app.stop()
+    assert [row[0] for row in app.stream_rows()] == ["first-call"]

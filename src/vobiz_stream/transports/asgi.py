@@ -180,7 +180,7 @@ class AsgiStreamEndpoint:
                 if text is None:
                     stream.receive_binary(len(message.get("bytes") or b""))
                 elif len(text) > settings.max_message_bytes:  # at least as many bytes as chars
-                    reason, close_code = "socket_error: message too big", MESSAGE_TOO_BIG
+                    close_code = MESSAGE_TOO_BIG  # the stream ends as "socket_closed (1009)"
                     await transport.close_with(MESSAGE_TOO_BIG, "message too big")
                     break
                 elif stream.receive(text):  # the carrier's stop: the stream is over
