@@ -113,6 +113,26 @@ async def start_app(tmp_path: Path) -> AsyncIterator[StartApp]:
         await stop()
 
 
+def start_frame(call_id: str) -> str:
+    start = {
+        "event": "start",
+        "start": {
+            "callId": call_id,
+            "streamId": "s-1",
+            "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000},
+        },
+    }
+    return orjson.dumps(start).decode()
+
+
+async def send_media(socket: aiohttp.ClientWebSocketResponse, samples: np.ndarray) -> None:
+    """``samples`` (int16, 8 kHz) as little-endian L16 media frames of 20 ms."""
+    for chunk in range(len(samples) // 160):
+        frame = samples[chunk * 160 : (chunk + 1) * 160].astype("<i2").tobytes()
+        media = {"event": "media", "media": {"payload": b64(frame), "chunk": chunk}}
+        await socket.send_str(orjson.dumps(media).decode())
+
+
 async def test_a_call_is_recorded_sample_for_sample(start_app: StartApp, tmp_path: Path) -> None:
     app = await start_app(l16_byte_order="little")
     samples, rate = speech("speech_male_8k")
@@ -180,23 +200,12 @@ async def test_a_socket_without_start_is_closed_at_start_timeout(start_app: Star
 async def test_hostile_frames_are_counted_and_the_call_goes_on(start_app: StartApp) -> None:
     app = await start_app(l16_byte_order="little")
     samples = np.arange(-800, 800, dtype=np.int16)  # no frame is silent: lead_of finds it
-    start = {
-        "event": "start",
-        "start": {
-            "callId": "hostile-call",
-            "streamId": "s-1",
-            "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000},
-        },
-    }
     async with aiohttp.ClientSession() as client:
         socket = await client.ws_connect(app.ws_url)
-        await socket.send_str(orjson.dumps(start).decode())
+        await socket.send_str(start_frame("hostile-call"))
         await socket.send_str("not json \x1b[2J")
         await socket.send_bytes(b"\x00" * 64)
-        for chunk in range(10):
-            frame = samples[chunk * 160 : (chunk + 1) * 160].astype("<i2").tobytes()
-            media = {"event": "media", "media": {"payload": b64(frame), "chunk": chunk}}
-            await socket.send_str(orjson.dumps(media).decode())
+        await send_media(socket, samples)
         await socket.send_str(orjson.dumps({"event": "stop"}).decode())
         closing = await socket.receive(timeout=10)
         assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 1000
@@ -245,28 +254,13 @@ async def test_the_readme_example_serves_a_call(tmp_path: Path) -> None:
     np.testing.assert_array_equal(recorded[: len(samples), 0], samples)
 
 
-def start_frame(call_id: str) -> str:
-    start = {
-        "event": "start",
-        "start": {
-            "callId": call_id,
-            "streamId": "s-1",
-            "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000},
-        },
-    }
-    return orjson.dumps(start).decode()
-
-
 async def test_shutdown_ends_an_open_call_and_keeps_its_recording(start_app: StartApp) -> None:
     app = await start_app(l16_byte_order="little")
     samples = np.arange(-800, 800, dtype=np.int16)
     async with aiohttp.ClientSession() as client:
         socket = await client.ws_connect(app.ws_url)
         await socket.send_str(start_frame("open-call"))
-        for chunk in range(10):
-            frame = samples[chunk * 160 : (chunk + 1) * 160].astype("<i2").tobytes()
-            media = {"event": "media", "media": {"payload": b64(frame), "chunk": chunk}}
-            await socket.send_str(orjson.dumps(media).decode())
+        await send_media(socket, samples)
         await asyncio.sleep(0.3)  # the frames reach the server
         await app.stop()  # the call is still open: no stop, no close from the carrier
         closing = await socket.receive(timeout=10)
