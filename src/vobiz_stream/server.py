@@ -413,7 +413,11 @@ def stream_endpoint(settings: Settings, handler: Handler | None = None) -> AsgiS
             await server.close()
         finally:
             data_lock.release()
+            log.info("stream endpoint closed")
 
+    log.info(
+        "vobiz-stream %s stream endpoint (ASGI) ready; data in %s", __version__, settings.data_dir
+    )
     return AsgiStreamEndpoint(
         server.streams, settings, answer_xml=server.answer_xml, on_close=close
     )

@@ -39,7 +39,9 @@ class AsgiTransport:
     """The session's view of an ASGI WebSocket.
 
     A send still waiting after ``send_timeout`` seconds (0: no limit) means the carrier stopped
-    reading: the socket is closed and the send raises :class:`ConnectionError`. Once the socket is
+    reading: the socket is closed and the send raises :class:`ConnectionError` (this needs an
+    ASGI server whose send waits for the socket to drain; one that buffers without limit never
+    makes a send wait). Once the socket is
     closed, by either side, a send raises :class:`ConnectionResetError` at once.
     """
 
