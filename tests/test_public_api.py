@@ -103,6 +103,7 @@ PUBLIC = [
     "run_call",
     "run_load",
     "serve",
+    "stream_endpoint",
     "synthesize",
     "tone",
     "validate",

@@ -93,7 +93,7 @@ if TYPE_CHECKING:
         parse_command,
         parse_event,
     )
-    from vobiz_stream.server import StreamServer, serve
+    from vobiz_stream.server import StreamServer, serve, stream_endpoint
     from vobiz_stream.session import (
         AudioCleared,
         BargeIn,
@@ -218,6 +218,7 @@ __all__ = [
     "run_call",
     "run_load",
     "serve",
+    "stream_endpoint",
     "synthesize",
     "tone",
     "validate",
@@ -312,6 +313,7 @@ _MODULES = {
     "vobiz_stream.server": (
         "StreamServer",
         "serve",
+        "stream_endpoint",
     ),
     "vobiz_stream.session": (
         "AudioCleared",

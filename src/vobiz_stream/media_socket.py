@@ -1,7 +1,7 @@
 """One media socket's life, whatever WebSocket library carries it.
 
-Each transport shell (aiohttp's in :mod:`vobiz_stream.server`, picows's in
-:mod:`vobiz_stream.picows_media`) does the same four things per socket, all through here:
+Each transport shell (aiohttp's and picows's, in :mod:`vobiz_stream.transports`)
+does the same four things per socket, all through here:
 
 1. :meth:`MediaStreams.admit`: the server's :class:`~vobiz_stream.admission.Admission` rules
    (and no new socket while the server drains); a :class:`SocketRefusal` says how to refuse;

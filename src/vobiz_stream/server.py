@@ -16,8 +16,8 @@ Every path but ``/``, ``/stream``, ``/webhook`` and ``/healthz`` needs the admin
 (:mod:`vobiz_stream.guard`).
 
 The media socket's life (admission, session, recording, handler) is in
-:mod:`vobiz_stream.media_socket`; this module's aiohttp socket is one shell around it, picows
-(:mod:`vobiz_stream.picows_media`, on its own port) the other.
+:mod:`vobiz_stream.media_socket`; its shells are in :mod:`vobiz_stream.transports`: aiohttp's
+on this app's port, picows's on a port of its own.
 """
 
 from __future__ import annotations
@@ -31,27 +31,29 @@ from datetime import UTC, datetime
 from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from vobiz_stream import __version__
-from vobiz_stream.admission import Admission, Admitted
+from vobiz_stream.admission import Admission
 from vobiz_stream.advice import address_in_use, wrong_answer_path
 from vobiz_stream.answered import AnsweredCalls
 from vobiz_stream.calls_api import call_page, one_call
 from vobiz_stream.config import ConfigError, Settings
 from vobiz_stream.datadir_lock import DataDirLock
 from vobiz_stream.errors import StoreError
+from vobiz_stream.extras import require
 from vobiz_stream.fd_limits import fit_max_calls
 from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.logtext import loggable
-from vobiz_stream.media_socket import MediaStreams, OpenStream, SocketRefusal
+from vobiz_stream.media_socket import MediaStreams, OpenStream
 from vobiz_stream.nonces import NonceWindow
-from vobiz_stream.picows_media import start_media_server
 from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
 from vobiz_stream.store import QueuedCallStore, StoreBusyError
+from vobiz_stream.transports.aiohttp import serve_stream
+from vobiz_stream.transports.asgi import AsgiStreamEndpoint
 from vobiz_stream.webhooks import (
     CallbackCounters,
     CallbackError,
@@ -77,70 +79,12 @@ WRONG_PATHS_LOGGED = 100
 """Distinct unknown paths whose 404 is logged; later ones are answered but not logged."""
 
 
-class AiohttpTransport:
-    """The session's view of an aiohttp WebSocket.
-
-    A send still waiting after ``send_timeout`` seconds (0: no limit) means the carrier stopped
-    reading: its connection is dropped at once, so what the app queued for it is freed instead of
-    piling up, and the send raises :class:`ConnectionError` saying so. One timer per socket checks
-    every half ``send_timeout``; a send itself only notes when it began (a timeout around every
-    send would cost ~9 us each: 40 % of a core at 1000 calls).
-    """
-
-    def __init__(
-        self,
-        socket: web.WebSocketResponse,
-        request: web.BaseRequest | None = None,
-        send_timeout: float = 0.0,
-    ) -> None:
-        self._socket = socket
-        self._request = request
-        self._send_timeout = send_timeout
-        self._loop = asyncio.get_running_loop()
-        self._sending_since: float | None = None
-        self._stalled = False
-        if send_timeout and request is not None:
-            self._loop.call_later(send_timeout / 2, self._check_stall)
-
-    async def send_text(self, text: str) -> None:
-        self._sending_since = self._loop.time()
-        try:
-            await self._socket.send_str(text)
-        except ConnectionError:
-            if self._stalled:
-                raise ConnectionError(
-                    f"the carrier read nothing for {self._send_timeout:g} s (send_timeout); "
-                    "dropped its socket"
-                ) from None
-            raise
-        finally:
-            self._sending_since = None
-
-    def _check_stall(self) -> None:
-        if self._socket.closed or self._request is None:
-            return
-        since = self._sending_since
-        if since is not None and self._loop.time() - since >= self._send_timeout:
-            self._stalled = True
-            if self._request.transport is not None:
-                self._request.transport.abort()  # a close would wait for the unread data
-            return
-        self._loop.call_later(self._send_timeout / 2, self._check_stall)
-
-    async def close(self) -> None:
-        await self._socket.close()
-
-    async def shut_down(self) -> None:
-        await self._socket.close(code=1001, message=b"server shutting down")
-
-    async def close_with(self, code: int, reason: str) -> None:
-        await self._socket.close(code=code, message=reason.encode()[:123])
-
-
 class StreamServer:
     """The app's state: settings, store, webhook log and the open sockets."""
 
     def __init__(self, settings: Settings, handler: Handler | None = None) -> None:
+        if settings.media_transport == "picows":
+            require("picows", "the picows media transport")
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
@@ -238,6 +182,8 @@ class StreamServer:
         return web.Response(status=404, text=hint)
 
     async def _start_media_socket(self, _app: web.Application) -> None:
+        from vobiz_stream.transports.picows import start_media_server  # noqa: PLC0415 (optional)
+
         settings = self.settings
         self._media_server = await start_media_server(
             self.streams,
@@ -252,6 +198,11 @@ class StreamServer:
         log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
 
     async def _cleanup(self, _app: web.Application) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop listening for media sockets, close the open ones (finalising their recordings),
+        then the webhook log and the store."""
         if self._media_server is not None:
             self._media_server.close()  # no new sockets; the open ones are closed next
         await self.close_sockets()
@@ -291,6 +242,13 @@ class StreamServer:
             max_retries=settings.max_retries,
         )
 
+    def answer_xml(self, stream_url: str, call_uuid: str | None) -> str:
+        """The answer XML pointing the call ``call_uuid`` at ``stream_url`` (with its stream
+        token, if tokens are on): for a media socket served elsewhere than :meth:`answer` knows."""
+        query = urlencode(self.admission.stream_query(call_uuid))
+        url = urlunsplit(urlsplit(stream_url)._replace(query=query))
+        return render(Response.of(self._stream_element(url, None)))
+
     async def answer(self, request: web.Request) -> web.Response:
         try:
             fields = await _form_fields(request)
@@ -319,42 +277,7 @@ class StreamServer:
     # -- the media socket ---------------------------------------------------------------------
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        admitted = self.streams.admit(request.query, request.remote or "")
-        if isinstance(admitted, SocketRefusal):
-            return web.Response(status=admitted.status, text=admitted.text)
-        try:
-            return await self._run_stream(request, admitted)
-        finally:
-            admitted.release()  # also when the upgrade failed and no stream opened
-
-    async def _run_stream(self, request: web.Request, admitted: Admitted) -> web.StreamResponse:
-        settings = self.settings
-        socket = web.WebSocketResponse(
-            max_msg_size=settings.max_message_bytes,
-            heartbeat=settings.heartbeat or None,  # a carrier gone silent is pinged, then dropped
-            autoping=True,
-        )
-        await socket.prepare(request)
-        transport = AiohttpTransport(socket, request, settings.send_timeout)
-        stream = self.streams.open_stream(transport, request.query, admitted)
-        reason = "socket_closed"
-        try:
-            async for message in socket:
-                if message.type is WSMsgType.TEXT:
-                    if stream.receive(message.data):  # the carrier's stop: the stream is over
-                        reason = "stop"
-                        await socket.close(code=stream.close_code, message=stream.close_reason)
-                        break
-                elif message.type is WSMsgType.BINARY:
-                    stream.receive_binary(len(message.data))
-                elif message.type is WSMsgType.ERROR:
-                    reason = f"socket_error: {socket.exception()}"
-        except (ConnectionError, asyncio.CancelledError) as exc:
-            reason = f"socket_dropped: {type(exc).__name__}"
-            raise
-        finally:
-            await stream.end(reason, socket.close_code)
-        return socket
+        return await serve_stream(self.streams, request, self.settings)
 
     # -- status callbacks ---------------------------------------------------------------------
 
@@ -470,6 +393,34 @@ async def _form_fields(request: web.Request) -> dict[str, str]:
     keeps its last value."""
     body = await read_capped_body(request) if request.method == "POST" else b""
     return form_fields(request.rel_url.raw_query_string, body, request.content_type)
+
+
+def stream_endpoint(settings: Settings, handler: Handler | None = None) -> AsgiStreamEndpoint:
+    """The media socket as an ASGI app, to mount in a Starlette or FastAPI app: the same
+    admission, sessions, recordings and store as :func:`serve` (``settings`` as
+    :func:`~vobiz_stream.config.load_settings` gives them). It holds the data folder's lock
+    (a second server on the same folder stops here with an error) until it is closed."""
+    data_lock = DataDirLock(settings.data_dir)
+    data_lock.acquire()
+    try:
+        server = StreamServer(fit_max_calls(settings), handler)
+    except BaseException:
+        data_lock.release()
+        raise
+
+    async def close() -> None:
+        try:
+            await server.close()
+        finally:
+            data_lock.release()
+            log.info("stream endpoint closed")
+
+    log.info(
+        "vobiz-stream %s stream endpoint (ASGI) ready; data in %s", __version__, settings.data_dir
+    )
+    return AsgiStreamEndpoint(
+        server.streams, settings, answer_xml=server.answer_xml, on_close=close
+    )
 
 
 async def serve(settings: Settings, handler: Handler | None = None) -> None:

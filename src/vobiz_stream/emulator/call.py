@@ -49,6 +49,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import numpy as np
@@ -87,10 +88,10 @@ from vobiz_stream.emulator.report import (
     VerbTiming,
 )
 from vobiz_stream.emulator.sender import MediaSender, TrackEncoder
-from vobiz_stream.emulator.socket import CarrierSocket, SocketError
 from vobiz_stream.emulator.source import CallerSource, EmulatorError, read_caller_audio
 from vobiz_stream.emulator.verbs import VerbPlan, Voice, plan_verbs, voice
 from vobiz_stream.errors import ProtocolError, XmlError
+from vobiz_stream.extras import require
 from vobiz_stream.formats import FRAME_SECONDS, AudioFormat, Encoding
 from vobiz_stream.logtext import loggable
 from vobiz_stream.protocol import (
@@ -113,6 +114,9 @@ from vobiz_stream.protocol import (
     parse_command,
 )
 from vobiz_stream.xml import AudioTrack, Stream, UnknownVerb, Verb, parse_response
+
+if TYPE_CHECKING:  # the socket imports picows, an optional package
+    from vobiz_stream.emulator.socket import CarrierSocket
 
 __all__ = ["CallOptions", "parse_key_press", "run_call"]
 
@@ -262,6 +266,7 @@ async def run_call(
     """
     options = options or CallOptions()
     options.check()
+    require("picows", "the carrier emulator")  # its stream socket is a picows client
     caller = audio_path if isinstance(audio_path, CallerSource) else read_caller_audio(audio_path)
     call = _Call(answer_url, caller, options)
     async with contextlib.AsyncExitStack() as owned:
@@ -511,6 +516,8 @@ class _Call:
 
     async def _connect(self, stream: Stream, stream_id: str) -> CarrierSocket | None:
         """The socket, or None after reporting the failure (``DroppedStream``)."""
+        from vobiz_stream.emulator.socket import CarrierSocket, SocketError  # noqa: PLC0415
+
         try:
             socket = await CarrierSocket.connect(stream.url, self.options.http_timeout)
         except SocketError as exc:

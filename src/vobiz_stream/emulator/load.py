@@ -44,6 +44,7 @@ from vobiz_stream.audio.speech import tone
 from vobiz_stream.emulator.call import CallOptions, run_call
 from vobiz_stream.emulator.report import CallReport
 from vobiz_stream.emulator.source import CallerSource, EmulatorError, read_caller_audio
+from vobiz_stream.extras import require
 from vobiz_stream.loop import run as run_on_best_loop
 
 __all__ = [
@@ -613,6 +614,7 @@ def run_load(
     ``on_progress`` is called about once a second.
     """
     options.check()
+    require("picows", "the carrier emulator")  # before any worker starts
     caller = load_audio(options.audio, options.duration, silence=options.silence)  # fail early
     described = None if caller.source is None else caller.source.describe()
     meter = _Meter(options.calls, options.processes, on_progress or (lambda _progress: None))

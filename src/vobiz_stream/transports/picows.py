@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from picows import (
     WSCloseCode,
@@ -33,6 +33,7 @@ from picows import (
 
 from vobiz_stream.admission import Admitted
 from vobiz_stream.media_socket import MediaStreams, OpenStream
+from vobiz_stream.transports import first_values
 
 STREAM_PATH = "/stream"
 ABNORMAL_CLOSURE = 1006
@@ -202,14 +203,6 @@ def _close_code(transport: WSTransport) -> int:
     return ABNORMAL_CLOSURE if first is None else int(first.code.value)
 
 
-def _query(target: str) -> dict[str, str]:
-    """The query of a request target; a repeated key keeps its first value, as aiohttp's."""
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(urlsplit(target).query, keep_blank_values=True):
-        query.setdefault(key, value)
-    return query
-
-
 async def start_media_server(
     streams: MediaStreams,
     host: str,
@@ -229,7 +222,9 @@ async def start_media_server(
         target = request.path.decode("latin-1")
         if urlsplit(target).path != STREAM_PATH:
             return None  # picows answers 404
-        return MediaListener(streams, _query(target), max_message_bytes, send_timeout)
+        return MediaListener(
+            streams, first_values(urlsplit(target).query), max_message_bytes, send_timeout
+        )
 
     # picows logs every connection at INFO without the call id; the session logs what matters.
     logging.getLogger("picows").setLevel(logging.WARNING)
