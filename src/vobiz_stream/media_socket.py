@@ -42,6 +42,9 @@ POLICY_VIOLATION = 1008
 """The close code of a socket refused for a token problem, or closed for holding a slot without
 sending ``start`` (RFC 6455: policy violation)."""
 
+MAX_CLOSE_REASON_BYTES = 123
+"""The longest reason a close frame carries (RFC 6455 section 5.5)."""
+
 CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 """Close codes of a socket that ended normally (1005: closed without a code)."""
 

@@ -21,18 +21,16 @@ from typing import Any
 
 from vobiz_stream.admission import Admitted
 from vobiz_stream.config import Settings
-from vobiz_stream.media_socket import MediaStreams
+from vobiz_stream.media_socket import MAX_CLOSE_REASON_BYTES, MediaStreams
 from vobiz_stream.transports import first_values
 
-Message = MutableMapping[str, Any]
+AsgiMessage = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+Receive = Callable[[], Awaitable[AsgiMessage]]
+Send = Callable[[AsgiMessage], Awaitable[None]]
 
 MESSAGE_TOO_BIG = 1009
 """The close code of a message over ``max_message_bytes`` (RFC 6455)."""
-MAX_CLOSE_REASON_BYTES = 123
-"""The longest reason a close frame carries (RFC 6455 section 5.5)."""
 
 
 class AsgiTransport:

@@ -32,14 +32,12 @@ from picows import (
 )
 
 from vobiz_stream.admission import Admitted
-from vobiz_stream.media_socket import MediaStreams, OpenStream
+from vobiz_stream.media_socket import MAX_CLOSE_REASON_BYTES, MediaStreams, OpenStream
 from vobiz_stream.transports import first_values
 
 STREAM_PATH = "/stream"
 ABNORMAL_CLOSURE = 1006
 """The close code of a socket that went away without a close frame (RFC 6455)."""
-MAX_CLOSE_REASON_BYTES = 123
-"""The longest reason a close frame carries (RFC 6455 section 5.5)."""
 
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
