@@ -1,0 +1,51 @@
+"""A second hostile review of ``vobiz-stream serve``: each attack performed over loopback against a
+real server (in-process, or ``vobiz-stream serve`` itself), for holes the first review's fixes left
+or the merge of them opened."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import StartServer
+from tests.e2e.test_security_access import GUARDED, fetch, record_a_call
+
+# --- 1. the admin guard on loopback without a token ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "proxied",
+    [
+        {"X-Real-IP": "203.0.113.9"},  # nginx's usual proxy configuration adds only this
+        {"X-Forwarded-Host": "abc.example"},
+        {"X-Forwarded-Proto": "https"},
+        {"Via": "1.1 proxy.example"},
+        {"CF-Connecting-IP": "203.0.113.9"},
+    ],
+)
+async def test_on_loopback_without_a_token_any_proxy_header_refuses_call_data(
+    start_server: StartServer, proxied: dict[str, str]
+) -> None:
+    """The first review refused ``Forwarded`` and ``X-Forwarded-For`` only; a proxy that sets
+    another of the usual headers passed the world's requests through to ``/calls``."""
+    running = await start_server()
+    call_id = await record_a_call(running)
+    for path in GUARDED:
+        status, text, _ = await fetch(running.base + path, headers=proxied)
+        assert status == 403 and "proxy or tunnel" in text and call_id not in text, path
+
+
+async def test_on_loopback_without_a_token_a_foreign_host_header_is_refused(
+    start_server: StartServer,
+) -> None:
+    """DNS rebinding: a web page at ``attacker.example``, whose name was made to resolve to
+    127.0.0.1, has the developer's browser fetch ``/calls`` with ``Host: attacker.example:3000``
+    and no proxy header. Loopback names (any port) stay open for development."""
+    running = await start_server()
+    call_id = await record_a_call(running)
+    for host in ["attacker.example:3000", "attacker.example", "10.0.0.1", "127.0.0.1.nip.io"]:
+        for path in GUARDED:
+            status, text, _ = await fetch(running.base + path, headers={"Host": host})
+            assert status == 403 and "Host" in text and call_id not in text, (host, path)
+    for host in ["127.0.0.1", "localhost:3000", "[::1]:3000", "127.0.0.2"]:
+        status, text, _ = await fetch(running.base + "/calls", headers={"Host": host})
+        assert status == 200 and call_id in text, host
