@@ -4,9 +4,13 @@ or the merge of them opened."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.conftest import StartServer
+from tests.e2e.test_hostile_frames import Connect, ServerProcess
 from tests.e2e.test_security_access import GUARDED, fetch, record_a_call
 
 # --- 1. the admin guard on loopback without a token ------------------------------------------
@@ -49,3 +53,46 @@ async def test_on_loopback_without_a_token_a_foreign_host_header_is_refused(
     for host in ["127.0.0.1", "localhost:3000", "[::1]:3000", "127.0.0.2"]:
         status, text, _ = await fetch(running.base + "/calls", headers={"Host": host})
         assert status == 200 and call_id in text, host
+
+
+# --- 2. log lines per hostile frame -------------------------------------------------------------
+
+
+@pytest.fixture
+async def serve(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    server = ServerProcess(tmp_path)
+    yield server
+    if server.process is not None:
+        await server.stop()
+
+
+FLOODS = {
+    "dtmf": '{"event":"dtmf","streamId":"s","dtmf":{"digit":"1"}}',
+    "checkpoint_played": '{"event":"playedStream","streamId":"s","name":"cp-%d"}',
+    "clearedAudio without a clear": '{"event":"clearedAudio","streamId":"s"}',
+}
+
+
+@pytest.mark.parametrize("kind", FLOODS)
+async def test_a_flood_of_one_event_kind_costs_a_bounded_log(
+    serve: ServerProcess, connect: Connect, kind: str
+) -> None:
+    """5000 tiny ``dtmf`` / ``playedStream`` / ``clearedAudio`` frames once made a log line each
+    (62 to 181 bytes of log per frame, without bound); the store already kept 100 and counted
+    the rest. Now the first 100 of a kind are logged and one line says the rest are not."""
+    await serve.start()
+    before = serve.log_bytes()
+    carrier = await connect(serve.ws_url)
+    await carrier.start(call_id="flood")
+    frame = FLOODS[kind]
+    for number in range(5000):
+        await carrier.send(frame.replace("%d", str(number)))
+    await carrier.socket.close()
+    await serve.stop()
+    grown = serve.log_bytes() - before
+    log = serve.log_path.read_text()
+    print(f"\n{kind}: log +{grown} B for 5000 frames")
+    assert log.count("the rest of this stream's are not logged") == 1
+    assert grown < 30_000
+    [(stored,)] = serve.query("SELECT count(*) FROM call_events WHERE kind != 'events_not_stored'")
+    assert stored <= 100
