@@ -293,7 +293,7 @@ class StreamServer:
 
     async def answer(self, request: web.Request) -> web.Response:
         try:
-            fields = await _form_fields(request)
+            fields = await _form_fields(request, self.settings.start_timeout)
         except CallbackError as exc:
             return web.Response(status=exc.status, text=f"{exc}\n")
         base = urlsplit(self._base_url(request))
@@ -371,7 +371,11 @@ class StreamServer:
         try:
             received = read_status_callback(
                 query=request.rel_url.raw_query_string,
-                body=await read_capped_body(request) if request.method == "POST" else b"",
+                body=(
+                    await read_capped_body(request, timeout=self.settings.start_timeout)
+                    if request.method == "POST"
+                    else b""
+                ),
                 content_type=request.content_type,
                 headers=request.headers,
                 urls=list(dict.fromkeys(urls)),
@@ -389,7 +393,7 @@ class StreamServer:
                     exc,
                 )
             response = web.Response(status=exc.status, text=f"{exc}\n")
-            if exc.status == 413:
+            if exc.status in (408, 413):
                 response.force_close()  # the rest of the body is not worth reading
             return response
         callback, check = redact_callback(received.callback), received.signature
@@ -465,10 +469,10 @@ def _first_forwarded(request: web.Request, header: str) -> str | None:
     return value or None
 
 
-async def _form_fields(request: web.Request) -> dict[str, str]:
-    """The query, then the urlencoded form body (at most 64 KiB, else 413); a repeated field
-    keeps its last value."""
-    body = await read_capped_body(request) if request.method == "POST" else b""
+async def _form_fields(request: web.Request, timeout: float) -> dict[str, str]:
+    """The query, then the urlencoded form body (at most 64 KiB, else 413; whole within
+    ``timeout`` seconds, else 408); a repeated field keeps its last value."""
+    body = await read_capped_body(request, timeout=timeout) if request.method == "POST" else b""
     return form_fields(request.rel_url.raw_query_string, body, request.content_type)
 
 

@@ -4,9 +4,13 @@ or the merge of them opened."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import orjson
 import pytest
 
 from tests.e2e.conftest import StartServer
@@ -124,3 +128,78 @@ async def test_with_an_auth_token_an_unsigned_answer_request_mints_no_stream_tok
         return  # refused: what should happen
     status, _ = await upgrade(url)
     assert status != 101, "an unsigned answer request minted a token the server admits"
+
+
+# --- 4. a body that trickles, stalls or stops halfway ------------------------------------------
+
+PARTIAL_BODY = (
+    "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\nCallUUID=x"
+)
+
+
+async def half_sent_bodies(base: str, path: str, count: int) -> list[asyncio.StreamWriter]:
+    """``count`` connections that sent their headers and the start of a 60 000-byte body."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    writers = []
+    for _ in range(count):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(PARTIAL_BODY.format(path=path).encode())
+        await writer.drain()
+        writers.append(writer)
+        writer.reader = reader  # type: ignore[attr-defined]
+    return writers
+
+
+async def trickle_until_closed(writer: asyncio.StreamWriter, seconds: float) -> float | None:
+    """Send one byte a second until the server closes the connection (after how many seconds)
+    or ``seconds`` pass (None)."""
+    reader: asyncio.StreamReader = writer.reader  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while loop.time() - began < seconds:
+        try:
+            writer.write(b"a")
+            async with asyncio.timeout(1.0):
+                await reader.read()  # b"" or a 408 then b"": the server is done with us
+            return loop.time() - began
+        except TimeoutError:
+            continue
+        except ConnectionError:  # reset: the unread rest of our body made the close abrupt
+            return loop.time() - began
+    return None
+
+
+@pytest.mark.parametrize("path", ["/webhook", "/"])
+async def test_a_body_that_trickles_is_dropped_after_start_timeout(
+    start_server: StartServer, path: str
+) -> None:
+    """Headers, then one byte a second: each connection was held as long as the sender liked
+    (20 of 20 still open after 8 s with ``--start-timeout 2``; enough of them exhaust the
+    server's descriptors). Now the body has ``--start-timeout`` seconds to arrive: 408, closed."""
+    running = await start_server(start_timeout=1.0)
+    writers = await half_sent_bodies(running.base, path, 10)
+    closed_after = await asyncio.gather(*(trickle_until_closed(w, 6.0) for w in writers))
+    for writer in writers:
+        writer.close()
+    print(f"\n{path}: closed after {closed_after}")
+    assert all(after is not None and after < 3.0 for after in closed_after), closed_after
+
+
+async def test_a_body_cut_off_halfway_logs_no_traceback(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sender that hangs up in the middle of its body once cost a 28-line ERROR traceback per
+    connection (20 connections: 560 lines). Now each is a refusal counted at ``/stats``, its
+    log line at most once a minute."""
+    running = await start_server()
+    with caplog.at_level(logging.INFO):
+        for path in ["/webhook", "/"]:
+            writers = await half_sent_bodies(running.base, path, 20)
+            for writer in writers:
+                writer.transport.abort()
+            await asyncio.sleep(0.5)
+    assert not [record for record in caplog.records if record.exc_info], caplog.text[:2000]
+    assert len(caplog.records) <= 2, caplog.text[:2000]
+    _, stats, _ = await fetch(running.base + "/stats")
+    assert orjson.loads(stats)["status_callbacks"]["refused"] == {"body_incomplete": 20}
