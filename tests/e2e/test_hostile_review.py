@@ -12,11 +12,14 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+from aiohttp import web
 
-from tests.e2e.conftest import StartServer
+from tests.e2e.conftest import StartServer, serve_app, url_of
+from tests.e2e.test_emulator_fidelity import FIXTURE
 from tests.e2e.test_hostile_frames import Connect, ServerProcess
 from tests.e2e.test_reliability_auth import answer, upgrade
 from tests.e2e.test_security_access import GUARDED, fetch, record_a_call
+from vobiz_stream.emulator import CallOptions, run_call
 
 SECRET = "stream-secret-for-tests-0123456789"
 AUTH_TOKEN = "MAUTHTOKEN-for-tests-9876543210"
@@ -228,3 +231,46 @@ async def test_a_socket_that_starts_then_sends_nothing_gives_its_slot_back(
     await carrier.start(call_id="idle")
     assert carrier.reader is not None
     await asyncio.wait_for(asyncio.shield(carrier.reader), 5.0)  # the server closed the socket
+
+
+# --- 6. the emulator facing an app's hostile answer XML ------------------------------------------
+
+BIG = "A" * 900_000
+HOSTILE_ANSWERS = {
+    "a 900 KB attribute value": f'<Response><Stream extraHeaders="{BIG}">ws://127.0.0.1:9/s</Stream>'
+    "</Response>",
+    "a 900 KB URL": f"<Response><Stream>file:///{BIG}</Stream></Response>",
+    "200 000 child elements": "<Response><Stream>ws://127.0.0.1:9/s"
+    + "<x/>" * 200_000
+    + "</Stream></Response>",
+    "60 000 unknown attributes": "<Response><Stream "
+    + " ".join(f'a{number}="v"' for number in range(60_000))
+    + ">ws://127.0.0.1:9/s</Stream></Response>",
+    "200 000 unknown verbs before the stream": "<Response>"
+    + "<x/>" * 200_000
+    + "<Stream>ws://127.0.0.1:9/s</Stream></Response>",
+    "a 900 KB verb name": f"<Response><{BIG}/><Stream>ws://127.0.0.1:9/s</Stream></Response>",
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_ANSWERS)
+async def test_a_hostile_answer_xml_makes_a_short_report(case: str) -> None:
+    """Under 1 MiB of answer XML once made up to 20 MB of timeline and 46 MB of report (each
+    unknown element a warning, each long value quoted whole, twice). Now an error quotes at most
+    80 characters of a value and the warnings name 10 things and count the rest."""
+    body = HOSTILE_ANSWERS[case]
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(text=body, content_type="application/xml")
+
+    runner = await serve_app([web.post("/", answer)])
+    try:
+        report = await run_call(url_of(runner), FIXTURE, CallOptions(speed=4))
+    finally:
+        await runner.cleanup()
+    assert report.failure is not None
+    shown = orjson.dumps(report.to_json())
+    print(f"\n{case}: report {len(shown)} characters, {len(report.warnings)} warnings")
+    assert len(report.failure) < 1000, report.failure[:200]
+    assert len(report.warnings) <= 30
+    assert len(shown) < 20_000
