@@ -44,8 +44,10 @@ from vobiz_stream.errors import StoreError
 from vobiz_stream.fd_limits import fit_max_calls
 from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
+from vobiz_stream.host_header import checked_host
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.logtext import loggable
+from vobiz_stream.malformed_requests import AIOHTTP_SERVER_LOGGER, MalformedRequests
 from vobiz_stream.media_socket import MediaStreams, OpenStream, Refusal
 from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.picows_media import start_media_server
@@ -271,10 +273,10 @@ class StreamServer:
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/")
         if not self.settings.trust_proxy:  # else whoever sends the request picks the URL
-            return f"{request.scheme}://{request.host}"
+            return f"{request.scheme}://{checked_host(request.host)}"
         scheme = _first_forwarded(request, "X-Forwarded-Proto") or request.scheme
         host = _first_forwarded(request, "X-Forwarded-Host") or request.host
-        return f"{scheme}://{host}"
+        return f"{scheme}://{checked_host(host)}"
 
     def _stream_element(self, stream_url: str, webhook_url: str | None) -> Stream:
         settings = self.settings
@@ -491,6 +493,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
         access_log=None,
         keepalive_timeout=settings.start_timeout or 75.0,  # 0: off, aiohttp's default 75 s
     )
+    logging.getLogger(AIOHTTP_SERVER_LOGGER).addFilter(MalformedRequests())  # no traceback each
     try:
         await runner.setup()  # starts the picows media socket, if any
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -274,3 +274,66 @@ async def test_a_hostile_answer_xml_makes_a_short_report(case: str) -> None:
     assert len(report.failure) < 1000, report.failure[:200]
     assert len(report.warnings) <= 30
     assert len(shown) < 20_000
+
+
+# --- 7. requests aiohttp cannot parse, and Host headers that are no host -------------------------
+
+
+async def raw_request(port: int, request: bytes) -> bytes:
+    """The status line the server answers ``request`` with (b"" if it just closed)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    try:
+        async with asyncio.timeout(5):
+            answer = await reader.read()
+    finally:
+        writer.close()
+    return answer.split(b"\r\n", 1)[0]
+
+
+MALFORMED_REQUESTS = [
+    b"GET /calls HTTP/1.1\r\nHost: evil\x1b[31m.example\r\n\r\n",  # ESC in a header
+    b"X" * 9000 + b" / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",  # a request line past 8 KiB
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: \x00\r\n\r\n",  # NUL in a header
+]
+
+
+async def test_a_flood_of_malformed_requests_logs_one_line_not_a_traceback_each(
+    serve: ServerProcess,
+) -> None:
+    """300 requests aiohttp cannot parse once logged an ERROR with a traceback each (about
+    2.5 KB of log per request). Now: 400 each, one WARNING line with a count."""
+    await serve.start()
+    before = serve.log_bytes()
+    statuses = set()
+    for number in range(300):
+        statuses.add(await raw_request(serve.port, MALFORMED_REQUESTS[number % 3]))
+    await serve.stop()
+    grown = serve.log_bytes() - before
+    log = serve.log_path.read_text()
+    print(f"\nlog +{grown} B for 300 malformed requests; statuses {statuses}")
+    assert statuses <= {b"HTTP/1.0 400 Bad Request", b"HTTP/1.1 400 Bad Request"}
+    assert "Traceback" not in log
+    assert log.count("refused a malformed HTTP request") == 1
+    assert grown < 2_000
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"ev\x85il.example", "evil\u2028forged.example".encode(), b"h" * 8000, b"a b"],
+    ids=["latin-1 byte", "line separator", "8000 characters", "space"],
+)
+@pytest.mark.parametrize("path", ["/?CallUUID=c-1", "/webhook?CallUUID=c-1", "/no-such-page"])
+async def test_a_host_header_that_is_no_host_gets_400_and_no_traceback(
+    serve: ServerProcess, host: bytes, path: str
+) -> None:
+    """A byte past ASCII in ``Host`` made the answer, the callback and the 404 page answer 500
+    with a traceback in the log; a line separator and 8000 characters reached the log and the
+    URLs. Now the host is checked first: 400 naming ``--public-url``."""
+    await serve.start()
+    request = f"GET {path} HTTP/1.1\r\nHost: ".encode() + host + b"\r\nConnection: close\r\n\r\n"
+    status = await raw_request(serve.port, request)
+    await serve.stop()
+    log = serve.log_path.read_text()
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert "Traceback" not in log and "\u2028" not in log and "h" * 300 not in log
