@@ -258,15 +258,20 @@ async def read_capped_body(
 
     A ``Content-Length`` past the limit is refused before a byte is read; a body without one
     (chunked) is read until it passes the limit. Raises :class:`CallbackError`: 413 for a body
-    too large, 408 for one not whole within ``timeout`` seconds (0: no limit; a sender that
-    trickles or stalls would hold its connection for ever), 400 for one whose sender hung up
-    halfway (else each such request logs a traceback).
+    too large, 415 for a compressed one, 408 for one not whole within ``timeout`` seconds (0: no
+    limit; a sender that trickles or stalls would hold its connection for ever), 400 for one
+    whose sender hung up halfway (else each such request logs a traceback).
     """
     too_large = CallbackError(
         413, f"body over {limit} bytes; the carrier sends a small form", "too_large"
     )
     if request.content_length is not None and request.content_length > limit:
         raise too_large
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        request.protocol.force_close()  # 60 KB of gzip inflate to 60 MB: not one byte of it
+        raise CallbackError(
+            415, "a compressed body is not accepted; the carrier sends a plain form", "compressed"
+        )
     body = bytearray()
     try:
         async with asyncio.timeout(timeout or None):
