@@ -169,8 +169,8 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     other.add_argument(
         "--start-timeout",
         type=float,
-        help="close a socket that sends no start (or no full request) in this many seconds "
-        "(default 10; 0: off)",
+        help="close a socket that sends no start, no full request or body, or no media after "
+        "its start, in this many seconds (default 10; 0: off)",
     )
     other.add_argument(
         "--send-timeout",

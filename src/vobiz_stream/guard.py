@@ -7,17 +7,19 @@ signatures) and ``/healthz`` (which shows nothing about calls). Every other path
 later, without anyone having to remember to guard it.
 
 A guarded path needs ``Authorization: Bearer <admin token>`` (401 without it). With no admin token
-set, it is served only when the server listens on loopback (development) and the request did not
-come through a proxy or tunnel (no ``Forwarded`` or ``X-Forwarded-For`` header: a tunnel to a
-loopback port is how a carrier reaches a developer's machine, and it would reach these pages as
-well); otherwise it answers 403 saying which setting to give. :func:`unsafe_settings` is what
-start-up says about all this, one line per setting left unsafe.
+set, it is served only when the server listens on loopback (development), the request did not
+come through a proxy or tunnel (none of :data:`PROXY_HEADERS`: a tunnel to a loopback port is how a
+carrier reaches a developer's machine, and it would reach these pages as well), and its ``Host``
+names this machine (a web page whose own name was made to resolve to 127.0.0.1, DNS rebinding,
+sends its own name there); otherwise it answers 403 saying which setting to give.
+:func:`unsafe_settings` is what start-up says about all this, one line per setting left unsafe.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -30,8 +32,18 @@ OPEN_PATHS = frozenset({"/", "/stream", "/webhook", "/healthz"})
 """The carrier's routes and the liveness probe; every other path needs the admin token."""
 REALM = "vobiz-stream"
 TOKEN_SETTING = "--admin-token (or VOBIZ_STREAM_ADMIN_TOKEN)"
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For")
-"""Headers a proxy or tunnel adds to what it passes on (a stranger cannot take them off)."""
+PROXY_HEADERS = (
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Real-IP",
+    "Via",
+    "CF-Connecting-IP",
+    "True-Client-IP",
+)
+"""Headers a proxy or tunnel adds to what it passes on (a stranger cannot take them off); each
+common proxy sets at least one of them (nginx's usual configuration only ``X-Real-IP``)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -68,8 +80,15 @@ def admin_guard(admin_token: str | None, host: str) -> Middleware:
                 f"{TOKEN_SETTING}\n",
                 headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
             )
-        if exposed or any(header in request.headers for header in PROXY_HEADERS):
-            where = "through a proxy or tunnel" if not exposed else f"on {host or 'all addresses'}"
+        proxied = any(header in request.headers for header in PROXY_HEADERS)
+        if exposed or proxied or not _names_this_machine(request.headers.get("Host")):
+            where = (
+                f"on {host or 'all addresses'}"
+                if exposed
+                else "through a proxy or tunnel"
+                if proxied
+                else "for a Host header naming another machine"
+            )
             return web.Response(
                 status=403,
                 text=f"call data and server internals are not served {where} without an admin "
@@ -79,6 +98,18 @@ def admin_guard(admin_token: str | None, host: str) -> Middleware:
         return await handler(request)  # loopback without a token: open for development
 
     return guard
+
+
+def _names_this_machine(host_header: str | None) -> bool:
+    """Whether a request's ``Host`` is a loopback name (any port), or absent (HTTP/1.0: browsers
+    always send one)."""
+    if host_header is None:
+        return True
+    try:
+        hostname = urlsplit(f"//{host_header}").hostname
+    except ValueError:
+        return False
+    return hostname is not None and is_loopback(hostname)
 
 
 def _bearer_matches(header: str, expected: bytes) -> bool:

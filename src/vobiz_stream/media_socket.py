@@ -210,7 +210,7 @@ class OpenStream:
         try:
             async with asyncio.timeout(timeout):
                 await self.session.wait_started()
-            return
+            return await self._close_when_media_stops(timeout)
         except TimeoutError:
             pass
         reason = f"no start within {timeout:g} s (start_timeout)"
@@ -220,6 +220,25 @@ class OpenStream:
         )
         self.session.close("start_timeout")
         await self.transport.close_with(POLICY_VIOLATION, reason)
+
+    async def _close_when_media_stops(self, timeout: float) -> None:
+        """After its ``start``, a socket that sends no media for ``start_timeout`` seconds (a
+        carrier sends media all call long, silence too) only holds a call slot, answering pings:
+        closed like one that never started, within twice the timeout. The frame count is looked
+        at once per timeout, so no frame pays for this."""
+        stats, seen = self.session.stats, -1
+        while not self.session.closed:
+            if stats.frames_received == seen:
+                reason = f"no media for {timeout:g} s after the start (start_timeout)"
+                self._streams.admission.note_start_timeout(
+                    self._admitted,
+                    f"{reason}: closed with {POLICY_VIOLATION} to free its call slot",
+                )
+                self.session.close("media_timeout")
+                await self.transport.close_with(POLICY_VIOLATION, reason)
+                return
+            seen = stats.frames_received
+            await asyncio.sleep(timeout)
 
     async def _run_handler(self) -> None:
         session = self.session

@@ -45,8 +45,10 @@ from vobiz_stream.extras import require
 from vobiz_stream.fd_limits import fit_max_calls
 from vobiz_stream.guard import admin_guard, unsafe_settings
 from vobiz_stream.handlers import Handler, resolve_handler
+from vobiz_stream.host_header import checked_host
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.logtext import loggable
+from vobiz_stream.malformed_requests import AIOHTTP_SERVER_LOGGER, MalformedRequests
 from vobiz_stream.media_socket import MediaStreams, OpenStream
 from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.redact import redact, redact_callback
@@ -222,10 +224,10 @@ class StreamServer:
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/")
         if not self.settings.trust_proxy:  # else whoever sends the request picks the URL
-            return f"{request.scheme}://{request.host}"
+            return f"{request.scheme}://{checked_host(request.host)}"
         scheme = _first_forwarded(request, "X-Forwarded-Proto") or request.scheme
         host = _first_forwarded(request, "X-Forwarded-Host") or request.host
-        return f"{scheme}://{host}"
+        return f"{scheme}://{checked_host(host)}"
 
     def _stream_element(self, stream_url: str, webhook_url: str | None) -> Stream:
         settings = self.settings
@@ -251,7 +253,7 @@ class StreamServer:
 
     async def answer(self, request: web.Request) -> web.Response:
         try:
-            fields = await _form_fields(request)
+            fields = await _form_fields(request, self.settings.start_timeout)
         except CallbackError as exc:
             return web.Response(status=exc.status, text=f"{exc}\n")
         base = urlsplit(self._base_url(request))
@@ -294,7 +296,11 @@ class StreamServer:
         try:
             received = read_status_callback(
                 query=request.rel_url.raw_query_string,
-                body=await read_capped_body(request) if request.method == "POST" else b"",
+                body=(
+                    await read_capped_body(request, timeout=self.settings.start_timeout)
+                    if request.method == "POST"
+                    else b""
+                ),
                 content_type=request.content_type,
                 headers=request.headers,
                 urls=list(dict.fromkeys(urls)),
@@ -312,7 +318,7 @@ class StreamServer:
                     exc,
                 )
             response = web.Response(status=exc.status, text=f"{exc}\n")
-            if exc.status == 413:
+            if exc.status in (408, 413):
                 response.force_close()  # the rest of the body is not worth reading
             return response
         callback, check = redact_callback(received.callback), received.signature
@@ -388,10 +394,10 @@ def _first_forwarded(request: web.Request, header: str) -> str | None:
     return value or None
 
 
-async def _form_fields(request: web.Request) -> dict[str, str]:
-    """The query, then the urlencoded form body (at most 64 KiB, else 413); a repeated field
-    keeps its last value."""
-    body = await read_capped_body(request) if request.method == "POST" else b""
+async def _form_fields(request: web.Request, timeout: float) -> dict[str, str]:
+    """The query, then the urlencoded form body (at most 64 KiB, else 413; whole within
+    ``timeout`` seconds, else 408); a repeated field keeps its last value."""
+    body = await read_capped_body(request, timeout=timeout) if request.method == "POST" else b""
     return form_fields(request.rel_url.raw_query_string, body, request.content_type)
 
 
@@ -437,7 +443,9 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
         handle_signals=False,
         access_log=None,
         keepalive_timeout=settings.start_timeout or 75.0,  # 0: off, aiohttp's default 75 s
+        auto_decompress=False,  # else any path's gzip body is inflated (60 KB: 60 MB, 170 ms)
     )
+    logging.getLogger(AIOHTTP_SERVER_LOGGER).addFilter(MalformedRequests())  # no traceback each
     try:
         await runner.setup()  # starts the picows media socket, if any
         site = web.TCPSite(runner, settings.host, settings.port)

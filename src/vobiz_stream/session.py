@@ -54,6 +54,7 @@ from vobiz_stream.formats import (
     Encoding,
 )
 from vobiz_stream.inbound import LONGEST_INBOUND_PAYLOAD, InboundDecoder
+from vobiz_stream.log_budget import LogBudget
 from vobiz_stream.logtext import loggable
 from vobiz_stream.playback import (
     HeardAudio,
@@ -307,6 +308,7 @@ class CallSession:
         self._inbound_width: int
         self.inbound_format = self.options.expected_format
         self.stats = SessionStats()
+        self._log_budget = LogBudget()
         self._transport = transport
         self._hooks: SessionHooks = hooks or NoHooks()
         self._loop = asyncio.get_running_loop()
@@ -427,7 +429,7 @@ class CallSession:
 
     def _note(self, kind: str, level: int = logging.INFO, **detail: object) -> None:
         """One log line and one kept event per call event; text from the carrier is escaped."""
-        if log.isEnabledFor(level):
+        if log.isEnabledFor(level) and self._log_budget.allows(kind, self.describe):
             shown = " ".join(f"{key}={loggable(str(value))}" for key, value in detail.items())
             log.log(level, "call %s: %s %s", self.describe(), kind, shown)
         self._hooks.event(kind, detail)
@@ -590,7 +592,8 @@ class CallSession:
 
     def _on_cleared(self) -> None:
         if self._clear_sent_at is None:
-            log.info("call %s: clearedAudio without a clear in flight", self.describe())
+            if self._log_budget.allows("unexpected_cleared", self.describe):
+                log.info("call %s: clearedAudio without a clear in flight", self.describe())
             return
         round_trip = self.now() - self._clear_sent_at
         self._clear_sent_at = None

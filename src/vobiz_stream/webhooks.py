@@ -18,6 +18,7 @@ Everything here is free of I/O except :func:`read_capped_body` and :class:`Webho
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -250,22 +251,43 @@ class ReceivedCallback:
     """The nonce a valid signature came with (remembered against replays), else None."""
 
 
-async def read_capped_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+async def read_capped_body(
+    request: web.Request, limit: int = MAX_BODY_BYTES, timeout: float = 0.0
+) -> bytes:
     """The body of ``request``, never buffering more than ``limit`` bytes of it.
 
     A ``Content-Length`` past the limit is refused before a byte is read; a body without one
-    (chunked) is read until it passes the limit. Raises :class:`CallbackError` (413).
+    (chunked) is read until it passes the limit. Raises :class:`CallbackError`: 413 for a body
+    too large, 415 for a compressed one, 408 for one not whole within ``timeout`` seconds (0: no
+    limit; a sender that trickles or stalls would hold its connection for ever), 400 for one
+    whose sender hung up halfway (else each such request logs a traceback).
     """
     too_large = CallbackError(
         413, f"body over {limit} bytes; the carrier sends a small form", "too_large"
     )
     if request.content_length is not None and request.content_length > limit:
         raise too_large
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        request.protocol.force_close()  # 60 KB of gzip inflate to 60 MB: not one byte of it
+        raise CallbackError(
+            415, "a compressed body is not accepted; the carrier sends a plain form", "compressed"
+        )
     body = bytearray()
-    while chunk := await request.content.read(limit + 1 - len(body)):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async with asyncio.timeout(timeout or None):
+            while chunk := await request.content.read(limit + 1 - len(body)):
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+    except TimeoutError:
+        request.protocol.force_close()  # answered, then closed: the rest is not waited for
+        raise CallbackError(
+            408, f"the body did not arrive within {timeout:g} s", "body_timeout"
+        ) from None
+    except ConnectionResetError:
+        raise CallbackError(
+            400, "the connection closed before the body was whole", "body_incomplete"
+        ) from None
     return bytes(body)
 
 

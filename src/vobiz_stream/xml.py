@@ -31,6 +31,7 @@ from vobiz_stream.formats import (
     Encoding,
     parse_content_type,
 )
+from vobiz_stream.logtext import loggable
 
 __all__ = [
     "MAX_EXTRA_HEADERS_BYTES",
@@ -203,12 +204,16 @@ class Response:
         """Things that are legal but probably not what the author meant."""
         found: list[str] = []
         for number, verb in enumerate(self.verbs, 1):
-            tag = _tag_of(verb)
+            tag = loggable(_tag_of(verb), SHOWN_CHARS)
             if isinstance(verb, UnknownVerb):
                 known = _case_insensitive_match(tag, list(_READERS))
                 hint = f" (verb names are case-sensitive: did you mean <{known}>?)" if known else ""
                 found.append(f"verb {number} <{tag}> is not modelled; kept as UnknownVerb{hint}")
             found.extend(f"verb {number} <{tag}> ignored {what}" for what in verb.ignored)
+            if len(found) > SHOWN_ITEMS:
+                left = len(self.verbs) - number
+                found[SHOWN_ITEMS:] = [f"more warnings past verb {number}, {left} verbs after it"]
+                break
         if self.ends_immediately:
             found.append(
                 "the last verb is a <Stream> without keepCallAlive: it runs in the background, "
@@ -255,16 +260,35 @@ def validate(item: Response | Verb) -> None:
         raise XmlError("invalid answer XML: " + "; ".join(problems))
 
 
+SHOWN_CHARS = 80
+"""How much of a value from the answer XML an error message quotes: an app's 1 MB attribute must
+not become a 2 MB error."""
+
+SHOWN_ITEMS = 10
+"""How many ignored attributes, child elements or warnings are named, the rest counted: a
+document of 200 000 unknown elements must not make 200 000 lines of report."""
+
+
+def _shown(value: str) -> str:
+    """``value`` quoted as ``repr`` quotes it (control characters escaped), cut to
+    :data:`SHOWN_CHARS` characters with how many there were."""
+    if len(value) <= SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARS]!r}…({len(value)} chars)"
+
+
 def _problems(verb: Verb) -> list[str]:
     tag, attributes, text = _encode(verb)
     problems = _stream_problems(verb) if isinstance(verb, Stream) else _other_problems(verb)
     for name, value in [(tag, None), *attributes.items()]:
         if not _XML_NAME.fullmatch(name) or name == "xmlns":
-            problems.append(f"<{tag}> name {name!r} is not a usable XML name")
+            problems.append(f"<{tag}> name {_shown(name)} is not a usable XML name")
         if value is not None and _XML_ILLEGAL_CHARACTER.search(value):
-            problems.append(f"<{tag}> {name}={value!r} holds a character XML cannot carry")
+            problems.append(
+                f"<{tag}> {name}={_shown(value)} holds a character XML cannot carry"
+            )
     if _XML_ILLEGAL_CHARACTER.search(text):
-        problems.append(f"<{tag}> text {text!r} holds a character XML cannot carry")
+        problems.append(f"<{tag}> text {_shown(text)} holds a character XML cannot carry")
     return problems
 
 
@@ -316,17 +340,17 @@ def _stream_problems(stream: Stream) -> list[str]:
 
 def _url_problems(what: str, url: str, schemes: tuple[str, ...]) -> list[str]:
     if _BAD_URL_CHARACTER.search(url):
-        return [f"{what} {url!r} contains whitespace or a control character"]
+        return [f"{what} {_shown(url)} contains whitespace or a control character"]
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as exc:
-        return [f"{what} {url!r} cannot be parsed: {exc}"]
+        return [f"{what} {_shown(url)} cannot be parsed: {exc}"]
     wanted = " or ".join(f"{scheme}://" for scheme in schemes)
     if parts.scheme not in schemes:
-        return [f"{what} {url!r} must start with {wanted}"]
+        return [f"{what} {_shown(url)} must start with {wanted}"]
     if not parts.hostname:
-        return [f"{what} {url!r} names no host"]
+        return [f"{what} {_shown(url)} names no host"]
     return []
 
 
@@ -351,16 +375,17 @@ def _extra_headers_problems(headers: tuple[tuple[str, str], ...]) -> list[str]:
     problems: list[str] = []
     for key, value in headers:
         if not key:
-            problems.append(f"<Stream> extraHeaders has an empty key (value {value!r})")
+            problems.append(f"<Stream> extraHeaders has an empty key (value {_shown(value)})")
         for part, role in ((key, "key"), (value, "value")):
             if "=" in part or "," in part:
                 problems.append(
-                    f"<Stream> extraHeaders {role} {part!r} contains '=' or ',', which the "
+                    f"<Stream> extraHeaders {role} {_shown(part)} contains '=' or ',', which the "
                     "key=value,key=value format cannot carry"
                 )
             elif part != part.strip():
                 problems.append(
-                    f"<Stream> extraHeaders {role} {part!r} has surrounding whitespace, which "
+                    f"<Stream> extraHeaders {role} {_shown(part)} has surrounding whitespace, "
+                    "which "
                     "the key=value,key=value format does not keep"
                 )
     # surrogatepass: a lone surrogate (an undecodable byte of an environment variable) is
@@ -545,7 +570,7 @@ class _Element:
             return default
         word = raw.strip().lower()
         if word not in ("true", "false"):
-            raise XmlError(f"<{self._element.tag}> {name}={raw!r} must be true or false")
+            raise XmlError(f"<{self._element.tag}> {name}={_shown(raw)} must be true or false")
         return word == "true"
 
     def integer(self, name: str, default: _T) -> int | _T:
@@ -553,7 +578,7 @@ class _Element:
         if raw is None:
             return default
         if not _WHOLE_NUMBER.fullmatch(raw):
-            raise XmlError(f"<{self._element.tag}> {name}={raw!r} is not a whole number")
+            raise XmlError(f"<{self._element.tag}> {name}={_shown(raw)} is not a whole number")
         return int(raw)
 
     def choice(self, name: str, default: _E) -> _E:
@@ -565,18 +590,27 @@ class _Element:
         member = members.get(raw.strip().lower())
         if member is None:
             allowed = ", ".join(repr(value) for value in members.values())
-            raise XmlError(f"<{self._element.tag}> {name}={raw!r} must be one of {allowed}")
+            raise XmlError(f"<{self._element.tag}> {name}={_shown(raw)} must be one of {allowed}")
         return member
 
     def ignored(self) -> tuple[str, ...]:
         """Attributes never asked for and child elements; call after every read."""
         found: list[str] = []
-        for name, value in self._element.attrib.items():
-            if name not in self._asked:
-                match = _case_insensitive_match(name, self._asked)
-                hint = f" (names are case-sensitive: did you mean {match}?)" if match else ""
-                found.append(f"attribute {name}={value!r}{hint}")
-        found.extend(f"child element <{child.tag}>" for child in self._element)
+        unasked = [name for name in self._element.attrib if name not in self._asked]
+        for name in unasked[:SHOWN_ITEMS]:
+            match = _case_insensitive_match(name, self._asked)
+            hint = f" (names are case-sensitive: did you mean {match}?)" if match else ""
+            value = self._element.attrib[name]
+            found.append(f"attribute {loggable(name, SHOWN_CHARS)}={_shown(value)}{hint}")
+        if len(unasked) > SHOWN_ITEMS:
+            found.append(f"{len(unasked) - SHOWN_ITEMS} more attributes")
+        children = list(self._element)
+        found.extend(
+            f"child element <{loggable(str(child.tag), SHOWN_CHARS)}>"
+            for child in children[:SHOWN_ITEMS]
+        )
+        if len(children) > SHOWN_ITEMS:
+            found.append(f"{len(children) - SHOWN_ITEMS} more child elements")
         return tuple(found)
 
 
@@ -607,7 +641,7 @@ def _read_content_type(raw: str) -> AudioFormat:
     try:
         return parse_content_type(raw)
     except AudioError as exc:
-        raise XmlError(f"<Stream> contentType={raw!r}: {exc}") from exc
+        raise XmlError(f"<Stream> contentType={_shown(raw)}: {exc}") from exc
 
 
 def parse_extra_headers(raw: str) -> tuple[tuple[str, str], ...]:
@@ -623,7 +657,7 @@ def parse_extra_headers(raw: str) -> tuple[tuple[str, str], ...]:
         key, equals, value = item.partition("=")
         if not equals:
             raise XmlError(
-                f"<Stream> extraHeaders={raw!r}: item {item!r} is not key=value "
+                f"<Stream> extraHeaders={_shown(raw)}: item {_shown(item)} is not key=value "
                 "(the format is key=value,key=value)"
             )
         pairs.append((key.strip(), value.strip()))

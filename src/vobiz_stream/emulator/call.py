@@ -113,7 +113,15 @@ from vobiz_stream.protocol import (
     encode_payload,
     parse_command,
 )
-from vobiz_stream.xml import AudioTrack, Stream, UnknownVerb, Verb, parse_response
+from vobiz_stream.xml import (
+    SHOWN_CHARS,
+    SHOWN_ITEMS,
+    AudioTrack,
+    Stream,
+    UnknownVerb,
+    Verb,
+    parse_response,
+)
 
 if TYPE_CHECKING:  # the socket imports picows, an optional package
     from vobiz_stream.emulator.socket import CarrierSocket
@@ -380,9 +388,18 @@ class _Call:
             raise _CallFailedError("the answer XML has no <Stream>: there is nothing to connect to")
         verbs = response_xml.verbs
         index = next(i for i, verb in enumerate(verbs) if isinstance(verb, Stream))
-        for verb in verbs[:index]:
-            name = verb.tag if isinstance(verb, UnknownVerb) else verb.TAG
-            warning = f"<{name}> before the <Stream> is not emulated: the call starts at the stream"
+        skipped = [
+            verb.tag if isinstance(verb, UnknownVerb) else verb.TAG for verb in verbs[:index]
+        ]
+        for name in skipped[:SHOWN_ITEMS]:
+            warning = (
+                f"<{loggable(name, SHOWN_CHARS)}> before the <Stream> is not emulated: "
+                "the call starts at the stream"
+            )
+            report.warnings.append(warning)
+            self.timeline.add(self.now(), "xml warning", warning)
+        if len(skipped) > SHOWN_ITEMS:
+            warning = f"{len(skipped) - SHOWN_ITEMS} more verbs before the <Stream>, not emulated"
             report.warnings.append(warning)
             self.timeline.add(self.now(), "xml warning", warning)
         self._verbs_after = verbs[index + 1 :]

@@ -96,6 +96,7 @@ async def _run_stream(
         max_msg_size=settings.max_message_bytes,
         heartbeat=settings.heartbeat or None,  # a carrier gone silent is pinged, then dropped
         autoping=True,
+        compress=False,  # a 1 KB deflated frame would cost 1 MB of inflating: no deflate
     )
     await socket.prepare(request)
     transport = AiohttpTransport(socket, request, settings.send_timeout)
