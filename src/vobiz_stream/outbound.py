@@ -25,9 +25,7 @@ _EMPTY_PAYLOAD = b'"payload":""'
 class PlayAudioEncoder:
     """The ``playAudio`` frames of one stream in one outbound format and byte order."""
 
-    def __init__(
-        self, outbound: AudioFormat, byte_order: ByteOrder, stream_id: str | None
-    ) -> None:
+    def __init__(self, outbound: AudioFormat, byte_order: ByteOrder, stream_id: str | None) -> None:
         self.outbound = outbound
         self.byte_order = byte_order
         self.stream_id = stream_id
