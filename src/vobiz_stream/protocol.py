@@ -777,7 +777,7 @@ def _to_object(message: CarrierEvent | AppCommand) -> _Obj:
 
 def encode(message: CarrierEvent | AppCommand) -> str:
     """Encode any event or command as one JSON text frame."""
-    return encode_bytes(message).decode()
+    return orjson.dumps(_to_object(message)).decode()
 
 
 def encode_bytes(message: CarrierEvent | AppCommand) -> bytes:
