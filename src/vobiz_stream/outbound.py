@@ -27,9 +27,8 @@ class PlayAudioEncoder:
     """The ``playAudio`` frames of one stream in one outbound format and byte order."""
 
     def __init__(self, outbound: AudioFormat, byte_order: ByteOrder, stream_id: str | None) -> None:
-        self.outbound = outbound
-        self.byte_order = byte_order
         self.stream_id = stream_id
+        """The ``streamId`` the frames carry (a session makes a new encoder if it changes)."""
         text = encode_bytes(
             PlayAudio(b"", outbound.encoding, outbound.sample_rate, stream_id)
         ).replace(b"%", b"%%")
