@@ -42,6 +42,9 @@ class _NullTransport:
     async def send_text(self, text: str) -> None:
         pass
 
+    async def send_frame(self, data: bytes) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 

@@ -78,6 +78,9 @@ class Silent:
     async def send_text(self, text: str) -> None:
         pass
 
+    async def send_frame(self, data: bytes) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 

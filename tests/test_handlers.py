@@ -153,6 +153,9 @@ class FakeTransport:
     async def send_text(self, text: str) -> None:
         self.sent.append(text)
 
+    async def send_frame(self, data: bytes) -> None:
+        self.sent.append(data.decode())
+
     async def close(self) -> None:
         pass
 

@@ -25,7 +25,7 @@ EPS = 1e-9
 def frame(value: int) -> OutboundFrame:
     """A 20 ms frame whose every sample is ``value`` (so frames can be told apart)."""
     pcm = np.full(FRAME_SAMPLES, value, dtype="<i2").tobytes()
-    return OutboundFrame(payload=pcm, pcm=pcm)
+    return OutboundFrame(wire=pcm, pcm=pcm)
 
 
 def frames(count: int, first: int = 0) -> list[OutboundFrame]:

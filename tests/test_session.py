@@ -65,15 +65,18 @@ class FakeTransport:
     """Keeps every frame sent, with the loop time it was sent at."""
 
     def __init__(self, fail_with: Exception | None = None) -> None:
-        self.sent: list[tuple[float, str]] = []
+        self.sent: list[tuple[float, bytes]] = []
         self.closed = False
         self.fail_with = fail_with
         self.on_send: Callable[[], None] | None = None
 
     async def send_text(self, text: str) -> None:
+        await self.send_frame(text.encode())
+
+    async def send_frame(self, data: bytes) -> None:
         if self.fail_with is not None:
             raise self.fail_with
-        self.sent.append((asyncio.get_running_loop().time(), text))
+        self.sent.append((asyncio.get_running_loop().time(), data))
         if self.on_send is not None:
             self.on_send()
 
@@ -1008,14 +1011,14 @@ async def test_a_barge_in_during_a_slow_send_still_clears() -> None:
     """The socket is slow to take frames; the caller barges in while one is being sent."""
     session, transport, _ = make_session(byte_order=ByteOrder.LITTLE, max_lead=0.2)
     sending = asyncio.Event()
-    real_send = transport.send_text
+    real_send = transport.send_frame
 
-    async def slow_send(text: str) -> None:
+    async def slow_send(data: bytes) -> None:
         sending.set()
         await asyncio.sleep(0.005)
-        await real_send(text)
+        await real_send(data)
 
-    transport.send_text = slow_send  # type: ignore[method-assign]
+    transport.send_frame = slow_send  # type: ignore[method-assign]
     session.feed(nested_start("S1"))
     session.detect_speech(SpeechDetection(barge_in=True))
     await session.play(sine(440, 5.0, 8000), 8000)

@@ -86,9 +86,10 @@ class PlayHandle:
 
 @dataclass(slots=True)
 class OutboundFrame:
-    """One 20 ms frame in the outbound format, with the PCM it holds for the recording."""
+    """One 20 ms ``playAudio`` frame as the socket sends it, with the PCM the caller hears."""
 
-    payload: bytes
+    wire: bytes
+    """The whole JSON text frame, UTF-8 (built once, when the app played the audio)."""
     pcm: bytes
     """Little-endian int16 samples at the outbound rate: what the caller hears from this frame."""
 
@@ -261,7 +262,7 @@ class PlaybackLedger:
             played_bytes = round((now - sent.starts_at) / FRAME_SECONDS * len(sent.frame.pcm))
             if played_bytes < len(sent.frame.pcm):
                 played_bytes -= played_bytes % 2
-                sent.frame = OutboundFrame(sent.frame.payload, sent.frame.pcm[:played_bytes])
+                sent.frame = OutboundFrame(sent.frame.wire, sent.frame.pcm[:played_bytes])
             kept.append(sent)
         self._sent = kept
         self._drain_at = min(self._drain_at, now)

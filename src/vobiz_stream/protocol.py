@@ -56,6 +56,7 @@ __all__ = [
     "Track",
     "Unknown",
     "encode",
+    "encode_bytes",
     "encode_payload",
     "parse_command",
     "parse_event",
@@ -777,6 +778,11 @@ def _to_object(message: CarrierEvent | AppCommand) -> _Obj:
 def encode(message: CarrierEvent | AppCommand) -> str:
     """Encode any event or command as one JSON text frame."""
     return orjson.dumps(_to_object(message)).decode()
+
+
+def encode_bytes(message: CarrierEvent | AppCommand) -> bytes:
+    """:func:`encode` as the UTF-8 bytes a socket sends, without the round trip through ``str``."""
+    return orjson.dumps(_to_object(message))
 
 
 class MediaEncoder:

@@ -42,7 +42,6 @@ from vobiz_stream.audio import (
     as_pcm,
     decode_l16,
     encode_l16,
-    encode_mulaw,
 )
 from vobiz_stream.errors import ProtocolError, VobizStreamError
 from vobiz_stream.formats import (
@@ -56,6 +55,7 @@ from vobiz_stream.formats import (
 from vobiz_stream.inbound import LONGEST_INBOUND_PAYLOAD, InboundDecoder
 from vobiz_stream.log_budget import LogBudget
 from vobiz_stream.logtext import loggable
+from vobiz_stream.outbound import PlayAudioEncoder
 from vobiz_stream.playback import (
     HeardAudio,
     OutboundFrame,
@@ -70,14 +70,13 @@ from vobiz_stream.protocol import (
     ClearedAudio,
     Dtmf,
     Media,
-    PlayAudio,
     PlayedStream,
     Start,
     Stop,
     StopCommand,
     Track,
     Unknown,
-    encode,
+    encode_bytes,
     parse_event,
 )
 from vobiz_stream.vad import (
@@ -118,6 +117,9 @@ class Transport(Protocol):
     """What a session needs of its socket: send a text frame, close."""
 
     async def send_text(self, text: str) -> None: ...
+
+    async def send_frame(self, data: bytes) -> None:
+        """Send ``data`` (UTF-8 text, already encoded) as one text frame."""
 
     async def close(self) -> None: ...
 
@@ -325,6 +327,7 @@ class CallSession:
         self._outbound: AudioFormat | None = None
         self._slicer: FrameSlicer | None = None
         self._out_resampler: Resampler | None = None
+        self._play_encoder: PlayAudioEncoder | None = None
         self._names = itertools.count(1)
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
@@ -746,17 +749,15 @@ class CallSession:
             tail = self._slicer.flush(pad=0)
             if tail:
                 chunks.append(tail)
-        frames = [OutboundFrame(self._encode_frame(chunk, outbound), chunk) for chunk in chunks]
+        encoder = self._play_encoder
+        if encoder is None or encoder.stream_id != self.stream_id:
+            encoder = PlayAudioEncoder(outbound, self.options.outbound_byte_order, self.stream_id)
+            self._play_encoder = encoder
+        frames = encoder.frames(chunks)
         handle = PlayHandle(f"play-{next(self._names)}")
         self._ledger.enqueue(frames, handle)
         self._kick()
         return handle
-
-    def _encode_frame(self, chunk: bytes, outbound: AudioFormat) -> bytes:
-        samples = decode_l16(chunk, ByteOrder.LITTLE)
-        if outbound.encoding is Encoding.MULAW:
-            return encode_mulaw(samples)
-        return encode_l16(samples, self.options.outbound_byte_order)
 
     async def checkpoint(self, name: str) -> PlayHandle:
         """Ask the carrier to confirm when everything queued so far has played."""
@@ -816,16 +817,17 @@ class CallSession:
             self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.describe()}")
         self._wake.set()
 
-    async def _send(self, message: PlayAudio | Checkpoint | ClearAudio | StopCommand) -> None:
+    async def _send(self, message: Checkpoint | ClearAudio | StopCommand) -> None:
+        await self._send_frame(encode_bytes(message))
+
+    async def _send_frame(self, data: bytes) -> None:
         try:
-            await self._transport.send_text(encode(message))
+            await self._transport.send_frame(data)
         except (ConnectionError, RuntimeError) as exc:
             raise SessionError(f"call {self.describe()}: could not send: {exc}") from exc
 
     async def _send_loop(self) -> None:
         """Send what the ledger says is due, sleeping until its next deadline (never drifting)."""
-        assert self._outbound is not None
-        outbound = self._outbound
         while not self._closed:
             if self._barge_in is not None and not await self._send_barge_in():
                 return
@@ -833,14 +835,11 @@ class CallSession:
             for item in self._ledger.due(now):
                 if self._barge_in is not None:
                     break  # the rest was voided by the clear
-                if isinstance(item, OutboundFrame):
-                    message: PlayAudio | Checkpoint = PlayAudio(
-                        item.payload, outbound.encoding, outbound.sample_rate, self.stream_id
-                    )
-                else:
-                    message = Checkpoint(item.name, self.stream_id)
                 try:
-                    await self._send(message)
+                    if isinstance(item, OutboundFrame):
+                        await self._send_frame(item.wire)
+                    else:
+                        await self._send(Checkpoint(item.name, self.stream_id))
                 except SessionError as exc:
                     log.warning("%s", exc)
                     return

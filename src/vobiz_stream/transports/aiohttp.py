@@ -42,9 +42,12 @@ class AiohttpTransport:
             self._loop.call_later(send_timeout / 2, self._check_stall)
 
     async def send_text(self, text: str) -> None:
+        await self.send_frame(text.encode())
+
+    async def send_frame(self, data: bytes) -> None:
         self._sending_since = self._loop.time()
         try:
-            await self._socket.send_str(text)
+            await self._socket.send_frame(data, WSMsgType.TEXT)
         except ConnectionError:
             if self._stalled:
                 raise ConnectionError(

@@ -48,6 +48,9 @@ class AsgiTransport:
         self._send_timeout = send_timeout
         self.closed = False
 
+    async def send_frame(self, data: bytes) -> None:
+        await self.send_text(data.decode())  # ASGI carries a text frame as str
+
     async def send_text(self, text: str) -> None:
         if self.closed:
             raise ConnectionResetError("the media socket is closed")

@@ -65,11 +65,14 @@ class PicowsTransport:
             raise ConnectionResetError("the media socket is closed")
 
     async def send_text(self, text: str) -> None:
+        await self.send_frame(text.encode())
+
+    async def send_frame(self, data: bytes) -> None:
         self._check_open()
         if not self._writable.is_set():
             await self._wait_writable()
             self._check_open()
-        self._socket.send(_TEXT, text.encode())
+        self._socket.send(_TEXT, data)
 
     async def _wait_writable(self) -> None:
         try:
