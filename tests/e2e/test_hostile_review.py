@@ -25,6 +25,7 @@ from tests.e2e.test_hostile_frames import Connect, ServerProcess
 from tests.e2e.test_reliability_auth import answer, upgrade
 from tests.e2e.test_security_access import GUARDED, fetch, record_a_call
 from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator.report import REPORT_ITEMS
 
 SECRET = "stream-secret-for-tests-0123456789"
 AUTH_TOKEN = "MAUTHTOKEN-for-tests-9876543210"
@@ -394,16 +395,10 @@ async def test_a_gzip_bomb_at_the_answer_or_callback_url_costs_no_inflating(
 # --- 10. the emulator facing an app's command flood ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the report keeps every checkpoint, clear and timeline entry: 20 000 checkpoints "
-    "made a 5.7 MB report, 20 000 clears 4.9 MB (fix: keep the first N of each and count the "
-    "rest, as the server does with events)",
-)
 @pytest.mark.parametrize("command", ["checkpoint", "clearAudio"])
 async def test_a_flood_of_app_commands_makes_a_bounded_report(command: str) -> None:
-    """``playAudio`` floods are bounded (the playout queue's cap drops and counts the rest);
-    checkpoints and clears were not: each adds a checkpoint or clear record and timeline lines."""
+    """``playAudio`` floods are bounded by the playout queue's cap; checkpoints and clears by the
+    report's: the first ``REPORT_ITEMS`` kept, every one counted."""
 
     async def flood(socket: web.WebSocketResponse, start: dict[str, Any]) -> None:
         stream_id = start["start"]["streamId"]
@@ -415,3 +410,14 @@ async def test_a_flood_of_app_commands_makes_a_bounded_report(command: str) -> N
     size = len(orjson.dumps(report.to_json()))
     print(f"\n20 000 {command}: report {size} bytes")
     assert size < 1_000_000
+    received = report.commands[command]
+    assert received > REPORT_ITEMS
+    if command == "checkpoint":
+        assert (len(report.checkpoints), report.checkpoints_omitted) == (
+            REPORT_ITEMS,
+            received - REPORT_ITEMS,
+        )
+    else:
+        assert len(report.clears) == REPORT_ITEMS
+        assert len(report.clears) + report.clears_omitted == received
+    assert report.timeline_omitted[command] == received - REPORT_ITEMS

@@ -334,6 +334,7 @@ class _Call:
     def finish(self) -> CallReport:
         report = self.report
         report.timeline = self.timeline.entries
+        report.timeline_omitted = dict(self.timeline.omitted)
         report.commands = dict(self.state.commands)
         report.app_warnings = self.state.conduct.warnings
         report.warnings.extend(str(warning) for warning in report.app_warnings)

@@ -118,7 +118,7 @@ class AppCommands:
             case Checkpoint():
                 call.commands["checkpoint"] += 1
                 timing = CheckpointTiming(command.name, now)
-                call.report.checkpoints.append(timing)
+                call.report.add_checkpoint(timing)
                 call.checkpoints.setdefault(command.name, deque()).append(timing)
                 call.timeline.add(now, "checkpoint", command.name)
                 events = playout.checkpoint(command.name, now)

@@ -20,7 +20,9 @@ from vobiz_stream.emulator.playout import (
 )
 from vobiz_stream.emulator.report import ClearTiming
 from vobiz_stream.emulator.state import CallState
+from vobiz_stream.logtext import loggable
 from vobiz_stream.protocol import ClearedAudio, PlayedStream
+from vobiz_stream.xml import SHOWN_CHARS, SHOWN_ITEMS
 
 __all__ = ["PlayoutReplies"]
 
@@ -102,16 +104,16 @@ class PlayoutReplies:
                     )
                 case QueueCleared():
                     call.send(ClearedAudio(report.stream_id, call.next_sequence()))
-                    report.clears.append(
-                        ClearTiming(event.at, call.now(), event.dropped_seconds, event.voided)
+                    shown = event.voided[:SHOWN_ITEMS]
+                    report.add_clear(
+                        ClearTiming(event.at, call.now(), event.dropped_seconds, shown)
                     )
                     for name in event.voided:
                         call.checkpoints.get(name, deque()).clear()
                     call.timeline.add(
                         call.now(),
                         "clearedAudio",
-                        f"dropped {event.dropped_seconds:.3f}s"
-                        + (f", voided {', '.join(event.voided)}" if event.voided else ""),
+                        f"dropped {event.dropped_seconds:.3f}s" + _voided(event.voided),
                     )
                     call.callback(CallbackEvent.CLEARED, report.stream_id)
                 case PlaybackStarted(at=at, after=None):
@@ -128,3 +130,13 @@ class PlayoutReplies:
                     )
                     call.timeline.add(event.at, "degraded", problem)
                     call.callback(CallbackEvent.DEGRADED, report.stream_id, error=problem)
+
+
+def _voided(names: tuple[str, ...]) -> str:
+    """The checkpoints a clear voided, as a timeline detail: the first few, then a count."""
+    if not names:
+        return ""
+    more = len(names) - SHOWN_ITEMS
+    return f", voided {', '.join(loggable(name, SHOWN_CHARS) for name in names[:SHOWN_ITEMS])}" + (
+        f" and {more} more" if more > 0 else ""
+    )

@@ -8,6 +8,7 @@ frames left) are wall-clock milliseconds, since that is what the socket saw.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from vobiz_stream.emulator.faults import InjectedFaults
 from vobiz_stream.emulator.playout import Gap
 
 __all__ = [
+    "REPORT_ITEMS",
     "CallReport",
     "CallbackSent",
     "CheckpointTiming",
@@ -40,14 +42,32 @@ class TimelineEntry:
         return f"{self.at:9.3f}s  {self.event:<14} {self.detail}".rstrip()
 
 
-class Timeline:
-    """The call's entries in order, each also handed to ``listener`` as it happens."""
+REPORT_ITEMS = 500
+"""Checkpoints, clears, and timeline entries of one event, kept in a report: an app that floods
+the carrier with commands makes a report of bounded size, the rest counted."""
 
-    def __init__(self, listener: Callable[[TimelineEntry], None] | None = None) -> None:
+
+class Timeline:
+    """The call's entries in order, each also handed to ``listener`` as it happens; past
+    ``per_event`` entries of one event, the rest are only counted (:attr:`omitted`)."""
+
+    def __init__(
+        self,
+        listener: Callable[[TimelineEntry], None] | None = None,
+        per_event: int = REPORT_ITEMS,
+    ) -> None:
         self.entries: list[TimelineEntry] = []
+        self.omitted: Counter[str] = Counter()
+        """Entries past ``per_event``, by event."""
         self._listener = listener
+        self._per_event = per_event
+        self._seen: Counter[str] = Counter()
 
     def add(self, at: float, event: str, detail: str = "") -> None:
+        self._seen[event] += 1
+        if self._seen[event] > self._per_event:
+            self.omitted[event] += 1
+            return
         entry = TimelineEntry(round(at, 4), event, detail)
         self.entries.append(entry)
         if self._listener is not None:
@@ -80,6 +100,7 @@ class ClearTiming:
     answered_at: float | None = None
     dropped_seconds: float = 0.0
     voided: tuple[str, ...] = ()
+    """The first checkpoints the clear voided (the timeline counts the rest)."""
 
     @property
     def round_trip(self) -> float | None:
@@ -176,7 +197,11 @@ class CallReport:
     first_audio_latency: float | None = None
     """Seconds from ``start`` to the first ``playAudio``."""
     checkpoints: list[CheckpointTiming] = field(default_factory=list)
+    """The first :data:`REPORT_ITEMS` checkpoints; ``checkpoints_omitted`` counts the rest."""
+    checkpoints_omitted: int = 0
     clears: list[ClearTiming] = field(default_factory=list)
+    """The first :data:`REPORT_ITEMS` clears; ``clears_omitted`` counts the rest."""
+    clears_omitted: int = 0
     gaps: list[Gap] = field(default_factory=list)
     """Every silence between two stretches of the app's audio the caller heard: underruns
     (``mid_utterance``) and pauses between utterances."""
@@ -201,6 +226,22 @@ class CallReport:
     faults: InjectedFaults | None = None
     """What was injected into the media (jitter, bunching, drops, swaps, the cut), if asked."""
     timeline: list[TimelineEntry] = field(default_factory=list)
+    timeline_omitted: dict[str, int] = field(default_factory=dict)
+    """Timeline entries past :data:`REPORT_ITEMS` of one event, counted by event."""
+
+    def add_checkpoint(self, timing: CheckpointTiming) -> None:
+        """Keep ``timing`` while fewer than :data:`REPORT_ITEMS` are kept, else count it."""
+        if len(self.checkpoints) < REPORT_ITEMS:
+            self.checkpoints.append(timing)
+        else:
+            self.checkpoints_omitted += 1
+
+    def add_clear(self, clear: ClearTiming) -> None:
+        """Keep ``clear`` while fewer than :data:`REPORT_ITEMS` are kept, else count it."""
+        if len(self.clears) < REPORT_ITEMS:
+            self.clears.append(clear)
+        else:
+            self.clears_omitted += 1
 
     @property
     def completed(self) -> bool:
@@ -254,8 +295,9 @@ class CallReport:
             + ("none" if self.first_audio_latency is None else f"{self.first_audio_latency:.3f}s")
             + f"; commands: {_counts(self.commands)}; malformed: {self.malformed_commands}",
             f"checkpoints: {len(played)} played of {len(self.checkpoints)}"
+            + (f" (and {self.checkpoints_omitted} more)" if self.checkpoints_omitted else "")
             + _round_trips([c.round_trip for c in played])
-            + f"; clears: {len(self.clears)}"
+            + f"; clears: {len(self.clears) + self.clears_omitted}"
             + _round_trips([c.round_trip for c in self.clears]),
             f"underruns: {_gap_summary(self.underruns)}; pauses between utterances: "
             f"{_gap_summary(self.pauses)} (jitter buffer {self.jitter_buffer * 1000:g} ms)"
