@@ -136,6 +136,12 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "Prefer VOBIZ_STREAM_ADMIN_TOKEN",
     )
     other.add_argument(
+        "--verify-answers",
+        choices=["true", "false"],
+        help="refuse answer requests not signed with --auth-token (default false: turn it on once "
+        "the log says your answer requests are signed)",
+    )
+    other.add_argument(
         "--trust-proxy",
         choices=["true", "false"],
         help="believe X-Forwarded-Proto/-Host (answer XML URLs, callback signatures) from a "

@@ -75,6 +75,10 @@ class Settings:
     """Bearer token that guards call data and server internals (``/calls``, ``/stats``,
     ``/admission``: every path but the carrier's, :mod:`vobiz_stream.guard`). None: open on
     loopback only, refused (403) beyond it or through a proxy or tunnel."""
+    verify_answers: bool = False
+    """Refuse (403) answer requests without a valid signature made with ``auth_token``. Off by
+    default: turn it on once start-up or the log shows your account's answer requests are signed
+    (until then anyone who reaches the answer URL can get a stream token for a call id)."""
     trust_proxy: bool = False
     """Believe ``X-Forwarded-Proto``/``-Host`` from a proxy in front (signature URLs, answer XML).
     Off: a stranger could choose the URL a callback signature is checked against."""
@@ -199,6 +203,11 @@ def _validate(settings: Settings) -> Settings:
 
 def _validate_security(settings: Settings) -> None:
     secret = settings.stream_secret
+    if settings.verify_answers and not settings.auth_token:
+        raise ConfigError(
+            "verify_answers checks answer requests against auth_token: set --auth-token (or "
+            "VOBIZ_STREAM_AUTH_TOKEN) too"
+        )
     admin = settings.admin_token
     if admin is not None and len(admin) < 16:
         raise ConfigError(  # never the token itself

@@ -53,6 +53,7 @@ from vobiz_stream.media_socket import MediaStreams, OpenStream
 from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
+from vobiz_stream.signed_requests import SignedRequests
 from vobiz_stream.store import QueuedCallStore, StoreBusyError
 from vobiz_stream.transports.aiohttp import serve_stream
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint
@@ -60,7 +61,6 @@ from vobiz_stream.webhooks import (
     CallbackCounters,
     CallbackError,
     WebhookLog,
-    form_fields,
     log_summary,
     read_capped_body,
     read_status_callback,
@@ -96,6 +96,7 @@ class StreamServer:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
         self.webhook_log = WebhookLog(settings.webhook_log_path)
         self.nonces = NonceWindow()
+        self.signed = SignedRequests(settings, self.nonces)
         self.callback_counters = CallbackCounters()
         self._stream_template = self._stream_element("ws://localhost/stream", None)
         validate(self._stream_template)  # a bad configuration fails at start, not per call
@@ -253,7 +254,7 @@ class StreamServer:
 
     async def answer(self, request: web.Request) -> web.Response:
         try:
-            fields = await _form_fields(request, self.settings.start_timeout)
+            fields = await self.signed.answer_fields(request, self._base_url(request))
         except CallbackError as exc:
             return web.Response(status=exc.status, text=f"{exc}\n")
         base = urlsplit(self._base_url(request))
@@ -284,15 +285,7 @@ class StreamServer:
     # -- status callbacks ---------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        # The carrier signs the URL it was given: the advertised one (the public URL, else
-        # this request's own), or the operator's statusCallbackUrl; never one a stranger names
-        # in a header we do not trust.
-        urls = [self._base_url(request) + request.path_qs]
-        if not self.settings.public_url:
-            urls.append(str(request.url))
-        if self.settings.status_callback_url:
-            configured = urlsplit(self.settings.status_callback_url)
-            urls.append(f"{configured.scheme}://{configured.netloc}{request.path_qs}")
+        urls = self.signed.urls(request, self._base_url(request))
         try:
             received = read_status_callback(
                 query=request.rel_url.raw_query_string,
@@ -303,7 +296,7 @@ class StreamServer:
                 ),
                 content_type=request.content_type,
                 headers=request.headers,
-                urls=list(dict.fromkeys(urls)),
+                urls=urls,
                 auth_token=self.settings.auth_token,
                 method=request.method,
                 nonces=self.nonces,
@@ -392,13 +385,6 @@ def _first_forwarded(request: web.Request, header: str) -> str | None:
     """The first value of a proxy header; a chain of proxies appends theirs after it."""
     value = request.headers.get(header, "").split(",")[0].strip()
     return value or None
-
-
-async def _form_fields(request: web.Request, timeout: float) -> dict[str, str]:
-    """The query, then the urlencoded form body (at most 64 KiB, else 413; whole within
-    ``timeout`` seconds, else 408); a repeated field keeps its last value."""
-    body = await read_capped_body(request, timeout=timeout) if request.method == "POST" else b""
-    return form_fields(request.rel_url.raw_query_string, body, request.content_type)
 
 
 def stream_endpoint(settings: Settings, handler: Handler | None = None) -> AsgiStreamEndpoint:

@@ -324,14 +324,52 @@ def read_status_callback(
         raise CallbackError(403, f"signature {missing.value}", "signature")  # nothing parsed
     query_pairs, body_pairs = _request_pairs(query, body, content_type)
     if auth_token:
-        check = verify_signature(auth_token, urls, headers, method=method, form=body_pairs)
-        if check is not SignatureCheck.VALID:
-            raise CallbackError(403, f"signature {check.value}", "signature")
-        nonce = signed_nonce(headers) or ""
-        if nonces is not None and not nonces.accept(nonce):
-            raise CallbackError(403, "nonce already used: a replayed callback", "replayed")
+        check, nonce = check_signed_request(
+            auth_token, urls, headers, method=method, form=body_pairs, nonces=nonces
+        )
     fields, truncated = bounded_fields(dict(query_pairs + body_pairs))
     return ReceivedCallback(parse_status_callback(fields, truncated), check, nonce)
+
+
+def read_signed_form(
+    *,
+    query: str,
+    body: bytes,
+    content_type: str,
+    headers: Mapping[str, str],
+    urls: Sequence[str],
+    auth_token: str,
+    method: str = "POST",
+    nonces: NonceWindow | None = None,
+) -> dict[str, str]:
+    """The fields of a request the carrier must have signed (an answer request, with
+    ``verify_answers``), as :func:`form_fields` gives them; :class:`CallbackError` (403) for a
+    missing, wrong or replayed signature, before anything is parsed where it is missing."""
+    if (missing := missing_signature(headers)) is not None:
+        raise CallbackError(403, f"signature {missing.value}", "signature")
+    query_pairs, body_pairs = _request_pairs(query, body, content_type)
+    check_signed_request(auth_token, urls, headers, method=method, form=body_pairs, nonces=nonces)
+    return dict(query_pairs + body_pairs)
+
+
+def check_signed_request(
+    auth_token: str,
+    urls: Sequence[str],
+    headers: Mapping[str, str],
+    *,
+    method: str,
+    form: Sequence[tuple[str, str]],
+    nonces: NonceWindow | None,
+) -> tuple[SignatureCheck, str]:
+    """The signature check and the nonce of a signed request; :class:`CallbackError` (403)
+    unless it is valid under either reading and its nonce is fresh."""
+    check = verify_signature(auth_token, urls, headers, method=method, form=form)
+    if check is not SignatureCheck.VALID:
+        raise CallbackError(403, f"signature {check.value}", "signature")
+    nonce = signed_nonce(headers) or ""
+    if nonces is not None and not nonces.accept(nonce):
+        raise CallbackError(403, "nonce already used: a replayed request", "replayed")
+    return check, nonce
 
 
 def log_summary(callback: StatusCallback) -> str:

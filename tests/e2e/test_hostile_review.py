@@ -22,7 +22,6 @@ from aiohttp import web
 from tests.e2e.conftest import StartServer, serve_app, url_of
 from tests.e2e.test_emulator_fidelity import FIXTURE, App, call_app
 from tests.e2e.test_hostile_frames import Connect, ServerProcess
-from tests.e2e.test_reliability_auth import answer, upgrade
 from tests.e2e.test_security_access import GUARDED, fetch, record_a_call
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.report import REPORT_ITEMS
@@ -118,25 +117,21 @@ async def test_a_flood_of_one_event_kind_costs_a_bounded_log(
 # --- 3. stream tokens ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the answer URL checks no signature: with --auth-token set, an unsigned answer "
-    "request still gets a stream token for any call id it names",
-)
-async def test_with_an_auth_token_an_unsigned_answer_request_mints_no_stream_token(
+async def test_with_verify_answers_an_unsigned_answer_request_mints_no_stream_token(
     start_server: StartServer,
 ) -> None:
-    """A stranger who reaches the answer URL asks it for ``CallUUID=anything`` and gets a socket
-    URL whose token the server then admits: the stream secret keeps out only those who never
-    ask. With the carrier's auth token configured, an answer request that is not signed with
-    it should get no token (or a 403)."""
-    running = await start_server(stream_secret=SECRET, auth_token=AUTH_TOKEN)
-    try:
-        _, url = await answer(running.base, "stranger-call")
-    except AssertionError:
-        return  # refused: what should happen
-    status, _ = await upgrade(url)
-    assert status != 101, "an unsigned answer request minted a token the server admits"
+    """A stranger who reaches the answer URL asks it for ``CallUUID=anything``: with
+    ``verify_answers`` (and the carrier's auth token) an unsigned request gets 403 and no token.
+    (tests/e2e/test_verify_answers.py: signed ones are answered, and the default says in the
+    log whether answers come signed.)"""
+    running = await start_server(stream_secret=SECRET, auth_token=AUTH_TOKEN, verify_answers=True)
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(running.base + "/", data={"CallUUID": "stranger-call"}) as reply,
+    ):
+        status, text = reply.status, await reply.text()
+    assert status == 403 and "signature" in text
+    assert "token=" not in text and "<Stream" not in text
 
 
 # --- 4. a body that trickles, stalls or stops halfway ------------------------------------------

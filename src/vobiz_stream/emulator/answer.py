@@ -28,12 +28,19 @@ class AnswerError(Exception):
 
 
 async def fetch_answer(
-    http: aiohttp.ClientSession, url: str, form: dict[str, str], timeout: float
+    http: aiohttp.ClientSession,
+    url: str,
+    form: dict[str, str],
+    timeout: float,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, str]:
-    """POST ``form`` to ``url`` and return the status and the body (at most the cap)."""
+    """POST ``form`` to ``url`` (with ``headers``: a signature) and return the status and the
+    body (at most the cap)."""
     try:
         async with asyncio.timeout(timeout):
-            async with http.post(url, data=form, max_redirects=MAX_REDIRECTS) as response:
+            async with http.post(
+                url, data=form, headers=headers, max_redirects=MAX_REDIRECTS
+            ) as response:
                 body = await _read_capped(response)
                 return response.status, _text(body, response.charset)
     except aiohttp.TooManyRedirects as exc:

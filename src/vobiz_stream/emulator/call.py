@@ -56,7 +56,7 @@ import numpy as np
 
 from vobiz_stream.audio import WavWriter
 from vobiz_stream.emulator.answer import AnswerError, fetch_answer
-from vobiz_stream.emulator.callbacks import CallbackContext, CallbackSender
+from vobiz_stream.emulator.callbacks import CallbackContext, CallbackSender, callback_request
 from vobiz_stream.emulator.ending import (
     drop_leg,
     end_stream,
@@ -77,7 +77,14 @@ from vobiz_stream.errors import XmlError
 from vobiz_stream.extras import require
 from vobiz_stream.formats import FRAME_SECONDS, Encoding
 from vobiz_stream.logtext import loggable
-from vobiz_stream.xml import SHOWN_CHARS, SHOWN_ITEMS, Stream, UnknownVerb, parse_response
+from vobiz_stream.xml import (
+    SHOWN_CHARS,
+    SHOWN_ITEMS,
+    CallbackMethod,
+    Stream,
+    UnknownVerb,
+    parse_response,
+)
 
 __all__ = ["CallOptions", "parse_key_press", "run_call"]
 
@@ -147,8 +154,18 @@ class _Call:
             "Event": "StartApp",
             "ParentAuthID": options.account_id,
         }
+        signed = callback_request(  # signed as the callbacks are, when there is an auth token
+            report.answer_url,
+            CallbackMethod.POST,
+            form,
+            auth_token=options.auth_token,
+            signature=options.signature,
+            form=options.signature_form,
+        )
         try:
-            status, body = await fetch_answer(http, report.answer_url, form, options.http_timeout)
+            status, body = await fetch_answer(
+                http, signed.url, form, options.http_timeout, signed.headers
+            )
         except AnswerError as exc:
             raise CallFailedError(str(exc)) from None
         self.timeline.add(self.now(), "answer", f"HTTP {status}, {len(body)} bytes")
