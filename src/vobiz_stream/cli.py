@@ -236,7 +236,7 @@ FAULTS_EPILOG = """faults (to test how an app copes with a bad network; all off 
   --drop-at 12.5      at 12.5 s of call time the TCP connection is cut: no close frame,
                       no stop, no reconnect; the stream is over (a DroppedStream callback)
   --seed 7            the seed of every random choice, to repeat a run exactly; without
-                      it a seed is drawn%s and shown in the report
+                      it a random seed is drawn%s and shown in the report
 A frame's chunk and timestamp always give its true place in the call, which is how an
 app can put reordered frames back and find dropped ones; sequenceNumber counts the
 messages in the order they are sent. Pacing is measured against each frame's own

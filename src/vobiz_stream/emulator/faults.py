@@ -3,7 +3,7 @@
 A real carrier's frames do not always arrive on their 20 ms grid. :class:`Faults` says what to
 inject; :func:`plan_faults` turns a call's frames into a :class:`FaultPlan`: the send schedule
 (``(send_time, frame_index)`` pairs in send order, times in call seconds) and a record of what was
-injected. Everything is drawn up front from one seed, each fault from its own random stream, so a
+injected. Everything is drawn up front from one random seed, each fault from its own stream, so a
 run repeats exactly and turning one fault on does not change what another one does.
 :mod:`vobiz_stream.emulator.call` then sends by the schedule, and measures each frame's pacing
 against its own scheduled time, so an injected delay is never counted as a late frame.
@@ -65,7 +65,7 @@ class Faults:
     drop_at: float | None = None
     """Call seconds at which the connection is cut, with no close frame."""
     seed: int | None = None
-    """Seed of every random choice; None draws a new one per call (kept in the report)."""
+    """The random seed of every choice; None draws a new one per call (kept in the report)."""
 
     @property
     def active(self) -> bool:
