@@ -15,6 +15,7 @@ import base64
 import contextlib
 import itertools
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from aiohttp import WSMsgType, web
 from tests.e2e.conftest import run_cli, serve_app, speech, url_of, write_wav
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator.load import LoadOptions, load_calls, summarize
 from vobiz_stream.emulator.pytest_plugin import read_heard
 
 RATE = 8000
@@ -278,3 +280,19 @@ async def test_the_cli_refuses_a_negative_jitter_buffer() -> None:
     )
     assert code == 2
     assert "--jitter-buffer" in err.decode()
+
+
+async def test_a_load_totals_underruns_and_pauses_over_its_calls(tmp_path: Path) -> None:
+    """Three calls to the app that stalls 200 ms mid-utterance: three underruns, one a call,
+    and no pause, in the load's summary and its JSON."""
+    caller = write_wav(tmp_path / "caller.wav", silence(2.5))
+    options = LoadOptions(calls=3, rate=10, duration=2.5, audio=caller)
+    async with serving(PacedApp([STALLED], stalled(at_frame=30, seconds=0.2))) as app:
+        began = time.monotonic()
+        part = await load_calls(app.base, options)
+        summary = summarize(app.base, options, [part], time.monotonic() - began)
+    assert summary.completed == 3, summary.lines()
+    assert (summary.underruns, summary.calls_with_underruns, summary.pauses) == (3, 3, 0)
+    assert 3 * 0.15 < summary.underrun_seconds < 3 * 0.3
+    assert any(line.startswith("underruns: 3 (") for line in summary.lines())
+    assert summary.to_json()["underruns"] == 3

@@ -46,6 +46,10 @@ class CallOutcome:
     clear_trips: tuple[float, ...] = ()
     app_warnings: tuple[tuple[str, int], ...] = ()
     """Each kind of sloppy command the app sent, with its count."""
+    underruns: tuple[float, ...] = ()
+    """Seconds of each underrun the caller heard (the app's audio ran out mid-utterance)."""
+    pauses: int = 0
+    """Pauses between utterances."""
 
     @classmethod
     def from_report(cls, report: CallReport) -> CallOutcome:
@@ -61,6 +65,8 @@ class CallOutcome:
             ),
             clear_trips=tuple(trip for c in report.clears if (trip := c.round_trip) is not None),
             app_warnings=tuple((warning.kind, warning.count) for warning in report.app_warnings),
+            underruns=tuple(gap.seconds for gap in report.underruns),
+            pauses=len(report.pauses),
         )
 
     @classmethod
@@ -146,6 +152,12 @@ class LoadSummary:
     end_reasons: dict[str, int]
     app_warnings: dict[str, int]
     """Sloppy commands over every call, per kind (a call's report says what each kind means)."""
+    underruns: int
+    """Underruns over every call: the app's audio ran out mid-utterance, past the jitter buffer."""
+    underrun_seconds: float
+    calls_with_underruns: int
+    pauses: int
+    """Pauses between utterances over every call (not faults: reported apart)."""
     frames_sent: int
     late_frames: int
     late_tolerance_ms: float
@@ -181,6 +193,8 @@ class LoadSummary:
             measure("checkpoint round trip", self.checkpoint_round_trip, "no checkpoints")
             + "; "
             + measure("clear round trip", self.clear_round_trip, "no clears"),
+            f"underruns: {self.underruns} ({self.underrun_seconds:.3f}s) in "
+            f"{self.calls_with_underruns} call(s); pauses between utterances: {self.pauses}",
             f"CPU: {self.cpu_seconds:.2f}s over {self.wall_seconds:.2f}s wall "
             f"({self.cpu_percent:.1f} %"
             + (
@@ -240,6 +254,10 @@ def summarize(
         failures=dict(Counter(o.failure for o in outcomes if o.failure is not None)),
         end_reasons=dict(Counter(o.end_reason for o in outcomes if o.end_reason is not None)),
         app_warnings=_total_warnings(outcomes),
+        underruns=sum(len(outcome.underruns) for outcome in outcomes),
+        underrun_seconds=round(sum(seconds(lambda o: o.underruns)), 4),
+        calls_with_underruns=sum(bool(outcome.underruns) for outcome in outcomes),
+        pauses=sum(outcome.pauses for outcome in outcomes),
         frames_sent=sum(outcome.frames_sent for outcome in outcomes),
         late_frames=sum(outcome.late_frames for outcome in outcomes),
         late_tolerance_ms=options.call_options.late_tolerance * 1000,
