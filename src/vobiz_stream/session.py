@@ -327,6 +327,7 @@ class CallSession:
             self._note("byte_order", order=event.order.value, frames=event.frames)
         elif isinstance(event, Stop):
             self._note("stop", reason=event.reason)
+            self.close("stop")
         elif isinstance(event, ClearedAudio):
             if self._log_budget.allows("unexpected_cleared", self.describe):
                 log.info("call %s: clearedAudio without a clear in flight", self.describe())

@@ -155,10 +155,11 @@ def test_a_line_feed_in_a_problem_is_escaped() -> None:
     assert isinstance(event, MalformedFrame) and "\n" not in event.problem
 
 
-def test_a_stop_ends_the_stream_and_later_frames_are_ignored() -> None:
+def test_a_stop_is_reported_and_after_close_frames_are_ignored() -> None:
     state = started()
-    events = state.feed(orjson.dumps({"event": "stop", "stop": {"reason": "hangup"}}), 1.0)
-    assert isinstance(events[0], Stop) and events[-1] == StreamEnded("stop")
+    [stop] = state.feed(orjson.dumps({"event": "stop", "reason": "hangup"}), 1.0)
+    assert isinstance(stop, Stop) and stop.reason == "hangup"
+    assert state.close("stop", 1.0) == [StreamEnded("stop")]
     assert state.closed
     assert state.feed(media_frames(speech(0.02))[0], 1.1) == []
 

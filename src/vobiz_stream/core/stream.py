@@ -80,6 +80,7 @@ class StreamState(AppSide):
         caller_audio: bool = True,
         decoded_media: bool = False,
         bound_call_id: str | None = None,
+        hold_before_start: int = HELD_BEFORE_START,
     ) -> None:
         super().__init__(options)
         self.caller_rate = caller_rate
@@ -95,6 +96,8 @@ class StreamState(AppSide):
         self.incoming: IncomingAudio | None = None
         """The carrier's audio, once the stream has started."""
         self._held: list[_Held] = []
+        self._hold_limit = hold_before_start
+        """Events held while no ``start`` has come (0: begin with the expected format at once)."""
         self._speech = self.options.speech
 
     # -- metadata -----------------------------------------------------------------------------
@@ -150,8 +153,7 @@ class StreamState(AppSide):
         elif isinstance(event, Stop):
             if self._held:
                 self._begin_without_start(now, out)
-            out.append(event)
-            self._end("stop", now, out)
+            out.append(event)  # the socket closes next; whoever drives the stream closes it
         elif self.incoming is None:
             self._hold(event, now, out)
         else:
@@ -196,11 +198,9 @@ class StreamState(AppSide):
             return
         if isinstance(event, Unknown):
             event = Unknown(event.event)  # only its name is used: its fields are not held
-        if len(self._held) >= HELD_BEFORE_START:
-            self._begin_without_start(now, out)
-            self._on_event(event, now, out)
-            return
         self._held.append(event)
+        if len(self._held) > self._hold_limit:
+            self._begin_without_start(now, out)
 
     def _begin_without_start(self, now: float, out: _Events) -> None:
         """Begin the stream with the expected format (a carrier may send no ``start``, as after
