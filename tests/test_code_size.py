@@ -18,14 +18,12 @@ CLASS_LINES = 300
 BIG_MODULES = {
     "vobiz_stream.cli": 647,
     "vobiz_stream.protocol": 850,
-    "vobiz_stream.session": 525,
     "vobiz_stream.xml": 704,
 }
 """Modules over :data:`MODULE_LINES` today, with their line count as a ceiling."""
 
 BIG_CLASSES = {
     "vobiz_stream.emulator.playout.Playout": 327,
-    "vobiz_stream.session.CallSession": 383,
 }
 """Classes over :data:`CLASS_LINES` today, with their line count as a ceiling."""
 

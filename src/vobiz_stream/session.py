@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
-from vobiz_stream.audio import ByteOrder, Pcm
+from vobiz_stream.audio import Pcm
 from vobiz_stream.core.stream import CALL_MISMATCH, HELD_BEFORE_START, MALFORMED_KEPT, StreamState
 from vobiz_stream.core.stream_events import (
     AudioCleared,
@@ -50,11 +50,11 @@ from vobiz_stream.core.stream_events import (
     StreamEvent,
     StreamStarted,
 )
-from vobiz_stream.formats import AudioFormat
 from vobiz_stream.log_budget import LogBudget
 from vobiz_stream.logtext import loggable
-from vobiz_stream.playback import HeardAudio, PlaybackStats, PlayHandle
-from vobiz_stream.protocol import ClearedAudio, Media, Start, Stop, Track, Unknown
+from vobiz_stream.playback import HeardAudio, PlayHandle
+from vobiz_stream.protocol import ClearedAudio, Media, Stop, Unknown
+from vobiz_stream.session_view import StreamView
 from vobiz_stream.vad import SpeechEnded, SpeechStarted
 
 __all__ = [
@@ -139,8 +139,12 @@ class NoHooks:
 
 _END = object()
 
+_FIRST_MALFORMED = (
+    "call %s: malformed_frame problem=%s (further malformed frames are counted, not logged)"
+)
 
-class CallSession:
+
+class CallSession(StreamView):
     """One WebSocket stream of one call: a :class:`~vobiz_stream.core.stream.StreamState` driven
     by asyncio. Created by the server per socket."""
 
@@ -171,75 +175,14 @@ class CallSession:
         self._malformed_seen = 0
         self._unknown_seen = 0
 
-    # -- metadata -----------------------------------------------------------------------------
-
-    @property
-    def start(self) -> Start | None:
-        return self.state.start
-
-    @property
-    def stream_id(self) -> str | None:
-        return self.state.stream_id
-
-    @property
-    def call_id(self) -> str | None:
-        return self.state.call_id
-
-    @call_id.setter
-    def call_id(self, call_id: str | None) -> None:
-        """The call the socket URL named, until the ``start`` says."""
-        self.state.call_id = call_id
-
-    @property
-    def bound_call_id(self) -> str | None:
-        """The only call this socket may carry (its stream token's); a ``start`` naming another
-        ends the stream with :data:`CALL_MISMATCH`. None: any call."""
-        return self.state.bound_call_id
-
-    @bound_call_id.setter
-    def bound_call_id(self, call_id: str | None) -> None:
-        self.state.bound_call_id = call_id
-
-    @property
-    def mismatched_call_id(self) -> str | None:
-        """The call a refused ``start`` named (see :attr:`bound_call_id`)."""
-        return self.state.mismatched_call_id
-
-    @property
-    def inbound_format(self) -> AudioFormat:
-        """The format of the carrier's audio: as ``start`` says, else as the answer XML asked."""
-        return self.state.inbound_format
-
-    @property
-    def stats(self) -> SessionStats:
-        return self.state.stats
-
-    @property
-    def end_reason(self) -> str | None:
-        return self.state.end_reason
-
-    @property
-    def tracks(self) -> tuple[Track, ...]:
-        return self.start.tracks if self.start else (Track.INBOUND,)
-
     @property
     def closed(self) -> bool:
         return self._closed
-
-    @property
-    def byte_order(self) -> ByteOrder | None:
-        """The inbound L16 byte order in use (None for mu-law)."""
-        return self.state.byte_order
 
     def now(self) -> float:
         """The session's clock: ``time.monotonic()``, not the loop's time, which uvloop counts
         in whole milliseconds (pacing, clear and barge-in timings would be quantised)."""
         return _monotonic()
-
-    def describe(self) -> str:
-        """A short label for log lines: the call id, else the stream id, escaped (the carrier
-        chose it: a line feed in it must not start a forged log record)."""
-        return self.state.describe()
 
     async def wait_started(self) -> bool:
         """Wait until the stream's metadata is known; False if the socket closed first."""
@@ -268,18 +211,14 @@ class CallSession:
     def reject(self, problem: str) -> None:
         """Count and skip a frame that could not be understood; the call goes on.
 
-        The first of a stream is logged, the first few are kept as call events, each with an
-        escaped preview of the problem; the rest are only counted (the count is in the stream's
-        row and its end-of-stream log line), so a flood of bad frames costs no disk.
+        The first of a stream is logged, the first few kept as call events (escaped), the rest
+        only counted (in the stream's row and last log line): a flood of them costs no disk.
         """
         if not self._closed:
             out: list[StreamEvent] = []
             self.state.reject(problem, out)
-            self._on_events(out)
-
-    def _on_events(self, events: list[StreamEvent]) -> None:
-        for event in events:
-            self._on_event(event)
+            for event in out:
+                self._on_event(event)
 
     def _on_event(self, event: StreamEvent) -> None:
         if isinstance(event, DecodedMedia):
@@ -316,12 +255,7 @@ class CallSession:
         elif isinstance(event, MalformedFrame):
             self._malformed_seen += 1
             if self._malformed_seen == 1:
-                log.warning(
-                    "call %s: malformed_frame problem=%s (further malformed frames are counted, "
-                    "not logged)",
-                    self.describe(),
-                    event.problem,
-                )
+                log.warning(_FIRST_MALFORMED, self.describe(), event.problem)
             self._hooks.event("malformed_frame", {"problem": event.problem})
         elif isinstance(event, ByteOrderFound):
             self._note("byte_order", order=event.order.value, frames=event.frames)
@@ -438,23 +372,6 @@ class CallSession:
         await self._send_frame(self.state.stop())
         await self._transport.close()
 
-    @property
-    def outbound_format(self) -> AudioFormat | None:
-        """The format of ``playAudio`` frames, once the app has played anything."""
-        outgoing = self.state.outgoing
-        return None if outgoing is None else outgoing.format
-
-    @property
-    def lead(self) -> float:
-        """Seconds of app audio the carrier holds queued now, by estimate."""
-        ledger = self.state.ledger
-        return 0.0 if ledger is None else ledger.lead(self.now())
-
-    @property
-    def playback_stats(self) -> PlaybackStats:
-        ledger = self.state.ledger
-        return PlaybackStats() if ledger is None else ledger.stats
-
     def _kick(self) -> None:
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.describe()}")
@@ -498,8 +415,8 @@ class CallSession:
 
     def close(self, reason: str) -> None:
         """The stream is over (socket closed, ``stop``, or the server shutting down)."""
-        if not self._closed:
-            self._on_events(self.state.close(reason, self.now()))
+        for event in [] if self._closed else self.state.close(reason, self.now()):
+            self._on_event(event)
 
     def _end(self, reason: str) -> None:
         """The stream reported its end: wake everyone, tell the hooks, one log line."""
