@@ -16,9 +16,8 @@ MODULE_LINES = 500
 CLASS_LINES = 300
 
 BIG_MODULES = {
-    "vobiz_stream.cli": 647,
-    "vobiz_stream.protocol": 850,
-    "vobiz_stream.xml": 704,
+    "vobiz_stream.core.protocol": 850,
+    "vobiz_stream.core.answer": 704,
 }
 """Modules over :data:`MODULE_LINES` today, with their line count as a ceiling."""
 

@@ -10,6 +10,18 @@ import orjson
 import pytest
 
 from vobiz_stream.audio import ByteOrder, Pcm, decode_mulaw, encode_l16, encode_mulaw
+from vobiz_stream.audio.vad import SpeechStarted
+from vobiz_stream.core.playback import PlayOutcome
+from vobiz_stream.core.protocol import (
+    Checkpoint,
+    ClearAudio,
+    Media,
+    PlayAudio,
+    Start,
+    Stop,
+    encode,
+    parse_command,
+)
 from vobiz_stream.core.stream import MALFORMED_KEPT, StreamState
 from vobiz_stream.core.stream_events import (
     AudioCleared,
@@ -28,18 +40,6 @@ from vobiz_stream.core.stream_events import (
     StreamStarted,
 )
 from vobiz_stream.formats import AudioFormat, Encoding
-from vobiz_stream.playback import PlayOutcome
-from vobiz_stream.protocol import (
-    Checkpoint,
-    ClearAudio,
-    Media,
-    PlayAudio,
-    Start,
-    Stop,
-    encode,
-    parse_command,
-)
-from vobiz_stream.vad import SpeechStarted
 
 SPEECH = Path(__file__).resolve().parent.parent / "data" / "speech_male_8k.wav"
 L16_8K = AudioFormat(Encoding.L16, 8000)

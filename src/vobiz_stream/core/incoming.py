@@ -7,7 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vobiz_stream.audio import ByteOrder, Pcm, Resampler, decode_l16, encode_l16
+from vobiz_stream.audio.vad import SpeechStarted
+from vobiz_stream.core.inbound import InboundDecoder
 from vobiz_stream.core.listening import CallerVoice
+from vobiz_stream.core.protocol import Media, Track
 from vobiz_stream.core.stream_events import (
     BargeIn,
     ByteOrderFound,
@@ -17,9 +20,6 @@ from vobiz_stream.core.stream_events import (
     StreamEvent,
 )
 from vobiz_stream.formats import AudioFormat
-from vobiz_stream.inbound import InboundDecoder
-from vobiz_stream.protocol import Media, Track
-from vobiz_stream.vad import SpeechStarted
 
 _INBOUND = Track.INBOUND  # looked up per frame: a module name is cheaper than an enum member
 _LITTLE = ByteOrder.LITTLE

@@ -6,12 +6,17 @@ from __future__ import annotations
 from collections import deque
 
 from vobiz_stream.audio import Pcm
+from vobiz_stream.audio.vad import (
+    SpeechStarted,
+    VoiceActivityDetector,
+    VoiceEvent,
+    WebRtcClassifier,
+)
 from vobiz_stream.core.stream_events import SpeechDetection
-from vobiz_stream.vad import SpeechStarted, VoiceActivityDetector, VoiceEvent, WebRtcClassifier
 
 
 class CallerVoice:
-    """The caller's speech, as :class:`~vobiz_stream.vad.VoiceActivityDetector` hears it."""
+    """The caller's speech, as :class:`~vobiz_stream.audio.vad.VoiceActivityDetector` hears it."""
 
     def __init__(self, speech: SpeechDetection, sample_rate: int) -> None:
         self.settings = speech

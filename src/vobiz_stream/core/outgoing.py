@@ -1,8 +1,8 @@
 """The app's side of one stream, I/O-free: audio to play, checkpoints, clears, as wire frames.
 
 Played audio is resampled to the outbound rate, cut into 20 ms frames, encoded once as the
-``playAudio`` bytes the socket sends (:mod:`vobiz_stream.outbound`) and paced by the ledger
-(:mod:`vobiz_stream.playback`) so the carrier never holds more than ``max_lead`` seconds of it.
+``playAudio`` bytes the socket sends (:mod:`vobiz_stream.core.outbound`) and paced by the ledger
+(:mod:`vobiz_stream.core.playback`) so the carrier never holds more than ``max_lead`` seconds of it.
 A clear drops everything unsent and puts its ``clearAudio`` ahead of anything else.
 """
 
@@ -13,10 +13,10 @@ import itertools
 import numpy as np
 
 from vobiz_stream.audio import ByteOrder, FrameSlicer, Pcm, Resampler, as_pcm, decode_l16
+from vobiz_stream.core.outbound import PlayAudioEncoder
+from vobiz_stream.core.playback import HeardAudio, OutboundFrame, PlaybackLedger, PlayHandle
+from vobiz_stream.core.protocol import Checkpoint, ClearAudio, encode_bytes
 from vobiz_stream.formats import OUTBOUND_RATES, AudioFormat, Encoding
-from vobiz_stream.outbound import PlayAudioEncoder
-from vobiz_stream.playback import HeardAudio, OutboundFrame, PlaybackLedger, PlayHandle
-from vobiz_stream.protocol import Checkpoint, ClearAudio, encode_bytes
 
 
 def outbound_format_for(chosen: AudioFormat) -> AudioFormat:

@@ -3,7 +3,7 @@
 :class:`StreamState` is to a Vobiz audio stream what h11's ``Connection`` is to HTTP: it owns the
 stream's state (parsing, the inbound byte order, decoding and resampling, the playback ledger,
 speech detection and barge-in) and never touches a socket, a task or the clock. Whoever drives it
-(the server's :class:`~vobiz_stream.session.CallSession`, the Pipecat serializer, a custom
+(the server's :class:`~vobiz_stream.app.session.CallSession`, the Pipecat serializer, a custom
 transport) does three things:
 
 * each text frame the carrier sends goes to :meth:`StreamState.feed` with the time it arrived,
@@ -23,7 +23,19 @@ from __future__ import annotations
 import logging
 
 from vobiz_stream.audio import ByteOrder
+from vobiz_stream.audio.vad import SpeechStarted
+from vobiz_stream.core.inbound import LONGEST_INBOUND_PAYLOAD
 from vobiz_stream.core.incoming import IncomingAudio
+from vobiz_stream.core.protocol import (
+    ClearedAudio,
+    Dtmf,
+    Media,
+    PlayedStream,
+    Start,
+    Stop,
+    Unknown,
+    parse_event,
+)
 from vobiz_stream.core.stream_app import AppSide
 from vobiz_stream.core.stream_events import (
     AudioCleared,
@@ -40,21 +52,9 @@ from vobiz_stream.core.stream_events import (
 )
 from vobiz_stream.errors import ProtocolError, VobizStreamError
 from vobiz_stream.formats import FRAME_SECONDS, INBOUND_RATES, Encoding
-from vobiz_stream.inbound import LONGEST_INBOUND_PAYLOAD
 from vobiz_stream.logtext import loggable
-from vobiz_stream.protocol import (
-    ClearedAudio,
-    Dtmf,
-    Media,
-    PlayedStream,
-    Start,
-    Stop,
-    Unknown,
-    parse_event,
-)
-from vobiz_stream.vad import SpeechStarted
 
-log = logging.getLogger("vobiz_stream.stream")
+log = logging.getLogger("vobiz_stream.core.stream")
 
 MALFORMED_KEPT = 10
 """Malformed frames of a stream reported as events; the rest are only counted."""
@@ -282,8 +282,8 @@ class StreamState(AppSide):
     # -- the caller's voice -------------------------------------------------------------------
 
     def detect_speech(self, speech: SpeechDetection | None = None) -> None:
-        """Listen for the caller's voice from now on: :class:`~vobiz_stream.vad.SpeechStarted`
-        and :class:`~vobiz_stream.vad.SpeechEnded` events, and with ``barge_in`` a clear
+        """Listen for the caller's voice from now on: :class:`~vobiz_stream.audio.vad.SpeechStarted`
+        and :class:`~vobiz_stream.audio.vad.SpeechEnded` events, and with ``barge_in`` a clear
         (:class:`BargeIn`) when the caller talks over the app's audio. Calling it again
         replaces the settings and restarts the detector."""
         self._speech = speech or SpeechDetection()

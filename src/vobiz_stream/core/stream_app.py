@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from vobiz_stream.audio import Pcm
 from vobiz_stream.core.outgoing import OutgoingAudio
+from vobiz_stream.core.playback import PlaybackLedger, PlayHandle
+from vobiz_stream.core.protocol import MAX_ID_CHARS, Start, StopCommand, encode_bytes
 from vobiz_stream.core.stream_events import SessionError, SessionOptions, SessionStats
 from vobiz_stream.formats import AudioFormat
 from vobiz_stream.logtext import loggable
-from vobiz_stream.playback import PlaybackLedger, PlayHandle
-from vobiz_stream.protocol import MAX_ID_CHARS, Start, StopCommand, encode_bytes
 
 
 class AppSide:

@@ -1,7 +1,7 @@
 """What :class:`~vobiz_stream.core.stream.StreamState` reports and how it is set up.
 
 Events are frozen value objects. The ones a handler sees (:data:`SessionEvent`) are what
-:meth:`CallSession.events <vobiz_stream.session.CallSession.events>` yields; the rest
+:meth:`CallSession.events <vobiz_stream.app.session.CallSession.events>` yields; the rest
 (:data:`StreamEvent` adds them) are for whoever drives the stream: a server keeping the call,
 or a custom transport.
 """
@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import msgspec
 
 from vobiz_stream.audio import ByteOrder, Pcm
+from vobiz_stream.audio.vad import DEFAULT_START_MS, DEFAULT_STOP_MS, SpeechEnded, SpeechStarted
+from vobiz_stream.core.playback import HeardAudio
+from vobiz_stream.core.protocol import ClearedAudio, Media, Start, Stop, Track, Unknown
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.formats import DEFAULT_FORMAT, AudioFormat
-from vobiz_stream.playback import HeardAudio
-from vobiz_stream.protocol import ClearedAudio, Media, Start, Stop, Track, Unknown
-from vobiz_stream.vad import DEFAULT_START_MS, DEFAULT_STOP_MS, SpeechEnded, SpeechStarted
 
 
 class SessionError(VobizStreamError):
@@ -151,7 +151,7 @@ StreamEvent = (
 
 @dataclass(frozen=True)
 class SpeechDetection:
-    """Listening for the caller's voice (see :mod:`vobiz_stream.vad` for the measured defaults)."""
+    """Listening for the caller's voice (see :mod:`vobiz_stream.audio.vad` for the figures)."""
 
     barge_in: bool = False
     """Clear the app's playback when the caller starts speaking while it plays."""

@@ -69,6 +69,17 @@ from vobiz_stream.audio import (
     encode_l16,
     encode_mulaw,
 )
+from vobiz_stream.core.protocol import (
+    MAX_ID_CHARS,
+    ClearedAudio,
+    PlayAudio,
+    Start,
+    Stop,
+    Track,
+    Unknown,
+    encode,
+    parse_command,
+)
 from vobiz_stream.core.stream import StreamState
 from vobiz_stream.core.stream_events import (
     AudioCleared,
@@ -84,17 +95,6 @@ from vobiz_stream.core.stream_events import (
 from vobiz_stream.errors import ProtocolError
 from vobiz_stream.formats import OUTBOUND_RATES, AudioFormat, Encoding, parse_content_type
 from vobiz_stream.logtext import loggable
-from vobiz_stream.protocol import (
-    MAX_ID_CHARS,
-    ClearedAudio,
-    PlayAudio,
-    Start,
-    Stop,
-    Track,
-    Unknown,
-    encode,
-    parse_command,
-)
 
 __all__ = [
     "VobizAudioClearedFrame",

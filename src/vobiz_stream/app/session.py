@@ -1,0 +1,433 @@
+"""One call's stream, as agent code sees it: caller audio in, play / checkpoint / clear / stop out.
+
+A transport (the server's WebSocket) feeds every text frame to :meth:`CallSession.feed` and calls
+:meth:`CallSession.close` when the socket ends, with or without a ``stop``. The handler, an
+``async def handler(session)``, reads :meth:`CallSession.events` and sends commands::
+
+    async def handler(session: CallSession) -> None:
+        async for event in session.events(sample_rate=16000):
+            if isinstance(event, CallerAudio):
+                ...  # event.pcm: int16 samples at 16 kHz
+        # the loop ends when the stream ends
+
+Outbound audio is converted to the stream's outbound format, cut into 20 ms frames and paced so
+the carrier never holds more than ``max_lead`` seconds of it (see :mod:`.playback`).
+With speech detection on (:meth:`CallSession.detect_speech`) the handler also gets
+:class:`SpeechStarted` / :class:`SpeechEnded` for the caller,
+and with barge-in the session clears the app's playback itself the moment the caller starts
+talking over it (:class:`BargeIn`).
+Hooks (:class:`SessionHooks`) let the server record the call and keep its events without the
+session knowing about files or databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
+
+from vobiz_stream.app.log_budget import LogBudget
+from vobiz_stream.app.session_view import StreamView
+from vobiz_stream.audio import Pcm
+from vobiz_stream.audio.vad import SpeechEnded, SpeechStarted
+from vobiz_stream.core.playback import HeardAudio, PlayHandle
+from vobiz_stream.core.protocol import ClearedAudio, Media, Stop, Unknown
+from vobiz_stream.core.stream import CALL_MISMATCH, HELD_BEFORE_START, MALFORMED_KEPT, StreamState
+from vobiz_stream.core.stream_events import (
+    AudioCleared,
+    BargeIn,
+    ByteOrderFound,
+    CallerAudio,
+    CheckpointPlayed,
+    DecodedMedia,
+    DtmfReceived,
+    MalformedFrame,
+    SessionError,
+    SessionEvent,
+    SessionOptions,
+    SessionStats,
+    SpeechDetection,
+    StreamEnded,
+    StreamEvent,
+    StreamStarted,
+)
+from vobiz_stream.logtext import loggable
+from vobiz_stream.transports.gateway import Transport
+
+__all__ = [
+    "CALL_MISMATCH",
+    "HELD_BEFORE_START",
+    "MALFORMED_KEPT",
+    "UNKNOWN_NOTED",
+    "AudioCleared",
+    "BargeIn",
+    "CallSession",
+    "CallerAudio",
+    "CheckpointPlayed",
+    "DtmfReceived",
+    "NoHooks",
+    "SessionError",
+    "SessionEvent",
+    "SessionHooks",
+    "SessionOptions",
+    "SessionStats",
+    "SpeechDetection",
+    "Transport",
+]
+
+log = logging.getLogger("vobiz_stream.app.session")
+
+_monotonic = time.monotonic
+
+UNKNOWN_NOTED = 10
+"""Unknown events of a stream logged and kept as call events; the rest are only counted
+(``SessionStats.unknown_events``): a flood of tiny frames cannot fill the disk."""
+
+
+class SessionHooks(Protocol):
+    """Where a session reports what the server keeps: recording, store, logs."""
+
+    def started(self, session: CallSession) -> None:
+        """The stream's metadata is known (its ``start``, or its first ``media`` without one)."""
+
+    def audio(self, media: Media, samples: bytes, arrival: float) -> None:
+        """Decoded inbound audio of ``media.track``, at the stream's rate, as little-endian L16
+        bytes (as the WAV holds them)."""
+
+    def heard(self, audio: HeardAudio) -> None:
+        """App audio the caller heard (by estimate), at the outbound rate."""
+
+    def event(self, kind: str, detail: Mapping[str, object]) -> None:
+        """A call event worth keeping (dtmf, checkpoint, clear, malformed frame, ...)."""
+
+    def ended(self, reason: str) -> None:
+        """The stream is over; nothing more will be reported."""
+
+
+class NoHooks:
+    """Hooks that keep nothing (for a session used as a library)."""
+
+    def started(self, session: CallSession) -> None:
+        pass
+
+    def audio(self, media: Media, samples: bytes, arrival: float) -> None:
+        pass
+
+    def heard(self, audio: HeardAudio) -> None:
+        pass
+
+    def event(self, kind: str, detail: Mapping[str, object]) -> None:
+        pass
+
+    def ended(self, reason: str) -> None:
+        pass
+
+
+_END = object()
+
+_FIRST_MALFORMED = (
+    "call %s: malformed_frame problem=%s (further malformed frames are counted, not logged)"
+)
+
+
+class CallSession(StreamView):
+    """One WebSocket stream of one call: a :class:`~vobiz_stream.core.stream.StreamState` driven
+    by asyncio. Created by the server per socket."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        options: SessionOptions | None = None,
+        hooks: SessionHooks | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> None:
+        self.state = StreamState(options, caller_audio=False, decoded_media=True)
+        """The stream's protocol state; this class feeds it, sends what it says and waits."""
+        self.options = self.state.options
+        self.query: Mapping[str, str] = dict(query or {})
+        """Query parameters of the socket URL: the place for per-call context (protocol.md 1)."""
+        self._log_budget = LogBudget()
+        self._transport = transport
+        self._hooks: SessionHooks = hooks or NoHooks()
+        self._loop = asyncio.get_running_loop()
+        self._started = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._closed = False
+        self._wake = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._events: deque[SessionEvent | object] = deque()
+        self._events_ready = asyncio.Event()
+        self._listening = False
+        self._malformed_seen = 0
+        self._unknown_seen = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def now(self) -> float:
+        """The session's clock: ``time.monotonic()``, not the loop's time, which uvloop counts
+        in whole milliseconds (pacing, clear and barge-in timings would be quantised)."""
+        return _monotonic()
+
+    async def wait_started(self) -> bool:
+        """Wait until the stream's metadata is known; False if the socket closed first."""
+        waiters = {
+            asyncio.ensure_future(self._started.wait()),
+            asyncio.ensure_future(self._ended.wait()),
+        }
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return self._started.is_set()
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def feed(self, frame: str | bytes) -> None:
+        """Handle one text frame from the carrier. Never raises for bad input: logs and skips."""
+        if self._closed:
+            return
+        audio = self._hooks.audio
+        for event in self.state.feed(frame, _monotonic()):
+            if type(event) is DecodedMedia:  # nearly every frame: straight to the recorder
+                audio(event.media, event.samples, event.arrival)
+            else:
+                self._on_event(event)
+
+    def reject(self, problem: str) -> None:
+        """Count and skip a frame that could not be understood; the call goes on.
+
+        The first of a stream is logged, the first few kept as call events (escaped), the rest
+        only counted (in the stream's row and last log line): a flood of them costs no disk.
+        """
+        if not self._closed:
+            out: list[StreamEvent] = []
+            self.state.reject(problem, out)
+            for event in out:
+                self._on_event(event)
+
+    def _on_event(self, event: StreamEvent) -> None:
+        if isinstance(event, DecodedMedia):
+            self._hooks.audio(event.media, event.samples, event.arrival)
+        elif isinstance(event, CallerAudio | SpeechStarted | SpeechEnded):
+            if isinstance(event, SpeechStarted):
+                self._note("speech_started", onset=round(event.onset, 3))
+            elif isinstance(event, SpeechEnded):
+                self._note("speech_ended", end=round(event.end, 3))
+            self._put(event)
+        elif isinstance(event, HeardAudio):
+            self._hooks.heard(event)
+        elif isinstance(event, DtmfReceived):
+            self._note("dtmf", digit=event.digit)
+            self._put(event)
+        elif isinstance(event, CheckpointPlayed):
+            self._note("checkpoint_played", name=event.name, known=event.known)
+            self._put(event)
+        elif isinstance(event, AudioCleared):
+            self._note("cleared", round_trip_ms=round(event.round_trip * 1000, 2))
+            self._put(event)
+        elif isinstance(event, BargeIn):
+            self._on_barge_in(event)
+        else:
+            self._on_stream_event(event)
+
+    def _on_stream_event(self, event: StreamEvent) -> None:
+        """What the stream itself reports: its start and end, problems, carrier oddities."""
+        if isinstance(event, StreamStarted):
+            self._started.set()
+            self._hooks.started(self)
+        elif isinstance(event, StreamEnded):
+            self._end(event.reason)
+        elif isinstance(event, MalformedFrame):
+            self._malformed_seen += 1
+            if self._malformed_seen == 1:
+                log.warning(_FIRST_MALFORMED, self.describe(), event.problem)
+            self._hooks.event("malformed_frame", {"problem": event.problem})
+        elif isinstance(event, ByteOrderFound):
+            self._note("byte_order", order=event.order.value, frames=event.frames)
+        elif isinstance(event, Stop):
+            self._note("stop", reason=event.reason)
+            self.close("stop")
+        elif isinstance(event, ClearedAudio):
+            if self._log_budget.allows("unexpected_cleared", self.describe):
+                log.info("call %s: clearedAudio without a clear in flight", self.describe())
+        elif isinstance(event, Unknown):
+            self._unknown_seen += 1
+            if self._unknown_seen <= UNKNOWN_NOTED:
+                self._note("unknown_event", event=event.event)
+
+    def _note(self, kind: str, level: int = logging.INFO, **detail: object) -> None:
+        """One log line and one kept event per call event; text from the carrier is escaped."""
+        if log.isEnabledFor(level) and self._log_budget.allows(kind, self.describe):
+            shown = " ".join(f"{key}={loggable(str(value))}" for key, value in detail.items())
+            log.log(level, "call %s: %s %s", self.describe(), kind, shown)
+        self._hooks.event(kind, detail)
+
+    # -- the caller's voice -------------------------------------------------------------------
+
+    def detect_speech(self, speech: SpeechDetection | None = None) -> None:
+        """Listen for the caller's voice from now on: :class:`~vobiz_stream.audio.vad.SpeechStarted`
+        and :class:`~vobiz_stream.audio.vad.SpeechEnded` events, and with ``barge_in`` an automatic
+        clear (:class:`BargeIn`) when the caller talks over the app's audio.
+
+        ``session.detect_speech(SpeechDetection(barge_in=True))``; calling it again replaces the
+        settings and restarts the detector.
+        """
+        self.state.detect_speech(speech)
+
+    def _on_barge_in(self, barge_in: BargeIn) -> None:
+        """The stream dropped the playback; its ``clearAudio`` goes out before anything else."""
+        self._note(
+            "clear",
+            voided=list(barge_in.voided),
+            barge_in_onset_to_clear_ms=round(barge_in.onset_to_clear * 1000, 1),
+        )
+        self._put(barge_in)
+        self._kick()
+
+    # -- events for the handler ---------------------------------------------------------------
+
+    def _put(self, event: SessionEvent | object) -> None:
+        if not self._listening and event is not _END:
+            return
+        if len(self._events) >= self.options.event_backlog:
+            self._events.popleft()
+            self.stats.events_dropped += 1
+            if self.stats.events_dropped == 1:
+                log.warning(
+                    "call %s: handler is not keeping up; dropping the oldest events",
+                    self.describe(),
+                )
+        self._events.append(event)
+        self._events_ready.set()
+
+    async def events(self, sample_rate: int | None = None) -> AsyncIterator[SessionEvent]:
+        """The call's events until the stream ends; caller audio resampled to ``sample_rate``.
+
+        Audio starts flowing when this is first iterated. Events that pile up past
+        ``event_backlog`` because the handler is slow are dropped, oldest first.
+        """
+        self.state.listen(sample_rate)
+        self._listening = True
+        while True:
+            while self._events:
+                event = self._events.popleft()
+                if event is _END:
+                    return
+                yield event  # type: ignore[misc]
+            if self._closed:
+                return
+            self._events_ready.clear()
+            await self._events_ready.wait()
+
+    # -- outbound -----------------------------------------------------------------------------
+
+    async def play(self, audio: Pcm | bytes, sample_rate: int, *, final: bool = True) -> PlayHandle:
+        """Queue audio for the caller; the handle resolves to played, cleared or lost.
+
+        ``audio`` is int16 samples (an array, or little-endian bytes) at ``sample_rate``. It is
+        resampled to the outbound rate, cut into 20 ms frames and paced. With ``final=False``
+        (streaming TTS chunks) the resampler and the last partial frame carry over to the next
+        call; the last chunk of an utterance should be ``final`` so nothing is held back.
+        """
+        handle = self.state.play(audio, sample_rate, final=final)
+        self._kick()
+        return handle
+
+    async def checkpoint(self, name: str) -> PlayHandle:
+        """Ask the carrier to confirm when everything queued so far has played."""
+        handle = self.state.checkpoint(name)
+        self._kick()
+        return handle
+
+    async def clear(self) -> None:
+        """Barge-in: drop unsent audio, tell the carrier to empty its queue, void checkpoints.
+
+        The round trip to the carrier's ``clearedAudio`` arrives later as :class:`AudioCleared`.
+        """
+        voided = self.state.clear(self.now())
+        self._note("clear", voided=list(voided))
+        for frame in self.state.due(self.now()):  # the clear, and nothing else: it emptied all
+            await self._send_frame(frame)
+
+    async def stop(self) -> None:
+        """End the stream from the app side; the carrier hangs up if no XML follows."""
+        if self._closed:
+            return
+        self._note("app_stop")
+        await self._send_frame(self.state.stop())
+        await self._transport.close()
+
+    def _kick(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.describe()}")
+        self._wake.set()
+
+    async def _send_frame(self, data: bytes) -> None:
+        try:
+            await self._transport.send_frame(data)
+        except (ConnectionError, RuntimeError) as exc:
+            raise SessionError(f"call {self.describe()}: could not send: {exc}") from exc
+
+    async def _send_loop(self) -> None:
+        """Send what the stream says is due, sleeping until its next deadline (never drifting)."""
+        state = self.state
+        while not self._closed:
+            now = self.now()
+            outgoing = state.outgoing
+            clears = 0 if outgoing is None else outgoing.clears
+            for frame in state.due(now):
+                if outgoing is not None and outgoing.clears != clears:
+                    break  # a clear came while sending: the rest was voided, its clear goes next
+                try:
+                    await self._send_frame(frame)
+                except SessionError as exc:
+                    log.warning("%s", exc)
+                    return
+            for handle in state.expire(now):
+                self._note("checkpoint_lost", level=logging.WARNING, name=handle.name)
+            deadline = state.next_deadline(self.now())
+            self._wake.clear()
+            timer = (
+                None
+                if deadline is None
+                else self._loop.call_later(max(0.0, deadline - self.now()), self._wake.set)
+            )
+            await self._wake.wait()
+            if timer is not None:
+                timer.cancel()
+
+    # -- end ----------------------------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        """The stream is over (socket closed, ``stop``, or the server shutting down)."""
+        for event in [] if self._closed else self.state.close(reason, self.now()):
+            self._on_event(event)
+
+    def _end(self, reason: str) -> None:
+        """The stream reported its end: wake everyone, tell the hooks, one log line."""
+        self._closed = True
+        self._put(_END)
+        self._ended.set()
+        self._events_ready.set()
+        self._wake.set()
+        if self._sender is not None:
+            self._sender.cancel()
+        self._hooks.ended(reason)
+        log.info(
+            "call %s: stream ended (%s): %d frames, %d malformed",
+            self.describe(),
+            reason,
+            self.stats.frames_received,
+            self.stats.frames_malformed,
+        )
+
+    async def aclose(self) -> None:
+        """After :meth:`close`, wait until the sender task has stopped."""
+        if self._sender is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
