@@ -55,6 +55,7 @@ PUBLIC = [
     "Play",
     "PlayAudio",
     "PlayHandle",
+    "PlayMark",
     "PlayOutcome",
     "PlayedStream",
     "ProtocolError",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         listens_only,
         record,
     )
+    from vobiz_stream.app.play_handle import PlayHandle
     from vobiz_stream.app.server import StreamServer, serve, stream_endpoint
     from vobiz_stream.app.session import CallSession
     from vobiz_stream.audio import (
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
         render,
         validate,
     )
-    from vobiz_stream.core.playback import PlayHandle, PlayOutcome
+    from vobiz_stream.core.playback import PlayMark, PlayOutcome
     from vobiz_stream.core.protocol import (
         AppCommand,
         CarrierEvent,
@@ -177,6 +178,7 @@ __all__ = [
     "Play",
     "PlayAudio",
     "PlayHandle",
+    "PlayMark",
     "PlayOutcome",
     "PlayedStream",
     "ProtocolError",
@@ -300,7 +302,7 @@ _MODULES = {
     ),
     "vobiz_stream.loop": ("run",),
     "vobiz_stream.core.playback": (
-        "PlayHandle",
+        "PlayMark",
         "PlayOutcome",
     ),
     "vobiz_stream.core.protocol": (
@@ -347,6 +349,7 @@ _MODULES = {
         "serve",
         "stream_endpoint",
     ),
+    "vobiz_stream.app.play_handle": ("PlayHandle",),
     "vobiz_stream.app.session": ("CallSession",),
     "vobiz_stream.audio.vad": (
         "SpeechEnded",

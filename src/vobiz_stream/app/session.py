@@ -31,10 +31,11 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 from vobiz_stream.app.log_budget import LogBudget
+from vobiz_stream.app.play_handle import PlayHandle
 from vobiz_stream.app.session_view import StreamView
 from vobiz_stream.audio import Pcm
 from vobiz_stream.audio.vad import SpeechEnded, SpeechStarted
-from vobiz_stream.core.playback import HeardAudio, PlayHandle
+from vobiz_stream.core.playback import HeardAudio
 from vobiz_stream.core.protocol import ClearedAudio, Media, Stop, Unknown
 from vobiz_stream.core.stream import CALL_MISMATCH, HELD_BEFORE_START, MALFORMED_KEPT, StreamState
 from vobiz_stream.core.stream_events import (
@@ -145,7 +146,7 @@ class CallSession(StreamView):
         hooks: SessionHooks | None = None,
         query: Mapping[str, str] | None = None,
     ) -> None:
-        self.state = StreamState(options, caller_audio=False, decoded_media=True)
+        self.state = StreamState(options, caller_audio=False, decoded_media=True, mark=PlayHandle)
         """The stream's protocol state; this class feeds it, sends what it says and waits."""
         self.options = self.state.options
         self.query: Mapping[str, str] = dict(query or {})
@@ -335,12 +336,14 @@ class CallSession(StreamView):
         call; the last chunk of an utterance should be ``final`` so nothing is held back.
         """
         handle = self.state.play(audio, sample_rate, final=final)
+        assert isinstance(handle, PlayHandle)  # the state makes its marks as PlayHandles
         self._kick()
         return handle
 
     async def checkpoint(self, name: str) -> PlayHandle:
         """Ask the carrier to confirm when everything queued so far has played."""
         handle = self.state.checkpoint(name)
+        assert isinstance(handle, PlayHandle)
         self._kick()
         return handle
 

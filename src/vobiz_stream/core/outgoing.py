@@ -9,12 +9,13 @@ A clear drops everything unsent and puts its ``clearAudio`` ahead of anything el
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 
 from vobiz_stream.audio import ByteOrder, FrameSlicer, Pcm, Resampler, as_pcm, decode_l16
 from vobiz_stream.core.outbound import PlayAudioEncoder
-from vobiz_stream.core.playback import HeardAudio, OutboundFrame, PlaybackLedger, PlayHandle
+from vobiz_stream.core.playback import HeardAudio, OutboundFrame, PlaybackLedger, PlayMark
 from vobiz_stream.core.protocol import Checkpoint, ClearAudio, encode_bytes
 from vobiz_stream.formats import OUTBOUND_RATES, AudioFormat, Encoding
 
@@ -30,8 +31,15 @@ class OutgoingAudio:
     """What the app queued for the caller, until it is due on the wire."""
 
     def __init__(
-        self, audio_format: AudioFormat, byte_order: ByteOrder, max_lead: float, grace: float
+        self,
+        audio_format: AudioFormat,
+        byte_order: ByteOrder,
+        max_lead: float,
+        grace: float,
+        mark: Callable[[str], PlayMark],
     ) -> None:
+        self._mark = mark
+        """Makes the mark of each play and checkpoint (the server's can be awaited)."""
         self.format = outbound_format_for(audio_format)
         self._byte_order = byte_order
         self.ledger = PlaybackLedger(max_lead, grace)
@@ -50,7 +58,7 @@ class OutgoingAudio:
 
     def play(
         self, audio: Pcm | bytes, sample_rate: int, final: bool, stream_id: str | None
-    ) -> PlayHandle:
+    ) -> PlayMark:
         pcm = decode_l16(audio, ByteOrder.LITTLE) if isinstance(audio, bytes) else as_pcm(audio)
         resampler = self._resampler
         if resampler is None or resampler.in_rate != sample_rate:
@@ -66,16 +74,16 @@ class OutgoingAudio:
         encoder = self._encoder
         if encoder is None or encoder.stream_id != stream_id:
             encoder = self._encoder = PlayAudioEncoder(self.format, self._byte_order, stream_id)
-        handle = PlayHandle(f"play-{next(self._names)}")
+        handle = self._mark(f"play-{next(self._names)}")
         self.ledger.enqueue(encoder.frames(chunks), handle)
         return handle
 
-    def checkpoint(self, name: str) -> PlayHandle:
-        handle = PlayHandle(name)
+    def checkpoint(self, name: str) -> PlayMark:
+        handle = self._mark(name)
         self.ledger.enqueue([], handle)
         return handle
 
-    def clear(self, now: float, stream_id: str | None) -> list[PlayHandle]:
+    def clear(self, now: float, stream_id: str | None) -> list[PlayMark]:
         """Drop all unsent audio, void the checkpoints and queue a ``clearAudio`` first."""
         voided = self.ledger.clear(now)
         self._slicer.clear()

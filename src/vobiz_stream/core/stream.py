@@ -21,11 +21,13 @@ skipped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.audio.vad import SpeechStarted
 from vobiz_stream.core.inbound import LONGEST_INBOUND_PAYLOAD
 from vobiz_stream.core.incoming import IncomingAudio
+from vobiz_stream.core.playback import PlayMark
 from vobiz_stream.core.protocol import (
     ClearedAudio,
     Dtmf,
@@ -81,8 +83,9 @@ class StreamState(AppSide):
         decoded_media: bool = False,
         bound_call_id: str | None = None,
         hold_before_start: int = HELD_BEFORE_START,
+        mark: Callable[[str], PlayMark] = PlayMark,
     ) -> None:
-        super().__init__(options)
+        super().__init__(options, mark)
         self.caller_rate = caller_rate
         """Rate of :class:`CallerAudio` events; None: the stream's own."""
         self.caller_audio = caller_audio

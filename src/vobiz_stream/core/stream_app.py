@@ -3,9 +3,11 @@ the frames due on the wire (the base of :class:`~vobiz_stream.core.stream.Stream
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from vobiz_stream.audio import Pcm
 from vobiz_stream.core.outgoing import OutgoingAudio
-from vobiz_stream.core.playback import PlaybackLedger, PlayHandle
+from vobiz_stream.core.playback import PlaybackLedger, PlayMark
 from vobiz_stream.core.protocol import MAX_ID_CHARS, Start, StopCommand, encode_bytes
 from vobiz_stream.core.stream_events import SessionError, SessionOptions, SessionStats
 from vobiz_stream.formats import AudioFormat
@@ -15,8 +17,11 @@ from vobiz_stream.logtext import loggable
 class AppSide:
     """What the app does to a stream, and what the stream is (see ``StreamState``)."""
 
-    def __init__(self, options: SessionOptions | None = None) -> None:
+    def __init__(
+        self, options: SessionOptions | None, mark: Callable[[str], PlayMark] = PlayMark
+    ) -> None:
         self.options = options or SessionOptions()
+        self._mark = mark
         self.start: Start | None = None
         self.stream_id: str | None = None
         self.call_id: str | None = None
@@ -59,17 +64,18 @@ class AppSide:
                 options.outbound_byte_order,
                 options.max_lead,
                 options.confirm_grace,
+                self._mark,
             )
         return self.outgoing
 
-    def play(self, audio: Pcm | bytes, sample_rate: int, *, final: bool = True) -> PlayHandle:
+    def play(self, audio: Pcm | bytes, sample_rate: int, *, final: bool = True) -> PlayMark:
         """Queue audio for the caller (int16 samples, or little-endian bytes, at
         ``sample_rate``); it goes out through :meth:`due`. The handle resolves to played,
         cleared or lost. ``final=False`` carries the resampler and the last partial frame over
         to the next call (streamed chunks of one utterance)."""
         return self._outgoing().play(audio, sample_rate, final, self.stream_id)
 
-    def checkpoint(self, name: str) -> PlayHandle:
+    def checkpoint(self, name: str) -> PlayMark:
         """Ask the carrier to confirm when everything queued so far has played."""
         return self._outgoing().checkpoint(name)
 
@@ -79,7 +85,7 @@ class AppSide:
         self._outgoing()
         return tuple(handle.name for handle in self._drop_playback(now))
 
-    def _drop_playback(self, now: float) -> list[PlayHandle]:
+    def _drop_playback(self, now: float) -> list[PlayMark]:
         assert self.outgoing is not None
         return self.outgoing.clear(now, self.stream_id)
 
@@ -93,7 +99,7 @@ class AppSide:
             return []
         return self.outgoing.due(now, self.stream_id)
 
-    def expire(self, now: float) -> list[PlayHandle]:
+    def expire(self, now: float) -> list[PlayMark]:
         """The checkpoints the carrier left unconfirmed past their grace: lost."""
         return [] if self.outgoing is None else self.outgoing.ledger.expire(now)
 
