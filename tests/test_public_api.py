@@ -41,6 +41,8 @@ PUBLIC = [
     "DtmfReceived",
     "EmulatorError",
     "Encoding",
+    "EndReason",
+    "EventKind",
     "Faults",
     "FrameSlicer",
     "Handler",

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         render,
         validate,
     )
+    from vobiz_stream.core.kinds import EndReason, EventKind
     from vobiz_stream.core.playback import PlayMark, PlayOutcome
     from vobiz_stream.core.protocol import (
         AppCommand,
@@ -164,6 +165,8 @@ __all__ = [
     "DtmfReceived",
     "EmulatorError",
     "Encoding",
+    "EndReason",
+    "EventKind",
     "Faults",
     "FrameSlicer",
     "Handler",
@@ -301,6 +304,10 @@ _MODULES = {
         "record",
     ),
     "vobiz_stream.loop": ("run",),
+    "vobiz_stream.core.kinds": (
+        "EndReason",
+        "EventKind",
+    ),
     "vobiz_stream.core.playback": (
         "PlayMark",
         "PlayOutcome",

@@ -248,3 +248,14 @@ def test_a_one_way_stream_refuses_to_play() -> None:
     state = started(SessionOptions(bidirectional=False))
     with pytest.raises(SessionError, match="one-way"):
         state.play(np.zeros(160, dtype=np.int16), 8000)
+
+
+def test_audio_before_a_mismatched_start_stays_the_bound_calls() -> None:
+    state = StreamState(SessionOptions(byte_order=ByteOrder.LITTLE), bound_call_id="c-1")
+    state.call_id = "c-1"
+    for frame in media_frames(speech(0.1)):
+        assert state.feed(frame, 0.0) == []
+    events = state.feed(encode(Start(stream_id="s", call_id="c-2")), 0.1)
+    assert events[0] == StreamStarted(None) and events[-1] == StreamEnded("call_mismatch")
+    assert np.array_equal(caller_pcm(events), speech(0.1))
+    assert (state.call_id, state.mismatched_call_id) == ("c-1", "c-2")

@@ -35,9 +35,10 @@ from vobiz_stream.app.play_handle import PlayHandle
 from vobiz_stream.app.session_view import StreamView
 from vobiz_stream.audio import Pcm
 from vobiz_stream.audio.vad import SpeechEnded, SpeechStarted
+from vobiz_stream.core.kinds import EndReason, EventKind
 from vobiz_stream.core.playback import HeardAudio
 from vobiz_stream.core.protocol import ClearedAudio, Media, Stop, Unknown
-from vobiz_stream.core.stream import CALL_MISMATCH, HELD_BEFORE_START, MALFORMED_KEPT, StreamState
+from vobiz_stream.core.stream import HELD_BEFORE_START, MALFORMED_KEPT, StreamState
 from vobiz_stream.core.stream_events import (
     AudioCleared,
     BargeIn,
@@ -60,7 +61,6 @@ from vobiz_stream.logtext import loggable
 from vobiz_stream.transports.gateway import Transport
 
 __all__ = [
-    "CALL_MISMATCH",
     "HELD_BEFORE_START",
     "MALFORMED_KEPT",
     "UNKNOWN_NOTED",
@@ -216,20 +216,20 @@ class CallSession(StreamView):
             self._hooks.audio(event.media, event.samples, event.arrival)
         elif isinstance(event, CallerAudio | SpeechStarted | SpeechEnded):
             if isinstance(event, SpeechStarted):
-                self._note("speech_started", onset=round(event.onset, 3))
+                self._note(EventKind.SPEECH_STARTED, onset=round(event.onset, 3))
             elif isinstance(event, SpeechEnded):
-                self._note("speech_ended", end=round(event.end, 3))
+                self._note(EventKind.SPEECH_ENDED, end=round(event.end, 3))
             self._put(event)
         elif isinstance(event, HeardAudio):
             self._hooks.heard(event)
         elif isinstance(event, DtmfReceived):
-            self._note("dtmf", digit=event.digit)
+            self._note(EventKind.DTMF, digit=event.digit)
             self._put(event)
         elif isinstance(event, CheckpointPlayed):
-            self._note("checkpoint_played", name=event.name, known=event.known)
+            self._note(EventKind.CHECKPOINT_PLAYED, name=event.name, known=event.known)
             self._put(event)
         elif isinstance(event, AudioCleared):
-            self._note("cleared", round_trip_ms=round(event.round_trip * 1000, 2))
+            self._note(EventKind.CLEARED, round_trip_ms=round(event.round_trip * 1000, 2))
             self._put(event)
         elif isinstance(event, BargeIn):
             self._on_barge_in(event)
@@ -247,19 +247,19 @@ class CallSession(StreamView):
             self._malformed_seen += 1
             if self._malformed_seen == 1:
                 log.warning(_FIRST_MALFORMED, self.describe(), event.problem)
-            self._hooks.event("malformed_frame", {"problem": event.problem})
+            self._hooks.event(EventKind.MALFORMED_FRAME, {"problem": event.problem})
         elif isinstance(event, ByteOrderFound):
-            self._note("byte_order", order=event.order.value, frames=event.frames)
+            self._note(EventKind.BYTE_ORDER, order=event.order.value, frames=event.frames)
         elif isinstance(event, Stop):
-            self._note("stop", reason=event.reason)
-            self.close("stop")
+            self._note(EventKind.STOP, reason=event.reason)
+            self.close(EndReason.STOP)
         elif isinstance(event, ClearedAudio):
             if self._log_budget.allows("unexpected_cleared", self.describe):
                 log.info("call %s: clearedAudio without a clear in flight", self.describe())
         elif isinstance(event, Unknown):
             self._unknown_seen += 1
             if self._unknown_seen <= UNKNOWN_NOTED:
-                self._note("unknown_event", event=event.event)
+                self._note(EventKind.UNKNOWN_EVENT, event=event.event)
 
     def _note(self, kind: str, level: int = logging.INFO, **detail: object) -> None:
         """One log line and one kept event per call event; text from the carrier is escaped."""
@@ -283,7 +283,7 @@ class CallSession(StreamView):
     def _on_barge_in(self, barge_in: BargeIn) -> None:
         """The stream dropped the playback; its ``clearAudio`` goes out before anything else."""
         self._note(
-            "clear",
+            EventKind.CLEAR,
             voided=list(barge_in.voided),
             barge_in_onset_to_clear_ms=round(barge_in.onset_to_clear * 1000, 1),
         )
@@ -353,7 +353,7 @@ class CallSession(StreamView):
         The round trip to the carrier's ``clearedAudio`` arrives later as :class:`AudioCleared`.
         """
         voided = self.state.clear(self.now())
-        self._note("clear", voided=list(voided))
+        self._note(EventKind.CLEAR, voided=list(voided))
         for frame in self.state.due(self.now()):  # the clear, and nothing else: it emptied all
             await self._send_frame(frame)
 
@@ -361,7 +361,7 @@ class CallSession(StreamView):
         """End the stream from the app side; the carrier hangs up if no XML follows."""
         if self._closed:
             return
-        self._note("app_stop")
+        self._note(EventKind.APP_STOP)
         await self._send_frame(self.state.stop())
         await self._transport.close()
 
@@ -392,7 +392,7 @@ class CallSession(StreamView):
                     log.warning("%s", exc)
                     return
             for handle in state.expire(now):
-                self._note("checkpoint_lost", level=logging.WARNING, name=handle.name)
+                self._note(EventKind.CHECKPOINT_LOST, level=logging.WARNING, name=handle.name)
             deadline = state.next_deadline(self.now())
             self._wake.clear()
             timer = (

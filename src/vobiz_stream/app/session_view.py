@@ -40,7 +40,7 @@ class StreamView:
     @property
     def bound_call_id(self) -> str | None:
         """The only call this socket may carry (its stream token's); a ``start`` naming another
-        ends the stream with :data:`CALL_MISMATCH`. None: any call."""
+        ends the stream (``call_mismatch``). None: any call."""
         return self.state.bound_call_id
 
     @bound_call_id.setter

@@ -27,6 +27,7 @@ from vobiz_stream.audio import ByteOrder
 from vobiz_stream.audio.vad import SpeechStarted
 from vobiz_stream.core.inbound import LONGEST_INBOUND_PAYLOAD
 from vobiz_stream.core.incoming import IncomingAudio
+from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.core.playback import PlayMark
 from vobiz_stream.core.protocol import (
     ClearedAudio,
@@ -64,9 +65,6 @@ MALFORMED_KEPT = 10
 HELD_BEFORE_START = 50
 """Events (a second of audio) a stream holds back while its ``start`` has not come."""
 
-CALL_MISMATCH = "call_mismatch"
-"""The end reason of a stream whose ``start`` named another call than it was bound to."""
-
 _Held = Media | PlayedStream | ClearedAudio | Dtmf | Unknown
 _Events = list[StreamEvent]
 
@@ -93,8 +91,8 @@ class StreamState(AppSide):
         self.decoded_media = decoded_media
         """Report :class:`DecodedMedia` for every frame (for a recorder)."""
         self.bound_call_id = bound_call_id
-        """The only call this stream may carry; a ``start`` naming another ends it with
-        :data:`CALL_MISMATCH`. None: any call."""
+        """The only call this stream may carry; a ``start`` naming another ends it
+        (``call_mismatch``). None: any call."""
         self.mismatched_call_id: str | None = None
         self.incoming: IncomingAudio | None = None
         """The carrier's audio, once the stream has started."""
@@ -228,8 +226,8 @@ class StreamState(AppSide):
         bound = self.bound_call_id
         if bound is not None and start.call_id and start.call_id != bound:
             self.mismatched_call_id = start.call_id
-            self._held = []  # nothing of the other call is recorded or handled
-            self._end(CALL_MISMATCH, now, out)
+            # What came before is the bound call's; nothing of the other call is handled.
+            out.extend(self.close(EndReason.CALL_MISMATCH, now))
             return
         named = start.media_format
         if named is not None and named.sample_rate not in INBOUND_RATES[named.encoding]:
