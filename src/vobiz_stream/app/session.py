@@ -206,9 +206,7 @@ class CallSession(StreamView):
         only counted (in the stream's row and last log line): a flood of them costs no disk.
         """
         if not self._closed:
-            out: list[StreamEvent] = []
-            self.state.reject(problem, out)
-            for event in out:
+            for event in self.state.reject(problem):
                 self._on_event(event)
 
     def _on_event(self, event: StreamEvent) -> None:

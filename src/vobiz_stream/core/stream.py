@@ -131,7 +131,7 @@ class StreamState(AppSide):
         try:
             event = parse_event(frame, self._inbound_width)
         except ProtocolError as exc:
-            self.reject(str(exc), out)
+            self._reject(str(exc), out)
             return out
         if isinstance(event, Media):
             incoming = self.incoming
@@ -144,7 +144,7 @@ class StreamState(AppSide):
             try:
                 samples = incoming.decoder.decode(event)
             except VobizStreamError as exc:
-                self.reject(str(exc), out)
+                self._reject(str(exc), out)
                 return out
             out.append(DecodedMedia(event, samples, now))
             if self.outgoing is not None:  # the app has played: the caller may have heard some
@@ -161,7 +161,14 @@ class StreamState(AppSide):
             self._on_event(event, now, out)
         return out
 
-    def reject(self, problem: str, out: _Events) -> None:
+    def reject(self, problem: str) -> _Events:
+        """Count and skip something the transport could not read at all (a binary frame...),
+        as :meth:`feed` does a frame it cannot understand."""
+        out: _Events = []
+        self._reject(problem, out)
+        return out
+
+    def _reject(self, problem: str, out: _Events) -> None:
         """Count and skip what could not be understood; the first few are reported."""
         self.stats.frames_malformed += 1
         if self.stats.frames_malformed <= MALFORMED_KEPT:
@@ -193,7 +200,7 @@ class StreamState(AppSide):
     def _hold(self, event: _Held, now: float, out: _Events) -> None:
         """Keep an event that came before ``start`` until the stream begins."""
         if isinstance(event, Media) and len(event.payload) > LONGEST_INBOUND_PAYLOAD:
-            self.reject(
+            self._reject(
                 f"media payload of {len(event.payload)} bytes is over a second of audio", out
             )
             return
@@ -233,7 +240,7 @@ class StreamState(AppSide):
         if named is not None and named.sample_rate not in INBOUND_RATES[named.encoding]:
             # The recording and the clock are sized by the rate: one the carrier never sends
             # could ask for gigabytes.
-            self.reject(
+            self._reject(
                 f"start names {named.content_type}, a format the carrier does not send", out
             )
             return
@@ -275,7 +282,7 @@ class StreamState(AppSide):
         try:
             incoming.push(media, now, out)
         except VobizStreamError as exc:
-            self.reject(str(exc), out)
+            self._reject(str(exc), out)
             return
         if self.outgoing is not None:  # the app has played: the caller may have heard some
             out.extend(self.outgoing.heard(now))
