@@ -16,12 +16,10 @@ MODULE_LINES = 500
 CLASS_LINES = 300
 
 BIG_MODULES = {
-    "vobiz_stream.app.session": 923,
 }
 """Modules over :data:`MODULE_LINES` today, with their line count as a ceiling."""
 
 BIG_CLASSES = {
-    "vobiz_stream.app.session.CallSession": 637,
 }
 """Classes over :data:`CLASS_LINES` today, with their line count as a ceiling."""
 

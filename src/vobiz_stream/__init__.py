@@ -27,19 +27,9 @@ if TYPE_CHECKING:
         listens_only,
         record,
     )
+    from vobiz_stream.app.play_handle import PlayHandle
     from vobiz_stream.app.server import StreamServer, serve, stream_endpoint
-    from vobiz_stream.app.session import (
-        AudioCleared,
-        BargeIn,
-        CallerAudio,
-        CallSession,
-        CheckpointPlayed,
-        DtmfReceived,
-        SessionError,
-        SessionEvent,
-        SessionOptions,
-        SpeechDetection,
-    )
+    from vobiz_stream.app.session import CallSession
     from vobiz_stream.audio import (
         ByteOrder,
         ByteOrderDetector,
@@ -78,7 +68,8 @@ if TYPE_CHECKING:
         render,
         validate,
     )
-    from vobiz_stream.core.playback import PlayHandle, PlayOutcome
+    from vobiz_stream.core.kinds import EndReason, EventKind
+    from vobiz_stream.core.playback import PlayMark, PlayOutcome
     from vobiz_stream.core.protocol import (
         AppCommand,
         CarrierEvent,
@@ -99,6 +90,24 @@ if TYPE_CHECKING:
         encode_payload,
         parse_command,
         parse_event,
+    )
+    from vobiz_stream.core.stream import StreamState
+    from vobiz_stream.core.stream_events import (
+        AudioCleared,
+        BargeIn,
+        ByteOrderFound,
+        CallerAudio,
+        CheckpointPlayed,
+        DecodedMedia,
+        DtmfReceived,
+        MalformedFrame,
+        SessionError,
+        SessionEvent,
+        SessionOptions,
+        SpeechDetection,
+        StreamEnded,
+        StreamEvent,
+        StreamStarted,
     )
     from vobiz_stream.emulator import (
         CallOptions,
@@ -137,6 +146,7 @@ __all__ = [
     "BargeIn",
     "ByteOrder",
     "ByteOrderDetector",
+    "ByteOrderFound",
     "CallOptions",
     "CallReport",
     "CallSession",
@@ -149,11 +159,14 @@ __all__ = [
     "ClearedAudio",
     "ConfigError",
     "DataDirInUseError",
+    "DecodedMedia",
     "Dial",
     "Dtmf",
     "DtmfReceived",
     "EmulatorError",
     "Encoding",
+    "EndReason",
+    "EventKind",
     "Faults",
     "FrameSlicer",
     "Handler",
@@ -161,12 +174,14 @@ __all__ = [
     "Hangup",
     "LoadOptions",
     "LoadSummary",
+    "MalformedFrame",
     "Media",
     "MediaEncoder",
     "Pcm",
     "Play",
     "PlayAudio",
     "PlayHandle",
+    "PlayMark",
     "PlayOutcome",
     "PlayedStream",
     "ProtocolError",
@@ -187,7 +202,11 @@ __all__ = [
     "StopCommand",
     "StoreError",
     "Stream",
+    "StreamEnded",
+    "StreamEvent",
     "StreamServer",
+    "StreamStarted",
+    "StreamState",
     "Track",
     "Unknown",
     "UtteranceCutter",
@@ -285,8 +304,12 @@ _MODULES = {
         "record",
     ),
     "vobiz_stream.loop": ("run",),
+    "vobiz_stream.core.kinds": (
+        "EndReason",
+        "EventKind",
+    ),
     "vobiz_stream.core.playback": (
-        "PlayHandle",
+        "PlayMark",
         "PlayOutcome",
     ),
     "vobiz_stream.core.protocol": (
@@ -310,23 +333,31 @@ _MODULES = {
         "parse_command",
         "parse_event",
     ),
+    "vobiz_stream.core.stream": ("StreamState",),
+    "vobiz_stream.core.stream_events": (
+        "AudioCleared",
+        "BargeIn",
+        "ByteOrderFound",
+        "CallerAudio",
+        "CheckpointPlayed",
+        "DecodedMedia",
+        "DtmfReceived",
+        "MalformedFrame",
+        "SessionError",
+        "SessionEvent",
+        "SessionOptions",
+        "SpeechDetection",
+        "StreamEnded",
+        "StreamEvent",
+        "StreamStarted",
+    ),
     "vobiz_stream.app.server": (
         "StreamServer",
         "serve",
         "stream_endpoint",
     ),
-    "vobiz_stream.app.session": (
-        "AudioCleared",
-        "BargeIn",
-        "CallSession",
-        "CallerAudio",
-        "CheckpointPlayed",
-        "DtmfReceived",
-        "SessionError",
-        "SessionEvent",
-        "SessionOptions",
-        "SpeechDetection",
-    ),
+    "vobiz_stream.app.play_handle": ("PlayHandle",),
+    "vobiz_stream.app.session": ("CallSession",),
     "vobiz_stream.audio.vad": (
         "SpeechEnded",
         "SpeechStarted",

@@ -1,9 +1,8 @@
-"""PlaybackLedger (pacing, checkpoints, clears, the heard estimate) and PlayHandle, driven with
-explicit ``now`` values: no sleeping, no event loop except where a handle is awaited."""
+"""PlaybackLedger (pacing, checkpoints, clears, the heard estimate) and PlayMark, driven with
+explicit ``now`` values: no sleeping, no event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from vobiz_stream.core.playback import (
     OutboundFrame,
     PlaybackLedger,
-    PlayHandle,
+    PlayMark,
     PlayOutcome,
 )
 from vobiz_stream.formats import FRAME_SECONDS
@@ -40,7 +39,7 @@ def value_of(pcm: bytes) -> int:
     return int(samples[0])
 
 
-def sent_frames(items: list[OutboundFrame | PlayHandle]) -> list[OutboundFrame]:
+def sent_frames(items: list[OutboundFrame | PlayMark]) -> list[OutboundFrame]:
     return [item for item in items if isinstance(item, OutboundFrame)]
 
 
@@ -154,7 +153,7 @@ def test_after_the_queue_runs_dry_pacing_restarts_from_now() -> None:
 
 def test_mark_follows_its_frames_with_their_expected_play_out_time() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
-    handle = PlayHandle("greeting")
+    handle = PlayMark("greeting")
     ledger.enqueue(frames(15), handle)
 
     first = ledger.due(10.0)
@@ -163,7 +162,7 @@ def test_mark_follows_its_frames_with_their_expected_play_out_time() -> None:
     assert handle.expected_at is None
     # Only when the last frame before it is sent does the mark follow, in the same batch.
     now = 10.0
-    batches: list[list[OutboundFrame | PlayHandle]] = []
+    batches: list[list[OutboundFrame | PlayMark]] = []
     while not handle.expected_at:
         deadline = ledger.next_deadline(now)
         assert deadline is not None
@@ -177,7 +176,7 @@ def test_mark_follows_its_frames_with_their_expected_play_out_time() -> None:
 
 def test_a_mark_with_no_frames_is_due_at_once() -> None:
     ledger = PlaybackLedger()
-    handle = PlayHandle("empty")
+    handle = PlayMark("empty")
     ledger.enqueue([], handle)
     assert ledger.next_deadline(3.0) == 3.0
     assert ledger.due(3.0) == [handle]
@@ -186,7 +185,7 @@ def test_a_mark_with_no_frames_is_due_at_once() -> None:
 
 def test_confirm_on_time_resolves_played() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
-    handle = PlayHandle("a")
+    handle = PlayMark("a")
     ledger.enqueue(frames(5), handle)
     ledger.due(0.0)
     assert handle.expected_at == pytest.approx(0.1)
@@ -203,7 +202,7 @@ def test_confirm_on_time_resolves_played() -> None:
 
 def test_unsent_mark_cannot_be_confirmed() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
-    handle = PlayHandle("later")
+    handle = PlayMark("later")
     ledger.enqueue(frames(20), handle)
     ledger.due(0.0)  # the mark is still behind 10 unsent frames
     assert ledger.confirm("later", 0.1) is None
@@ -212,7 +211,7 @@ def test_unsent_mark_cannot_be_confirmed() -> None:
 
 def test_late_confirmation_shifts_the_estimate_of_what_is_still_queued() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
-    mark = PlayHandle("mark")
+    mark = PlayMark("mark")
     ledger.enqueue(frames(5), mark)
     ledger.enqueue(frames(15, first=5))
     sent = ledger.due(0.0)
@@ -240,7 +239,7 @@ def test_late_confirmation_shifts_the_estimate_of_what_is_still_queued() -> None
 
 def test_early_confirmation_does_not_shift_the_estimate() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
-    mark = PlayHandle("mark")
+    mark = PlayMark("mark")
     ledger.enqueue(frames(5), mark)
     ledger.enqueue(frames(5, first=5))
     ledger.due(0.0)
@@ -253,7 +252,7 @@ def test_early_confirmation_does_not_shift_the_estimate() -> None:
 
 def test_unconfirmed_checkpoint_is_lost_after_the_grace_period() -> None:
     ledger = PlaybackLedger(max_lead=0.2, confirm_grace=1.0)
-    handle = PlayHandle("quiet-carrier")
+    handle = PlayMark("quiet-carrier")
     ledger.enqueue(frames(5), handle)
     ledger.due(0.0)
     assert handle.expected_at == pytest.approx(0.1)
@@ -273,7 +272,7 @@ def test_unconfirmed_checkpoint_is_lost_after_the_grace_period() -> None:
 
 def test_expire_keeps_checkpoints_still_within_grace() -> None:
     ledger = PlaybackLedger(max_lead=1.0, confirm_grace=1.0)
-    early, late = PlayHandle("early"), PlayHandle("late")
+    early, late = PlayMark("early"), PlayMark("late")
     ledger.enqueue(frames(5), early)
     ledger.enqueue(frames(25), late)
     ledger.due(0.0)
@@ -290,8 +289,8 @@ def test_expire_keeps_checkpoints_still_within_grace() -> None:
 
 def test_clear_drops_unsent_voids_checkpoints_and_cuts_the_heard_estimate() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
-    sent_mark = PlayHandle("sent")
-    unsent_mark = PlayHandle("unsent")
+    sent_mark = PlayMark("sent")
+    unsent_mark = PlayMark("unsent")
     ledger.enqueue(frames(5), sent_mark)
     ledger.enqueue(frames(15, first=5), unsent_mark)
     ledger.due(0.0)  # frames 0-9 and the first mark are with the carrier
@@ -334,7 +333,7 @@ def test_audio_queued_after_a_clear_plays_from_the_clear() -> None:
     ledger.enqueue(frames(20))
     ledger.due(0.0)
     ledger.clear(0.05)
-    handle = PlayHandle("after")
+    handle = PlayMark("after")
     ledger.enqueue(frames(3, first=100), handle)
     sent = ledger.due(0.05)
     assert [value_of(item.pcm) for item in sent_frames(sent)] == [100, 101, 102]
@@ -350,9 +349,9 @@ def test_audio_queued_after_a_clear_plays_from_the_clear() -> None:
 
 def test_close_loses_every_open_checkpoint() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
-    sent_mark = PlayHandle("sent")
-    unsent_mark = PlayHandle("unsent")
-    confirmed = PlayHandle("confirmed")
+    sent_mark = PlayMark("sent")
+    unsent_mark = PlayMark("unsent")
+    confirmed = PlayMark("confirmed")
     ledger.enqueue(frames(1), confirmed)
     ledger.enqueue(frames(4, first=1), sent_mark)
     ledger.enqueue(frames(20, first=5), unsent_mark)
@@ -405,34 +404,14 @@ def test_pop_heard_over_a_long_paced_play_hands_out_everything_once() -> None:
     assert heard == list(range(200))
 
 
-# --- PlayHandle --------------------------------------------------------------------------------
+# --- PlayMark --------------------------------------------------------------------------------
 
 
-async def test_handle_resolves_once_and_wakes_its_waiter() -> None:
-    handle = PlayHandle("h")
-    assert not handle.done
-    assert handle.outcome is None
-    assert "pending" in repr(handle)
-    waiter = asyncio.ensure_future(handle.wait())
-    await asyncio.sleep(0)
-    assert not waiter.done()
-
-    assert handle.resolve(PlayOutcome.CLEARED) is True
-    assert await asyncio.wait_for(waiter, 1.0) is PlayOutcome.CLEARED
-    assert handle.resolve(PlayOutcome.PLAYED) is False
-    assert handle.outcome is PlayOutcome.CLEARED
-    assert handle.done
-    assert await handle is PlayOutcome.CLEARED  # awaiting after the fact returns at once
-    assert "cleared" in repr(handle)
-
-
-async def test_handle_awaited_directly_by_several_waiters() -> None:
-    handle = PlayHandle("h")
-
-    async def wait() -> PlayOutcome:
-        return await handle
-
-    waiters = [asyncio.ensure_future(wait()) for _ in range(3)]
-    await asyncio.sleep(0)
-    handle.resolve(PlayOutcome.LOST)
-    assert await asyncio.wait_for(asyncio.gather(*waiters), 1.0) == [PlayOutcome.LOST] * 3
+def test_a_mark_resolves_once() -> None:
+    mark = PlayMark("h")
+    assert not mark.done and mark.outcome is None
+    assert "pending" in repr(mark)
+    assert mark.resolve(PlayOutcome.CLEARED) is True
+    assert mark.resolve(PlayOutcome.PLAYED) is False
+    assert mark.outcome is PlayOutcome.CLEARED and mark.done
+    assert repr(mark) == "PlayMark('h', cleared)"

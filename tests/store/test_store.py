@@ -90,7 +90,7 @@ def test_call_with_a_reconnect_has_two_streams_events_and_ends(db_path: Path) ->
             direction="inbound",
             account_id="500025",
         )
-        store.add_event("call-1", first, EventKind.START, {"shape": "nested"}, at=at(0))
+        store.add_event("call-1", first, "start", {"shape": "nested"}, at=at(0))
         store.update_stream(first, byte_order="little", frames_received=7)
         store.add_event("call-1", first, EventKind.BYTE_ORDER, {"order": "little"}, at=at(0.5))
         store.add_event("call-1", first, EventKind.DTMF, {"digit": "5"}, at=at(1))
@@ -249,7 +249,7 @@ def test_unknown_stream_rows_and_calls_raise_store_error(db_path: Path) -> None:
         with pytest.raises(StoreError, match="no stream row 99"):
             close_stream(store, 99, 1)
         with pytest.raises(StoreError, match="FOREIGN KEY"):
-            store.add_event("never-seen", None, EventKind.ERROR, {}, at=at(0))
+            store.add_event("never-seen", None, "error", {}, at=at(0))
         # The failed transactions were rolled back: the store still works.
         row = open_stream(store, "call-1", "a", 0)
         assert close_stream(store, row, 1)
@@ -385,7 +385,7 @@ def test_list_calls_children_belong_to_their_calls(db_path: Path) -> None:
 def test_reopening_keeps_everything(db_path: Path) -> None:
     with CallStore(db_path) as store:
         row = open_stream(store, "call-1", "a", 0)
-        store.add_event("call-1", row, EventKind.START, {}, at=at(0))
+        store.add_event("call-1", row, "start", {}, at=at(0))
         close_stream(store, row, 1)
         before = store.list_calls()
     with CallStore(db_path) as store:
@@ -516,7 +516,7 @@ def test_a_failed_queued_write_is_logged_with_its_call_and_the_rest_commit(
 ) -> None:
     with QueuedCallStore(db_path) as store:
         row = open_stream(store, "call-1", "s-1", 0)
-        store.add_event("never-seen", None, EventKind.ERROR, {}, at=at(1))  # no such call
+        store.add_event("never-seen", None, "error", {}, at=at(1))  # no such call
         store.close_stream(99, ended_at=at(1), end_reason="x", frames_received=0,
                            frames_malformed=0, frames_sent=0, call_id="ghost")  # fmt: skip
         store.add_event("call-1", row, EventKind.DTMF, {"digit": "1"}, at=at(2))
@@ -536,7 +536,7 @@ def test_a_batch_commits_together_and_a_failed_write_in_it_is_undone_alone(
         with store.batch():
             row = open_stream(store, "call-1", "s-1", 0)
             with pytest.raises(StoreError, match="FOREIGN KEY"):
-                store.add_event("never-seen", None, EventKind.ERROR, {}, at=at(1))
+                store.add_event("never-seen", None, "error", {}, at=at(1))
             store.add_event("call-1", row, EventKind.DTMF, {"digit": "9"}, at=at(2))
             with closing(sqlite3.connect(db_path)) as other:  # nothing visible before the end
                 assert other.execute("SELECT count(*) FROM streams").fetchone() == (0,)

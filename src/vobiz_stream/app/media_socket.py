@@ -28,6 +28,7 @@ from vobiz_stream.app.answered import AnsweredCalls
 from vobiz_stream.app.handlers import Handler, plays_audio
 from vobiz_stream.app.keeper import HandlingLatency, StreamKeeper
 from vobiz_stream.app.session import CallSession, SessionOptions
+from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.core.protocol import MAX_ID_CHARS
 from vobiz_stream.store import QueuedCallStore
 from vobiz_stream.transports.gateway import (
@@ -169,7 +170,7 @@ class OpenStream:
         the socket's, if it had one."""
         session = self.session
         if session.end_reason is None and close_code not in (None, *CLEAN_CLOSE_CODES):
-            reason = f"socket_closed ({close_code})"
+            reason = f"{EndReason.SOCKET_CLOSED} ({close_code})"
         session.close(reason)
         if self._start_deadline is not None:
             self._start_deadline.cancel()
@@ -195,7 +196,7 @@ class OpenStream:
             self._admitted,
             f"{reason}: closed with {POLICY_VIOLATION} to free its call slot",
         )
-        self.session.close("start_timeout")
+        self.session.close(EndReason.START_TIMEOUT)
         await self.transport.close_with(POLICY_VIOLATION, reason)
 
     async def _close_when_media_stops(self, timeout: float) -> None:
@@ -211,7 +212,7 @@ class OpenStream:
                     self._admitted,
                     f"{reason}: closed with {POLICY_VIOLATION} to free its call slot",
                 )
-                self.session.close("media_timeout")
+                self.session.close(EndReason.MEDIA_TIMEOUT)
                 await self.transport.close_with(POLICY_VIOLATION, reason)
                 return
             seen = stats.frames_received

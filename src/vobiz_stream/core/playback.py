@@ -7,7 +7,7 @@ good app keeps the queue short. This ledger keeps a model of it:
 * **pacing**: audio waits here until sending it keeps the carrier's queue at most ``max_lead``
   seconds ahead of real time (:meth:`PlaybackLedger.due`, :meth:`PlaybackLedger.next_deadline`);
 * **checkpoints**: a mark sent after the audio queued before it; its ``playedStream`` resolves the
-  :class:`PlayHandle`, a clear voids it, a lost socket or a silent carrier loses it;
+  :class:`PlayMark`, a clear voids it, a lost socket or a silent carrier loses it;
 * **clear epochs**: :meth:`PlaybackLedger.clear` drops what was not sent and cuts the estimate of
   what was sent but not yet played at that moment;
 * **what the caller heard**: :meth:`PlaybackLedger.pop_heard` hands out sent frames once their
@@ -18,12 +18,9 @@ Times are ``time.monotonic()`` seconds, passed in by the caller so the ledger is
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from vobiz_stream.formats import FRAME_SECONDS
 
@@ -39,15 +36,13 @@ class PlayOutcome(StrEnum):
     """The socket closed, or the carrier never confirmed it in time."""
 
 
-class PlayHandle:
-    """Resolves to a :class:`PlayOutcome` when the carrier has played, cleared or lost the audio.
-
-    ``await handle`` waits for the outcome; ``handle.done`` tells without waiting.
-    """
+class PlayMark:
+    """A play or checkpoint on its way to the caller: resolves once to a :class:`PlayOutcome`
+    when the carrier has played, cleared or lost it. ``mark.done`` tells; the server's
+    :class:`~vobiz_stream.app.play_handle.PlayHandle` is the same thing, to ``await``."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._future: asyncio.Future[PlayOutcome] | None = None
         self._outcome: PlayOutcome | None = None
         self.expected_at: float | None = None
         """Monotonic time the carrier should finish playing it, once its mark was sent."""
@@ -66,22 +61,14 @@ class PlayHandle:
         if self._outcome is not None:
             return False
         self._outcome = outcome
-        if self._future is not None and not self._future.done():
-            self._future.set_result(outcome)
+        self._resolved(outcome)
         return True
 
-    async def wait(self) -> PlayOutcome:
-        if self._outcome is not None:
-            return self._outcome
-        if self._future is None:
-            self._future = asyncio.get_running_loop().create_future()
-        return await self._future
-
-    def __await__(self) -> Generator[Any, None, PlayOutcome]:
-        return self.wait().__await__()
+    def _resolved(self, outcome: PlayOutcome) -> None:
+        """Called once, with the outcome: where a subclass wakes whoever waits for it."""
 
     def __repr__(self) -> str:
-        return f"PlayHandle({self.name!r}, {self._outcome or 'pending'})"
+        return f"{type(self).__name__}({self.name!r}, {self._outcome or 'pending'})"
 
 
 @dataclass(slots=True)
@@ -110,7 +97,7 @@ class _SentFrame:
 
 @dataclass(slots=True)
 class _Mark:
-    handle: PlayHandle
+    handle: PlayMark
 
 
 @dataclass
@@ -135,13 +122,13 @@ class PlaybackLedger:
         self.confirm_grace = confirm_grace
         self._pending: deque[OutboundFrame | _Mark] = deque()
         self._sent: deque[_SentFrame] = deque()
-        self._awaiting: dict[str, PlayHandle] = {}
+        self._awaiting: dict[str, PlayMark] = {}
         self._drain_at = 0.0
         self.stats = PlaybackStats()
 
     # -- queueing ------------------------------------------------------------------------------
 
-    def enqueue(self, frames: list[OutboundFrame], handle: PlayHandle | None = None) -> None:
+    def enqueue(self, frames: list[OutboundFrame], handle: PlayMark | None = None) -> None:
         """Queue frames, then (if given) the checkpoint mark that resolves ``handle``."""
         self._pending.extend(frames)
         if handle is not None:
@@ -158,9 +145,9 @@ class PlaybackLedger:
 
     # -- pacing --------------------------------------------------------------------------------
 
-    def due(self, now: float) -> list[OutboundFrame | PlayHandle]:
+    def due(self, now: float) -> list[OutboundFrame | PlayMark]:
         """What to send now: frames while the lead allows, and the marks that follow them."""
-        out: list[OutboundFrame | PlayHandle] = []
+        out: list[OutboundFrame | PlayMark] = []
         while self._pending:
             item = self._pending[0]
             if isinstance(item, _Mark):
@@ -199,7 +186,7 @@ class PlaybackLedger:
 
     # -- carrier replies -----------------------------------------------------------------------
 
-    def confirm(self, name: str, now: float) -> PlayHandle | None:
+    def confirm(self, name: str, now: float) -> PlayMark | None:
         """The carrier's ``playedStream`` for ``name`` arrived at ``now``.
 
         If it came later than estimated, the carrier plays behind our clock: shift the estimate
@@ -220,7 +207,7 @@ class PlaybackLedger:
         handle.resolve(PlayOutcome.PLAYED)
         return handle
 
-    def expire(self, now: float) -> list[PlayHandle]:
+    def expire(self, now: float) -> list[PlayMark]:
         """Lose the checkpoints the carrier left unconfirmed past their grace period."""
         expired = [
             handle
@@ -232,21 +219,21 @@ class PlaybackLedger:
             handle.resolve(PlayOutcome.LOST)
         return expired
 
-    def clear(self, now: float) -> list[PlayHandle]:
+    def clear(self, now: float) -> list[PlayMark]:
         """Drop unsent audio, cut the heard estimate at ``now``, void every pending checkpoint."""
         voided = self._drop_unsent(now)
         for handle in voided:
             handle.resolve(PlayOutcome.CLEARED)
         return voided
 
-    def close(self, now: float) -> list[PlayHandle]:
+    def close(self, now: float) -> list[PlayMark]:
         """The socket is gone: nothing more plays, and every unresolved checkpoint is lost."""
         lost = self._drop_unsent(now)
         for handle in lost:
             handle.resolve(PlayOutcome.LOST)
         return lost
 
-    def _drop_unsent(self, now: float) -> list[PlayHandle]:
+    def _drop_unsent(self, now: float) -> list[PlayMark]:
         """Empty the queue here and the carrier's from ``now`` on; return the open checkpoints."""
         handles = [item.handle for item in self._pending if isinstance(item, _Mark)]
         handles.extend(self._awaiting.values())

@@ -69,26 +69,31 @@ from vobiz_stream.audio import (
     encode_l16,
     encode_mulaw,
 )
-from vobiz_stream.core.inbound import InboundDecoder
 from vobiz_stream.core.protocol import (
     MAX_ID_CHARS,
-    ClearAudio,
     ClearedAudio,
-    Dtmf,
-    Media,
     PlayAudio,
-    PlayedStream,
     Start,
     Stop,
-    StopCommand,
     Track,
     Unknown,
     encode,
     parse_command,
-    parse_event,
 )
-from vobiz_stream.errors import ProtocolError, VobizStreamError
-from vobiz_stream.formats import OUTBOUND_RATES, Encoding, parse_content_type
+from vobiz_stream.core.stream import StreamState
+from vobiz_stream.core.stream_events import (
+    AudioCleared,
+    ByteOrderFound,
+    CallerAudio,
+    CheckpointPlayed,
+    DtmfReceived,
+    MalformedFrame,
+    SessionOptions,
+    StreamEvent,
+    StreamStarted,
+)
+from vobiz_stream.errors import ProtocolError
+from vobiz_stream.formats import OUTBOUND_RATES, AudioFormat, Encoding, parse_content_type
 from vobiz_stream.logtext import loggable
 
 __all__ = [
@@ -149,110 +154,101 @@ class VobizFrameSerializer(FrameSerializer):
     def __init__(self, stream_id: str | None = None, params: InputParams | None = None) -> None:
         self._settings = params or VobizFrameSerializer.InputParams()
         super().__init__(self._settings)
-        self.stream_id = stream_id
-        self.call_id: str | None = None
-        self.start: Start | None = None
-        self.inbound_format = parse_content_type(self._settings.content_type)
-        self._decoder: InboundDecoder | None = None
-        self._pipeline_rate = self._settings.sample_rate or 0
-        """The rate caller audio goes down the pipeline at; 0 until known: the stream's."""
-        self._in_resampler: Resampler | None = None
+        order = self._settings.l16_byte_order
+        options = SessionOptions(
+            expected_format=parse_content_type(self._settings.content_type),
+            byte_order=None if order == "auto" else ByteOrder(order),
+        )
+        # Media before a start begins the stream at once (a pipeline cannot wait for audio).
+        self._state = StreamState(
+            options, caller_rate=self._settings.sample_rate, hold_before_start=0
+        )
+        """The stream's protocol state: parsing, byte order, decoding, resampling, clears."""
+        self._state.stream_id = stream_id
         self._out_resampler: Resampler | None = None
         self._out_encoding = (
             Encoding.L16 if self._settings.outbound_encoding == "l16" else Encoding.MULAW
         )
-        self._clear_sent_at: float | None = None
         self._stopped = False
         self._warned_no_stream = False
 
+    @property
+    def stream_id(self) -> str | None:
+        return self._state.stream_id
+
+    @property
+    def call_id(self) -> str | None:
+        return self._state.call_id
+
+    @property
+    def start(self) -> Start | None:
+        return self._state.start
+
+    @property
+    def inbound_format(self) -> AudioFormat:
+        return self._state.inbound_format
+
     async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
         # (FrameSerializer.setup itself narrows BaseObject.setup; this is Pipecat's signature.)
-        self._pipeline_rate = self._settings.sample_rate or setup.audio_in_sample_rate
+        self._state.listen(self._settings.sample_rate or setup.audio_in_sample_rate)
 
     def describe(self) -> str:
         """The call id, else the stream id, for log lines (escaped: the carrier chose it)."""
-        return loggable(self.call_id or self.stream_id or "unknown-call", MAX_ID_CHARS)
+        return self._state.describe()
 
     # -- carrier to pipeline ------------------------------------------------------------------
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
-        try:
-            event = parse_event(data, self.inbound_format.encoding.sample_width)
-        except ProtocolError as exc:
-            log.warning("call %s: malformed frame ignored: %s", self.describe(), exc)
-            return None
-        if isinstance(event, Media):
-            return self._on_media(event)
-        if isinstance(event, Start):
-            self._on_start(event)
-        elif isinstance(event, PlayedStream):
+        audio: list[Pcm] = []
+        rate = 0
+        frame: Frame | None = None
+        for event in self._state.feed(data, time.monotonic()):
+            if isinstance(event, CallerAudio):
+                if event.track is Track.INBOUND:  # not the other leg of a one-way "both" stream
+                    audio.append(event.pcm)
+                    rate = event.sample_rate
+            else:
+                frame = self._on_event(event) or frame
+        if audio:
+            pcm = audio[0] if len(audio) == 1 else np.concatenate(audio)
+            if len(pcm):
+                return InputAudioRawFrame(
+                    audio=encode_l16(pcm, ByteOrder.LITTLE), sample_rate=rate, num_channels=1
+                )
+        return frame
+
+    def _on_event(self, event: StreamEvent) -> Frame | None:
+        if isinstance(event, CheckpointPlayed):
             log.info("call %s: checkpoint %s played", self.describe(), loggable(event.name))
             return VobizCheckpointPlayedFrame(event.name)
-        elif isinstance(event, ClearedAudio):
-            return self._on_cleared()
-        elif isinstance(event, Dtmf):
+        if isinstance(event, AudioCleared | ClearedAudio):
+            return self._on_cleared(event)
+        if isinstance(event, DtmfReceived):
             return self._on_dtmf(event)
+        if isinstance(event, StreamStarted):
+            log.info(
+                "call %s: stream %s started: %s",
+                self.describe(),
+                loggable(str(self.stream_id), MAX_ID_CHARS),
+                self.inbound_format.content_type,
+            )
+        elif isinstance(event, ByteOrderFound):
+            log.info(
+                "call %s: caller L16 is %s-endian (%d frames)",
+                self.describe(),
+                event.order,
+                event.frames,
+            )
+        elif isinstance(event, MalformedFrame):
+            log.warning("call %s: malformed frame ignored: %s", self.describe(), event.problem)
         elif isinstance(event, Stop):
             log.info("call %s: carrier stop (%s)", self.describe(), loggable(str(event.reason)))
         elif isinstance(event, Unknown):
             log.info("call %s: unknown event %s ignored", self.describe(), loggable(event.event))
         return None
 
-    def _on_start(self, start: Start) -> None:
-        if self.start is not None:
-            log.info("call %s: ignored a second start", self.describe())
-            return
-        self.start = start
-        self.call_id = start.call_id or self.call_id
-        self.stream_id = start.stream_id or self.stream_id
-        if self._decoder is None and start.media_format is not None:
-            self.inbound_format = start.media_format
-        log.info(
-            "call %s: stream %s started: %s",
-            self.describe(),
-            loggable(str(self.stream_id), MAX_ID_CHARS),
-            self.inbound_format.content_type,
-        )
-
-    def _on_media(self, media: Media) -> InputAudioRawFrame | None:
-        if media.track is not Track.INBOUND:
-            return None  # the other leg of a one-way "both" stream: not the caller
-        if self._decoder is None:
-            self.stream_id = self.stream_id or media.stream_id
-            order = self._settings.l16_byte_order
-            self._decoder = InboundDecoder(
-                self.inbound_format,
-                None if order == "auto" else ByteOrder(order),
-                on_decided=self._on_byte_order,
-            )
-        try:
-            decoded = self._decoder.push(media)
-        except VobizStreamError as exc:
-            log.warning("call %s: media frame ignored: %s", self.describe(), exc)
-            return None
-        if not decoded:
-            return None  # held while the byte order is detected
-        pcm = decoded[0][1] if len(decoded) == 1 else np.concatenate([p for _, p in decoded])
-        rate = self.inbound_format.sample_rate
-        pipeline_rate = self._pipeline_rate or rate
-        if pipeline_rate != rate:
-            if self._in_resampler is None:
-                self._in_resampler = Resampler(rate, pipeline_rate)
-            pcm = self._in_resampler.process(pcm)
-            if not len(pcm):
-                return None
-        return InputAudioRawFrame(
-            audio=encode_l16(pcm, ByteOrder.LITTLE), sample_rate=pipeline_rate, num_channels=1
-        )
-
-    def _on_byte_order(self, order: ByteOrder, frames: int) -> None:
-        log.info("call %s: caller L16 is %s-endian (%d frames)", self.describe(), order, frames)
-
-    def _on_cleared(self) -> VobizAudioClearedFrame:
-        round_trip = None
-        if self._clear_sent_at is not None:
-            round_trip = time.monotonic() - self._clear_sent_at
-            self._clear_sent_at = None
+    def _on_cleared(self, event: AudioCleared | ClearedAudio) -> VobizAudioClearedFrame:
+        round_trip = event.round_trip if isinstance(event, AudioCleared) else None
         log.info(
             "call %s: cleared%s",
             self.describe(),
@@ -260,7 +256,7 @@ class VobizFrameSerializer(FrameSerializer):
         )
         return VobizAudioClearedFrame(round_trip)
 
-    def _on_dtmf(self, dtmf: Dtmf) -> InputDTMFFrame | None:
+    def _on_dtmf(self, dtmf: DtmfReceived) -> InputDTMFFrame | None:
         try:
             button = KeypadEntry(dtmf.digit)
         except ValueError:
@@ -302,18 +298,21 @@ class VobizFrameSerializer(FrameSerializer):
         return encode(PlayAudio(payload, self._out_encoding, rate, self._stream_id()))
 
     def _clear(self) -> str:
-        self._clear_sent_at = time.monotonic()
+        self._stream_id()
         if self._out_resampler is not None:
             self._out_resampler.reset()
+        now = time.monotonic()
+        self._state.clear(now)
         log.info("call %s: interruption: clear", self.describe())
-        return encode(ClearAudio(self._stream_id()))
+        return b"".join(self._state.due(now)).decode()  # the clear (the queue here is empty)
 
     def _stop(self) -> str | None:
         if not self._settings.stop_on_end or self._stopped:
             return None
         self._stopped = True
         log.info("call %s: pipeline ended: stop", self.describe())
-        return encode(StopCommand(self._stream_id()))
+        self._stream_id()
+        return self._state.stop().decode()
 
     def _stream_id(self) -> str | None:
         """The stream id for a command; warns once when the carrier has not said it yet."""

@@ -20,8 +20,8 @@ from typing import Protocol, TypedDict, cast
 import orjson
 
 from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback
+from vobiz_stream.core.kinds import EventKind
 from vobiz_stream.errors import StoreError
-from vobiz_stream.store.event_budget import NOT_STORED
 from vobiz_stream.store.writes import Write
 
 __all__ = [
@@ -59,24 +59,6 @@ class CallStatus(StrEnum):
     """A stream was still open when the server stopped without closing it (a crash)."""
     CALLBACKS_ONLY = "callbacks_only"
     """Known only from status callbacks: no stream of it has reached this server."""
-
-
-class EventKind(StrEnum):
-    """The kinds of call event worth keeping; :meth:`CallStore.add_event` accepts others too."""
-
-    START = "start"
-    STOP = "stop"
-    DTMF = "dtmf"
-    CHECKPOINT_PLAYED = "checkpoint_played"
-    CLEARED = "cleared"
-    """A ``clearAudio`` answered by ``clearedAudio``; the detail holds the round trip."""
-    MALFORMED_FRAME = "malformed_frame"
-    ERROR = "error"
-    BYTE_ORDER = "byte_order"
-    """The inbound L16 byte order was decided (detected or configured)."""
-    EVENTS_NOT_STORED = NOT_STORED
-    """Written when a stream closes: how many events of each kind were counted, not stored
-    (past :attr:`QueuedCallStore.EVENTS_PER_KIND` of a kind, or with the store's queue full)."""
 
 
 # What list_calls and get_call return: JSON-ready dicts (times as ISO 8601 UTC text) whose keys

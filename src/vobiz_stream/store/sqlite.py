@@ -26,6 +26,7 @@ from typing import cast
 import orjson
 
 from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback, format_utc
+from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.interface import CallStatus
 from vobiz_stream.store.queue import QueuedStore
@@ -202,7 +203,7 @@ class CallStore(SqliteFile):
             )
             cursor = self._db.execute(
                 "UPDATE streams SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL",
-                (noticed, CallStatus.INTERRUPTED.value),
+                (noticed, EndReason.INTERRUPTED.value),
             )
         return cursor.rowcount
 

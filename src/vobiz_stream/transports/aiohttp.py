@@ -11,6 +11,7 @@ import asyncio
 
 from aiohttp import WSMsgType, web
 
+from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.transports.gateway import SlotT, SocketLimits, SocketRefusal, StreamGateway
 
 
@@ -102,20 +103,20 @@ async def _run_stream(
     await socket.prepare(request)
     transport = AiohttpTransport(socket, request, limits.send_timeout)
     stream = streams.open_stream(transport, request.query, admitted)
-    reason = "socket_closed"
+    reason: str = EndReason.SOCKET_CLOSED
     try:
         async for message in socket:
             if message.type is WSMsgType.TEXT:
                 if stream.receive(message.data):  # the carrier's stop: the stream is over
-                    reason = "stop"
+                    reason = EndReason.STOP
                     await socket.close(code=stream.close_code, message=stream.close_reason)
                     break
             elif message.type is WSMsgType.BINARY:
                 stream.receive_binary(len(message.data))
             elif message.type is WSMsgType.ERROR:
-                reason = f"socket_error: {socket.exception()}"
+                reason = f"{EndReason.SOCKET_ERROR}: {socket.exception()}"
     except (ConnectionError, asyncio.CancelledError) as exc:
-        reason = f"socket_dropped: {type(exc).__name__}"
+        reason = f"{EndReason.SOCKET_DROPPED}: {type(exc).__name__}"
         raise
     finally:
         await stream.end(reason, socket.close_code)

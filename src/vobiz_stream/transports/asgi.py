@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.transports import first_values
 from vobiz_stream.transports.gateway import (
     MAX_CLOSE_REASON_BYTES,
@@ -174,7 +175,7 @@ class AsgiStreamEndpoint:
         limits = self._limits
         transport = AsgiTransport(send, limits.send_timeout)
         stream = self._streams.open_stream(transport, query, admitted)
-        reason, close_code = "socket_closed", None
+        reason, close_code = str(EndReason.SOCKET_CLOSED), None
         try:
             while True:
                 message = await receive()
@@ -190,11 +191,11 @@ class AsgiStreamEndpoint:
                     await transport.close_with(MESSAGE_TOO_BIG, "message too big")
                     break
                 elif stream.receive(text):  # the carrier's stop: the stream is over
-                    reason = "stop"
+                    reason = EndReason.STOP
                     await transport.close_with(stream.close_code, stream.close_reason.decode())
                     break
         except (ConnectionError, asyncio.CancelledError) as exc:
-            reason = f"socket_dropped: {type(exc).__name__}"
+            reason = f"{EndReason.SOCKET_DROPPED}: {type(exc).__name__}"
             raise
         finally:
             await stream.end(reason, close_code)

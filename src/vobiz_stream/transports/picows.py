@@ -32,6 +32,7 @@ from picows import (
     ws_create_server,
 )
 
+from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.transports import first_values
 from vobiz_stream.transports.gateway import (
     MAX_CLOSE_REASON_BYTES,
@@ -187,7 +188,8 @@ class MediaListener(WSListener):
             self._transport.resume()
         if stream is None:
             return
-        self._ending = asyncio.ensure_future(stream.end("socket_closed", _close_code(transport)))
+        ending = stream.end(EndReason.SOCKET_CLOSED, _close_code(transport))
+        self._ending = asyncio.ensure_future(ending)
 
     def pause_writing(self) -> None:
         if self._transport is not None:
