@@ -57,6 +57,7 @@ from vobiz_stream.signed_requests import SignedRequests
 from vobiz_stream.store import QueuedCallStore, StoreBusyError
 from vobiz_stream.transports.aiohttp import serve_stream
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint
+from vobiz_stream.uvicorn_media import UvicornMediaServer
 from vobiz_stream.webhooks import (
     CallbackCounters,
     CallbackError,
@@ -87,6 +88,9 @@ class StreamServer:
     def __init__(self, settings: Settings, handler: Handler | None = None) -> None:
         if settings.media_transport == "picows":
             require("picows", "the picows media transport")
+        if settings.media_transport == "asgi":
+            require("uvicorn", "the ASGI media transport", extra="asgi")
+            require("websockets", "the ASGI media transport", extra="asgi")
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
@@ -120,10 +124,12 @@ class StreamServer:
             answered=AnsweredCalls(ttl=settings.token_ttl),
         )
         self._media_server: asyncio.Server | None = None
+        self._uvicorn: UvicornMediaServer | None = None
         self._wrong_paths: set[str] = set()
         """Paths already logged as 404s (at most ``WRONG_PATHS_LOGGED``)."""
         self.media_port: int | None = None
-        """The picows media socket's port once it listens; None: media on the aiohttp app."""
+        """The picows or ASGI media socket's port once it listens; None: media on the aiohttp
+        app."""
 
     @property
     def sockets(self) -> set[OpenStream]:
@@ -163,7 +169,7 @@ class StreamServer:
                 web.get("/admission", self.admission_counters),
             ]
         )
-        if self.settings.media_transport == "picows":
+        if self.settings.media_transport in ("picows", "asgi"):
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
         return app
@@ -185,9 +191,17 @@ class StreamServer:
         return web.Response(status=404, text=hint)
 
     async def _start_media_socket(self, _app: web.Application) -> None:
+        settings = self.settings
+        if settings.media_transport == "asgi":
+            endpoint = AsgiStreamEndpoint(
+                self.streams, settings, answer_xml=self.answer_xml, on_close=self.close_sockets
+            )
+            self._uvicorn = UvicornMediaServer(settings, endpoint)
+            self.media_port = await self._uvicorn.start()
+            log.info("media socket (ASGI) on ws://%s:%d/stream", settings.host, self.media_port)
+            return
         from vobiz_stream.transports.picows import start_media_server  # noqa: PLC0415 (optional)
 
-        settings = self.settings
         self._media_server = await start_media_server(
             self.streams,
             settings.host,
@@ -209,6 +223,8 @@ class StreamServer:
         if self._media_server is not None:
             self._media_server.close()  # no new sockets; the open ones are closed next
         await self.close_sockets()
+        if self._uvicorn is not None:
+            await self._uvicorn.close()
         self.webhook_log.close()
         self.store.close()
 

@@ -18,6 +18,8 @@ from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.session import CallSession, SpeechDetection
 from vobiz_stream.vad import DEFAULT_START_MS
 
+pytestmark = pytest.mark.all_transports
+
 LEAD = 1.5
 """Seconds of the tone the caller hears before speaking."""
 SILENT_WITHIN = DEFAULT_START_MS / 1000 + 0.2

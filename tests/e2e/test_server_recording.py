@@ -22,6 +22,8 @@ from vobiz_stream.handlers import Handler, listens_only
 from vobiz_stream.session import CallSession
 from vobiz_stream.xml import parse_response
 
+pytestmark = pytest.mark.all_transports
+
 ONE_WAY = {"bidirectional": False, "keep_call_alive": False}
 
 
