@@ -49,6 +49,7 @@ from vobiz_stream.host_header import checked_host
 from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.logtext import loggable
 from vobiz_stream.malformed_requests import AIOHTTP_SERVER_LOGGER, MalformedRequests
+from vobiz_stream.media_port import MediaPort, open_media_port
 from vobiz_stream.media_socket import MediaStreams, OpenStream
 from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.redact import redact, redact_callback
@@ -57,7 +58,6 @@ from vobiz_stream.signed_requests import SignedRequests
 from vobiz_stream.store import QueuedCallStore, StoreBusyError
 from vobiz_stream.transports.aiohttp import serve_stream
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint
-from vobiz_stream.uvicorn_media import UvicornMediaServer
 from vobiz_stream.webhooks import (
     CallbackCounters,
     CallbackError,
@@ -123,13 +123,11 @@ class StreamServer:
             start_timeout=settings.start_timeout,
             answered=AnsweredCalls(ttl=settings.token_ttl),
         )
-        self._media_server: asyncio.Server | None = None
-        self._uvicorn: UvicornMediaServer | None = None
+        self._media_server: MediaPort | None = None
         self._wrong_paths: set[str] = set()
         """Paths already logged as 404s (at most ``WRONG_PATHS_LOGGED``)."""
         self.media_port: int | None = None
-        """The picows or ASGI media socket's port once it listens; None: media on the aiohttp
-        app."""
+        """The picows or ASGI media socket's port once it listens; None: on the aiohttp app."""
 
     @property
     def sockets(self) -> set[OpenStream]:
@@ -192,27 +190,14 @@ class StreamServer:
 
     async def _start_media_socket(self, _app: web.Application) -> None:
         settings = self.settings
-        if settings.media_transport == "asgi":
-            endpoint = AsgiStreamEndpoint(
-                self.streams, settings, answer_xml=self.answer_xml, on_close=self.close_sockets
-            )
-            self._uvicorn = UvicornMediaServer(settings, endpoint)
-            self.media_port = await self._uvicorn.start()
-            log.info("media socket (ASGI) on ws://%s:%d/stream", settings.host, self.media_port)
-            return
-        from vobiz_stream.transports.picows import start_media_server  # noqa: PLC0415 (optional)
-
-        self._media_server = await start_media_server(
-            self.streams,
+        self._media_server = await open_media_port(self.streams, settings, self.answer_xml)
+        self.media_port = self._media_server.port
+        log.info(
+            "media socket (%s) on ws://%s:%d/stream",
+            settings.media_transport,
             settings.host,
-            settings.media_port,
-            max_message_bytes=settings.max_message_bytes,
-            heartbeat=settings.heartbeat,
-            send_timeout=settings.send_timeout,
-            handshake_timeout=settings.start_timeout,
+            self.media_port,
         )
-        self.media_port = self._media_server.sockets[0].getsockname()[1]
-        log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
 
     async def _cleanup(self, _app: web.Application) -> None:
         await self.close()
@@ -221,10 +206,10 @@ class StreamServer:
         """Stop listening for media sockets, close the open ones (finalising their recordings),
         then the webhook log and the store."""
         if self._media_server is not None:
-            self._media_server.close()  # no new sockets; the open ones are closed next
+            self._media_server.stop_listening()  # no new sockets; the open ones are closed next
         await self.close_sockets()
-        if self._uvicorn is not None:
-            await self._uvicorn.close()
+        if self._media_server is not None:
+            await self._media_server.close()
         self.webhook_log.close()
         self.store.close()
 

@@ -1,10 +1,12 @@
-"""The media socket on ASGI: the stream endpoint served by uvicorn inside ``serve``'s process.
+"""The media socket on a port of its own (``media_port``), beside the aiohttp app.
 
-``--media-transport asgi`` runs :class:`~vobiz_stream.transports.asgi.AsgiStreamEndpoint` (the
-endpoint a Starlette or FastAPI app mounts) under uvicorn on a port of its own (``media_port``),
-beside the aiohttp app that keeps the answer XML, the status callbacks and the pages, as the
-picows transport does. It shares the server's admission, sessions, recordings and store; the
-server, not uvicorn, owns the process's signals and closes the open streams when it stops.
+With ``--media-transport picows`` or ``asgi`` the aiohttp app keeps the answer XML, the status
+callbacks and the pages, and the carrier's WebSocket is served here: by picows
+(:mod:`vobiz_stream.transports.picows`), or by uvicorn running
+:class:`~vobiz_stream.transports.asgi.AsgiStreamEndpoint` (the endpoint a Starlette or FastAPI
+app mounts) inside the server's process. Both share the server's admission, sessions,
+recordings and store; the server, not uvicorn, owns the process's signals and closes the open
+streams when it stops.
 """
 
 from __future__ import annotations
@@ -12,14 +14,68 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from typing import Protocol
 
 from vobiz_stream.config import Settings
+from vobiz_stream.media_socket import MediaStreams
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint, Receive, Scope, Send
 
-STREAM_PATH = "/stream"
+_STREAM_PATH = "/stream"
 STARTUP_SECONDS = 10.0
 """How long uvicorn gets to listen before the server gives up starting."""
+
+
+class MediaPort(Protocol):
+    """A media socket listening on its own port."""
+
+    port: int
+
+    def stop_listening(self) -> None:
+        """Accept no new sockets; the open ones go on until the server closes them."""
+
+    async def close(self) -> None:
+        """Stop serving, once the server has closed the open streams."""
+
+
+async def open_media_port(
+    streams: MediaStreams, settings: Settings, answer_xml: Callable[[str, str | None], str]
+) -> MediaPort:
+    """Listen for carrier sockets on ``media_port`` with ``settings.media_transport`` (picows or
+    asgi). Raises :class:`OSError` when the port cannot be had."""
+    if settings.media_transport == "asgi":
+        endpoint = AsgiStreamEndpoint(
+            streams, settings, answer_xml=answer_xml, on_close=streams.shut_down
+        )
+        served = UvicornMediaServer(settings, endpoint)
+        await served.start()
+        return served
+    from vobiz_stream.transports.picows import start_media_server  # noqa: PLC0415 (optional)
+
+    server = await start_media_server(
+        streams,
+        settings.host,
+        settings.media_port,
+        max_message_bytes=settings.max_message_bytes,
+        heartbeat=settings.heartbeat,
+        send_timeout=settings.send_timeout,
+        handshake_timeout=settings.start_timeout,
+    )
+    return PicowsMediaServer(server)
+
+
+class PicowsMediaServer:
+    """picows's listening server as a :class:`MediaPort`."""
+
+    def __init__(self, server: asyncio.Server) -> None:
+        self._server = server
+        self.port = int(server.sockets[0].getsockname()[1])
+
+    def stop_listening(self) -> None:
+        self._server.close()
+
+    async def close(self) -> None:
+        self._server.close()
 
 
 class UvicornMediaServer:
@@ -57,22 +113,23 @@ class UvicornMediaServer:
         self._server = InProcessServer(config)
         self._serving: asyncio.Task[None] | None = None
         self._address = (settings.host, settings.media_port)
+        self.port = settings.media_port
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``/stream`` to the endpoint; any other path gets a 404 before any upgrade."""
-        if scope.get("path") == STREAM_PATH:
+        if scope.get("path") == _STREAM_PATH:
             await self._endpoint(scope, receive, send)
             return
         prefix = "websocket." if scope["type"] == "websocket" else ""
         if prefix:
             await receive()  # websocket.connect
-        text = f"no such path; the carrier's stream is at {STREAM_PATH}\n".encode()
+        text = f"no such path; the carrier's stream is at {_STREAM_PATH}\n".encode()
         headers = [(b"content-type", b"text/plain; charset=utf-8")]
         await send({"type": f"{prefix}http.response.start", "status": 404, "headers": headers})
         await send({"type": f"{prefix}http.response.body", "body": text})
 
-    async def start(self) -> int:
-        """Listen; the port listened on (the setting, or the free one picked for 0). Raises
+    async def start(self) -> None:
+        """Listen on the setting's port (0: a free one, then in :attr:`port`). Raises
         :class:`OSError` when the port cannot be had (taken, say)."""
         host, port = self._address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -86,7 +143,11 @@ class UvicornMediaServer:
         if not server.started:
             await self.close()
             raise OSError("the ASGI media socket (uvicorn) did not start")
-        return int(listening.getsockname()[1])
+        self.port = int(listening.getsockname()[1])
+
+    def stop_listening(self) -> None:
+        for listening in self._server.servers:
+            listening.close()
 
     async def close(self) -> None:
         """Stop uvicorn, after the stream server closed the open streams (else uvicorn would
