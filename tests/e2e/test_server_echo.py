@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from tests.e2e.conftest import StartServer, frames_of, read_wav, speech
+from vobiz_stream.app.handlers import echo
 from vobiz_stream.audio import ByteOrder, encode_l16
-from vobiz_stream.handlers import echo
 
 pytestmark = pytest.mark.all_transports
 
