@@ -123,6 +123,8 @@ async def start_server(tmp_path: Path, media_transport: str) -> AsyncIterator[St
         await site.start()
         runners.append(runner)
         host, port = runner.addresses[0][:2]
+        own_port = settings.media_transport != "aiohttp"
+        assert (server.media_port is not None) == own_port, "not on the transport asked for"
         return RunningServer(server, f"http://{host}:{port}", settings.data_dir)
 
     yield start
