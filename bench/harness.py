@@ -116,8 +116,8 @@ class ServerKind:
             "--data-dir", str(data_dir), "--handler", handler, "--log-level", "WARNING",
             "--l16-byte-order", self.byte_order, "--max-calls", "0",
         ]  # fmt: skip
-        if self.name == "picows":
-            command += ["--media-transport", "picows", "--media-port", str(media_port)]
+        if self.name in ("picows", "asgi"):
+            command += ["--media-transport", self.name, "--media-port", str(media_port)]
         else:
             command += ["--media-transport", "aiohttp"]
         return command
@@ -126,6 +126,7 @@ class ServerKind:
 SERVERS = {
     "aiohttp": ServerKind("aiohttp", "vobiz-stream (aiohttp socket)"),
     "picows": ServerKind("picows", "vobiz-stream (picows socket)"),
+    "asgi": ServerKind("asgi", "vobiz-stream (ASGI socket, uvicorn)"),
     "node": ServerKind("node", "Node sink (ws)"),
 }
 

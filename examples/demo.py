@@ -3,7 +3,7 @@ Vobiz call to it, then print what happened and keep what the caller heard.
 
     .venv/bin/python examples/<example>.py [--audio caller.wav] [--heard heard.wav]
         [--report report.json] [--data-dir DIR] [--speed N] [--dtmf SECONDS:DIGIT ...]
-        [--media-transport aiohttp|picows]
+        [--media-transport aiohttp|picows|asgi]
 
 The call is :func:`vobiz_stream.emulator.run_call` (``vobiz-stream call`` in code): it fetches
 the answer XML, opens the ``<Stream>`` socket, sends the caller audio in real time as 20 ms
@@ -84,7 +84,7 @@ def main(serving: Serving, caller: Path | CallerSource, *, name: str) -> None:
     )
     parser.add_argument(
         "--media-transport",
-        choices=["aiohttp", "picows"],
+        choices=["aiohttp", "picows", "asgi"],
         default="aiohttp",
         help="the server's media socket, as vobiz-stream serve --media-transport",
     )

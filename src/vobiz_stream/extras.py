@@ -8,11 +8,12 @@ import importlib
 from vobiz_stream.errors import ConfigError
 
 
-def require(package: str, feature: str) -> None:
-    """Raise :class:`ConfigError` naming the extra to install if ``package`` cannot be imported."""
+def require(package: str, feature: str, extra: str | None = None) -> None:
+    """Raise :class:`ConfigError` naming the extra to install (``extra``, else the package's
+    name) if ``package`` cannot be imported."""
     try:
         importlib.import_module(package)
     except ImportError:
         raise ConfigError(
-            f"{feature} needs the {package} package: pip install 'vobiz-stream[{package}]'"
+            f"{feature} needs the {package} package: pip install 'vobiz-stream[{extra or package}]'"
         ) from None

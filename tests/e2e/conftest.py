@@ -28,6 +28,30 @@ from vobiz_stream.app.server import StreamServer
 
 DATA = Path(__file__).parent.parent / "data"
 
+MEDIA_TRANSPORTS = ("aiohttp", "picows", "asgi")
+"""The media socket's shells; a test marked ``all_transports`` runs once on each."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "all_transports: run the test's servers on each media transport in turn"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``all_transports`` whose servers come from ``start_server`` (or that asks
+    for ``media_transport``) runs once per transport."""
+    marked = metafunc.definition.get_closest_marker("all_transports") is not None
+    if marked and "media_transport" in metafunc.fixturenames:
+        metafunc.parametrize("media_transport", MEDIA_TRANSPORTS)
+
+
+@pytest.fixture
+def media_transport() -> str:
+    """The media transport of the test's servers: aiohttp unless the test is marked
+    ``all_transports``."""
+    return "aiohttp"
+
 
 def speech(name: str = "speech_male_8k") -> tuple[np.ndarray, int]:
     """A committed espeak-ng utterance as int16 samples and its rate."""
@@ -63,6 +87,9 @@ class RunningServer:
 
     @property
     def ws_url(self) -> str:
+        """The media socket's URL: on the app's port, or on the picows or ASGI one's own."""
+        if self.server.media_port is not None:
+            return f"ws://127.0.0.1:{self.server.media_port}/stream"
         return self.base.replace("http://", "ws://") + "/stream"
 
     def recordings(self) -> list[Path]:
@@ -81,10 +108,11 @@ StartServer = Callable[..., Awaitable[RunningServer]]
 
 
 @pytest.fixture
-async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
+async def start_server(tmp_path: Path, media_transport: str) -> AsyncIterator[StartServer]:
     runners: list[web.AppRunner] = []
 
     async def start(handler: Handler | None = None, **overrides: Any) -> RunningServer:
+        overrides = {"media_transport": media_transport, **overrides}
         settings = replace(
             Settings(), data_dir=tmp_path / f"data{len(runners)}", port=0, **overrides
         )
@@ -95,6 +123,8 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
         await site.start()
         runners.append(runner)
         host, port = runner.addresses[0][:2]
+        own_port = settings.media_transport != "aiohttp"
+        assert (server.media_port is not None) == own_port, "not on the transport asked for"
         return RunningServer(server, f"http://{host}:{port}", settings.data_dir)
 
     yield start

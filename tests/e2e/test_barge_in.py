@@ -18,6 +18,8 @@ from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.pytest_plugin import read_heard
 from vobiz_stream.emulator.source import CallerSource
 
+pytestmark = pytest.mark.all_transports
+
 LEAD = 1.5
 """Seconds of the tone the caller hears before speaking."""
 SILENT_WITHIN = DEFAULT_START_MS / 1000 + 0.2

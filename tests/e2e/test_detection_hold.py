@@ -12,6 +12,8 @@ import pytest
 from tests.e2e.conftest import StartServer, frames_of, read_wav, speech
 from vobiz_stream.audio import ByteOrder, encode_l16
 
+pytestmark = pytest.mark.all_transports
+
 MOST_FRAMES_HELD = 4
 """Informative frames of speech the detector may need (clipped speech; natural speech: 1-2)."""
 

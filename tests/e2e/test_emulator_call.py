@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 from aiohttp import web
 
 from tests.e2e.conftest import (
@@ -28,6 +29,8 @@ from vobiz_stream.app.handlers import echo
 from vobiz_stream.app.session import CallSession, DtmfReceived
 from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_mulaw
 from vobiz_stream.emulator import CallOptions, run_call
+
+pytestmark = pytest.mark.all_transports
 
 FIXTURE = DATA / "speech_male_8k.wav"
 RATE = 8000

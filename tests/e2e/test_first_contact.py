@@ -17,7 +17,7 @@ import orjson
 import pytest
 import yarl
 
-from tests.e2e.conftest import free_port, serve_process
+from tests.e2e.conftest import MEDIA_TRANSPORTS, free_port, serve_process
 
 COMMAND = Path(sys.executable).parent / "vobiz-stream"
 """The console script a user runs (``.venv/bin/vobiz-stream``)."""
@@ -222,7 +222,7 @@ def call_lines(log: str, call_uuid: str) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "picows"])
+@pytest.mark.parametrize("transport", MEDIA_TRANSPORTS)
 async def test_every_log_line_of_an_example_call_names_it(transport: str, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     code, out, err = await run_example(
@@ -234,7 +234,7 @@ async def test_every_log_line_of_an_example_call_names_it(transport: str, tmp_pa
         assert f"call {call_uuid}" in line, err
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "picows"])
+@pytest.mark.parametrize("transport", MEDIA_TRANSPORTS)
 async def test_every_log_line_of_a_served_call_names_it(transport: str, tmp_path: Path) -> None:
     port = free_port()
     flags = ("--handler", "echo", "--media-transport", transport)

@@ -30,6 +30,8 @@ from tests.e2e.test_reliability_hostile import assert_recorded
 from tests.e2e.test_server_recording import ONE_WAY
 from vobiz_stream.audio import ByteOrder, encode_l16
 
+pytestmark = pytest.mark.all_transports
+
 Connect = Callable[[str], Awaitable[Carrier]]
 
 HUGE = "x" * 500_000

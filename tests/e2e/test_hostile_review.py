@@ -212,6 +212,7 @@ async def test_a_body_cut_off_halfway_logs_no_traceback(
 # --- 5. a socket that starts, then sends nothing -------------------------------------------------
 
 
+@pytest.mark.all_transports
 @pytest.mark.parametrize("transport", ["aiohttp", "picows"])
 async def test_a_socket_that_starts_then_sends_nothing_gives_its_slot_back(
     start_server: StartServer, connect: Connect, transport: str
@@ -339,6 +340,7 @@ async def test_a_host_header_that_is_no_host_gets_400_and_no_traceback(
 # --- 8. permessage-deflate ----------------------------------------------------------------------
 
 
+@pytest.mark.all_transports
 @pytest.mark.parametrize("transport", ["aiohttp", "picows"])
 async def test_the_media_socket_does_not_inflate_what_a_peer_deflated(
     start_server: StartServer, transport: str

@@ -126,6 +126,7 @@ async def clean_call(
     return sent
 
 
+@pytest.mark.all_transports
 async def test_garbage_mixed_into_calls_loses_no_valid_sample_and_harms_no_other_call(
     start_server: StartServer, connect: Connect
 ) -> None:
@@ -168,6 +169,7 @@ async def test_garbage_mixed_into_calls_loses_no_valid_sample_and_harms_no_other
     assert_recorded(read_wav(path)[0][:, 0], after)
 
 
+@pytest.mark.all_transports
 async def test_a_huge_frame_ends_only_its_call_amid_garbage(
     start_server: StartServer, connect: Connect
 ) -> None:
@@ -242,6 +244,7 @@ async def test_hostile_http_requests_get_a_4xx_never_a_500(start_server: StartSe
     assert running.server.store.list_calls() == []  # nothing unsigned was stored
 
 
+@pytest.mark.all_transports
 @pytest.mark.parametrize("ahead_ms", [600_000, 86_400_000, 10**12])
 async def test_a_second_track_stamped_far_away_cannot_inflate_the_recording(
     start_server: StartServer, connect: Connect, ahead_ms: int

@@ -10,10 +10,13 @@ from typing import Any
 import aiohttp
 import numpy as np
 import orjson
+import pytest
 
 from tests.e2e.conftest import StartServer, frames_of, read_wav, speech
 from vobiz_stream.app.handlers import echo
 from vobiz_stream.audio import ByteOrder, encode_l16
+
+pytestmark = pytest.mark.all_transports
 
 MAX_LEAD = 0.2
 

@@ -22,6 +22,8 @@ from vobiz_stream.app.session import CallSession
 from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_l16, encode_mulaw
 from vobiz_stream.core.answer import parse_response
 
+pytestmark = pytest.mark.all_transports
+
 ONE_WAY = {"bidirectional": False, "keep_call_alive": False}
 
 

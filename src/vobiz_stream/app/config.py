@@ -62,9 +62,10 @@ class Settings:
     max_message_bytes: int = 1 << 20
     media_transport: str = "aiohttp"
     """``aiohttp``: the media socket on ``port`` with everything else; ``picows``: on its own
-    ``media_port``, with less CPU per frame (bench/RESULTS.md)."""
+    ``media_port``, with less CPU per frame (bench/RESULTS.md); ``asgi``: the ASGI stream
+    endpoint under uvicorn on its own ``media_port``."""
     media_port: int = 0
-    """Port of the picows media socket; 0 picks a free one (the answer XML names it)."""
+    """Port of the picows or asgi media socket; 0 picks a free one (the answer XML names it)."""
     # -- security and lifecycle
     auth_token: str | None = field(default=None, repr=False)
     """Vobiz auth token: when set, status callbacks must carry a valid V2/V3 signature."""
@@ -181,9 +182,9 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(problem)
     if not 0 < settings.port < 65536:
         raise ConfigError(f"port must be 1-65535, got {settings.port}")
-    if settings.media_transport not in ("aiohttp", "picows"):
+    if settings.media_transport not in ("aiohttp", "picows", "asgi"):
         raise ConfigError(
-            f"media_transport must be aiohttp or picows, got {settings.media_transport!r}"
+            f"media_transport must be aiohttp, picows or asgi, got {settings.media_transport!r}"
         )
     if not 0 <= settings.media_port < 65536 or settings.media_port == settings.port:
         raise ConfigError(

@@ -46,6 +46,7 @@ from vobiz_stream.app.handlers import Handler, resolve_handler
 from vobiz_stream.app.host_header import checked_host
 from vobiz_stream.app.keeper import HandlingLatency
 from vobiz_stream.app.malformed_requests import AIOHTTP_SERVER_LOGGER, MalformedRequests
+from vobiz_stream.app.media_port import MediaPort, open_media_port
 from vobiz_stream.app.media_socket import MediaStreams, OpenStream
 from vobiz_stream.app.session import SessionOptions
 from vobiz_stream.app.signed_requests import SignedRequests
@@ -81,6 +82,9 @@ class StreamServer:
     def __init__(self, settings: Settings, handler: Handler | None = None) -> None:
         if settings.media_transport == "picows":
             require("picows", "the picows media transport")
+        if settings.media_transport == "asgi":
+            require("uvicorn", "the ASGI media transport", extra="asgi")
+            require("websockets", "the ASGI media transport", extra="asgi")
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
@@ -113,11 +117,11 @@ class StreamServer:
             start_timeout=settings.start_timeout,
             answered=AnsweredCalls(ttl=settings.token_ttl),
         )
-        self._media_server: asyncio.Server | None = None
+        self._media_server: MediaPort | None = None
         self._wrong_paths: set[str] = set()
         """Paths already logged as 404s (at most ``WRONG_PATHS_LOGGED``)."""
         self.media_port: int | None = None
-        """The picows media socket's port once it listens; None: media on the aiohttp app."""
+        """The picows or ASGI media socket's port once it listens; None: on the aiohttp app."""
 
     @property
     def sockets(self) -> set[OpenStream]:
@@ -157,7 +161,7 @@ class StreamServer:
                 web.get("/admission", self.admission_counters),
             ]
         )
-        if self.settings.media_transport == "picows":
+        if self.settings.media_transport in ("picows", "asgi"):
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
         return app
@@ -179,20 +183,15 @@ class StreamServer:
         return web.Response(status=404, text=hint)
 
     async def _start_media_socket(self, _app: web.Application) -> None:
-        from vobiz_stream.transports.picows import start_media_server  # noqa: PLC0415 (optional)
-
         settings = self.settings
-        self._media_server = await start_media_server(
-            self.streams,
+        self._media_server = await open_media_port(self.streams, settings, self.answer_xml)
+        self.media_port = self._media_server.port
+        log.info(
+            "media socket (%s) on ws://%s:%d/stream",
+            settings.media_transport,
             settings.host,
-            settings.media_port,
-            max_message_bytes=settings.max_message_bytes,
-            heartbeat=settings.heartbeat,
-            send_timeout=settings.send_timeout,
-            handshake_timeout=settings.start_timeout,
+            self.media_port,
         )
-        self.media_port = self._media_server.sockets[0].getsockname()[1]
-        log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
 
     async def _cleanup(self, _app: web.Application) -> None:
         await self.close()
@@ -201,8 +200,10 @@ class StreamServer:
         """Stop listening for media sockets, close the open ones (finalising their recordings),
         then the webhook log and the store."""
         if self._media_server is not None:
-            self._media_server.close()  # no new sockets; the open ones are closed next
+            self._media_server.stop_listening()  # no new sockets; the open ones are closed next
         await self.close_sockets()
+        if self._media_server is not None:
+            await self._media_server.close()
         self.webhook_log.close()
         self.store.close()
 

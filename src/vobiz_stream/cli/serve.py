@@ -92,12 +92,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     media.add_argument("--max-message-bytes", type=int, help="largest frame accepted")
     media.add_argument(
         "--media-transport",
-        choices=["aiohttp", "picows"],
-        help="the carrier's WebSocket: aiohttp on --port (default), or picows on --media-port "
-        "(less CPU per frame)",
+        choices=["aiohttp", "picows", "asgi"],
+        help="the carrier's WebSocket: aiohttp on --port (default); picows on --media-port "
+        "(less CPU per frame; pip install 'vobiz-stream[picows]'); or asgi, the ASGI stream "
+        "endpoint under uvicorn on --media-port (pip install 'vobiz-stream[asgi]')",
     )
     media.add_argument(
-        "--media-port", type=int, help="port of the picows media socket (default: a free one)"
+        "--media-port",
+        type=int,
+        help="port of the picows or asgi media socket (default: a free one)",
     )
     other = serve.add_argument_group("security and lifecycle")
     other.add_argument(
