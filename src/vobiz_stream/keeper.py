@@ -128,6 +128,10 @@ class HandlingLatency:
         self._bins[index] += 1
         self.count += 1
 
+    def bins_up_to(self, top: int) -> list[int]:
+        """A copy of the counts of bins ``0..top`` (bin ``BINS`` holds everything later)."""
+        return self._bins[: top + 1]
+
     def percentile(self, fraction: float) -> float | None:
         """The upper edge of the bin holding the ``fraction`` quantile (the max past 10 s)."""
         if not self.count:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -103,6 +103,8 @@ class MediaStreams:
         self.open: set[OpenStream] = set()
         self.draining = False
         """Set when the server stops: new sockets are refused, open ones get to finish."""
+        self.on_end: Callable[[CallSession], None] | None = None
+        """Called once per stream as it is forgotten (the server's metrics count it)."""
 
     def admit(self, query: Mapping[str, str], peer_ip: str) -> Admitted | SocketRefusal:
         """Whether a socket from ``peer_ip`` with URL query ``query`` may be accepted: its
@@ -202,6 +204,8 @@ class OpenStream:
         finally:
             self._admitted.release()
             self._streams.open.discard(self)
+            if self._streams.on_end is not None:
+                self._streams.on_end(session)
 
     async def _close_without_start(self) -> None:
         """A socket that sends no ``start`` within ``start_timeout`` only holds a call slot:

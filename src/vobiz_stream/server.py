@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ from vobiz_stream.keeper import HandlingLatency
 from vobiz_stream.logtext import loggable
 from vobiz_stream.malformed_requests import AIOHTTP_SERVER_LOGGER, MalformedRequests
 from vobiz_stream.media_socket import MediaStreams, OpenStream
+from vobiz_stream.metrics import metrics_response, server_metrics
 from vobiz_stream.nonces import NonceWindow
 from vobiz_stream.redact import redact, redact_callback
 from vobiz_stream.session import SessionOptions
@@ -65,6 +67,7 @@ from vobiz_stream.webhooks import (
     read_capped_body,
     read_status_callback,
 )
+from vobiz_stream.workers import watch_supervisor
 from vobiz_stream.xml import (
     AudioTrack,
     CallbackMethod,
@@ -84,14 +87,22 @@ WRONG_PATHS_LOGGED = 100
 class StreamServer:
     """The app's state: settings, store, webhook log and the open sockets."""
 
-    def __init__(self, settings: Settings, handler: Handler | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        handler: Handler | None = None,
+        *,
+        mark_interrupted: bool = True,
+        reuse_port: bool = False,
+    ) -> None:
         if settings.media_transport == "picows":
             require("picows", "the picows media transport")
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.store = QueuedCallStore(settings.database_path)
-        interrupted = self.store.mark_interrupted(datetime.now(UTC))
+        # With workers, the supervisor did it once: a worker's start must not cut off the others.
+        interrupted = self.store.mark_interrupted(datetime.now(UTC)) if mark_interrupted else 0
         if interrupted:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
         self.webhook_log = WebhookLog(settings.webhook_log_path)
@@ -119,11 +130,14 @@ class StreamServer:
             start_timeout=settings.start_timeout,
             answered=AnsweredCalls(ttl=settings.token_ttl),
         )
+        self.metrics = server_metrics(self.streams, self.latency, self.admission, self.store)
         self._media_server: asyncio.Server | None = None
         self._wrong_paths: set[str] = set()
         """Paths already logged as 404s (at most ``WRONG_PATHS_LOGGED``)."""
         self.media_port: int | None = None
         """The picows media socket's port once it listens; None: media on the aiohttp app."""
+        self.reuse_port = reuse_port
+        """Whether the ports are shared with other workers (``SO_REUSEPORT``)."""
 
     @property
     def sockets(self) -> set[OpenStream]:
@@ -161,8 +175,10 @@ class StreamServer:
                 web.get("/healthz", self.healthz),
                 web.get("/stats", self.stats),
                 web.get("/admission", self.admission_counters),
+                web.get("/metrics", self.metrics_page),
             ]
         )
+        app.on_startup.append(self._start_metrics)
         if self.settings.media_transport == "picows":
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
@@ -196,9 +212,13 @@ class StreamServer:
             heartbeat=settings.heartbeat,
             send_timeout=settings.send_timeout,
             handshake_timeout=settings.start_timeout,
+            reuse_port=self.reuse_port,
         )
         self.media_port = self._media_server.sockets[0].getsockname()[1]
         log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
+
+    async def _start_metrics(self, _app: web.Application) -> None:
+        self.metrics.start()
 
     async def _cleanup(self, _app: web.Application) -> None:
         await self.close()
@@ -209,6 +229,7 @@ class StreamServer:
         if self._media_server is not None:
             self._media_server.close()  # no new sockets; the open ones are closed next
         await self.close_sockets()
+        await self.metrics.stop()
         self.webhook_log.close()
         self.store.close()
 
@@ -366,6 +387,9 @@ class StreamServer:
         }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
+    async def metrics_page(self, _request: web.Request) -> web.Response:
+        return metrics_response(self.metrics)
+
     async def admission_counters(self, _request: web.Request) -> web.Response:
         body = orjson.dumps(self.admission.counters())
         return web.Response(body=body, content_type="application/json")
@@ -415,13 +439,25 @@ def stream_endpoint(settings: Settings, handler: Handler | None = None) -> AsgiS
     )
 
 
-async def serve(settings: Settings, handler: Handler | None = None) -> None:
+async def serve(
+    settings: Settings,
+    handler: Handler | None = None,
+    *,
+    worker: int | None = None,
+    supervisor_pid: int | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then drain: refuse new calls, let open ones finish for
-    ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit."""
+    ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit.
+
+    ``worker``: this is worker ``worker`` of ``serve --workers`` (:mod:`vobiz_stream.workers`),
+    whose supervisor (``supervisor_pid``) holds the data folder's lock; the ports are shared."""
     data_lock = DataDirLock(settings.data_dir)
-    data_lock.acquire()  # before anything touches the folder: a second server stops here
+    if worker is None:
+        data_lock.acquire()  # before anything touches the folder: a second server stops here
     settings = fit_max_calls(settings)
-    server = StreamServer(settings, handler)
+    server = StreamServer(
+        settings, handler, mark_interrupted=worker is None, reuse_port=worker is not None
+    )
     # aiohttp's keep-alive timer (since 3.14.4) also closes a connection whose first request never
     # completes (half-sent headers): bounded by start_timeout like a socket that sends no start.
     runner = web.AppRunner(
@@ -434,7 +470,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     logging.getLogger(AIOHTTP_SERVER_LOGGER).addFilter(MalformedRequests())  # no traceback each
     try:
         await runner.setup()  # starts the picows media socket, if any
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=server.reuse_port)
         await site.start()
     except OSError as exc:
         http_port_failed = runner.server is not None  # else the media socket's, at setup
@@ -450,8 +486,9 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
         log.warning("%s", line)
     data_lock.note(port=runner.addresses[0][1])
     log.info(
-        "vobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
+        "%svobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
         "callbacks: /webhook, calls: /calls); data in %s",
+        f"pid {os.getpid()}: " if worker is not None else "",
         __version__,
         settings.host,
         settings.port,
@@ -461,6 +498,9 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    watch = None
+    if supervisor_pid is not None:  # a worker stops with its supervisor, however that ends
+        watch = asyncio.create_task(watch_supervisor(supervisor_pid, stop))
     try:
         await stop.wait()
         server.draining = True
@@ -474,6 +514,8 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
             await asyncio.sleep(0.1)
         await server.close_sockets()
     finally:
+        if watch is not None:
+            watch.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, ValueError):
                 loop.remove_signal_handler(signum)

@@ -231,6 +231,11 @@ class QueuedStore(Closeable):
         self.flush()
         return self._reader.mark_interrupted(now)
 
+    @property
+    def pending_writes(self) -> int:
+        """Writes queued and not yet committed: the queue's depth (for ``/metrics``)."""
+        return self._writer.pending
+
     def _pending(self) -> int:
         """Writes queued and not yet finished by the writer."""
         pending = self._writer.pending
