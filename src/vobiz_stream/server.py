@@ -38,6 +38,7 @@ from vobiz_stream import __version__
 from vobiz_stream.admission import Admission
 from vobiz_stream.advice import address_in_use, wrong_answer_path
 from vobiz_stream.answered import AnsweredCalls
+from vobiz_stream.call_control import CallControl, hangup_response
 from vobiz_stream.calls_api import call_page, one_call
 from vobiz_stream.config import ConfigError, Settings
 from vobiz_stream.datadir_lock import DataDirLock
@@ -130,6 +131,8 @@ class StreamServer:
             start_timeout=settings.start_timeout,
             answered=AnsweredCalls(ttl=settings.token_ttl),
         )
+        self.control = CallControl(self.streams, self.store)
+        """Hang-ups from the API; ``serve --workers`` gives it a bus to the other workers."""
         self.metrics = server_metrics(self.streams, self.latency, self.admission, self.store)
         self._media_server: asyncio.Server | None = None
         self._wrong_paths: set[str] = set()
@@ -176,6 +179,7 @@ class StreamServer:
                 web.get("/stats", self.stats),
                 web.get("/admission", self.admission_counters),
                 web.get("/metrics", self.metrics_page),
+                web.post("/api/calls/{call_id}/hangup", self.hangup),
             ]
         )
         app.on_startup.append(self._start_metrics)
@@ -386,6 +390,9 @@ class StreamServer:
             "status_callbacks": self.callback_counters.snapshot(),
         }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def hangup(self, request: web.Request) -> web.Response:
+        return await hangup_response(self.control, request.match_info["call_id"])
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
         return metrics_response(self.metrics)
