@@ -7,6 +7,8 @@ supervisor:
 
 * holds the data folder's lock for all of them (a second server on the folder still stops);
 * marks the streams a previous run left open as interrupted, once, before any worker starts;
+* turns ``--stream-secret auto`` into one random secret all its workers share (several
+  machines need one secret given to all);
 * gives the workers one folder for prometheus-client's multiprocess mode, so ``/metrics`` from
   any worker shows them all;
 * starts a new worker when one dies, and says so; one that keeps dying right after its start
@@ -25,16 +27,18 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import shutil
 import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from vobiz_stream.admission import AUTO_SECRET
 from vobiz_stream.config import ConfigError, Settings
 from vobiz_stream.datadir_lock import DataDirLock
 
@@ -93,6 +97,9 @@ class Supervisor:
 
     def __init__(self, settings: Settings, workers: int) -> None:
         check_workers(settings, workers)
+        if settings.stream_secret == AUTO_SECRET:
+            # One random secret for all: a token one worker gave must pass at any other.
+            settings = replace(settings, stream_secret=secrets.token_urlsafe(32))
         self.settings = settings
         self.count = workers
         self._context = multiprocessing.get_context("spawn")
