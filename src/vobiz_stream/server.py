@@ -93,7 +93,6 @@ class StreamServer:
         settings: Settings,
         handler: Handler | None = None,
         *,
-        mark_interrupted: bool = True,
         reuse_port: bool = False,
     ) -> None:
         if settings.media_transport == "picows":
@@ -102,8 +101,7 @@ class StreamServer:
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.store = QueuedCallStore(settings.database_path)
-        # With workers, the supervisor did it once: a worker's start must not cut off the others.
-        interrupted = self.store.mark_interrupted(datetime.now(UTC)) if mark_interrupted else 0
+        interrupted = self.store.mark_interrupted(datetime.now(UTC))
         if interrupted:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
         self.webhook_log = WebhookLog(settings.webhook_log_path)
@@ -462,9 +460,7 @@ async def serve(
     if worker is None:
         data_lock.acquire()  # before anything touches the folder: a second server stops here
     settings = fit_max_calls(settings)
-    server = StreamServer(
-        settings, handler, mark_interrupted=worker is None, reuse_port=worker is not None
-    )
+    server = StreamServer(settings, handler, reuse_port=worker is not None)
     # aiohttp's keep-alive timer (since 3.14.4) also closes a connection whose first request never
     # completes (half-sent headers): bounded by start_timeout like a socket that sends no start.
     runner = web.AppRunner(

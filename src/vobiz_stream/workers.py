@@ -6,7 +6,6 @@ know the others, because everything a call leaves behind goes to the shared data
 supervisor:
 
 * holds the data folder's lock for all of them (a second server on the folder still stops);
-* marks the streams a previous run left open as interrupted, once, before any worker starts;
 * turns ``--stream-secret auto`` into one random secret all its workers share (several
   machines need one secret given to all);
 * gives the workers one folder for prometheus-client's multiprocess mode, so ``/metrics`` from
@@ -34,7 +33,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
@@ -119,7 +117,6 @@ class Supervisor:
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
         try:
-            _mark_previous_run_interrupted(self.settings)
             data_lock.note(port=self.settings.port)
             for index in range(1, self.count + 1):
                 self._start(index)
@@ -228,19 +225,6 @@ def _forget_metrics_of(pid: int | None) -> None:
     from prometheus_client import multiprocess  # noqa: PLC0415 (the workers' business)
 
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
-def _mark_previous_run_interrupted(settings: Settings) -> None:
-    """Once for all workers: close the streams a previous run left open."""
-    from vobiz_stream.store import QueuedCallStore  # noqa: PLC0415
-
-    store = QueuedCallStore(settings.database_path)
-    try:
-        interrupted = store.mark_interrupted(datetime.now(UTC))
-    finally:
-        store.close()
-    if interrupted:
-        log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
 
 
 def run_worker(settings: Settings, index: int, supervisor_pid: int) -> None:
