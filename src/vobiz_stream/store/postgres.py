@@ -248,8 +248,8 @@ class PostgresEngine:
             row = db.execute(
                 "INSERT INTO streams (id, stream_id, call_id, started_at, tracks, encoding,"
                 " sample_rate, recording_path, worker)"
-                " VALUES (coalesce(%s, nextval('stream_rows')), %s, %s, %s, %s::json, %s, %s, %s, %s)"
-                " RETURNING id",
+                " VALUES (coalesce(%s, nextval('stream_rows')), %s, %s, %s, %s::json, %s, %s, %s,"
+                " %s) RETURNING id",
                 (
                     write.row_id,
                     write.stream_id,
