@@ -1,12 +1,15 @@
-"""Fixtures every test folder shares: a throwaway PostgreSQL (tests/services/postgres.py)."""
+"""Fixtures every test folder shares: a throwaway PostgreSQL (tests/services/postgres.py), and
+the call store on each of its databases (tests/store_engines.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.services.postgres import PostgresServer, postgres_missing
+from tests.store_engines import Backend, PostgresBackend, SqliteBackend
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +27,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """The URL of a new empty database on the session's PostgreSQL."""
     return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The call store's database for a test, once on each engine: a SQLite file, and a new
+    database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path / "calls.sqlite3")
+    return PostgresBackend(request.getfixturevalue("postgres_url"))

@@ -107,7 +107,8 @@ class Backend:
         raise NotImplementedError
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
-        """``query`` read with a connection of its own (plain SQL both databases take)."""
+        """``query`` run and committed with a connection of its own (plain SQL both databases
+        take), and the rows it returns."""
         raise NotImplementedError
 
     def hold_writes(self) -> AbstractContextManager[None]:
@@ -129,7 +130,7 @@ class SqliteBackend(Backend):
         return QueuedCallStore(self.path, **options)
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
-        with closing(sqlite3.connect(self.path)) as db:
+        with closing(sqlite3.connect(self.path)) as db, db:
             return db.execute(query).fetchall()
 
     @contextmanager
@@ -154,7 +155,8 @@ class PostgresBackend(Backend):
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.url) as db:
-            return db.execute(query.encode()).fetchall()
+            cursor = db.execute(query.encode())
+            return cursor.fetchall() if cursor.description is not None else []
 
     @contextmanager
     def hold_writes(self) -> Iterator[None]:
