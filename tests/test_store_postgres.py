@@ -109,7 +109,7 @@ async def test_a_database_restart_holds_the_writes_until_it_is_back(
                 store.add_event("call-1", row, "dtmf", {"digit": digit}, at=T0)
             store.close_stream(row, ended_at=T0 + timedelta(seconds=5), end_reason="stop",
                                frames_received=9, frames_malformed=0, frames_sent=0)  # fmt: skip
-            await asyncio.sleep(1.5)  # the writer tries, fails, holds
+            await asyncio.sleep(6)  # the writer waits for a connection (5 s), then holds
         finally:
             postgres_server.resume()
         deadline = time.monotonic() + 20
@@ -154,3 +154,22 @@ def test_text_with_nul_characters_is_stored_on_both_engines(store_backend: Backe
     assert call["call_id"] == f"call{nul}-1"
     [callback] = call["status_callbacks"]
     assert callback["fields"]["Error"] == "bad\x00byte"  # JSON keeps it escaped on both
+
+
+async def test_after_a_database_restart_a_live_process_is_marked_alive_again(
+    postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = postgres_server.new_database()
+    with open_call_store(url) as live:
+        open_stream(live, "live-call")
+        await live.settled()
+        postgres_server.restart()  # every connection, and so every lock, ends
+        deadline = time.monotonic() + 20
+        while "this process is alive again" not in caplog.text:
+            assert time.monotonic() < deadline, "the lock was never taken again"
+            await asyncio.sleep(0.1)
+        with open_call_store(url) as starting:
+            assert starting.mark_interrupted(T0) == 0
+        call = live.get_call("live-call")
+    assert "lost the connection that says this process is alive" in caplog.text
+    assert call is not None and call["status"] == CallStatus.ACTIVE

@@ -37,8 +37,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.interface import CallStatus, StoreFullError
+from vobiz_stream.store.postgres_alive import AliveLock
 from vobiz_stream.store.postgres_reads import CALLS_PAGE, ONE_CALL
-from vobiz_stream.store.postgres_schema import LOCK_CLASS, ensure_schema
+from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect, ensure_schema
 from vobiz_stream.store.queue import QueuedStore
 from vobiz_stream.store.writes import (
     AddEvent,
@@ -157,7 +158,7 @@ class PostgresEngine:
         """An engine with a pool of its own on the database at ``url`` (schema checked and
         upgraded), for use without the write queue; :meth:`close` closes the pool."""
         where = postgres_where(url)
-        with _connect(url, where) as db:
+        with connect(url, where) as db:
             ensure_schema(db, where)
         return cls(_open_pool(url, where, 2), where, owns_pool=True)
 
@@ -407,14 +408,15 @@ class QueuedPostgresStore(QueuedStore):
         pool_size: int = 4,
     ) -> None:
         where = postgres_where(url)
-        self._liveness = _connect(url, where)
-        """Held while this store is open: its advisory lock says this process is alive."""
+        first = connect(url, where)
         try:
-            ensure_schema(self._liveness, where)
+            ensure_schema(first, where)
             self._pool = _open_pool(url, where, pool_size)
         except BaseException:
-            self._liveness.close()
+            first.close()
             raise
+        self._alive = AliveLock(url, where, first)
+        """Held while this store is open: says this process is alive."""
         self._rows: deque[int] = deque()
         super().__init__(
             lambda: PostgresEngine(self._pool, where),
@@ -425,10 +427,7 @@ class QueuedPostgresStore(QueuedStore):
             max_pending=max_pending,
             events_per_kind=events_per_kind,
         )
-        with _failing(where, "mark this server process alive"):
-            self._liveness.execute(
-                "SELECT pg_advisory_lock(%s::int, %s::int)", (LOCK_CLASS, self.worker)
-            )
+        self._alive.take(self.worker)
 
     def _new_stream_row(self) -> int:
         if not self._rows:
@@ -444,22 +443,15 @@ class QueuedPostgresStore(QueuedStore):
         """Commit what is queued, then let go of the database (and of this process's lock)."""
         super().close()
         self._pool.close()
-        self._liveness.close()
-
-
-@contextmanager
-def _failing(where: str, what: str) -> Iterator[None]:
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise StoreError(f"call store {where}: cannot {what}: {exc}") from exc
+        self._alive.close()
 
 
 def _open_pool(url: str, where: str, size: int) -> ConnectionPool[Connection]:
-    """A pool of up to ``size`` connections to ``url``, with one open already."""
+    """A pool of up to ``size`` connections to ``url``, with one open already; each is checked
+    as it is taken, so one a database restart ended is replaced, not used."""
     pool: ConnectionPool[Connection] = ConnectionPool(
         url, min_size=1, max_size=size, timeout=5.0, configure=_configure,
-        name="vobiz-stream-store", open=False,
+        check=ConnectionPool.check_connection, name="vobiz-stream-store", open=False,
     )  # fmt: skip
     try:
         pool.open(wait=True, timeout=10.0)
@@ -467,13 +459,3 @@ def _open_pool(url: str, where: str, size: int) -> ConnectionPool[Connection]:
         pool.close()
         raise StoreError(f"cannot open call store {where}: no connection in 10 s") from exc
     return pool
-
-
-def _connect(url: str, where: str) -> Connection:
-    try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=10)
-    except psycopg.Error as exc:
-        raise StoreError(
-            f"cannot open call store {where}: {str(exc).strip()}; check the --database URL, that"
-            " PostgreSQL runs there and lets this user in"
-        ) from exc

@@ -14,7 +14,7 @@ import psycopg
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.migrations import steps_after
 
-__all__ = ["LOCK_CLASS", "STEPS", "ensure_schema"]
+__all__ = ["LOCK_CLASS", "STEPS", "connect", "ensure_schema"]
 
 LOCK_CLASS = 0x76_6F_62  # "vob"
 """The first key of this store's advisory locks: (LOCK_CLASS, 0) guards the schema, and
@@ -92,6 +92,18 @@ _VERSION_2 = (
 
 STEPS = {1: _VERSION_1, 2: _VERSION_2}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
+
+
+def connect(url: str, where: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection of its own (autocommit) to the database at ``url``; raises
+    :class:`StoreError` saying what to check when there is none."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"cannot open call store {where}: {str(exc).strip()}; check the --database URL, that"
+            " PostgreSQL runs there and lets this user in"
+        ) from exc
 
 
 def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> None:
