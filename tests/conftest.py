@@ -1,5 +1,5 @@
 """Fixtures every test folder shares: a throwaway PostgreSQL (tests/services/postgres.py), and
-the call store on each of its databases (tests/store_engines.py)."""
+the call store on each of its databases (tests/store/engines.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.services.postgres import PostgresServer, postgres_missing
-from tests.store_engines import Backend, PostgresBackend, SqliteBackend
+from tests.store.engines import Backend, PostgresBackend, SqliteBackend
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 -- A call store at schema version 1, as vobiz-stream wrote it before version 2 existed:
 -- a call with a reconnect (one stream closed, one left open), two events, a status callback.
--- Dumped with sqlite3's iterdump from the file that code made (tests/test_store_versions.py).
+-- Dumped with sqlite3's iterdump from the file that code made (tests/store/test_versions.py).
 BEGIN TRANSACTION;
 CREATE TABLE call_events (
         id INTEGER PRIMARY KEY,

@@ -38,8 +38,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.interface import CallStatus, StoreFullError
 from vobiz_stream.store.postgres_alive import AliveLock
-from vobiz_stream.store.postgres_reads import CALLS_PAGE, ONE_CALL
-from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect, ensure_schema
+from vobiz_stream.store.postgres_reads import POSTGRES_CALLS_PAGE, POSTGRES_ONE_CALL
+from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect_postgres, ensure_schema
 from vobiz_stream.store.queue import QueuedStore
 from vobiz_stream.store.writes import (
     AddEvent,
@@ -158,7 +158,7 @@ class PostgresEngine:
         """An engine with a pool of its own on the database at ``url`` (schema checked and
         upgraded), for use without the write queue; :meth:`close` closes the pool."""
         where = postgres_where(url)
-        with connect(url, where) as db:
+        with connect_postgres(url, where) as db:
             ensure_schema(db, where)
         return cls(_open_pool(url, where, 2), where, owns_pool=True)
 
@@ -374,12 +374,12 @@ class PostgresEngine:
         return int(row[0])
 
     def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]:
-        text = self._read("list calls", CALLS_PAGE, (limit, offset))
+        text = self._read("list calls", POSTGRES_CALLS_PAGE, (limit, offset))
         more = self._read("list calls", "SELECT 1 FROM calls LIMIT 1 OFFSET %s", (offset + limit,))
         return str(text), more is not None
 
     def call_json(self, call_id: str) -> str | None:
-        text = self._read(f"read call {call_id!r}", ONE_CALL, (call_id,))
+        text = self._read(f"read call {call_id!r}", POSTGRES_ONE_CALL, (call_id,))
         return None if text is None else str(text)
 
     def close(self) -> None:
@@ -408,7 +408,7 @@ class QueuedPostgresStore(QueuedStore):
         pool_size: int = 4,
     ) -> None:
         where = postgres_where(url)
-        first = connect(url, where)
+        first = connect_postgres(url, where)
         try:
             ensure_schema(first, where)
             self._pool = _open_pool(url, where, pool_size)

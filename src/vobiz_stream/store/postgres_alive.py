@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from vobiz_stream.errors import StoreError
-from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect
+from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect_postgres
 
 __all__ = ["AliveLock"]
 
@@ -62,7 +62,7 @@ class AliveLock:
             try:
                 if lost:
                     self._db.close()
-                    self._db = connect(self._url, self._where)
+                    self._db = connect_postgres(self._url, self._where)
                     self._lock()
                     log.warning(
                         "store %s: connected again; this process is alive again", self._where

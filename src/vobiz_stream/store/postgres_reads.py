@@ -10,7 +10,7 @@ written by several server processes reads back in the order they happened.
 
 from __future__ import annotations
 
-__all__ = ["CALLS_PAGE", "ONE_CALL", "utc_text"]
+__all__ = ["POSTGRES_CALLS_PAGE", "POSTGRES_ONE_CALL", "utc_text"]
 
 
 def utc_text(column: str) -> str:
@@ -50,7 +50,7 @@ _CALL = f"""json_build_object(
     'status_callbacks', {_list_of("status_callbacks", "call_uuid", "received_at, id", _CALLBACK)}
 )"""
 
-CALLS_PAGE = f"""
+POSTGRES_CALLS_PAGE = f"""
     SELECT coalesce(json_agg(page.call ORDER BY page.first_seen DESC, page.added DESC), '[]')::text
     FROM (
         SELECT {_CALL} AS call, c.first_seen, c.added
@@ -59,5 +59,5 @@ CALLS_PAGE = f"""
 """
 """A JSON array of ``limit`` calls from ``offset`` (parameters in that order), newest first."""
 
-ONE_CALL = f"SELECT {_CALL}::text FROM calls AS c WHERE c.call_id = %s"
+POSTGRES_ONE_CALL = f"SELECT {_CALL}::text FROM calls AS c WHERE c.call_id = %s"
 """The call whose id is the parameter as a JSON object; no row when it is unknown."""

@@ -14,7 +14,7 @@ import psycopg
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.migrations import steps_after
 
-__all__ = ["LOCK_CLASS", "STEPS", "connect", "ensure_schema"]
+__all__ = ["LOCK_CLASS", "POSTGRES_STEPS", "connect_postgres", "ensure_schema"]
 
 LOCK_CLASS = 0x76_6F_62  # "vob"
 """The first key of this store's advisory locks: (LOCK_CLASS, 0) guards the schema, and
@@ -90,11 +90,11 @@ _VERSION_2 = (
     "CREATE INDEX status_callbacks_by_call ON status_callbacks (call_uuid, received_at, id)",
 )
 
-STEPS = {1: _VERSION_1, 2: _VERSION_2}
+POSTGRES_STEPS = {1: _VERSION_1, 2: _VERSION_2}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
 
 
-def connect(url: str, where: str) -> psycopg.Connection[tuple[object, ...]]:
+def connect_postgres(url: str, where: str) -> psycopg.Connection[tuple[object, ...]]:
     """A connection of its own (autocommit) to the database at ``url``; raises
     :class:`StoreError` saying what to check when there is none."""
     try:
@@ -129,7 +129,7 @@ def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> Non
                 f"{where} is a PostgreSQL database but not a vobiz-stream call store (its"
                 f" tables: {', '.join(sorted(tables)[:10])}): choose another database or schema"
             )
-        steps = steps_after(found, STEPS, where)
+        steps = steps_after(found, POSTGRES_STEPS, where)
         for _, statements in steps:
             for statement in statements:
                 db.execute(statement.encode())

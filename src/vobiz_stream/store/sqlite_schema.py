@@ -16,7 +16,7 @@ from pathlib import Path
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.migrations import steps_after
 
-__all__ = ["STEPS", "connect", "transaction"]
+__all__ = ["SQLITE_STEPS", "connect", "transaction"]
 
 _VERSION_1 = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -88,7 +88,7 @@ _VERSION_2 = (
     "CREATE INDEX status_callbacks_by_call ON status_callbacks (call_uuid, received_at, id)",
 )
 
-STEPS = {1: _VERSION_1, 2: _VERSION_2}
+SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
 
 
@@ -146,7 +146,7 @@ def _ensure_schema(db: sqlite3.Connection, path: Path) -> None:
                 f"{path} is a SQLite database but not a vobiz-stream call store (its tables:"
                 f" {', '.join(sorted(tables))}): choose another path"
             )
-        steps = steps_after(found, STEPS, str(path))
+        steps = steps_after(found, SQLITE_STEPS, str(path))
         for _, statements in steps:
             for statement in statements:
                 db.execute(statement)
