@@ -368,6 +368,27 @@ def test_list_calls_newest_first_with_limit(backend: Backend) -> None:
     assert limited == ["newest", "late"]
 
 
+def test_a_calls_rows_read_back_in_time_order_whatever_order_they_were_written(
+    backend: Backend,
+) -> None:
+    """Server processes sharing a store commit their batches when they do: a row written later
+    may have happened earlier. A call's streams, events and callbacks come back by time."""
+    with backend.plain() as store:
+        late = open_stream(store, "call-1", "late", 10)
+        early = open_stream(store, "call-1", "early", 2)
+        store.add_event("call-1", late, EventKind.DTMF, {"digit": "2"}, at=at(12))
+        store.add_event("call-1", early, EventKind.DTMF, {"digit": "1"}, at=at(3))
+        for event, seconds in [("StopStream", 13), ("StartStream", 2)]:
+            fields = callback_fields("call-1", event, {})
+            store.add_status_callback(
+                parse_status_callback(fields), at(seconds), SignatureCheck.VALID
+            )
+        call = known(store, "call-1")
+    assert [s["stream_id"] for s in call["streams"]] == ["early", "late"]
+    assert [e["detail"]["digit"] for e in call["events"]] == ["1", "2"]
+    assert [c["event"] for c in call["status_callbacks"]] == ["StartStream", "StopStream"]
+
+
 def test_list_calls_children_belong_to_their_calls(backend: Backend) -> None:
     with backend.plain() as store:
         for number, call_id in enumerate(["x", "y", "z"]):

@@ -29,7 +29,8 @@ def database_path(url: str) -> Path | None:
     shown = url.rsplit("@", maxsplit=1)[-1]
     raise StoreError(
         f"--database {shown!r} is not a database URL: give sqlite:///path/to/file.db (a file,"
-        " relative; sqlite:////absolute/path) or postgresql://user:password@host:port/database"
+        " relative; sqlite:////absolute/path) or postgresql://user@host:5432/database (the password"
+        " in PGPASSWORD or ~/.pgpass)"
     )
 
 
