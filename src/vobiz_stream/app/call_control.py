@@ -21,7 +21,7 @@ from aiohttp import web
 
 from vobiz_stream.app.media_socket import MediaStreams, OpenStream
 from vobiz_stream.logtext import loggable
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import QueuedStore
 
 log = logging.getLogger("vobiz_stream.app.server")
 
@@ -52,7 +52,7 @@ class CallControl:
     """Hang-ups from the API: here if this worker holds the stream, else over the bus."""
 
     def __init__(
-        self, streams: MediaStreams, store: QueuedCallStore, bus: ControlBus | None = None
+        self, streams: MediaStreams, store: QueuedStore, bus: ControlBus | None = None
     ) -> None:
         self._streams = streams
         self._store = store

@@ -2,7 +2,7 @@
 
 A :class:`StreamKeeper` is the :class:`SessionHooks` of one socket. Failures
 here (a full disk) are logged and recorded as the stream's error; they never reach the session, so
-the call itself goes on. Its rows go to a :class:`~vobiz_stream.store.QueuedCallStore`, which
+the call itself goes on. Its rows go to a :class:`~vobiz_stream.store.QueuedStore`, which
 writes them on its own thread (and logs, with the call id, what it cannot store).
 :class:`HandlingLatency` keeps, over every stream, how long after its due time each media frame
 was recorded.
@@ -30,7 +30,7 @@ from vobiz_stream.core.playback import HeardAudio
 from vobiz_stream.core.protocol import MAX_ID_CHARS, Media, Track
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.logtext import loggable
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import QueuedStore
 
 log = logging.getLogger("vobiz_stream.calls")
 
@@ -178,7 +178,7 @@ class StreamKeeper:
     def __init__(
         self,
         recordings_dir: Path,
-        store: QueuedCallStore,
+        store: QueuedStore,
         latency: HandlingLatency | None = None,
         record_heard: bool = True,
         answered: AnsweredCalls | None = None,

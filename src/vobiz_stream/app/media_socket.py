@@ -29,7 +29,7 @@ from vobiz_stream.app.handlers import Handler, plays_audio
 from vobiz_stream.app.keeper import HandlingLatency, StreamKeeper
 from vobiz_stream.app.session import CallSession, SessionOptions
 from vobiz_stream.core.protocol import MAX_ID_CHARS
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import QueuedStore
 from vobiz_stream.transports.gateway import (
     POLICY_VIOLATION,
     MediaTransport,
@@ -51,7 +51,7 @@ class MediaStreams:
     def __init__(
         self,
         recordings_dir: Path,
-        store: QueuedCallStore,
+        store: QueuedStore,
         *,
         options: SessionOptions,
         handler: Handler,

@@ -36,7 +36,7 @@ from vobiz_stream.app.admission import Admission
 from vobiz_stream.app.keeper import HandlingLatency
 from vobiz_stream.app.media_socket import MediaStreams
 from vobiz_stream.app.session import CallSession
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import QueuedStore
 
 FOLD_SECONDS = 2.0
 """How often a worker adds its counts into the Prometheus metrics."""
@@ -240,7 +240,7 @@ def _add_to_sum(histogram: Histogram, seconds: float) -> None:
 
 
 def server_metrics(
-    streams: MediaStreams, latency: HandlingLatency, admission: Admission, store: QueuedCallStore
+    streams: MediaStreams, latency: HandlingLatency, admission: Admission, store: QueuedStore
 ) -> ServerMetrics:
     """The metrics of a server's streams, admission and store; counts each ended stream."""
 

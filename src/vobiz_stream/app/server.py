@@ -68,7 +68,8 @@ from vobiz_stream.core.redact import redact, redact_callback
 from vobiz_stream.errors import ConfigError, StoreError
 from vobiz_stream.extras import require
 from vobiz_stream.logtext import loggable
-from vobiz_stream.store import QueuedCallStore, StoreBusyError
+from vobiz_stream.store import StoreBusyError
+from vobiz_stream.store.database import open_call_store
 from vobiz_stream.transports.aiohttp import serve_stream
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint
 
@@ -87,7 +88,7 @@ class StreamServer:
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-        self.store = QueuedCallStore(settings.database_path)
+        self.store = open_call_store(settings.database_url)
         interrupted = self.store.mark_interrupted(datetime.now(UTC))
         if interrupted:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)

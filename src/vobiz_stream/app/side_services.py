@@ -12,8 +12,10 @@ from aiohttp import web
 
 from vobiz_stream.app.metrics import metrics_app
 from vobiz_stream.app.workers import watch_supervisor
+from vobiz_stream.store.database import POSTGRES_SCHEMES
 
 if TYPE_CHECKING:
+    from vobiz_stream.app.control_bus import PostgresControlBus
     from vobiz_stream.app.server import StreamServer
 
 
@@ -23,6 +25,7 @@ class SideServices:
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._bus: PostgresControlBus | None = None
 
     @classmethod
     async def start(
@@ -42,6 +45,13 @@ class SideServices:
                 reuse_port=server.reuse_port,
             )
             await site.start()
+        if settings.database_url.startswith(POSTGRES_SCHEMES):
+            # Whichever worker an API hang-up reaches, the one holding the call carries it out.
+            from vobiz_stream.app.control_bus import PostgresControlBus  # noqa: PLC0415 (extra)
+
+            services._bus = PostgresControlBus(settings.database_url, server.control.hang_up_here)
+            await services._bus.start()
+            server.control.bus = services._bus
         if supervisor_pid is not None:
             services._watch = asyncio.create_task(watch_supervisor(supervisor_pid, stop))
         return services
@@ -51,3 +61,5 @@ class SideServices:
             self._watch.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._bus is not None:
+            await self._bus.close()

@@ -40,6 +40,7 @@ from vobiz_stream.app.admission import AUTO_SECRET
 from vobiz_stream.app.config import Settings
 from vobiz_stream.app.datadir_lock import DataDirLock
 from vobiz_stream.errors import ConfigError
+from vobiz_stream.store.database import POSTGRES_SCHEMES
 
 log = logging.getLogger("vobiz_stream.app.workers")
 
@@ -80,8 +81,7 @@ def check_workers(settings: Settings, workers: int) -> None:
 
 
 def _shared_database(settings: Settings) -> bool:
-    url = str(getattr(settings, "database", "") or "")
-    return url.startswith(("postgresql://", "postgres://"))
+    return settings.database_url.startswith(POSTGRES_SCHEMES)
 
 
 @dataclass

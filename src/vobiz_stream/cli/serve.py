@@ -23,8 +23,9 @@ examples:
 Point your Vobiz application's answer URL at http(s)://<this server>/ . Every setting
 can also come from a VOBIZ_STREAM_<NAME> environment variable (VOBIZ_STREAM_PORT=3001)
 or a vobiz-stream.toml file ([serve] section, same names with underscores).
-Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db, and
-.vobiz-stream.lock (held while a server runs on the folder).
+Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db (the
+calls, unless --database names another store), and .vobiz-stream.lock (held while a server
+runs on the folder).
 """
 
 
@@ -46,6 +47,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help="where recordings, the database and the log go (default ./data); one server per "
         "folder: a second one stops, naming the first's pid and port",
+    )
+    add(
+        "--database",
+        metavar="URL",
+        help="where calls are stored: sqlite:///path/calls.db (default: vobiz-stream.db in "
+        "--data-dir) or postgresql://user@host:5432/dbname to share one store between server "
+        "processes or machines (pip install 'vobiz-stream[postgres]'; give the password in "
+        "PGPASSWORD or ~/.pgpass: flags show in ps). See docs/database.md",
     )
     add("--handler", help="record (default), echo, or MODULE:FUNCTION of your async handler")
     add("--public-url", help="base URL Vobiz reaches this server at, e.g. https://abc.example")
