@@ -158,7 +158,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     with (
         tempfile.TemporaryDirectory(prefix="bench-workers-") as scratch,
-        PostgresServer.start(Path(scratch) / "pg") as database,
+        PostgresServer.start() as database,
     ):
         for workers in [int(count) for count in args.workers.split(",")]:
             held = 0

@@ -35,7 +35,7 @@ def test_latency_bins_fold_into_the_histogram_once() -> None:
     assert first[("vobiz_frame_handling_seconds_bucket", (("le", "0.02"),))] == 10
     assert first[("vobiz_frame_handling_seconds_bucket", (("le", "0.05"),))] == 15
     assert first[("vobiz_frame_handling_seconds_count", ())] == 15
-    assert 0.14 < first[("vobiz_frame_handling_seconds_sum", ())] < 0.17  # 10 x 0.3 + 5 x 30 ms, to the ms
+    assert 0.14 < first[("vobiz_frame_handling_seconds_sum", ())] < 0.17  # 10 x 0.3 + 5 x 30 ms
     assert first[("vobiz_active_calls", ())] == 1
     assert first[("vobiz_frames_in_total", ())] == 7
     assert first[("vobiz_store_queue_depth", ())] == 4
