@@ -9,8 +9,9 @@
 Only the Python standard library is used here, so this works before anything is installed.
 The virtual environment is rebuilt when ``pyproject.toml`` changes. ``serve`` and ``test`` also
 install espeak-ng and sox (speech for the emulator and the examples, audio files for the tests)
-with apt-get when they are missing and this is a Debian machine run as root; elsewhere they say
-how, and go on without them.
+and PostgreSQL (the tests of the PostgreSQL call store start a throwaway server of it) with
+apt-get when they are missing and this is a Debian machine run as root; elsewhere they say how,
+and go on without them.
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".vobiz-stream-installed"
-SYSTEM_TOOLS = {"espeak-ng": "espeak-ng", "sox": "sox"}
+SYSTEM_TOOLS = {
+    "espeak-ng": "espeak-ng",
+    "sox": "sox",
+    "pg_ctlcluster": "postgresql",
+    "nginx": "nginx-light",
+}
 """Programs some features and tests use (speech in the emulator and the examples; sox makes and
-reads audio files in the tests), by Debian package."""
+reads audio files in the tests; PostgreSQL for the tests of its call store; nginx fronts the
+workers in a test), by Debian package."""
 
 
 def _say(text: str) -> None:
@@ -74,9 +81,9 @@ def install_system_tools() -> None:
         return
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        _say(f"optional: install {' '.join(missing)} for speech and audio files (apt-get install)")
+        _say(f"optional: apt-get install {' '.join(missing)} (speech, audio files, database tests)")
         return
-    _say(f"installing {' '.join(missing)} with apt-get (optional; speech and audio files)")
+    _say(f"installing {' '.join(missing)} with apt-get (optional; speech, audio, database tests)")
 
     def apt_get(*args: str) -> int:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

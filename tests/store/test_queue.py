@@ -78,6 +78,9 @@ class ListEngine:
     def last_stream_row(self) -> int:
         return 41
 
+    def register_worker(self, host: str, pid: int, started_at: datetime) -> int:
+        return 3
+
     def mark_interrupted(self, now: datetime) -> int:
         return 0
 
@@ -135,7 +138,7 @@ def test_each_kind_of_write_reaches_the_engine_as_a_value_in_order(
     assert stored.result(timeout=0) is None
     assert engine.applied == [
         OpenStreamRow("call-1", "s-1", at(0), ("inbound",), "audio/x-l16", 8000, None,
-                   from_number="+14155551111", row_id=42),
+                   from_number="+14155551111", row_id=42, worker=3),
         UpdateStreamRow(42, byte_order="big", call_id="call-1"),
         AddEvent("call-1", 42, "dtmf", {"digit": "1"}, at(1)),
         AddEvent("call-1", 42, "dtmf", {"digit": "2"}, at(1)),

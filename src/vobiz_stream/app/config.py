@@ -20,8 +20,9 @@ from typing import Any
 
 from vobiz_stream.app.advice import missing_scheme, unknown_environment_variables
 from vobiz_stream.audio import ByteOrder
-from vobiz_stream.errors import ConfigError, VobizStreamError
+from vobiz_stream.errors import ConfigError, StoreError, VobizStreamError
 from vobiz_stream.formats import AudioFormat, parse_content_type
+from vobiz_stream.store.database import database_path
 from vobiz_stream.transports.gateway import SocketLimits
 
 ENV_PREFIX = "VOBIZ_STREAM_"
@@ -37,6 +38,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3000
     data_dir: Path = Path("data")
+    database: str | None = field(default=None, repr=False)
+    """Where calls are stored: ``sqlite:///path`` or ``postgresql://...``
+    (:mod:`vobiz_stream.store.database`). None: ``vobiz-stream.db`` in ``data_dir``. Not shown
+    in the settings' repr: the URL may hold a password."""
     handler: str = "record"
     """``record``, ``echo`` or ``MODULE:FUNCTION`` (an ``async def handler(session)``)."""
     public_url: str | None = None
@@ -103,6 +108,15 @@ class Settings:
     shutdown_grace: float = 30.0
     """Seconds open calls get to finish after SIGTERM before their recordings are finalised."""
     log_level: str = "INFO"
+    # -- workers and metrics
+    workers: int = 0
+    """Worker processes sharing ``port`` under a supervisor that restarts them
+    (:mod:`vobiz_stream.app.workers`); 0: one process, no supervisor. Above 1 needs PostgreSQL."""
+    metrics_port: int = 0
+    """Port serving ``/metrics`` alone, without the admin token; 0: only ``/metrics`` on
+    ``port``, behind the admin token."""
+    metrics_host: str = "127.0.0.1"
+    """Address of ``metrics_port``: loopback unless the scraper is on another machine."""
 
     @property
     def recordings_dir(self) -> Path:
@@ -111,6 +125,11 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "vobiz-stream.db"
+
+    @property
+    def database_url(self) -> str:
+        """The ``database`` setting, or the data folder's SQLite file as a URL."""
+        return self.database or f"sqlite:///{self.database_path}"
 
     @property
     def webhook_log_path(self) -> Path:
@@ -192,6 +211,10 @@ def _validate(settings: Settings) -> Settings:
             f"{settings.port}, got {settings.media_port}"
         )
     _validate_security(settings)
+    try:
+        database_path(settings.database_url)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
     if not math.isfinite(settings.max_lead) or settings.max_lead < 0.02:
         raise ConfigError(
             f"max_lead must be at least one 20 ms frame (0.02), got {settings.max_lead}"

@@ -2,7 +2,7 @@
 
 A :class:`StreamKeeper` is the :class:`SessionHooks` of one socket. Failures
 here (a full disk) are logged and recorded as the stream's error; they never reach the session, so
-the call itself goes on. Its rows go to a :class:`~vobiz_stream.store.QueuedCallStore`, which
+the call itself goes on. Its rows go to a :class:`~vobiz_stream.store.QueuedStore`, which
 writes them on its own thread (and logs, with the call id, what it cannot store).
 :class:`HandlingLatency` keeps, over every stream, how long after its due time each media frame
 was recorded.
@@ -30,7 +30,7 @@ from vobiz_stream.core.playback import HeardAudio
 from vobiz_stream.core.protocol import MAX_ID_CHARS, Media, Track
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.logtext import loggable
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import QueuedStore
 
 log = logging.getLogger("vobiz_stream.calls")
 
@@ -128,6 +128,10 @@ class HandlingLatency:
         self._bins[index] += 1
         self.count += 1
 
+    def bins_up_to(self, top: int) -> list[int]:
+        """A copy of the counts of bins ``0..top`` (bin ``BINS`` holds everything later)."""
+        return self._bins[: top + 1]
+
     def percentile(self, fraction: float) -> float | None:
         """The upper edge of the bin holding the ``fraction`` quantile (the max past 10 s)."""
         if not self.count:
@@ -174,7 +178,7 @@ class StreamKeeper:
     def __init__(
         self,
         recordings_dir: Path,
-        store: QueuedCallStore,
+        store: QueuedStore,
         latency: HandlingLatency | None = None,
         record_heard: bool = True,
         answered: AnsweredCalls | None = None,

@@ -39,16 +39,21 @@ class MediaPort(Protocol):
 
 
 async def open_media_port(
-    streams: MediaStreams, settings: Settings, answer_xml: Callable[[str, str | None], str]
+    streams: MediaStreams,
+    settings: Settings,
+    answer_xml: Callable[[str, str | None], str],
+    *,
+    reuse_port: bool = False,
 ) -> MediaPort:
     """Listen for carrier sockets on ``media_port`` with ``settings.media_transport`` (picows or
-    asgi). Raises :class:`OSError` when the port cannot be had."""
+    asgi); ``reuse_port``: share the port with other workers (SO_REUSEPORT). Raises
+    :class:`OSError` when the port cannot be had."""
     if settings.media_transport == "asgi":
         endpoint = AsgiStreamEndpoint(
             streams, socket_limits(settings), answer_xml=answer_xml, on_close=streams.shut_down
         )
         served = UvicornMediaServer(settings, endpoint)
-        await served.start()
+        await served.start(reuse_port=reuse_port)
         return served
     from vobiz_stream.transports.picows import start_media_server  # noqa: PLC0415 (optional)
 
@@ -60,6 +65,7 @@ async def open_media_port(
         heartbeat=settings.heartbeat,
         send_timeout=settings.send_timeout,
         handshake_timeout=settings.start_timeout,
+        reuse_port=reuse_port,
     )
     return PicowsMediaServer(server)
 
@@ -128,12 +134,14 @@ class UvicornMediaServer:
         await send({"type": f"{prefix}http.response.start", "status": 404, "headers": headers})
         await send({"type": f"{prefix}http.response.body", "body": text})
 
-    async def start(self) -> None:
-        """Listen on the setting's port (0: a free one, then in :attr:`port`). Raises
-        :class:`OSError` when the port cannot be had (taken, say)."""
+    async def start(self, *, reuse_port: bool = False) -> None:
+        """Listen on the setting's port (0: a free one, then in :attr:`port`), shared with other
+        workers with ``reuse_port``. Raises :class:`OSError` when the port cannot be had."""
         host, port = self._address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listening = socket.create_server((host, port), family=family)  # uvicorn would exit
+        listening = socket.create_server(  # not uvicorn's own bind: it would exit the process
+            (host, port), family=family, reuse_port=reuse_port
+        )
         server = self._server
         self._serving = asyncio.create_task(server.serve([listening]), name="media-socket-uvicorn")
         loop = asyncio.get_running_loop()

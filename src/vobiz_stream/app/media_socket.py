@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vobiz_stream.app.admission import TOKEN_PARAMETER, Admission, Admitted
@@ -30,7 +30,7 @@ from vobiz_stream.app.keeper import HandlingLatency, StreamKeeper
 from vobiz_stream.app.session import CallSession, SessionOptions
 from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.core.protocol import MAX_ID_CHARS
-from vobiz_stream.store import QueuedCallStore
+from vobiz_stream.store import QueuedStore
 from vobiz_stream.transports.gateway import (
     POLICY_VIOLATION,
     MediaTransport,
@@ -52,7 +52,7 @@ class MediaStreams:
     def __init__(
         self,
         recordings_dir: Path,
-        store: QueuedCallStore,
+        store: QueuedStore,
         *,
         options: SessionOptions,
         handler: Handler,
@@ -76,6 +76,8 @@ class MediaStreams:
         self.open: set[OpenStream] = set()
         self.draining = False
         """Set when the server stops: new sockets are refused, open ones get to finish."""
+        self.on_end: Callable[[CallSession], None] | None = None
+        """Called once per stream as it is forgotten (the server's metrics count it)."""
 
     def admit(self, query: Mapping[str, str], peer_ip: str) -> Admitted | SocketRefusal:
         """Whether a socket from ``peer_ip`` with URL query ``query`` may be accepted: its
@@ -180,6 +182,8 @@ class OpenStream:
         finally:
             self._admitted.release()
             self._streams.open.discard(self)
+            if self._streams.on_end is not None:
+                self._streams.on_end(session)
 
     async def _close_without_start(self) -> None:
         """A socket that sends no ``start`` within ``start_timeout`` only holds a call slot:

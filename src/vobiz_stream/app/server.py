@@ -37,6 +37,7 @@ from vobiz_stream import __version__
 from vobiz_stream.app.admission import Admission
 from vobiz_stream.app.advice import address_in_use, wrong_answer_path
 from vobiz_stream.app.answered import AnsweredCalls
+from vobiz_stream.app.call_control import CallControl, add_call_control
 from vobiz_stream.app.calls_api import call_page, one_call
 from vobiz_stream.app.config import Settings, socket_limits
 from vobiz_stream.app.datadir_lock import DataDirLock
@@ -48,7 +49,9 @@ from vobiz_stream.app.keeper import HandlingLatency
 from vobiz_stream.app.malformed_requests import AIOHTTP_SERVER_LOGGER, MalformedRequests
 from vobiz_stream.app.media_port import MediaPort, open_media_port
 from vobiz_stream.app.media_socket import MediaStreams, OpenStream
+from vobiz_stream.app.metrics import add_metrics, server_metrics
 from vobiz_stream.app.session import SessionOptions
+from vobiz_stream.app.side_services import SideServices
 from vobiz_stream.app.signed_requests import SignedRequests
 from vobiz_stream.app.webhooks import CallbackCounters, WebhookLog, read_capped_body
 from vobiz_stream.core.answer import (
@@ -66,7 +69,8 @@ from vobiz_stream.core.redact import redact, redact_callback
 from vobiz_stream.errors import ConfigError, StoreError
 from vobiz_stream.extras import require
 from vobiz_stream.logtext import loggable
-from vobiz_stream.store import QueuedCallStore, StoreBusyError
+from vobiz_stream.store import StoreBusyError
+from vobiz_stream.store.database import open_call_store
 from vobiz_stream.transports.aiohttp import serve_stream
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint
 
@@ -88,7 +92,7 @@ class StreamServer:
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-        self.store = QueuedCallStore(settings.database_path)
+        self.store = open_call_store(settings.database_url)
         interrupted = self.store.mark_interrupted(datetime.now(UTC))
         if interrupted:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
@@ -117,11 +121,14 @@ class StreamServer:
             start_timeout=settings.start_timeout,
             answered=AnsweredCalls(ttl=settings.token_ttl),
         )
+        self.control = CallControl(self.streams, self.store)  # hang-ups from the API
+        self.metrics = server_metrics(self.streams, self.latency, self.admission, self.store)
         self._media_server: MediaPort | None = None
         self._wrong_paths: set[str] = set()
         """Paths already logged as 404s (at most ``WRONG_PATHS_LOGGED``)."""
         self.media_port: int | None = None
         """The picows or ASGI media socket's port once it listens; None: on the aiohttp app."""
+        self.reuse_port = False  # True: the ports are shared with other workers (SO_REUSEPORT)
 
     @property
     def sockets(self) -> set[OpenStream]:
@@ -161,6 +168,8 @@ class StreamServer:
                 web.get("/admission", self.admission_counters),
             ]
         )
+        add_metrics(app, self.metrics)
+        add_call_control(app, self.control)
         if self.settings.media_transport in ("picows", "asgi"):
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
@@ -184,7 +193,9 @@ class StreamServer:
 
     async def _start_media_socket(self, _app: web.Application) -> None:
         settings = self.settings
-        self._media_server = await open_media_port(self.streams, settings, self.answer_xml)
+        self._media_server = await open_media_port(
+            self.streams, settings, self.answer_xml, reuse_port=self.reuse_port
+        )
         self.media_port = self._media_server.port
         log.info(
             "media socket (%s) on ws://%s:%d/stream",
@@ -410,13 +421,23 @@ def stream_endpoint(settings: Settings, handler: Handler | None = None) -> AsgiS
     )
 
 
-async def serve(settings: Settings, handler: Handler | None = None) -> None:
+async def serve(
+    settings: Settings,
+    handler: Handler | None = None,
+    *,
+    supervisor_pid: int | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then drain: refuse new calls, let open ones finish for
-    ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit."""
+    ``shutdown_grace`` seconds, close the rest (finalising every recording), and exit.
+
+    With ``supervisor_pid`` this is a worker of ``serve --workers`` (:mod:`.workers`): the
+    supervisor holds the data folder's lock, and the ports are shared with the other workers."""
     data_lock = DataDirLock(settings.data_dir)
-    data_lock.acquire()  # before anything touches the folder: a second server stops here
+    if supervisor_pid is None:
+        data_lock.acquire()  # before anything touches the folder: a second server stops here
     settings = fit_max_calls(settings)
     server = StreamServer(settings, handler)
+    server.reuse_port = supervisor_pid is not None
     # aiohttp's keep-alive timer (since 3.14.4) also closes a connection whose first request never
     # completes (half-sent headers): bounded by start_timeout like a socket that sends no start.
     runner = web.AppRunner(
@@ -429,7 +450,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     logging.getLogger(AIOHTTP_SERVER_LOGGER).addFilter(MalformedRequests())  # no traceback each
     try:
         await runner.setup()  # starts the picows media socket, if any
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=server.reuse_port)
         await site.start()
     except OSError as exc:
         http_port_failed = runner.server is not None  # else the media socket's, at setup
@@ -456,6 +477,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    side = await SideServices.start(server, stop, supervisor_pid)
     try:
         await stop.wait()
         server.draining = True
@@ -469,6 +491,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
             await asyncio.sleep(0.1)
         await server.close_sockets()
     finally:
+        await side.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, ValueError):
                 loop.remove_signal_handler(signum)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vobiz_stream.app.config import load_settings
 from vobiz_stream.app.server import serve
+from vobiz_stream.app.workers import Supervisor
 from vobiz_stream.loop import run as run_on_best_loop
 
 SERVE_EPILOG = """\
@@ -22,8 +23,9 @@ examples:
 Point your Vobiz application's answer URL at http(s)://<this server>/ . Every setting
 can also come from a VOBIZ_STREAM_<NAME> environment variable (VOBIZ_STREAM_PORT=3001)
 or a vobiz-stream.toml file ([serve] section, same names with underscores).
-Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db, and
-.vobiz-stream.lock (held while a server runs on the folder).
+Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db (the
+calls, unless --database names another store), and .vobiz-stream.lock (held while a server
+runs on the folder).
 """
 
 
@@ -45,6 +47,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help="where recordings, the database and the log go (default ./data); one server per "
         "folder: a second one stops, naming the first's pid and port",
+    )
+    add(
+        "--database",
+        metavar="URL",
+        help="where calls are stored: sqlite:///path/calls.db (default: vobiz-stream.db in "
+        "--data-dir) or postgresql://user@host:5432/dbname to share one store between server "
+        "processes or machines (pip install 'vobiz-stream[postgres]'; give the password in "
+        "PGPASSWORD or ~/.pgpass: flags show in ps). See docs/database.md",
     )
     add("--handler", help="record (default), echo, or MODULE:FUNCTION of your async handler")
     add("--public-url", help="base URL Vobiz reaches this server at, e.g. https://abc.example")
@@ -169,6 +179,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="seconds open calls get to finish after SIGTERM (default 30)",
     )
     other.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    scale = serve.add_argument_group("workers and metrics")
+    scale.add_argument(
+        "--workers",
+        type=int,
+        help="run N worker processes on --port (one per core is usual) under a supervisor that "
+        "starts a new one when one dies and stops all on SIGTERM; above 1 needs "
+        "--database postgresql://... (default: one process, no supervisor)",
+    )
+    scale.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port too, without the admin token (keep it "
+        "private); /metrics on --port always needs the admin token. Default: off",
+    )
+    scale.add_argument(
+        "--metrics-host",
+        help="address of --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,5 +207,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)-7s %(message)s",
         stream=sys.stderr,
     )
+    if settings.workers:
+        return Supervisor(settings, settings.workers).run()
     run_on_best_loop(serve(settings))
     return 0

@@ -18,9 +18,9 @@ from vobiz_stream.store.interface import (
     StoreFullError,
     StreamRecord,
 )
+from vobiz_stream.store.migrations import SCHEMA_VERSION
 from vobiz_stream.store.queue import QueuedStore
 from vobiz_stream.store.sqlite import CallStore, QueuedCallStore
-from vobiz_stream.store.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",

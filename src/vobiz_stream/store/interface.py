@@ -45,7 +45,8 @@ class StoreBusyError(StoreError):
 
 
 class StoreFullError(StoreError):
-    """The database has no room left (a full disk): the write may succeed later, as it was."""
+    """The database has no room left (a full disk), or cannot be reached for now (a database
+    server restarting): the write may succeed later, as it was."""
 
 
 class CallStatus(StrEnum):
@@ -151,8 +152,14 @@ class StoreEngine(Protocol):
         """The highest stream row id so far (0 in a new store)."""
         ...
 
+    def register_worker(self, host: str, pid: int, started_at: datetime) -> int:
+        """Record the server process now opening the store; returns its id (stored with each
+        stream it opens)."""
+        ...
+
     def mark_interrupted(self, now: datetime) -> int:
-        """Close every stream a previous run left open, ending at ``now``; returns how many."""
+        """Close every stream a previous run left open, ending at ``now``; returns how many.
+        (A store shared by several processes closes only those of processes that are gone.)"""
         ...
 
     def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]:

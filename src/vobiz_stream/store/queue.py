@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vobiz_stream.closing import Closeable
@@ -85,6 +87,10 @@ class QueuedStore(Closeable):
     ) -> None:
         self.where = where
         self._reader = open_engine()
+        self.worker = self._reader.register_worker(
+            socket.gethostname(), os.getpid(), datetime.now(UTC)
+        )
+        """This server process's id in the store: its streams are stored with it."""
         self._next_row = self._reader.last_stream_row() + 1
         self.max_pending = max_pending
         self._budget = EventBudget(events_per_kind)
@@ -120,8 +126,7 @@ class QueuedStore(Closeable):
         account_id: str | None = None,
     ) -> int:
         """:class:`OpenStreamRow`, queued; returns the row id the stream gets."""
-        row_id = self._next_row
-        self._next_row += 1
+        row_id = self._new_stream_row()
         self.submit(
             OpenStreamRow(
                 call_id=call_id,
@@ -136,8 +141,16 @@ class QueuedStore(Closeable):
                 direction=direction,
                 account_id=account_id,
                 row_id=row_id,
+                worker=self.worker,
             )
         )
+        return row_id
+
+    def _new_stream_row(self) -> int:
+        """The row id of a new stream: the next after the engine's last (this queue is the
+        only writer of its store; an engine shared by several processes hands out its own)."""
+        row_id = self._next_row
+        self._next_row += 1
         return row_id
 
     def close_stream(
@@ -230,6 +243,11 @@ class QueuedStore(Closeable):
         """The engine's ``mark_interrupted``, done now (once, at start, before any stream)."""
         self.flush()
         return self._reader.mark_interrupted(now)
+
+    @property
+    def pending_writes(self) -> int:
+        """Writes queued and not yet committed: the queue's depth (for ``/metrics``)."""
+        return self._writer.pending
 
     def _pending(self) -> int:
         """Writes queued and not yet finished by the writer."""

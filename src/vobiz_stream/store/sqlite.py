@@ -83,12 +83,14 @@ class CallStore(SqliteFile):
         direction: str | None = None,
         account_id: str | None = None,
         row_id: int | None = None,
+        worker: int | None = None,
     ) -> int:
         """Record a new stream of ``call_id`` and make the call active; returns the stream row id.
 
         Call details given here fill in or replace what the store knew; None leaves them as they
         are. ``row_id`` chooses the row id (:class:`QueuedCallStore` hands ids out before the
-        write); None lets SQLite choose.
+        write); None lets SQLite choose. ``worker`` is the server process holding the stream
+        (:meth:`register_worker`).
         """
         started = format_utc(started_at)
         with self._write(f"open a stream of call {call_id!r}"):
@@ -106,7 +108,7 @@ class CallStore(SqliteFile):
             )
             cursor = self._db.execute(
                 "INSERT INTO streams (id, stream_id, call_id, started_at, tracks, encoding,"
-                " sample_rate, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " sample_rate, recording_path, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row_id,
                     stream_id,
@@ -116,6 +118,7 @@ class CallStore(SqliteFile):
                     str(encoding),
                     sample_rate,
                     None if recording_path is None else str(recording_path),
+                    worker,
                 ),
             )
         # After a successful INSERT, lastrowid is the new row's id.
@@ -207,6 +210,15 @@ class CallStore(SqliteFile):
             )
         return cursor.rowcount
 
+    def register_worker(self, host: str, pid: int, started_at: datetime) -> int:
+        """A ``workers`` row for the server process opening this file; returns its id."""
+        with self._write("register this server process"):
+            cursor = self._db.execute(
+                "INSERT INTO workers (host, pid, started_at) VALUES (?, ?, ?)",
+                (host, pid, format_utc(started_at)),
+            )
+        return cast(int, cursor.lastrowid)
+
     # --- events and callbacks ----------------------------------------------------------------
 
     def add_event(
@@ -286,6 +298,7 @@ class CallStore(SqliteFile):
                     direction=write.direction,
                     account_id=write.account_id,
                     row_id=write.row_id,
+                    worker=write.worker,
                 )
             case UpdateStreamRow():
                 self.update_stream(

@@ -26,11 +26,12 @@ from vobiz_stream.store.sqlite_schema import connect, transaction
 __all__ = ["CALLS_PAGE", "ONE_CALL", "SqliteFile"]
 
 
-def _list_of(table: str, key: str, fields: str) -> str:
-    """The rows of ``table`` whose ``key`` is the call's id, oldest first, as one JSON array."""
+def _list_of(table: str, key: str, order: str, fields: str) -> str:
+    """The rows of ``table`` whose ``key`` is the call's id, in ``order`` (oldest first by
+    their time, then id), as one JSON array."""
     return (
         f"json((SELECT json_group_array(json_object({fields}))"
-        f" FROM (SELECT * FROM {table} WHERE {key} = c.call_id ORDER BY id)))"
+        f" FROM (SELECT * FROM {table} WHERE {key} = c.call_id ORDER BY {order})))"
     )
 
 
@@ -55,9 +56,11 @@ def _calls_as_json(calls: str) -> str:
             'call_id', c.call_id, 'status', c.status, 'first_seen', c.first_seen,
             'last_seen', c.last_seen, 'from_number', c.from_number, 'to_number', c.to_number,
             'direction', c.direction, 'account_id', c.account_id,
-            'streams', {_list_of("streams", "call_id", _STREAM)},
-            'events', {_list_of("call_events", "call_id", _EVENT)},
-            'status_callbacks', {_list_of("status_callbacks", "call_uuid", _CALLBACK)}
+            'streams', {_list_of("streams", "call_id", "started_at, id", _STREAM)},
+            'events', {_list_of("call_events", "call_id", "at, id", _EVENT)},
+            'status_callbacks', {
+        _list_of("status_callbacks", "call_uuid", "received_at, id", _CALLBACK)
+    }
         ) AS call
         FROM ({calls}) AS c
     """

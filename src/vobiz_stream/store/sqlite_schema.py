@@ -1,7 +1,9 @@
 """The SQLite call store's file: opening it, its tables, and the version it is at.
 
-A new file gets the tables of :data:`SCHEMA_VERSION`; a file of another version, or a SQLite
-database that is not a call store, is refused with an error that says what to do.
+A new file gets the tables of :data:`~vobiz_stream.store.migrations.SCHEMA_VERSION`, and a file
+of an older version is brought up to it (:mod:`~vobiz_stream.store.migrations`); a file of a
+newer version, or a SQLite database that is not a call store, is refused with an error that says
+what to do.
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vobiz_stream.errors import StoreError
+from vobiz_stream.store.migrations import steps_after
 
-__all__ = ["SCHEMA_VERSION", "connect", "transaction"]
+__all__ = ["SQLITE_STEPS", "connect", "transaction"]
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = (
+_VERSION_1 = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
     """CREATE TABLE calls (
         call_id TEXT PRIMARY KEY,
@@ -72,6 +73,24 @@ _SCHEMA = (
     "CREATE INDEX status_callbacks_by_call ON status_callbacks (call_uuid)",
 )
 
+_VERSION_2 = (
+    """CREATE TABLE workers (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL
+    )""",
+    "ALTER TABLE streams ADD COLUMN worker INTEGER REFERENCES workers (id)",
+    # A call's events and callbacks are read back in time order.
+    "DROP INDEX call_events_by_call",
+    "CREATE INDEX call_events_by_call ON call_events (call_id, at, id)",
+    "DROP INDEX status_callbacks_by_call",
+    "CREATE INDEX status_callbacks_by_call ON status_callbacks (call_uuid, received_at, id)",
+)
+
+SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2}
+"""The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
+
 
 def connect(path: Path) -> sqlite3.Connection:
     if not path.parent.is_dir():
@@ -112,26 +131,28 @@ def _access_hint(path: Path) -> str:
 
 
 def _ensure_schema(db: sqlite3.Connection, path: Path) -> None:
-    """Create the tables in a new database; refuse a database that is not a store of ours."""
+    """Create the tables in a new database, bring an older store up to date (in one
+    transaction); refuse a database that is not a store of ours."""
     with transaction(db, "BEGIN IMMEDIATE"):
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        found: int | None = None
         if "schema_version" in tables:
             row = db.execute("SELECT version FROM schema_version").fetchone()
-            if row is None or row[0] != SCHEMA_VERSION:
-                raise StoreError(
-                    f"call store {path} has schema version {None if row is None else row[0]},"
-                    f" this vobiz-stream reads version {SCHEMA_VERSION}: open it with the"
-                    " vobiz-stream that made it, or choose another path"
-                )
+            if row is None:
+                raise StoreError(f"call store {path} has no schema version: choose another path")
+            found = int(row[0])
         elif tables:
             raise StoreError(
                 f"{path} is a SQLite database but not a vobiz-stream call store (its tables:"
                 f" {', '.join(sorted(tables))}): choose another path"
             )
-        else:
-            for statement in _SCHEMA:
+        steps = steps_after(found, SQLITE_STEPS, str(path))
+        for _, statements in steps:
+            for statement in statements:
                 db.execute(statement)
-            db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        if steps:
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (steps[-1][0],))
 
 
 @contextmanager

@@ -28,7 +28,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class OpenStreamRow:
     """A new stream of ``call_id``, which makes the call active; ``row_id`` None lets the engine
-    choose the row id. Call details given fill in or replace what the store knew."""
+    choose the row id. Call details given fill in or replace what the store knew. ``worker`` is
+    the server process holding the stream (its ``register_worker`` id), if known."""
 
     call_id: str
     stream_id: str | None
@@ -42,6 +43,7 @@ class OpenStreamRow:
     direction: str | None = None
     account_id: str | None = None
     row_id: int | None = None
+    worker: int | None = None
 
     @property
     def what(self) -> str:

@@ -220,11 +220,13 @@ async def start_media_server(
     heartbeat: float,
     send_timeout: float,
     handshake_timeout: float = 0.0,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """Listen for carrier sockets on ``host:port`` (0: any free port); close the returned server
     to stop listening. ``heartbeat``, ``send_timeout`` and ``max_message_bytes`` mean what the
     settings of those names say, as on the aiohttp socket; a connection whose upgrade request
-    is not whole within ``handshake_timeout`` seconds (0: no limit) is dropped."""
+    is not whole within ``handshake_timeout`` seconds (0: no limit) is dropped. ``reuse_port``:
+    the port is shared with the other workers of ``serve --workers`` (``SO_REUSEPORT``)."""
 
     def route(request: WSUpgradeRequest) -> WSListener | None:
         target = request.path.decode("latin-1")
@@ -245,5 +247,6 @@ async def start_media_server(
         enable_auto_ping=heartbeat > 0,  # ping a carrier gone silent; no pong in half: drop it
         auto_ping_idle_timeout=heartbeat or 20.0,
         auto_ping_reply_timeout=heartbeat / 2 or 10.0,
+        reuse_port=reuse_port or None,
     )
     return server

@@ -1,0 +1,461 @@
+"""Calls, their streams, their events and their status callbacks, kept in PostgreSQL.
+
+For several server processes (or machines) sharing one call store: a status callback that
+reaches another process than the call's media socket still joins its call, and each process's
+writes read back in time order. :class:`PostgresEngine` is the
+:class:`~vobiz_stream.store.interface.StoreEngine` (psycopg 3, connections from a psycopg_pool
+pool); :class:`QueuedPostgresStore` is the write queue over it that the server uses, as
+:class:`~vobiz_stream.store.sqlite.QueuedCallStore` is for SQLite: writes never wait, a thread
+of the store commits them in batches (one transaction each, a savepoint per write), and the
+queue's bounds hold as they do for SQLite.
+
+What sharing asks of the engine: stream row ids come from a sequence (each process reserves a
+block at a time); each process registers as a ``workers`` row and holds an advisory lock on
+its id for as long as it runs, so a process starting up marks interrupted only the open streams
+of processes whose lock is gone (killed, crashed), never those of one still running; and
+closing a stream locks its call's row first, so two processes closing the last two streams of a
+call at once still leave it ended. A database that cannot be reached, or has no room, makes the
+queue hold its writes and try again (:class:`~vobiz_stream.store.interface.StoreFullError`).
+PostgreSQL text cannot hold the NUL character: one in a value from outside is stored as U+FFFD.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.abc import Buffer
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.string import StrBinaryDumper, StrDumper
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from vobiz_stream.errors import StoreError
+from vobiz_stream.store.interface import CallStatus, StoreFullError
+from vobiz_stream.store.postgres_alive import AliveLock
+from vobiz_stream.store.postgres_reads import POSTGRES_CALLS_PAGE, POSTGRES_ONE_CALL
+from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect_postgres, ensure_schema
+from vobiz_stream.store.queue import QueuedStore
+from vobiz_stream.store.writes import (
+    AddEvent,
+    AddStatusCallback,
+    CloseStreamRow,
+    OpenStreamRow,
+    UpdateStreamRow,
+    Write,
+)
+
+__all__ = ["PostgresEngine", "QueuedPostgresStore", "postgres_where"]
+
+log = logging.getLogger("vobiz_stream.store")
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+_UPSERT_CALL = """
+    INSERT INTO calls (call_id, first_seen, last_seen, from_number, to_number, direction,
+                       account_id, status)
+    VALUES (%(call_id)s, %(seen)s, %(seen)s, %(from_number)s, %(to_number)s, %(direction)s,
+            %(account_id)s, %(status)s)
+    ON CONFLICT (call_id) DO UPDATE SET
+        first_seen = least(calls.first_seen, excluded.first_seen),
+        last_seen = greatest(calls.last_seen, excluded.last_seen),
+        from_number = coalesce(excluded.from_number, calls.from_number),
+        to_number = coalesce(excluded.to_number, calls.to_number),
+        direction = coalesce(excluded.direction, calls.direction),
+        account_id = coalesce(excluded.account_id, calls.account_id),
+        status = CASE WHEN excluded.status = 'active' THEN 'active' ELSE calls.status END
+"""
+
+_LIVE_WORKERS = """
+    SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+    AND classid = %(lock_class)s::int::oid
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+_MARK_INTERRUPTED = f"""
+    WITH gone AS (
+        UPDATE streams SET ended_at = %(now)s, end_reason = %(reason)s
+        WHERE ended_at IS NULL AND (worker IS NULL OR worker::oid NOT IN ({_LIVE_WORKERS}))
+        RETURNING call_id
+    ), calls_gone AS (
+        UPDATE calls SET status = %(reason)s, last_seen = greatest(last_seen, %(now)s)
+        WHERE call_id IN (SELECT call_id FROM gone)
+    )
+    SELECT count(*) FROM gone
+"""
+
+_HELD_ERRORS = ("08", "40", "53", "57")
+"""SQLSTATE classes of failures that pass (connection, a deadlock, no room, a server restart):
+the queue holds the writes and tries them again."""
+
+
+class _NulFreeStr(StrDumper):
+    """Text for PostgreSQL, which cannot store NUL: it becomes U+FFFD."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", "\ufffd"))
+
+
+class _NulFreeBinaryStr(StrBinaryDumper):
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", "\ufffd"))
+
+
+def _configure(connection: Connection) -> None:
+    connection.adapters.register_dumper(str, _NulFreeStr)
+    connection.adapters.register_dumper(str, _NulFreeBinaryStr)
+
+
+def _ms(moment: datetime) -> datetime:
+    """``moment`` cut to whole milliseconds, the precision the store keeps on both engines."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def postgres_where(url: str) -> str:
+    """``url`` as shown in log lines and errors: no password; raises :class:`StoreError`."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise StoreError(
+            f"--database {url.rsplit('@', maxsplit=1)[-1]!r} is not a PostgreSQL URL: {exc}"
+        ) from exc
+    host, port = parts.get("host", "localhost"), parts.get("port", "5432")
+    return f"postgresql://{parts.get('user', '')}@{host}:{port}/{parts.get('dbname', '')}"
+
+
+def _error_class(exc: Exception) -> type[StoreError]:
+    if isinstance(exc, PoolTimeout):
+        return StoreFullError
+    state = getattr(exc, "sqlstate", None)
+    if state is None and isinstance(exc, psycopg.OperationalError):
+        return StoreFullError  # the connection was lost
+    return StoreFullError if state is not None and state[:2] in _HELD_ERRORS else StoreError
+
+
+class PostgresEngine:
+    """The call store in the PostgreSQL database of ``pool``; ``where`` names it in errors.
+
+    Each write (:meth:`apply`) is a transaction of its own, or a savepoint inside
+    :meth:`batch`; each read a connection from the pool for its time.
+    """
+
+    def __init__(
+        self, pool: ConnectionPool[Connection], where: str, *, owns_pool: bool = False
+    ) -> None:
+        self.where = where
+        self._pool = pool
+        self._owns_pool = owns_pool
+        self._batch: Connection | None = None
+        """The connection of the batch under way (:meth:`batch`), if any."""
+
+    @classmethod
+    def open(cls, url: str) -> PostgresEngine:
+        """An engine with a pool of its own on the database at ``url`` (schema checked and
+        upgraded), for use without the write queue; :meth:`close` closes the pool."""
+        where = postgres_where(url)
+        with connect_postgres(url, where) as db:
+            ensure_schema(db, where)
+        return cls(_open_pool(url, where, 2), where, owns_pool=True)
+
+    def __enter__(self) -> PostgresEngine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _failing_as_store_error(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (psycopg.Error, PoolTimeout) as exc:
+            error = _error_class(exc)
+            raise error(f"call store {self.where}: cannot {what}: {exc}".strip()) from exc
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        """A transaction for one write: a savepoint of the batch under way, or its own."""
+        with self._failing_as_store_error(what):
+            if self._batch is not None:
+                with self._batch.transaction():
+                    yield self._batch
+                return
+            with self._pool.connection() as db, db.transaction():
+                yield db
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around several :meth:`apply`; a write that fails is undone alone."""
+        with (
+            self._failing_as_store_error("commit a batch of writes"),
+            self._pool.connection() as db,
+            db.transaction(),
+        ):
+            self._batch = db
+            try:
+                yield
+            finally:
+                self._batch = None
+
+    def _read(self, what: str, query: bytes | str, params: Sequence[object]) -> Any:
+        with self._failing_as_store_error(what), self._pool.connection() as db:
+            row = db.execute(query.encode() if isinstance(query, str) else query, params)
+            found = row.fetchone()
+        return None if found is None else found[0]
+
+    # --- the writes --------------------------------------------------------------------------
+
+    def apply(self, write: Write) -> object:
+        """Do ``write``; returns the new row's id for a stream, an event or a callback, whether
+        the stream was closed now (False: it was already) for a close, else None."""
+        match write:
+            case OpenStreamRow():
+                return self._open_stream(write)
+            case UpdateStreamRow():
+                self._update_stream(write)
+                return None
+            case CloseStreamRow():
+                return self._close_stream(write)
+            case AddEvent():
+                with self._write(write.what) as db:
+                    return db.execute(
+                        "INSERT INTO call_events (call_id, stream_row, at, kind, detail)"
+                        " VALUES (%s, %s, %s, %s, %s::json) RETURNING id",
+                        (write.call_id, write.stream_row, _ms(write.at), str(write.kind),
+                         orjson.dumps(write.detail).decode()),
+                    ).fetchone()[0]  # type: ignore[index]  # fmt: skip
+            case AddStatusCallback():
+                return self._add_status_callback(write)
+
+    def _open_stream(self, write: OpenStreamRow) -> int:
+        started = _ms(write.started_at)
+        with self._write(write.what) as db:
+            db.execute(
+                _UPSERT_CALL,
+                {
+                    "call_id": write.call_id,
+                    "seen": started,
+                    "from_number": write.from_number,
+                    "to_number": write.to_number,
+                    "direction": write.direction,
+                    "account_id": write.account_id,
+                    "status": CallStatus.ACTIVE.value,
+                },
+            )
+            row = db.execute(
+                "INSERT INTO streams (id, stream_id, call_id, started_at, tracks, encoding,"
+                " sample_rate, recording_path, worker)"
+                " VALUES (coalesce(%s, nextval('stream_rows')), %s, %s, %s, %s::json, %s, %s, %s,"
+                " %s) RETURNING id",
+                (
+                    write.row_id,
+                    write.stream_id,
+                    write.call_id,
+                    started,
+                    orjson.dumps([str(track) for track in write.tracks]).decode(),
+                    str(write.encoding),
+                    write.sample_rate,
+                    None if write.recording_path is None else str(write.recording_path),
+                    write.worker,
+                ),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _update_stream(self, write: UpdateStreamRow) -> None:
+        with self._write(write.what) as db:
+            cursor = db.execute(
+                "UPDATE streams SET byte_order = coalesce(%s, byte_order),"
+                " frames_received = coalesce(%s, frames_received),"
+                " frames_malformed = coalesce(%s, frames_malformed),"
+                " frames_sent = coalesce(%s, frames_sent),"
+                " error = coalesce(%s, error)"
+                " WHERE id = %s",
+                (write.byte_order, write.frames_received, write.frames_malformed,
+                 write.frames_sent, write.error, write.row_id),
+            )  # fmt: skip
+            if cursor.rowcount == 0:
+                raise StoreError(f"call store {self.where}: there is no stream row {write.row_id}")
+
+    def _close_stream(self, write: CloseStreamRow) -> bool:
+        ended = _ms(write.ended_at)
+        with self._write(write.what) as db:
+            # The call's row first: another process closing the call's other stream now waits
+            # for this one, then sees it closed.
+            row = db.execute(
+                "SELECT s.call_id, s.ended_at FROM streams AS s JOIN calls AS c USING (call_id)"
+                " WHERE s.id = %s FOR NO KEY UPDATE OF c",
+                (write.row_id,),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"call store {self.where}: there is no stream row {write.row_id}")
+            call_id, already_ended = row
+            if already_ended is not None:
+                return False
+            db.execute(
+                "UPDATE streams SET ended_at = %s, end_reason = %s, frames_received = %s,"
+                " frames_malformed = %s, frames_sent = %s, error = coalesce(%s, error)"
+                " WHERE id = %s",
+                (ended, write.end_reason, write.frames_received, write.frames_malformed,
+                 write.frames_sent, write.error, write.row_id),
+            )  # fmt: skip
+            db.execute(
+                "UPDATE calls SET last_seen = greatest(last_seen, %s),"
+                " status = CASE WHEN EXISTS (SELECT 1 FROM streams"
+                "   WHERE streams.call_id = calls.call_id AND ended_at IS NULL)"
+                " THEN status ELSE %s END"
+                " WHERE call_id = %s",
+                (ended, CallStatus.ENDED.value, call_id),
+            )
+        return True
+
+    def _add_status_callback(self, write: AddStatusCallback) -> int:
+        callback = write.callback
+        received = _ms(write.received_at)
+        with self._write(write.what) as db:
+            if callback.call_uuid is not None:
+                db.execute(
+                    _UPSERT_CALL,
+                    {
+                        "call_id": callback.call_uuid,
+                        "seen": received,
+                        "from_number": callback.from_number,
+                        "to_number": callback.to,
+                        "direction": None,
+                        "account_id": None,
+                        "status": CallStatus.CALLBACKS_ONLY.value,
+                    },
+                )
+            row = db.execute(
+                "INSERT INTO status_callbacks (received_at, event, call_uuid, stream_id,"
+                " signature, fields) VALUES (%s, %s, %s, %s, %s, %s::json) RETURNING id",
+                (received, callback.event, callback.call_uuid, callback.stream_id,
+                 write.signature.value, orjson.dumps(callback.fields).decode()),
+            ).fetchone()  # fmt: skip
+        assert row is not None
+        return int(row[0])
+
+    # --- the rest of the engine --------------------------------------------------------------
+
+    def register_worker(self, host: str, pid: int, started_at: datetime) -> int:
+        """A ``workers`` row for this server process; returns its id."""
+        with self._write("register this server process") as db:
+            row = db.execute(
+                "INSERT INTO workers (host, pid, started_at) VALUES (%s, %s, %s) RETURNING id",
+                (host, pid, _ms(started_at)),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def reserve_stream_rows(self, count: int) -> list[int]:
+        """``count`` stream row ids no other process will use."""
+        with self._failing_as_store_error("reserve stream row ids"), self._pool.connection() as db:
+            rows = db.execute(
+                "SELECT nextval('stream_rows') FROM generate_series(1, %s)", (count,)
+            ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def last_stream_row(self) -> int:
+        return int(
+            self._read("read the last stream row", "SELECT coalesce(max(id), 0) FROM streams", ())
+        )
+
+    def mark_interrupted(self, now: datetime) -> int:
+        """Close every stream left open by a server process that no longer runs (its lock is
+        gone), ending at ``now``; returns how many. Streams of live processes are left alone."""
+        params = {"now": _ms(now), "reason": CallStatus.INTERRUPTED.value, "lock_class": LOCK_CLASS}
+        with self._write("mark the streams of stopped processes interrupted") as db:
+            row = db.execute(_MARK_INTERRUPTED, params).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]:
+        text = self._read("list calls", POSTGRES_CALLS_PAGE, (limit, offset))
+        more = self._read("list calls", "SELECT 1 FROM calls LIMIT 1 OFFSET %s", (offset + limit,))
+        return str(text), more is not None
+
+    def call_json(self, call_id: str) -> str | None:
+        text = self._read(f"read call {call_id!r}", POSTGRES_ONE_CALL, (call_id,))
+        return None if text is None else str(text)
+
+    def close(self) -> None:
+        """Close the pool if it is the engine's own (else it belongs to the store)."""
+        if self._owns_pool:
+            self._pool.close()
+
+
+class QueuedPostgresStore(QueuedStore):
+    """The write queue over a :class:`PostgresEngine` on the database at ``url``
+    (``postgresql://user:password@host:port/database``): the server's store when several
+    processes share one database. Opening checks and upgrades the schema and raises
+    :class:`StoreError` with what to do when the database cannot be reached or is not ours."""
+
+    ROWS_PER_RESERVATION = 100
+    """Stream row ids reserved at a time (one round trip per this many streams)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_batch: int = 500,
+        gather: float = 0.05,
+        max_pending: int = QueuedStore.MAX_PENDING,
+        events_per_kind: int = QueuedStore.EVENTS_PER_KIND,
+        pool_size: int = 4,
+    ) -> None:
+        where = postgres_where(url)
+        first = connect_postgres(url, where)
+        try:
+            ensure_schema(first, where)
+            self._pool = _open_pool(url, where, pool_size)
+        except BaseException:
+            first.close()
+            raise
+        self._alive = AliveLock(url, where, first)
+        """Held while this store is open: says this process is alive."""
+        self._rows: deque[int] = deque()
+        super().__init__(
+            lambda: PostgresEngine(self._pool, where),
+            where,
+            f"check that PostgreSQL at {where} is running, reachable and has free disk space",
+            max_batch=max_batch,
+            gather=gather,
+            max_pending=max_pending,
+            events_per_kind=events_per_kind,
+        )
+        self._alive.take(self.worker)
+
+    def _new_stream_row(self) -> int:
+        if not self._rows:
+            self._rows.extend(self._reader_engine().reserve_stream_rows(self.ROWS_PER_RESERVATION))
+        return self._rows.popleft()
+
+    def _reader_engine(self) -> PostgresEngine:
+        engine = self._reader
+        assert isinstance(engine, PostgresEngine)
+        return engine
+
+    def close(self) -> None:
+        """Commit what is queued, then let go of the database (and of this process's lock)."""
+        super().close()
+        self._pool.close()
+        self._alive.close()
+
+
+def _open_pool(url: str, where: str, size: int) -> ConnectionPool[Connection]:
+    """A pool of up to ``size`` connections to ``url``, with one open already; each is checked
+    as it is taken, so one a database restart ended is replaced, not used."""
+    pool: ConnectionPool[Connection] = ConnectionPool(
+        url, min_size=1, max_size=size, timeout=5.0, configure=_configure,
+        check=ConnectionPool.check_connection, name="vobiz-stream-store", open=False,
+    )  # fmt: skip
+    try:
+        pool.open(wait=True, timeout=10.0)
+    except PoolTimeout as exc:
+        pool.close()
+        raise StoreError(f"cannot open call store {where}: no connection in 10 s") from exc
+    return pool

@@ -1,0 +1,1 @@
+"""Servers the tests start for themselves (PostgreSQL...), for any test module or bench."""

@@ -1,0 +1,74 @@
+"""Schema versions: a store made by an older vobiz-stream is upgraded at start-up and keeps all
+it had; a store of a newer version is refused (tests/test_store.py); both engines."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.store.engines import Backend
+from vobiz_stream.store import SCHEMA_VERSION, CallStatus
+from vobiz_stream.store.database import open_call_store
+from vobiz_stream.store.postgres_schema import POSTGRES_STEPS
+
+DATA = Path(__file__).parents[1] / "data"
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def test_a_version_1_sqlite_file_is_upgraded_and_keeps_its_calls(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "vobiz-stream.db"
+    with closing(sqlite3.connect(path)) as old:  # the file as the version-1 code left it
+        old.executescript((DATA / "store-v1.sql").read_text())
+    with open_call_store(f"sqlite:///{path}") as store:
+        assert store.mark_interrupted(NOW) == 1  # the stream that version left open
+        call = store.get_call("old-call")
+        row = store.open_stream(call_id="new-call", stream_id="n", started_at=NOW,
+                                tracks=["inbound"], encoding="audio/x-l16", sample_rate=8000,
+                                recording_path=None)  # fmt: skip
+        new = store.get_call("new-call")
+    assert "upgrading its schema from version 1 to 2" in caplog.text
+    assert call is not None and new is not None
+    assert (call["status"], call["from_number"]) == (CallStatus.INTERRUPTED, "+14155551111")
+    assert [(s["stream_id"], s["end_reason"], s["frames_received"]) for s in call["streams"]] == [
+        ("a", "dropped", 100), ("b", "interrupted", 0)
+    ]  # fmt: skip
+    assert [(e["kind"], e["detail"]) for e in call["events"]] == [
+        ("start", {"n": 1}), ("dtmf", {"digit": "7"})
+    ]  # fmt: skip
+    assert [c["fields"]["StreamID"] for c in call["status_callbacks"]] == ["b"]
+    assert row == 3 and [s["id"] for s in new["streams"]] == [3]
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        workers = db.execute("SELECT id FROM workers").fetchall()
+        assert db.execute("SELECT worker FROM streams ORDER BY id").fetchall() == [
+            (None,), (None,), (workers[0][0],)
+        ]  # fmt: skip
+
+
+def test_a_version_1_postgres_database_is_upgraded(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as db:
+        for statement in POSTGRES_STEPS[1]:
+            db.execute(statement.encode())
+        db.execute("INSERT INTO schema_version VALUES (1)")
+        db.execute("INSERT INTO calls (call_id, first_seen, last_seen, status)"
+                   " VALUES ('old-call', now(), now(), 'ended')")  # fmt: skip
+    with open_call_store(postgres_url) as store:
+        call = store.get_call("old-call")
+    assert call is not None and call["status"] == "ended"
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert db.execute("SELECT count(*) FROM workers").fetchall() == [(1,)]
+
+
+def test_a_new_store_is_at_the_current_version_on_both_engines(store_backend: Backend) -> None:
+    store_backend.plain().close()
+    store_backend.plain().close()  # opening again changes nothing
+    assert store_backend.rows("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert store_backend.rows("SELECT count(*) FROM workers") == [(0,)]
