@@ -3,11 +3,12 @@
 The agent's speech is found by the project's voice activity detector
 (:class:`~vobiz_stream.vad.VoiceActivityDetector`) on the heard track. That track is the app's
 audio exactly as the carrier played it, with digital silence where nothing played, so the energy
-classifier (a 20 ms frame at -40 dBFS or louder is sound) finds every word, tone and
-beep; a noise-trained classifier would miss tones. The detector works on 20 ms frames and
-reports where speech really began and ended, so every time here is good to 20 ms; ``start_ms``
-(sound this long starts an utterance) and ``stop_ms`` (silence this long ends one) only decide
-what counts as one utterance, and how soon a wait for the agent sees it.
+classifier (a 20 ms frame at :data:`AGENT_THRESHOLD_DBFS` or louder is sound) finds every word,
+tone and beep from its quiet first syllable on; a noise-trained classifier would miss tones.
+The detector works on 20 ms frames and reports where speech really began and ended, so every
+time here is good to 20 ms; ``start_ms`` (sound this long starts an utterance) and ``stop_ms``
+(silence this long ends one) only decide what counts as one utterance, and how soon a wait for
+the agent sees it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vobiz_stream.emulator.scenario.model import Ending
 from vobiz_stream.vad import EnergyClassifier, SpeechEnded, SpeechStarted, VoiceActivityDetector
 
 __all__ = [
+    "AGENT_THRESHOLD_DBFS",
     "DETECTOR_RESOLUTION_MS",
     "AgentSpeech",
     "Conversation",
@@ -29,6 +31,9 @@ __all__ = [
 
 DETECTOR_RESOLUTION_MS = 20
 """Every time measured from the heard audio is good to one 20 ms frame."""
+AGENT_THRESHOLD_DBFS = -55.0
+"""A heard frame this loud is the agent's audio: far under speech (a word's quiet onset is
+about -50 dBFS), far over dither (a few least significant bits, about -80 dBFS)."""
 
 
 class AgentSpeech:
@@ -36,7 +41,10 @@ class AgentSpeech:
 
     def __init__(self, rate: int, start_ms: int, stop_ms: int) -> None:
         self._detector = VoiceActivityDetector(
-            rate, classifier=EnergyClassifier(rate), start_ms=start_ms, stop_ms=stop_ms
+            rate,
+            classifier=EnergyClassifier(rate, AGENT_THRESHOLD_DBFS),
+            start_ms=start_ms,
+            stop_ms=stop_ms,
         )
         self.segments: list[tuple[float, float]] = []
         """Utterances that ended, (start, end) in call seconds."""

@@ -1,0 +1,163 @@
+"""Scenarios against real agents over loopback: the examples pass against the repo's example
+agents, and fail with readable messages against a slow agent and one that never stops talking.
+
+Each call runs in real time (the server paces playback on the wall clock), 5 to 11 s each.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.e2e.conftest import StartServer
+from tests.e2e.scenario_agents import non_stopping_agent, slow_agent
+from vobiz_stream import CallSession
+from vobiz_stream.emulator import CallOptions
+from vobiz_stream.emulator.pytest_plugin import read_heard
+from vobiz_stream.emulator.scenario import Verdict, load_scenario, parse_scenario, run_scenario
+from vobiz_stream.emulator.scenario.measure import DETECTOR_RESOLUTION_MS
+from vobiz_stream.handlers import Handler, echo
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SCENARIOS = EXAMPLES / "scenarios"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="the agents speak with espeak-ng"
+)
+
+
+def greeting_agent() -> Handler:
+    """examples/greeting_agent.py's handler, imported as its command does."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "greeting_agent", EXAMPLES / "greeting_agent.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    handler: Handler = module.handle
+    return handler
+
+
+async def run(start_server: StartServer, handler: Handler, name: str, tmp_path: Path) -> Verdict:
+    running = await start_server(handler)
+    heard = tmp_path / f"{name}-heard.wav"
+    verdict = await run_scenario(
+        load_scenario(SCENARIOS / f"{name}.toml"),
+        running.base + "/",
+        options=CallOptions(heard_path=heard),
+    )
+    await running.wait_idle()
+    print("\n".join(verdict.lines()))
+    return verdict
+
+
+def failed(verdict: Verdict) -> dict[str, list[str]]:
+    messages: dict[str, list[str]] = {}
+    for check in verdict.failures:
+        messages.setdefault(check.name, []).append(check.message)
+    return messages
+
+
+async def test_the_greeting_scenario_passes_against_the_greeting_agent(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    verdict = await run(start_server, greeting_agent(), "greeting", tmp_path)
+    assert verdict.passed, verdict.lines()
+    m = verdict.measurements
+    # The greeting, then the answer to the key the caller pressed: two utterances.
+    assert len(m.agent) == 2 and m.first_audio_ms is not None
+    assert [r.where for r in m.responses] == ["after step 2 (press 2)"]
+    # What the caller heard is kept, and the agent's speech is in it where it was measured.
+    # Its first sample is where the first agent audio was measured, to the detector's frame.
+    heard, rate = read_heard(tmp_path / "greeting-heard.wav")
+    first_sound = np.flatnonzero(heard)[0] / rate
+    assert abs(m.agent[0][0] - first_sound) <= DETECTOR_RESOLUTION_MS / 1000
+    assert m.first_audio_ms == pytest.approx(m.agent[0][0] * 1000)
+
+
+async def test_the_interrupt_scenario_passes_against_the_greeting_agent(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    verdict = await run(start_server, greeting_agent(), "interrupt_greeting", tmp_path)
+    assert verdict.passed, verdict.lines()
+    [overrun] = verdict.measurements.overruns
+    assert overrun.value is not None and overrun.value <= 600
+
+
+async def test_the_echo_scenario_passes_against_the_echo_handler(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    verdict = await run(start_server, echo, "echo", tmp_path)
+    assert verdict.passed, verdict.lines()
+
+
+async def test_a_slow_agent_fails_the_greeting_scenario_saying_what_was_measured(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    verdict = await run(start_server, slow_agent, "greeting", tmp_path)
+    assert not verdict.passed
+    messages = failed(verdict)
+    [first] = messages["first_audio_ms"]
+    assert first.startswith("time to first agent audio ") and first.endswith(
+        " ms (expected <= 1500 ms)"
+    )
+    assert verdict.measurements.first_audio_ms is not None
+    assert verdict.measurements.first_audio_ms >= 2500  # the agent thinks 2.5 s
+    [response] = messages["response_ms"]
+    assert response.startswith("response after step 2 (press 2): ")
+    assert "FAIL time to first agent audio" in "\n".join(verdict.lines())
+
+
+async def test_a_non_stopping_agent_fails_the_interrupt_scenario(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    verdict = await run(start_server, non_stopping_agent, "interrupt_greeting", tmp_path)
+    messages = failed(verdict)
+    [overrun] = messages["overrun_ms"]
+    assert overrun.startswith("overrun barge-in at step 1 (say 'Hello? I need to talk to someone.'")
+    assert "still talking when the call ended" in overrun
+    [window] = messages["window"]
+    assert window.startswith("agent stayed silent 0.8-2.5s after step 1 began")
+
+
+async def test_a_wait_that_times_out_fails_the_scenario_and_the_caller_hangs_up(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    scenario = parse_scenario(
+        '[[step]]\nwait = "agent_starts"\ntimeout = 1\n[[step]]\nsay = "hello"\n',
+        tmp_path / "silent.toml",
+    )
+    running = await start_server()  # record only: the agent never speaks
+    verdict = await run_scenario(scenario, running.base + "/")
+    assert [check.message for check in verdict.failures] == [
+        "step 1 (wait for agent starts): the agent did not start speaking within 1s"
+    ]
+    assert verdict.measurements.duration == pytest.approx(1.0, abs=0.05)
+    assert verdict.measurements.end_reason == "hangup"
+
+
+async def test_an_agent_that_hangs_up_ends_the_call_and_the_rest_of_the_script_is_reported(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    async def hangs_up(session: CallSession) -> None:
+        await session.stop()
+
+    scenario = parse_scenario(
+        '[[step]]\nwait = 1\n[[step]]\nsay = "are you there"\n[expect]\nended_by = "caller"\n',
+        tmp_path / "hangs_up.toml",
+    )
+    running = await start_server(hangs_up)
+    verdict = await run_scenario(scenario, running.base + "/")
+    messages = failed(verdict)
+    assert messages["ended_by"][0].startswith("call ended by agent (app_")
+    assert messages["script"][0].startswith("the call ended (app_")
+    assert messages["script"][0].endswith("before step 1 (wait 1s) was done")
