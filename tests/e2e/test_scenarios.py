@@ -6,6 +6,7 @@ Each call runs in real time (the server paces playback on the wall clock), 5 to 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import shutil
 import sys
@@ -161,3 +162,39 @@ async def test_an_agent_that_hangs_up_ends_the_call_and_the_rest_of_the_script_i
     assert messages["ended_by"][0].startswith("call ended by agent (app_")
     assert messages["script"][0].startswith("the call ended (app_")
     assert messages["script"][0].endswith("before step 1 (wait 1s) was done")
+
+
+async def pytest_on(answer_url: str, *paths: Path) -> tuple[int, str]:
+    """``pytest PATHS --vobiz-answer-url URL`` as a user runs it; exit code and output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "pytest", "-p", "no:cacheprovider", "-q", "--vobiz-answer-url", answer_url),
+        *map(str, paths),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode()
+
+
+async def test_the_pytest_plugin_runs_a_folder_of_scenarios_as_tests(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(greeting_agent())
+    code, out = await pytest_on(
+        running.base + "/", SCENARIOS / "greeting.toml", SCENARIOS / "interrupt_greeting.toml"
+    )
+    assert code == 0, out
+    assert "2 passed" in out
+
+
+async def test_the_pytest_plugin_shows_the_verdict_of_a_failed_scenario(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(slow_agent)
+    code, out = await pytest_on(running.base + "/", SCENARIOS / "greeting.toml")
+    assert code == 1, out
+    assert "1 failed" in out
+    assert "FAIL time to first agent audio" in out and "(expected <= 1500 ms)" in out
