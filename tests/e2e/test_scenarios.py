@@ -18,11 +18,11 @@ import pytest
 from tests.e2e.conftest import StartServer
 from tests.e2e.scenario_agents import non_stopping_agent, slow_agent
 from vobiz_stream import CallSession
+from vobiz_stream.app.handlers import Handler, echo
 from vobiz_stream.emulator import CallOptions
 from vobiz_stream.emulator.pytest_plugin import read_heard
 from vobiz_stream.emulator.scenario import Verdict, load_scenario, parse_scenario, run_scenario
 from vobiz_stream.emulator.scenario.measure import DETECTOR_RESOLUTION_MS
-from vobiz_stream.handlers import Handler, echo
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCENARIOS = EXAMPLES / "scenarios"

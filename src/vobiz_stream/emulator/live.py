@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from typing import overload
 
 from vobiz_stream.audio import ByteOrder, Pcm, encode_l16, encode_mulaw
+from vobiz_stream.core.protocol import encode_payload
 from vobiz_stream.emulator.keypad import send_key
 from vobiz_stream.emulator.state import CallState
 from vobiz_stream.formats import FRAME_SECONDS, AudioFormat, Encoding
-from vobiz_stream.protocol import encode_payload
 
 __all__ = ["CallControl", "LiveCaller", "LivePayloads"]
 

@@ -1,7 +1,7 @@
 """The figures of a scenario's call, from what the caller heard and when the caller spoke. No I/O.
 
 The agent's speech is found by the project's voice activity detector
-(:class:`~vobiz_stream.vad.VoiceActivityDetector`) on the heard track. That track is the app's
+(:class:`~vobiz_stream.audio.vad.VoiceActivityDetector`) on the heard track. That track is the app's
 audio exactly as the carrier played it, with digital silence where nothing played, so the energy
 classifier (a 20 ms frame at :data:`AGENT_THRESHOLD_DBFS` or louder is sound) finds every word,
 tone and beep from its quiet first syllable on; a noise-trained classifier would miss tones.
@@ -16,8 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vobiz_stream.audio import Pcm
+from vobiz_stream.audio.vad import (
+    EnergyClassifier,
+    SpeechEnded,
+    SpeechStarted,
+    VoiceActivityDetector,
+)
 from vobiz_stream.emulator.scenario.model import Ending
-from vobiz_stream.vad import EnergyClassifier, SpeechEnded, SpeechStarted, VoiceActivityDetector
 
 __all__ = [
     "AGENT_THRESHOLD_DBFS",

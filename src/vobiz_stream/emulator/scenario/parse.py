@@ -37,6 +37,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from vobiz_stream.core.protocol import DTMF_DIGITS
 from vobiz_stream.emulator.scenario.model import (
     DEFAULT_WAIT_TIMEOUT,
     MAX_CALL_SECONDS,
@@ -56,7 +57,6 @@ from vobiz_stream.emulator.scenario.model import (
 )
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.logtext import loggable
-from vobiz_stream.protocol import DTMF_DIGITS
 
 __all__ = ["MAX_SCENARIO_BYTES", "ScenarioError", "load_scenario", "parse_scenario"]
 
