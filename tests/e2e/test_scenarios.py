@@ -11,11 +11,13 @@ import importlib.util
 import shutil
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
+import orjson
 import pytest
 
-from tests.e2e.conftest import StartServer
+from tests.e2e.conftest import StartServer, run_cli
 from tests.e2e.scenario_agents import non_stopping_agent, slow_agent
 from vobiz_stream import CallSession
 from vobiz_stream.app.handlers import Handler, echo
@@ -198,3 +200,45 @@ async def test_the_pytest_plugin_shows_the_verdict_of_a_failed_scenario(
     assert code == 1, out
     assert "1 failed" in out
     assert "FAIL time to first agent audio" in out and "(expected <= 1500 ms)" in out
+
+
+async def test_the_test_command_prints_verdicts_writes_json_and_junit_and_exits_1_on_a_failure(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    running = await start_server(echo)
+    results, junit = tmp_path / "results.json", tmp_path / "results.xml"
+    code, out, err = await run_cli(
+        "test",
+        str(SCENARIOS / "echo.toml"),
+        str(SCENARIOS / "greeting.toml"),  # the echo never greets: this one fails
+        *("--answer-url", running.base + "/", "--concurrency", "2"),
+        *("--json", str(results), "--junit", str(junit), "--heard-dir", str(tmp_path / "heard")),
+        timeout=90,
+    )
+    text = out.decode()
+    assert code == 1, (text, err.decode())
+    assert "PASS echo: says each utterance back" in text
+    assert "FAIL greeting agent: greets at once" in text
+    assert "FAIL step 1 (wait for agent done): the agent did not finish speaking within 10s" in text
+    assert text.rstrip().endswith("2 runs: 1 passed, 1 failed")
+    data = orjson.loads(results.read_bytes())
+    assert [v["passed"] for v in data["verdicts"]] == [True, False]
+    suite = ElementTree.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    assert sorted(p.name for p in (tmp_path / "heard").iterdir()) == [
+        "echo-1-heard.wav",
+        "greeting-1-heard.wav",
+    ]
+
+
+async def test_the_test_command_refuses_a_bad_scenario_before_any_call(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[step]]\nsay = "hello"\n\n[[step]]\nwait = "forever"\n')
+    code, out, err = await run_cli(
+        "test", str(bad), "--answer-url", "http://127.0.0.1:9/", timeout=30
+    )
+    assert code == 2, out
+    assert err.decode().strip() == (
+        f"vobiz-stream test: {bad}:5: step 2: wait is 'agent_starts', 'agent_done' or seconds, "
+        "got 'forever'"
+    )

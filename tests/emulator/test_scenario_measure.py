@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -15,7 +16,8 @@ from vobiz_stream.emulator.scenario.measure import (
     TurnRecord,
 )
 from vobiz_stream.emulator.scenario.model import Ending
-from vobiz_stream.emulator.scenario.verdict import judge
+from vobiz_stream.emulator.scenario.results import junit_xml, suite_json
+from vobiz_stream.emulator.scenario.verdict import Verdict, judge
 
 RATE = 8000
 
@@ -130,3 +132,31 @@ def test_no_answer_to_a_turn_fails_with_words_not_a_number() -> None:
         "response after step 2 (say 'hours?'): the agent said nothing before the caller's "
         "next step or the end of the call; expected <= 800 ms"
     )
+
+
+def test_an_agent_that_never_spoke_was_silent_for_the_whole_call_but_the_callers_turns() -> None:
+    talk = conversation()
+    talk.agent = []
+    m = Measurements.of(talk)
+    assert m.first_audio_ms is None
+    assert m.longest_silence_ms == 3500  # 0 s to 3.5 s, before the caller's first turn
+
+
+def test_junit_and_json_results_carry_every_run_and_its_failures() -> None:
+    scenario = parse_scenario(SCENARIO, Path("s.toml"))
+    talk = conversation()
+    measured = Measurements.of(talk)
+    failing = Verdict("s", "s.toml", judge(scenario, measured, [], talk.step_starts), measured)
+    passing = Verdict("t", "t.toml", [], measured, run=2)
+    root = ElementTree.fromstring(junit_xml([failing, passing]))
+    assert (root.get("tests"), root.get("failures")) == ("2", "1")
+    cases = root.findall("testcase")
+    assert [case.get("name") for case in cases] == ["s [run 1]", "t [run 2]"]
+    failure = cases[0].find("failure")
+    assert failure is not None and failure.text is not None
+    assert "time to first agent audio 1200 ms (expected <= 1000 ms)" in failure.text
+    assert cases[1].find("failure") is None
+    data = suite_json([failing, passing])
+    assert (data["runs"], data["passed"], data["failed"]) == (2, 1, 1)
+    assert data["verdicts"][0]["measurements"]["first_audio_ms"] == 1200
+    assert data["verdicts"][0]["checks"][0]["passed"] is False

@@ -144,7 +144,7 @@ class Measurements:
                     for segment in agent
                 )
             ),
-            longest_silence_ms=_ms(_longest_silence(agent, talk.turns)),
+            longest_silence_ms=_ms(_longest_silence(agent, talk.turns, talk.duration)),
             gaps=len(talk.underruns),
             longest_gap_ms=_ms(max(talk.underruns, default=0.0)),
             checkpoints_played=talk.checkpoints_played,
@@ -190,15 +190,17 @@ def _overrun(turn: TurnRecord, agent: list[tuple[float, float]], duration: float
     return Measured(0.0, where)
 
 
-def _longest_silence(agent: list[tuple[float, float]], turns: list[TurnRecord]) -> float:
-    """The longest stretch with neither side speaking, from the agent's first word to the last
-    sound of the call."""
-    if not agent:
-        return 0.0
-    spans = sorted([*agent, *((t.start, t.end) for t in turns if t.end > t.start)])
-    spans = [span for span in spans if span[1] > agent[0][0]]
-    longest, reached = 0.0, agent[0][0]
-    for start, end in spans:
+def _longest_silence(
+    agent: list[tuple[float, float]], turns: list[TurnRecord], end: float
+) -> float:
+    """The longest stretch with neither side speaking, from the agent's first word (the start of
+    the call if it never spoke) to the end of the call."""
+    origin = agent[0][0] if agent else 0.0
+    spans = sorted([*agent, *((t.start, t.end) for t in turns if t.end > t.start), (end, end)])
+    longest, reached = 0.0, origin
+    for start, stop in spans:
+        if stop <= origin:
+            continue
         longest = max(longest, start - reached)
-        reached = max(reached, end)
+        reached = max(reached, stop)
     return longest

@@ -188,7 +188,8 @@ class Expectations:
     talk_over_ms: Bound | None = None
     """Agent speech while the caller was speaking (barge-in turns aside), in total."""
     longest_silence_ms: Bound | None = None
-    """The longest stretch after the agent first spoke with neither side speaking."""
+    """The longest stretch with neither side speaking, from the agent's first word (from the
+    start, if it never spoke) to the end of the call."""
     gaps: Bound | None = None
     """Mid-utterance gaps (the agent's audio ran dry while it was saying something)."""
     longest_gap_ms: Bound | None = None

@@ -163,9 +163,7 @@ def _check(name: str, bound: Bound, value: float | None, words: str) -> Check:
 
 def _series(name: str, bound: Bound, series: list[Measured], words: str) -> list[Check]:
     if not series:
-        return [
-            Check(name, str(bound), "none", False, f"{words}: nothing to measure (no such step)")
-        ]
+        return [Check(name, str(bound), "none", False, f"{words}: no such caller step ran")]
     checks = []
     for item in series:
         check = _check(name, bound, item.value, f"{words} {item.where}:")
