@@ -94,6 +94,7 @@ async def run_scenario(
         call_uuid=report.call_uuid,
         heard_path=heard if report.completed else None,
         run=run,
+        report=report,
     )
 
 

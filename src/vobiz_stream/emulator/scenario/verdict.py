@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vobiz_stream.emulator.report import CallReport
 from vobiz_stream.emulator.scenario.measure import Measured, Measurements
 from vobiz_stream.emulator.scenario.model import Bound, Expectations, Scenario
 
@@ -36,6 +37,8 @@ class Verdict:
     run: int = 1
     """Which run of the scenario (``--repeat``), from 1."""
     extra: dict[str, Any] = field(default_factory=dict)
+    report: CallReport | None = field(default=None, repr=False)
+    """The emulator's report of the call (its timeline, commands, callbacks...)."""
 
     @property
     def passed(self) -> bool:
