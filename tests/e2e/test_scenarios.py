@@ -217,7 +217,7 @@ async def test_the_test_command_prints_verdicts_writes_json_and_junit_and_exits_
     )
     text = out.decode()
     assert code == 1, (text, err.decode())
-    assert "PASS echo: says each utterance back" in text
+    assert "PASS echo: answers, and stops when interrupted" in text
     assert "FAIL greeting agent: greets at once" in text
     assert "FAIL step 1 (wait for agent done): the agent did not finish speaking within 10s" in text
     assert text.rstrip().endswith("2 runs: 1 passed, 1 failed")

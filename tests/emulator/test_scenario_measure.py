@@ -14,6 +14,7 @@ from vobiz_stream.emulator.scenario.measure import (
     Conversation,
     Measurements,
     TurnRecord,
+    sound_end,
 )
 from vobiz_stream.emulator.scenario.model import Ending
 from vobiz_stream.emulator.scenario.results import junit_xml, suite_json
@@ -60,7 +61,8 @@ def conversation() -> Conversation:
 def test_the_measures_of_a_conversation() -> None:
     m = Measurements.of(conversation())
     assert m.first_audio_ms == 1200
-    assert [r.value for r in m.responses] == [1000, 400]
+    # The barge-in at 6.5 s is not answered before the key press at 7.6 s.
+    assert [r.value for r in m.responses] == [1000, None, 400]
     assert [r.value for r in m.overruns] == [1000]
     assert m.talk_over_ms == 0
     assert m.longest_silence_ms == 1000  # 4.5 s (turn ends) to 5.5 s (agent answers)
@@ -109,7 +111,9 @@ def test_failures_say_what_was_measured_and_where() -> None:
     )
     failed_responses = [c.message for c in checks if c.name == "response_ms" and not c.passed]
     assert failed_responses == [
-        "response after step 2 (say 'hours?'): 1000 ms (expected <= 800 ms)"
+        "response after step 2 (say 'hours?'): 1000 ms (expected <= 800 ms)",
+        "response after step 3 (say 'stop'): the agent said nothing before the caller's next "
+        "step or the end of the call; expected <= 800 ms",
     ]
     assert messages[("overrun_ms", False)] == (
         "overrun barge-in at step 3 (say 'stop'): 1000 ms (expected <= 300 ms)"
@@ -160,3 +164,9 @@ def test_junit_and_json_results_carry_every_run_and_its_failures() -> None:
     assert (data["runs"], data["passed"], data["failed"]) == (2, 1, 1)
     assert data["verdicts"][0]["measurements"]["first_audio_ms"] == 1200
     assert data["verdicts"][0]["checks"][0]["passed"] is False
+
+
+def test_a_turn_ends_with_its_last_sound_not_with_the_silence_after_it() -> None:
+    words = np.concatenate([np.zeros(800, np.int16), tone(1.0, RATE), np.zeros(2400, np.int16)])
+    assert sound_end(words, RATE) == 1.1
+    assert sound_end(np.zeros(RATE, np.int16), RATE) == 0.0

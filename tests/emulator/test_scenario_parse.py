@@ -127,6 +127,15 @@ def test_errors_name_the_file_the_line_and_what_is_wrong(text: str, expected: st
     assert error_of(text).startswith(expected)
 
 
+def test_too_many_steps_or_windows_are_refused_at_the_first_one_too_many() -> None:
+    steps = "[[step]]\nwait = 1\n" * 201
+    assert error_of(steps).startswith("bad.toml:401: 201 steps: at most 200")
+    windows = "[[expect.window]]\nspoke = true\nto = 1\n" * 51
+    assert error_of("[[step]]\nwait = 1\n" + windows).startswith(
+        "bad.toml:153: 51 windows: at most 50"
+    )
+
+
 def test_control_characters_in_a_bad_value_are_escaped() -> None:
     message = error_of('[[step]]\nwait = "\\u001b[31mred"\n')
     assert "\x1b" not in message and "\\x1b" in message

@@ -13,7 +13,7 @@ import numpy as np
 
 from vobiz_stream.audio import Pcm
 from vobiz_stream.emulator.live import CallControl, LiveCaller
-from vobiz_stream.emulator.scenario.measure import AgentSpeech, TurnRecord
+from vobiz_stream.emulator.scenario.measure import AgentSpeech, TurnRecord, sound_end
 from vobiz_stream.emulator.scenario.model import (
     CallerTurn,
     HangUp,
@@ -40,6 +40,8 @@ class ScriptedCaller(LiveCaller):
         self._scenario = scenario
         self._sources = turns
         self._turns: dict[int, Pcm] = {}
+        self._words: dict[int, float] = {}
+        """Seconds into each turn's audio where its words end."""
         self._control: CallControl | None = None
         self._rate = 8000
         self._frame = 160
@@ -69,6 +71,7 @@ class ScriptedCaller(LiveCaller):
         self._control = control
         self._rate, self._frame = rate, rate // 50
         self._turns = {index: source.at_rate(rate) for index, source in self._sources.items()}
+        self._words = {index: sound_end(pcm, rate) for index, pcm in self._turns.items()}
         self.agent = AgentSpeech(rate, self._scenario.start_ms, self._scenario.stop_ms)
 
     def hear(self, pcm: Pcm) -> None:
@@ -127,7 +130,7 @@ class ScriptedCaller(LiveCaller):
                     self._index + 1,
                     turn.describe(),
                     self._turn_start,
-                    now + len(out) / self._rate,
+                    self._turn_start + self._words[self._index],
                     barge_in=turn.barge_in is not None,
                 )
             )

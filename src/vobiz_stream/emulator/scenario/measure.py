@@ -13,6 +13,7 @@ the agent sees it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from vobiz_stream.audio import Pcm
@@ -32,6 +33,7 @@ __all__ = [
     "Measured",
     "Measurements",
     "TurnRecord",
+    "sound_end",
 ]
 
 DETECTOR_RESOLUTION_MS = 20
@@ -75,9 +77,21 @@ class AgentSpeech:
         return [*self.segments, *ongoing]
 
 
+def sound_end(pcm: Pcm, rate: int) -> float:
+    """Seconds to the end of the last 20 ms frame of ``pcm`` loud enough to be sound (0 when
+    there is none): where a caller turn's words end, before the trailing silence of its audio."""
+    classifier = EnergyClassifier(rate, AGENT_THRESHOLD_DBFS)
+    size = rate * DETECTOR_RESOLUTION_MS // 1000
+    for index in range(math.ceil(len(pcm) / size) - 1, -1, -1):
+        if classifier.is_speech(pcm[index * size : (index + 1) * size]):
+            return min(len(pcm), (index + 1) * size) / rate
+    return 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class TurnRecord:
-    """One caller turn as it happened: step number (1-based), what it was, start and end."""
+    """One caller turn as it happened: step number (1-based), what it was, when the caller began
+    and when its words ended (the audio's trailing silence is not part of the turn)."""
 
     step: int
     describe: str
@@ -134,7 +148,7 @@ class Measurements:
         agent = sorted(talk.agent)
         return cls(
             first_audio_ms=_ms(agent[0][0]) if agent else None,
-            responses=[_response(turn, talk, agent) for turn in talk.turns if not turn.barge_in],
+            responses=[_response(turn, talk, agent) for turn in talk.turns],
             overruns=[_overrun(t, agent, talk.duration) for t in talk.turns if t.barge_in],
             talk_over_ms=_ms(
                 sum(

@@ -182,7 +182,8 @@ class Expectations:
     first_audio_ms: Bound | None = None
     """From the start of the stream to the first agent speech the caller heard."""
     response_ms: Bound | None = None
-    """From the end of each caller turn (or key press) to the agent's next speech."""
+    """From the end of each caller turn (a barge-in too, or a key press) to the agent's next
+    utterance, begun before the caller's next turn."""
     overrun_ms: Bound | None = None
     """How long the agent kept talking after each barge-in."""
     talk_over_ms: Bound | None = None

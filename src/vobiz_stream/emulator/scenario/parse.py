@@ -63,6 +63,7 @@ __all__ = ["MAX_SCENARIO_BYTES", "ScenarioError", "load_scenario", "parse_scenar
 MAX_SCENARIO_BYTES = 256 * 1024
 """A scenario file larger than this is refused (scenarios are short scripts)."""
 MAX_STEPS = 200
+MAX_WINDOWS = 50
 MAX_TEXT = 2000
 """Characters of one ``say`` turn."""
 
@@ -271,7 +272,11 @@ def _expectations(raw: dict[str, Any], step_count: int, lines: _Lines) -> Expect
     raw_windows = raw.get("window", [])
     if not isinstance(raw_windows, list):
         raise lines.error("window is a list of [[expect.window]] tables", "expect", "window")
-    windows = tuple(_window(w, i, step_count, lines) for i, w in enumerate(raw_windows[:50]))
+    if len(raw_windows) > MAX_WINDOWS:
+        raise lines.error(
+            f"{len(raw_windows)} windows: at most {MAX_WINDOWS}", "expect", "window", MAX_WINDOWS
+        )
+    windows = tuple(_window(w, i, step_count, lines) for i, w in enumerate(raw_windows))
     return Expectations(**bounds, ended_by=ended_by, windows=windows)
 
 
