@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,9 @@ def test_every_example_scenario_reads() -> None:
     assert found
     for path in found:
         assert load_scenario(path).steps
+
+
+def test_the_complete_example_in_the_docs_is_the_example_file() -> None:
+    docs = (EXAMPLES.parents[1] / "docs" / "scenarios.md").read_text()
+    [shown] = re.findall(r"^```toml\n(.*?)^```", docs, re.MULTILINE | re.DOTALL)
+    assert shown == (EXAMPLES / "echo.toml").read_text()
