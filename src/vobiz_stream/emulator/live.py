@@ -63,7 +63,13 @@ class LiveCaller(ABC):
 
 
 class LivePayloads(Sequence[bytes]):
-    """A live caller's frames as ``media`` payloads, each made when the sender takes it."""
+    """A live caller's frames as ``media`` payloads, made in call order as the sender takes them.
+
+    The caller is always asked for its frames in order, whatever order they leave in: a frame
+    swapped with the next one (the ``reorder`` fault) is made before it, and frames the sender
+    skips (dropped, or due while no socket was up) are still made, so the caller's script goes on
+    through them as a real caller talks on through a network's losses.
+    """
 
     def __init__(
         self,
@@ -76,6 +82,10 @@ class LivePayloads(Sequence[bytes]):
         self._format = media_format
         self._order = order
         self._count = math.ceil(caller.seconds / FRAME_SECONDS) if count is None else count
+        self._made = 0
+        """Frames made so far: the next one the caller is asked for."""
+        self._ready: dict[int, bytes] = {}
+        """Frames made and not taken yet (a swapped frame's partner, for one frame)."""
 
     def __len__(self) -> int:
         return self._count
@@ -90,6 +100,15 @@ class LivePayloads(Sequence[bytes]):
             if start != 0 or step != 1:
                 raise IndexError("a live caller's frames are taken from the first, in order")
             return LivePayloads(self._caller, self._format, self._order, stop)
+        while self._made <= index:
+            self._ready[self._made] = self._make(self._made)
+            self._made += 1
+        payload = self._ready.pop(index)
+        for stale in [made for made in self._ready if made < index - 1]:
+            del self._ready[stale]  # never taken: dropped on the way
+        return payload
+
+    def _make(self, index: int) -> bytes:
         pcm = self._caller.frame(index)
         if self._format.encoding is Encoding.MULAW:
             data = encode_mulaw(pcm)
