@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from vobiz_stream.logtext import loggable
+
 __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
     "MAX_CALL_SECONDS",
+    "SHOWN_TEXT",
     "Bound",
     "CallerTurn",
     "Ending",
@@ -36,6 +39,8 @@ __all__ = [
 
 MAX_CALL_SECONDS = 600.0
 """The longest a scenario's call may be set to last (``max_seconds``)."""
+SHOWN_TEXT = 60
+"""Characters of a turn's text (or file name) shown in verdicts."""
 DEFAULT_WAIT_TIMEOUT = 15.0
 """Seconds a wait for the agent lasts at most unless the step says ``timeout``."""
 
@@ -88,9 +93,10 @@ class CallerTurn:
     """With ``barge_in``: seconds to wait for the agent to start speaking."""
 
     def describe(self) -> str:
+        shown = loggable(self.content, SHOWN_TEXT)
         what = {
-            TurnAudio.SPEECH: f"say {self.content!r}",
-            TurnAudio.FILE: f"audio {self.content}",
+            TurnAudio.SPEECH: f"say '{shown}'",
+            TurnAudio.FILE: f"audio {loggable(Path(self.content).name, SHOWN_TEXT)}",
             TurnAudio.TONE: f"tone {self.content}s",
         }[self.kind]
         return what if self.barge_in is None else f"{what} (barge in {self.barge_in:g}s)"
