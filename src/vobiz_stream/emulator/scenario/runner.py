@@ -8,11 +8,12 @@ plain emulated call does (status callbacks, checkpoints, faults, the heard WAV) 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import aiohttp
 
-from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize, tone
+from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize, speech_available, tone
 from vobiz_stream.emulator.call import CallOptions, run_call
 from vobiz_stream.emulator.report import CallReport
 from vobiz_stream.emulator.scenario.caller import ScriptedCaller
@@ -27,6 +28,9 @@ from vobiz_stream.emulator.scenario.model import (
 from vobiz_stream.emulator.scenario.parse import ScenarioError
 from vobiz_stream.emulator.scenario.verdict import Verdict, judge
 from vobiz_stream.emulator.source import CallerSource, EmulatorError, read_caller_audio
+from vobiz_stream.logtext import loggable
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SPEECH_RATE", "TurnAudios", "prepare_turns", "run_scenario"]
 
@@ -42,8 +46,11 @@ _AGENT_ENDINGS = frozenset({"app_stop", "app_closed", "xml_hangup", "xml_done", 
 
 
 async def prepare_turns(scenario: Scenario) -> TurnAudios:
-    """The audio of every caller turn: espeak-ng speech (a tone without it), files, tones."""
+    """The audio of every caller turn: espeak-ng speech (a tone as long as the words without
+    it, said once in the log), files, tones. A file that cannot be read, or speech espeak-ng
+    cannot make (a voice it does not have), is a :class:`ScenarioError`."""
     turns: TurnAudios = {}
+    warned = False
     for index, step in enumerate(scenario.steps):
         if not isinstance(step, CallerTurn):
             continue
@@ -55,12 +62,21 @@ async def prepare_turns(scenario: Scenario) -> TurnAudios:
             continue
         if step.kind is TurnAudio.TONE:
             pcm = tone(float(step.content), SPEECH_RATE)
-        else:
+        elif speech_available():
             try:
                 pcm = await asynthesize(step.content, SPEECH_RATE, voice=scenario.voice)
-            except SpeechUnavailable:
-                seconds = min(10.0, max(0.3, len(step.content) * SECONDS_PER_CHARACTER))
-                pcm = tone(seconds, SPEECH_RATE)
+            except SpeechUnavailable as exc:  # a voice it does not have, a broken install
+                raise ScenarioError(f"{scenario.path}: step {index + 1}: {exc}") from None
+        else:
+            if not warned:
+                log.warning(
+                    "%s: espeak-ng is not installed, so the caller's say turns are tones as "
+                    "long as the words (apt install espeak-ng for speech)",
+                    loggable(str(scenario.path), 200),
+                )
+                warned = True
+            seconds = min(10.0, max(0.3, len(step.content) * SECONDS_PER_CHARACTER))
+            pcm = tone(seconds, SPEECH_RATE)
         turns[index] = CallerSource(pcm, SPEECH_RATE)
     return turns
 
