@@ -25,9 +25,11 @@ from vobiz_stream.emulator import CallOptions
 from vobiz_stream.emulator.pytest_plugin import read_heard
 from vobiz_stream.emulator.scenario import Verdict, load_scenario, parse_scenario, run_scenario
 from vobiz_stream.emulator.scenario.measure import DETECTOR_RESOLUTION_MS
+from vobiz_stream.emulator.scenario.suite import SuiteOptions, run_suite
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCENARIOS = EXAMPLES / "scenarios"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="the agents speak with espeak-ng"
@@ -242,3 +244,45 @@ async def test_the_test_command_refuses_a_bad_scenario_before_any_call(tmp_path:
         f"vobiz-stream test: {bad}:5: step 2: wait is 'agent_starts', 'agent_done' or seconds, "
         "got 'forever'"
     )
+
+
+async def test_a_suite_repeats_each_scenario_with_files_and_tones_as_the_caller(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    scenario = parse_scenario(
+        f"""
+[[step]]
+audio = "{DATA / "speech_female_8k.wav"}"
+[[step]]
+wait = "agent_done"
+timeout = 10
+[[step]]
+tone = 1.0
+[[step]]
+wait = "agent_done"
+timeout = 10
+[expect]
+response_ms = "<= 1500"
+ended_by = "caller"
+""",
+        tmp_path / "turns.toml",
+    )
+    running = await start_server(echo)
+    seen: list[int] = []
+    verdicts = await run_suite(
+        [scenario],
+        running.base + "/",
+        SuiteOptions(repeat=2, concurrency=2, heard_dir=tmp_path),
+        on_verdict=lambda verdict: seen.append(verdict.run),
+    )
+    assert sorted(seen) == [1, 2] and [v.run for v in verdicts] == [1, 2]
+    for verdict in verdicts:
+        assert verdict.passed, verdict.lines()
+        assert [r.where for r in verdict.measurements.responses] == [
+            "after step 1 (audio speech_female_8k.wav)",
+            "after step 3 (tone 1s)",
+        ]
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == [
+        "turns-1-heard.wav",
+        "turns-2-heard.wav",
+    ]
