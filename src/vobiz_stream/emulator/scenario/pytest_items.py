@@ -60,8 +60,10 @@ class ScenarioItem(pytest.Item):
             "vobiz_answer_url"
         )
         scenario = load_scenario(self.path)
-        heard_dir = Path(self.config._tmp_path_factory.mktemp(self.path.stem))  # type: ignore[attr-defined]
-        options = dataclasses.replace(CallOptions(), heard_path=heard_dir / "heard.wav")
+        # pytest's own temporary folders (its tmp_path_factory), when its tmpdir plugin is on.
+        factory: pytest.TempPathFactory | None = getattr(self.config, "_tmp_path_factory", None)
+        heard = None if factory is None else factory.mktemp(self.path.stem) / "heard.wav"
+        options = dataclasses.replace(CallOptions(), heard_path=heard)
         verdict = asyncio.run(run_scenario(scenario, str(answer_url), options=options))
         for line in verdict.lines():
             print(line)
