@@ -141,10 +141,11 @@ class ScriptedCaller(LiveCaller):
         return out
 
     def _barge_in_due(self, turn: CallerTurn, now: float) -> bool:
-        """Whether the caller cuts in now: ``barge_in`` seconds into the agent's speech."""
+        """Whether the caller cuts in now: ``barge_in`` seconds into the agent's utterance (at
+        once when it has been speaking longer than that)."""
         assert self.agent is not None and turn.barge_in is not None
         onset = self.agent.started
-        if onset is not None and onset >= self._mark:
+        if onset is not None:
             return now >= onset + turn.barge_in - 1e-9
         if now - self._began > turn.timeout:
             self._give_up("the agent never started speaking: no barge-in", now)
@@ -154,7 +155,7 @@ class ScriptedCaller(LiveCaller):
         agent = self.agent
         assert agent is not None
         if wait.until is WaitFor.AGENT_STARTS:
-            met = (agent.started is not None and agent.started >= self._mark) or any(
+            met = agent.started is not None or any(
                 start >= self._mark for start, _ in agent.segments
             )
         else:
