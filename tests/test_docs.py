@@ -31,7 +31,7 @@ def user_facing_files() -> list[Path]:
 def help_texts(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     """What ``vobiz-stream [COMMAND] --help`` prints, for the command and each subcommand."""
     texts = {}
-    for command in ([], ["serve"], ["call"], ["load"]):
+    for command in ([], ["serve"], ["call"], ["load"], ["test"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args([*command, "--help"])
         texts[" ".join(["vobiz-stream", *command, "--help"])] = capsys.readouterr().out
@@ -60,7 +60,11 @@ def test_help_has_no_internal_words_or_outside_references(
         assert "usage: vobiz-stream" in text, name
         assert offending_lines(text, INTERNAL) == [], name
         assert offending_lines(text, OUTSIDE) == [], name
-        assert "--seed" in text or name in {"vobiz-stream --help", "vobiz-stream serve --help"}
+        assert "--seed" in text or name in {
+            "vobiz-stream --help",
+            "vobiz-stream serve --help",
+            "vobiz-stream test --help",
+        }
 
 
 def test_the_patterns_catch_what_they_are_for() -> None:
@@ -74,7 +78,7 @@ def test_the_patterns_catch_what_they_are_for() -> None:
 def test_no_bare_commands_in_the_docs() -> None:
     """``vobiz-stream call ...`` is "command not found" on a fresh checkout: the docs write
     ``.venv/bin/vobiz-stream``, which works as printed."""
-    bare = re.compile(r"(?<![/\w.-])vobiz-stream (?:serve|call|load) +\S")
+    bare = re.compile(r"(?<![/\w.-])vobiz-stream (?:serve|call|load|test) +\S")
     inline = re.compile(r"`([^`\n]+)`")
     for path in [path for path in user_facing_files() if path.suffix == ".md"]:
         text = path.read_text()

@@ -119,6 +119,13 @@ if TYPE_CHECKING:
         run_call,
         run_load,
     )
+    from vobiz_stream.emulator.scenario import (
+        Scenario,
+        ScenarioError,
+        Verdict,
+        load_scenario,
+        run_scenario,
+    )
     from vobiz_stream.emulator.source import (
         CallerSource,
         EmulatorError,
@@ -188,6 +195,8 @@ __all__ = [
     "Quality",
     "Resampler",
     "Response",
+    "Scenario",
+    "ScenarioError",
     "SessionError",
     "SessionEvent",
     "SessionOptions",
@@ -210,6 +219,7 @@ __all__ = [
     "Track",
     "Unknown",
     "UtteranceCutter",
+    "Verdict",
     "VobizStreamError",
     "VoiceActivityDetector",
     "Wait",
@@ -225,6 +235,7 @@ __all__ = [
     "encode_mulaw",
     "encode_payload",
     "listens_only",
+    "load_scenario",
     "load_settings",
     "parse_command",
     "parse_event",
@@ -236,6 +247,7 @@ __all__ = [
     "run",
     "run_call",
     "run_load",
+    "run_scenario",
     "serve",
     "stream_endpoint",
     "synthesize",
@@ -277,6 +289,13 @@ _MODULES = {
         "parse_key_press",
         "run_call",
         "run_load",
+    ),
+    "vobiz_stream.emulator.scenario": (
+        "Scenario",
+        "ScenarioError",
+        "Verdict",
+        "load_scenario",
+        "run_scenario",
     ),
     "vobiz_stream.emulator.source": (
         "CallerSource",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from vobiz_stream import __version__
-from vobiz_stream.cli import call, load, serve
+from vobiz_stream.cli import call, load, serve, test
 from vobiz_stream.errors import VobizStreamError
 
 DESCRIPTION = """\
@@ -31,7 +31,7 @@ class Command(Protocol):
         """Do what the command says; the exit status."""
 
 
-COMMANDS: dict[str, Command] = {"serve": serve, "call": call, "load": load}
+COMMANDS: dict[str, Command] = {"serve": serve, "call": call, "load": load, "test": test}
 """Each command's module, in the order ``--help`` lists them."""
 
 

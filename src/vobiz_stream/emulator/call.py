@@ -49,12 +49,13 @@ import contextlib
 import math
 import secrets
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 
-from vobiz_stream.audio import WavWriter
+from vobiz_stream.audio import Pcm, WavWriter
 from vobiz_stream.core.answer import (
     CallbackMethod,
     Stream,
@@ -73,6 +74,7 @@ from vobiz_stream.emulator.ending import (
 from vobiz_stream.emulator.faults import plan_faults
 from vobiz_stream.emulator.heard import HeardWav
 from vobiz_stream.emulator.leg import LegRunner
+from vobiz_stream.emulator.live import CallControl, LiveCaller, LivePayloads
 from vobiz_stream.emulator.options import CallOptions, parse_key_press
 from vobiz_stream.emulator.playout import Playout
 from vobiz_stream.emulator.replies import PlayoutReplies
@@ -82,7 +84,7 @@ from vobiz_stream.emulator.state import CallFailedError, CallState
 from vobiz_stream.emulator.verbs import plan_verbs, voice
 from vobiz_stream.errors import XmlError
 from vobiz_stream.extras import require
-from vobiz_stream.formats import FRAME_SECONDS, Encoding
+from vobiz_stream.formats import FRAME_SECONDS, AudioFormat, Encoding
 from vobiz_stream.logtext import loggable
 
 __all__ = ["CallOptions", "parse_key_press", "run_call"]
@@ -90,7 +92,7 @@ __all__ = ["CallOptions", "parse_key_press", "run_call"]
 
 async def run_call(
     answer_url: str,
-    audio_path: Path | CallerSource,
+    audio_path: Path | CallerSource | LiveCaller,
     options: CallOptions | None = None,
     *,
     http: aiohttp.ClientSession | None = None,
@@ -109,7 +111,11 @@ async def run_call(
     options = options or CallOptions()
     options.check()
     require("picows", "the carrier emulator")  # its stream socket is a picows client
-    caller = audio_path if isinstance(audio_path, CallerSource) else read_caller_audio(audio_path)
+    caller = (
+        audio_path
+        if isinstance(audio_path, CallerSource | LiveCaller)
+        else read_caller_audio(audio_path)
+    )
     call = _Call(answer_url, caller, options)
     async with contextlib.AsyncExitStack() as owned:
         if http is None:
@@ -131,7 +137,9 @@ async def run_call(
 class _Call:
     """Answers one call and runs its ``<Stream>``: a socket, and a new one per reconnect."""
 
-    def __init__(self, answer_url: str, caller: CallerSource, options: CallOptions) -> None:
+    def __init__(
+        self, answer_url: str, caller: CallerSource | LiveCaller, options: CallOptions
+    ) -> None:
         self.state = CallState(answer_url, caller, options)
         self.report = self.state.report
         self.timeline = self.state.timeline
@@ -238,11 +246,7 @@ class _Call:
             queue_cap=options.queue_cap,
             jitter_buffer=options.jitter_buffer,
         )
-        if call.caller.source is not None:
-            report.caller_audio = call.caller.source.describe(rate)
-            self.timeline.add(self.now(), "caller audio", report.caller_audio)
-        pcm = call.caller.at_rate(rate, options.hangup_after)
-        frames = call.caller.payloads(media_format, options.l16_byte_order, options.hangup_after)
+        pcm, frames = self._caller_frames(media_format)
         call.caller_end = len(frames) * FRAME_SECONDS
         call.voice = await voice(call.verbs_after, rate)
         if not stream.keep_call_alive:  # a background stream: the verbs run alongside
@@ -256,14 +260,18 @@ class _Call:
         self._plan_faults(len(frames))
         sent = len(frames) * media_format.frame_samples
         with contextlib.ExitStack() as files:
-            if options.caller_path is not None:
+            if options.caller_path is not None and pcm is not None:
                 writer = files.enter_context(WavWriter(options.caller_path, rate))
                 writer.write(pcm[:sent])
                 writer.write(np.zeros(max(0, sent - len(pcm)), np.int16))
-            if options.heard_path is not None:
+            live = call.caller if isinstance(call.caller, LiveCaller) else None
+            if options.heard_path is not None or live is not None:
                 call.heard = HeardWav(
-                    files.enter_context(WavWriter(options.heard_path, rate)),
+                    None
+                    if options.heard_path is None
+                    else files.enter_context(WavWriter(options.heard_path, rate)),
                     round(call.caller_end * rate),
+                    None if live is None else live.hear,
                 )
             try:
                 await self._run_sockets(stream, frames)
@@ -273,6 +281,20 @@ class _Call:
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
+
+    def _caller_frames(self, media_format: AudioFormat) -> tuple[Pcm | None, Sequence[bytes]]:
+        """The caller's audio at the stream's rate (None for a live caller, whose audio is made
+        as the call goes) and its frames as ``media`` payloads."""
+        call, rate = self.state, media_format.sample_rate
+        options = call.options
+        if isinstance(call.caller, LiveCaller):
+            call.caller.begin(CallControl(call), rate)
+            return None, LivePayloads(call.caller, media_format, options.l16_byte_order)
+        if call.caller.source is not None:
+            self.report.caller_audio = call.caller.source.describe(rate)
+            self.timeline.add(self.now(), "caller audio", self.report.caller_audio)
+        pcm = call.caller.at_rate(rate, options.hangup_after)
+        return pcm, call.caller.payloads(media_format, options.l16_byte_order, options.hangup_after)
 
     def _plan_faults(self, frame_count: int) -> None:
         """The send schedule of the call's frames; the report keeps what faults were injected."""
@@ -284,7 +306,7 @@ class _Call:
         if faults.active:
             self.report.faults = plan.injected
 
-    async def _run_sockets(self, stream: Stream, frames: list[bytes]) -> None:
+    async def _run_sockets(self, stream: Stream, frames: Sequence[bytes]) -> None:
         """Connect, converse, and while ``maxRetries`` allows, reconnect after a drop.
 
         At most ``1 + maxRetries`` connects: the loop is bounded by the retry count.

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from vobiz_stream.audio import silence_byte
@@ -80,7 +81,7 @@ class LegRunner:
         self,
         socket: CarrierSocket,
         stream: Stream,
-        frames: list[bytes],
+        frames: Sequence[bytes],
         leg: StreamLeg,
     ) -> tuple[str, float]:
         """One socket: ``start``, then media and commands until it ends; returns why and when
@@ -192,7 +193,7 @@ class LegRunner:
 
     async def _send_media(
         self,
-        frames: list[bytes],
+        frames: Sequence[bytes],
         media_format: AudioFormat,
         tracks: tuple[Track, ...],
         leg: StreamLeg,

@@ -51,7 +51,9 @@ from vobiz_stream.emulator.load_figures import (
     LoadSummary,
     summarize,
 )
-from vobiz_stream.emulator.load_options import LoadOptions, load_audio, start_offset
+from vobiz_stream.emulator.load_options import LoadOptions, load_audio
+from vobiz_stream.emulator.load_profiles import profile_offset, start_offset
+from vobiz_stream.emulator.load_script import ScenarioScript
 from vobiz_stream.emulator.source import CallerSource, EmulatorError
 from vobiz_stream.extras import require
 from vobiz_stream.loop import run as run_on_best_loop
@@ -155,6 +157,7 @@ class _Share:
         self._late = self._counted = 0
         """Frames found late so far, among the first ``_counted`` of ``lateness``."""
         self.cpu_began, self.began = _cpu_seconds(), time.monotonic()
+        self.script: ScenarioScript | None = None
 
     def counters(self) -> LoadCounters:
         """The running totals; counts the frames sent since the last call (once a second)."""
@@ -179,8 +182,11 @@ class _Share:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(asyncio.get_running_loop().time() + options.deadline):
+                    if options.scenario is not None:
+                        self.script = await ScenarioScript.prepare(options.scenario)
                     for index in self.indices:
-                        delay = self.began + start_offset(index, options.rate) - time.monotonic()
+                        at = profile_offset(options.profile, index, options.calls, options.rate)
+                        delay = self.began + at - time.monotonic()
                         if delay > 0:
                             await asyncio.sleep(delay)
                         tasks.append(asyncio.create_task(self.call(index, http)))
@@ -198,10 +204,14 @@ class _Share:
 
     async def call(self, index: int, http: aiohttp.ClientSession) -> None:
         self.started += 1
+        started_at = time.monotonic() - self.began
         outcome = CallOutcome.failed("interrupted")
         try:
-            report = await run_call(self.answer_url, self.caller, self.call_options, http=http)
-            outcome = CallOutcome.from_report(report)
+            if self.script is not None:
+                outcome = await self.script.call(self.answer_url, self.call_options, http)
+            else:
+                report = await run_call(self.answer_url, self.caller, self.call_options, http=http)
+                outcome = CallOutcome.from_report(report)
         except asyncio.CancelledError:
             outcome = CallOutcome.failed(
                 f"still running {self.options.deadline:.1f}s after the load began: cancelled"
@@ -210,7 +220,9 @@ class _Share:
         except Exception as exc:  # a bug in one call must not sink the other calls' figures
             outcome = CallOutcome.failed(f"{type(exc).__name__}: {exc}")
         finally:
-            self.outcomes[index] = outcome
+            self.outcomes[index] = dataclasses.replace(
+                outcome, started_at=started_at, ended_at=time.monotonic() - self.began
+            )
             self.finished += 1
             self.failed += not outcome.completed
 

@@ -50,6 +50,15 @@ class CallOutcome:
     """Seconds of each underrun the caller heard (the app's audio ran out mid-utterance)."""
     pauses: int = 0
     """Pauses between utterances."""
+    started_at: float = 0.0
+    """Seconds from the load's start to the call's (the report's plots)."""
+    ended_at: float = 0.0
+    responses: tuple[float, ...] = ()
+    """With a scenario: seconds from each caller turn to the agent's answer."""
+    unanswered: int = 0
+    """With a scenario: caller turns the agent never answered."""
+    scenario_passed: bool | None = None
+    """With a scenario: whether the call met every expectation of it."""
 
     @classmethod
     def from_report(cls, report: CallReport) -> CallOutcome:
@@ -171,9 +180,21 @@ class LoadSummary:
     cpu_percent: float
     """CPU seconds of all load processes over the wall time (above 100 with several processes)."""
     process_cpu_percent: list[float]
+    profile: str = "steady"
+    scenario: str | None = None
+    """The scenario every call followed, if any."""
+    responses: Distribution | None = None
+    """With a scenario: from each caller turn to the agent's answer, over every call."""
+    unanswered: int = 0
+    scenarios_passed: int | None = None
+    """With a scenario: calls that met every expectation of it."""
+    outcomes: list[CallOutcome] = field(default_factory=list, repr=False)
+    """Every call's figures, in call order (the HTML report's plots; not in the JSON)."""
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        del data["outcomes"]
+        return data
 
     def lines(self) -> list[str]:
         def measure(name: str, distribution: Distribution | None, none: str) -> str:
@@ -206,6 +227,8 @@ class LoadSummary:
         ]
         if self.caller_audio is not None:
             lines.insert(1, self.caller_audio)
+        if self.profile != "steady" or self.scenario is not None:
+            lines.insert(1, _script_line(self))
         if self.app_warnings:
             lines.append(
                 "app warnings (see one call's report for what the carrier does): "
@@ -214,6 +237,20 @@ class LoadSummary:
         for failure, count in sorted(self.failures.items(), key=lambda item: -item[1])[:5]:
             lines.append(f"  {count} call(s) failed: {failure}")
         return lines
+
+
+def _script_line(summary: LoadSummary) -> str:
+    """The load's profile and, with a scenario, how its calls went."""
+    line = f"profile {summary.profile}"
+    if summary.scenario is None:
+        return line
+    responses = summary.responses
+    return (
+        f"{line}; scenario {summary.scenario}: {summary.scenarios_passed} of {summary.calls} "
+        "calls met it; response "
+        + ("none measured" if responses is None else f"({responses.count}): {responses}")
+        + f"; {summary.unanswered} turn(s) unanswered"
+    )
 
 
 def _total_warnings(outcomes: list[CallOutcome]) -> dict[str, int]:
@@ -274,6 +311,14 @@ def summarize(
             round(100 * p.cpu_seconds / p.wall_seconds, 1) if p.wall_seconds > 0 else 0.0
             for p in parts
         ],
+        profile=options.profile.value,
+        scenario=None if options.scenario is None else str(options.scenario),
+        responses=Distribution.of_seconds(seconds(lambda o: o.responses)),
+        unanswered=sum(outcome.unanswered for outcome in outcomes),
+        scenarios_passed=None
+        if options.scenario is None
+        else sum(bool(outcome.scenario_passed) for outcome in outcomes),
+        outcomes=outcomes,
     )
 
 

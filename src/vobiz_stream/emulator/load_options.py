@@ -1,4 +1,5 @@
-"""What a load is (:class:`LoadOptions`), when each of its calls starts, and its caller audio."""
+"""What a load is (:class:`LoadOptions`) and its caller audio; when each call starts is
+:mod:`~vobiz_stream.emulator.load_profiles`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vobiz_stream.audio.speech import tone
+from vobiz_stream.emulator.load_profiles import LoadProfile, profile_offset, start_offset
 from vobiz_stream.emulator.options import CallOptions
 from vobiz_stream.emulator.source import CallerSource, EmulatorError, read_caller_audio
 
@@ -17,21 +19,6 @@ __all__ = ["TONE_RATE", "LoadOptions", "load_audio", "start_offset"]
 TONE_RATE = 8000
 """The rate of the default caller audio (a tone, or silence)."""
 
-_GOLDEN_FRACTION = (5**0.5 - 1) / 2
-
-
-def start_offset(index: int, rate: float) -> float:
-    """Seconds from the load's start to when call ``index`` is placed.
-
-    Each call has a slot of ``1 / rate`` seconds and starts at a point inside it taken from the
-    golden-ratio sequence, so the calls' 20 ms frame deadlines fall evenly across the frame
-    period, as real calls' do. Calls placed exactly on the rate's grid would send in lockstep:
-    at 50 calls/s every call's frame would be due in the same millisecond, and the load would
-    measure its own bursts instead of the app.
-    """
-    return (index + index * _GOLDEN_FRACTION % 1.0) / rate
-
-
 @dataclass(frozen=True)
 class LoadOptions:
     """How many calls, how fast, how long, and the carrier each call emulates."""
@@ -39,7 +26,8 @@ class LoadOptions:
     calls: int
     rate: float = 20.0
     """Calls started per second (over all processes); call ``i`` starts within its own slot
-    ``[i / rate, (i + 1) / rate)``, at :func:`start_offset`."""
+    ``[i / rate, (i + 1) / rate)``, at :func:`start_offset`. With a ``profile``, the highest
+    start rate it reaches."""
     duration: float = 10.0
     """Seconds of caller audio per call: the audio is looped or cut to this length."""
     audio: Path | None = None
@@ -51,6 +39,11 @@ class LoadOptions:
     WAV. With ``processes`` above 1 it is pickled, so ``on_event`` must be a picklable function."""
     grace: float = 30.0
     """Seconds past the last call's expected end before the calls still running are cancelled."""
+    profile: LoadProfile = LoadProfile.STEADY
+    """How the calls' starts are spread: steady, ramp, spike or soak."""
+    scenario: Path | None = None
+    """A scenario file each call follows as its caller (instead of ``audio``); ``duration``
+    should then be its ``max_seconds``."""
 
     def check(self) -> None:
         """Raise :class:`EmulatorError` for values that cannot make a load."""
@@ -80,7 +73,8 @@ class LoadOptions:
     def deadline(self) -> float:
         """Wall seconds from the first call's start after which the load is cut short."""
         speed = self.call_options.speed
-        return self.calls / self.rate + self.duration / speed + self.grace
+        last = profile_offset(self.profile, self.calls - 1, self.calls, self.rate)
+        return last + self.duration / speed + self.grace
 
 
 def load_audio(path: Path | None, duration: float, *, silence: bool = False) -> CallerSource:

@@ -1,4 +1,5 @@
-"""A pytest plugin: call your app with a WAV and assert on what the caller heard.
+"""A pytest plugin: call your app with a WAV and assert on what the caller heard, and run
+scenario files as tests (``pytest SCENARIOS/ --vobiz-answer-url URL``: docs/scenarios.md).
 
 Installed with vobiz-stream (a ``pytest11`` entry point), it gives every test the ``vobiz_call``
 fixture::
@@ -82,6 +83,36 @@ def _find_audio(audio: str | Path, test_dir: Path) -> Path:
     if beside.exists():
         return beside
     raise EmulatorError(f"caller audio {audio} not found in {Path.cwd()} nor in {test_dir}")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vobiz-stream")
+    group.addoption(
+        "--vobiz-answer-url",
+        dest="vobiz_answer_url",
+        metavar="URL",
+        help="run every scenario file (.toml with [[step]]) among the test paths against the "
+        "app at URL, one test per file",
+    )
+    parser.addini("vobiz_answer_url", "the answer URL scenario files are run against", default="")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Scenario files are tests once an answer URL is given (docs/scenarios.md)."""
+    config = parent.config
+    if file_path.suffix != ".toml" or not (
+        config.getoption("vobiz_answer_url") or config.getini("vobiz_answer_url")
+    ):
+        return None
+    from vobiz_stream.emulator.scenario.pytest_items import (  # noqa: PLC0415  (kept light)
+        ScenarioFile,
+        is_scenario_file,
+    )
+
+    if not is_scenario_file(file_path):
+        return None
+    collector: pytest.Collector = ScenarioFile.from_parent(parent, path=file_path)
+    return collector
 
 
 @pytest.fixture

@@ -96,6 +96,10 @@ class MediaSender:
         finally:
             ticket.cancel()
 
+    def stop(self) -> None:
+        """Send nothing more (the caller hung up): :meth:`run` returns True."""
+        self._finish(all_sent=True)
+
     def _finish(self, all_sent: bool) -> None:
         assert self._done is not None
         self._stopped = True

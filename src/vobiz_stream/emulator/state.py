@@ -34,6 +34,7 @@ from vobiz_stream.emulator.verbs import VerbPlan, Voice
 from vobiz_stream.formats import AudioFormat
 
 if TYPE_CHECKING:  # the socket imports picows, an optional package
+    from vobiz_stream.emulator.live import LiveCaller
     from vobiz_stream.emulator.socket import CarrierSocket
 
 __all__ = ["CallFailedError", "CallState"]
@@ -46,7 +47,9 @@ class CallFailedError(Exception):
 class CallState:
     """One call's report, clock, socket, playout and plans, as its parts go along."""
 
-    def __init__(self, answer_url: str, caller: CallerSource, options: CallOptions) -> None:
+    def __init__(
+        self, answer_url: str, caller: CallerSource | LiveCaller, options: CallOptions
+    ) -> None:
         self.caller = caller
         self.options = options
         self.report = CallReport(
