@@ -7,7 +7,7 @@ import base64
 import numpy as np
 
 from vobiz_stream.audio import ByteOrder, Pcm, decode_l16
-from vobiz_stream.emulator.live import CallControl, LiveCaller, LivePayloads
+from vobiz_stream.emulator.live import CallerControls, LiveCaller, LivePayloads
 from vobiz_stream.formats import AudioFormat, Encoding
 
 RATE = 8000
@@ -23,7 +23,7 @@ class Counting(LiveCaller):
     def seconds(self) -> float:
         return 1.0
 
-    def begin(self, control: CallControl, rate: int) -> None:
+    def begin(self, control: CallerControls, rate: int) -> None:
         pass
 
     def frame(self, index: int) -> Pcm:

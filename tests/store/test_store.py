@@ -257,7 +257,7 @@ def test_unknown_stream_rows_and_calls_raise_store_error(backend: Backend) -> No
         with pytest.raises(StoreError, match="no stream row 99"):
             close_stream(store, 99, 1)
         with pytest.raises(StoreError, match=r"(?i)foreign key"):
-            store.add_event("never-seen", None, EventKind.ERROR, {}, at=at(0))
+            store.add_event("never-seen", None, EventKind.DTMF, {}, at=at(0))
         # The failed transactions were rolled back: the store still works.
         row = open_stream(store, "call-1", "a", 0)
         assert close_stream(store, row, 1)
@@ -565,7 +565,7 @@ def test_a_batch_commits_together_and_a_failed_write_in_it_is_undone_alone(
         with store.batch():
             row = open_stream(store, "call-1", "s-1", 0)
             with pytest.raises(StoreError, match=r"(?i)foreign key"):
-                store.add_event("never-seen", None, EventKind.ERROR, {}, at=at(1))
+                store.add_event("never-seen", None, EventKind.DTMF, {}, at=at(1))
             store.add_event("call-1", row, EventKind.DTMF, {"digit": "9"}, at=at(2))
             # nothing visible before the end
             assert backend.rows("SELECT count(*) FROM streams") == [(0,)]

@@ -74,7 +74,7 @@ from vobiz_stream.emulator.ending import (
 from vobiz_stream.emulator.faults import plan_faults
 from vobiz_stream.emulator.heard import HeardWav
 from vobiz_stream.emulator.leg import LegRunner
-from vobiz_stream.emulator.live import CallControl, LiveCaller, LivePayloads
+from vobiz_stream.emulator.live import CallerControls, LiveCaller, LivePayloads
 from vobiz_stream.emulator.options import CallOptions, parse_key_press
 from vobiz_stream.emulator.playout import Playout
 from vobiz_stream.emulator.replies import PlayoutReplies
@@ -288,7 +288,7 @@ class _Call:
         call, rate = self.state, media_format.sample_rate
         options = call.options
         if isinstance(call.caller, LiveCaller):
-            call.caller.begin(CallControl(call), rate)
+            call.caller.begin(CallerControls(call), rate)
             return None, LivePayloads(call.caller, media_format, options.l16_byte_order)
         if call.caller.source is not None:
             self.report.caller_audio = call.caller.source.describe(rate)

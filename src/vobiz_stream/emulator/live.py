@@ -3,7 +3,7 @@
 :func:`~vobiz_stream.emulator.call.run_call` plays a :class:`CallerSource` (audio known before
 the call) or a :class:`LiveCaller`: a script asked for each frame when the frame is due, after
 the caller heard everything played before it (:meth:`LiveCaller.hear`). It can press keys and hang
-up through the :class:`CallControl` it is given. Scenarios
+up through the :class:`CallerControls` it is given. Scenarios
 (:mod:`vobiz_stream.emulator.scenario`) are live callers.
 """
 
@@ -20,10 +20,10 @@ from vobiz_stream.emulator.keypad import send_key
 from vobiz_stream.emulator.state import CallState
 from vobiz_stream.formats import FRAME_SECONDS, AudioFormat, Encoding
 
-__all__ = ["CallControl", "LiveCaller", "LivePayloads"]
+__all__ = ["CallerControls", "LiveCaller", "LivePayloads"]
 
 
-class CallControl:
+class CallerControls:
     """What a live caller may do to its call: read the clock, press keys, hang up."""
 
     def __init__(self, call: CallState) -> None:
@@ -50,7 +50,7 @@ class LiveCaller(ABC):
         """The longest the call may last: the caller hangs up then at the latest."""
 
     @abstractmethod
-    def begin(self, control: CallControl, rate: int) -> None:
+    def begin(self, control: CallerControls, rate: int) -> None:
         """The stream is about to start at ``rate``: keep ``control`` to act on the call."""
 
     @abstractmethod

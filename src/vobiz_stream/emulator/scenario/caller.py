@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from vobiz_stream.audio import Pcm
-from vobiz_stream.emulator.live import CallControl, LiveCaller
+from vobiz_stream.emulator.live import CallerControls, LiveCaller
 from vobiz_stream.emulator.scenario.measure import AgentSpeech, TurnRecord, sound_end
 from vobiz_stream.emulator.scenario.model import (
     CallerTurn,
@@ -42,7 +42,7 @@ class ScriptedCaller(LiveCaller):
         self._turns: dict[int, Pcm] = {}
         self._words: dict[int, float] = {}
         """Seconds into each turn's audio where its words end."""
-        self._control: CallControl | None = None
+        self._control: CallerControls | None = None
         self._rate = 8000
         self._frame = 160
         self.agent: AgentSpeech | None = None
@@ -67,7 +67,7 @@ class ScriptedCaller(LiveCaller):
         """The index of the step the caller is on (the number of steps when it is done)."""
         return self._index
 
-    def begin(self, control: CallControl, rate: int) -> None:
+    def begin(self, control: CallerControls, rate: int) -> None:
         self._control = control
         self._rate, self._frame = rate, rate // 50
         self._turns = {index: source.at_rate(rate) for index, source in self._sources.items()}
