@@ -28,6 +28,7 @@ PUBLIC = [
     "CallerAudio",
     "CallerSource",
     "CarrierEvent",
+    "CarrierProfile",
     "Checkpoint",
     "CheckpointPlayed",
     "ClearAudio",

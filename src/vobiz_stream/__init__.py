@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from vobiz_stream.emulator import (
         CallOptions,
         CallReport,
+        CarrierProfile,
         Faults,
         LoadOptions,
         LoadSummary,
@@ -143,6 +144,7 @@ __all__ = [
     "CallerAudio",
     "CallerSource",
     "CarrierEvent",
+    "CarrierProfile",
     "Checkpoint",
     "CheckpointPlayed",
     "ClearAudio",
@@ -253,6 +255,7 @@ _MODULES = {
     "vobiz_stream.emulator": (
         "CallOptions",
         "CallReport",
+        "CarrierProfile",
         "Faults",
         "LoadOptions",
         "LoadSummary",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from vobiz_stream.emulator.conduct import Misstep, example_of
+from vobiz_stream.emulator.profiles import undocumented_play_audio
 from vobiz_stream.emulator.replies import PlayoutReplies
 from vobiz_stream.emulator.report import CheckpointTiming
 from vobiz_stream.emulator.state import CallState
@@ -78,14 +79,31 @@ class AppCommands:
 
     def _for_this_stream(self, stream_id: str | None, text: bytes) -> bool:
         """Whether a command is the current stream's: one without a streamId is taken as its
-        (older documents leave it out), one naming another stream is not."""
+        (older documents leave it out) unless the carrier is strict, one naming another stream
+        is not."""
         if stream_id == self._call.report.stream_id:
             return True
         if stream_id is None:
             self._misstep(Misstep.NO_STREAM_ID, example_of(text))
-            return True
+            return not self._call.options.carrier.refuses_invalid
         self._misstep(Misstep.WRONG_STREAM_ID, example_of(text))
         return False
+
+    def _refused(self, command: PlayAudio | Checkpoint | ClearAudio, text: bytes) -> bool:
+        """Whether the strict carrier refuses a command the documents call invalid."""
+        call = self._call
+        if not call.options.carrier.refuses_invalid:
+            return False
+        playout = call.playout
+        assert playout is not None
+        if not playout.bidirectional:
+            self._misstep(Misstep.ONE_WAY_COMMAND, example_of(text))
+            return False  # the playout ignores it and counts it, as for any carrier
+        problem = undocumented_play_audio(text) if isinstance(command, PlayAudio) else None
+        if problem is None:
+            return False
+        self._misstep(Misstep.UNDOCUMENTED_PLAY_AUDIO, f"{problem}: {example_of(text)}")
+        return True
 
     def _command(self, text: bytes) -> bool:
         """Apply one command; True when it is the app's ``stop``."""
@@ -102,6 +120,10 @@ class AppCommands:
                 self._misstep(Misstep.INVALID_JSON, example_of(text))
             return False
         if not isinstance(command, Unknown) and not self._for_this_stream(command.stream_id, text):
+            return False
+        if isinstance(command, PlayAudio | Checkpoint | ClearAudio) and self._refused(
+            command, text
+        ):
             return False
         now = call.now()
         match command:

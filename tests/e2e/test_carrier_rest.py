@@ -1,0 +1,354 @@
+"""The local carrier's REST API over loopback: Vobiz's own Python SDK pointed at it, raw HTTP for
+the shapes and errors, an app that receives the calls and streams it places."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import vobiz
+from aiohttp import WSMsgType, web
+from vobiz.exceptions import AuthenticationError, ResourceNotFoundError, ValidationError
+
+from tests.e2e.conftest import serve_app, url_of
+from vobiz_stream.emulator import CallOptions
+from vobiz_stream.emulator.rest import CarrierSettings, run_carrier
+
+AUTH_ID = "MA_LOCAL0001"
+AUTH_TOKEN = "local-token-for-tests"
+HEADERS = {"X-Auth-ID": AUTH_ID, "X-Auth-Token": AUTH_TOKEN}
+
+
+@dataclass
+class Carrier:
+    base: str
+    """``http://127.0.0.1:PORT/api/v1``"""
+
+    @property
+    def account(self) -> str:
+        return f"{self.base}/Account/{AUTH_ID}"
+
+    def sdk(self, token: str = AUTH_TOKEN) -> Any:
+        """Vobiz's Python SDK, pointed at this carrier."""
+        client = vobiz.RestClient(auth_id=AUTH_ID, auth_token=token)
+        client.base_uri = f"{self.base}/Account"
+        return client
+
+
+StartCarrier = Callable[..., Awaitable[Carrier]]
+
+
+@pytest.fixture
+async def start_carrier() -> AsyncIterator[StartCarrier]:
+    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def start(**overrides: Any) -> Carrier:
+        settings = CarrierSettings(
+            **{"auth_id": AUTH_ID, "auth_token": AUTH_TOKEN, "port": 0, "tone_seconds": 20.0}
+            | overrides
+        )
+        stop = asyncio.Event()
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(run_carrier(settings, stop, ready.set_result))
+        stops.append((stop, task))
+        return Carrier(await asyncio.wait_for(ready, 10))
+
+    yield start
+    for stop, task in stops:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+@dataclass
+class StreamApp:
+    """An app: its answer XML, and every message its stream socket and callback URL got."""
+
+    answer: str = (
+        '<Response><Stream bidirectional="true" keepCallAlive="true">ws://{host}/stream'
+        "</Stream></Response>"
+    )
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    callbacks: list[dict[str, str]] = field(default_factory=list)
+    answer_requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    closed: int = 0
+    url: str = ""
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [message for message in self.messages if message.get("event") == event]
+
+    async def serve(self) -> web.AppRunner:
+        async def answer(request: web.Request) -> web.Response:
+            fields = dict(await request.post()) if request.method == "POST" else {}
+            self.answer_requests.append((request.method, {**request.query, **fields}))  # type: ignore[dict-item]
+            return web.Response(
+                text=self.answer.replace("{host}", request.host), content_type="application/xml"
+            )
+
+        async def stream(request: web.Request) -> web.WebSocketResponse:
+            socket = web.WebSocketResponse()
+            await socket.prepare(request)
+            async for message in socket:
+                if message.type is WSMsgType.TEXT:
+                    self.messages.append(orjson.loads(message.data))
+            self.closed += 1
+            return socket
+
+        async def callback(request: web.Request) -> web.Response:
+            self.callbacks.append({k: str(v) for k, v in (await request.post()).items()})
+            return web.Response(text="ok")
+
+        runner = await serve_app(
+            [
+                web.route("*", "/answer", answer),
+                web.get("/stream", stream),
+                web.post("/callback", callback),
+            ]
+        )
+        self.url = url_of(runner)
+        return runner
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_vobiz_sdk_places_lists_presses_and_hangs_up(
+    start_carrier: StartCarrier,
+) -> None:
+    carrier = await start_carrier()
+    app = StreamApp()
+    runner = await app.serve()
+    sdk = carrier.sdk()
+    try:
+        placed = await asyncio.to_thread(
+            sdk.calls.create, "+911111111111", "+912222222222", app.url + "answer",
+            answer_method="GET",
+        )  # fmt: skip
+        call_uuid = placed.request_uuid
+        assert placed.message == "call fired" and placed.api_id
+        await eventually(lambda: bool(app.of("media")))
+        live = await asyncio.to_thread(sdk.calls.list_live)
+        assert live.calls == [call_uuid]
+        call = await asyncio.to_thread(sdk.calls.get_live, call_uuid)
+        assert (call.call_uuid, call.call_status, call.direction) == (
+            call_uuid, "in-progress", "outbound",
+        )  # fmt: skip
+        assert (call.__dict__["from"], call.to) == ("+911111111111", "+912222222222")
+        [start] = app.of("start")
+        assert start["start"]["callId"] == call_uuid and start["start"]["accountId"] == AUTH_ID
+        assert call.stream_id == start["start"]["streamId"]
+        await asyncio.to_thread(sdk.calls.send_digits, call_uuid, "4#", "aleg")
+        await eventually(lambda: len(app.of("dtmf")) == 2)
+        assert [m["dtmf"]["digit"] for m in app.of("dtmf")] == ["4", "#"]
+        began = time.monotonic()
+        await asyncio.to_thread(sdk.calls.hangup, call_uuid)
+        assert time.monotonic() - began < 5
+        await eventually(lambda: app.closed == 1)
+        assert (await asyncio.to_thread(sdk.calls.list_live)).calls == []
+        with pytest.raises(ResourceNotFoundError):
+            await asyncio.to_thread(sdk.calls.get_live, call_uuid)
+        ended = await asyncio.to_thread(sdk.calls.get, call_uuid)
+        assert ended.call_status == "completed" and ended.hangup_cause == "api_hangup"
+        with pytest.raises(ResourceNotFoundError):
+            await asyncio.to_thread(sdk.calls.hangup, call_uuid)
+    finally:
+        await runner.cleanup()
+    # The answer was fetched as asked (GET, the call's fields in the query), as an outbound call.
+    [(method, fields)] = app.answer_requests
+    assert method == "GET" and fields["CallUUID"] == call_uuid
+    assert fields["From"] == "+911111111111" and fields["ParentAuthID"] == AUTH_ID
+
+
+async def test_wrong_credentials_are_refused_with_401(start_carrier: StartCarrier) -> None:
+    carrier = await start_carrier()
+    with pytest.raises(AuthenticationError, match="wrong X-Auth-ID or X-Auth-Token"):
+        await asyncio.to_thread(carrier.sdk("not-the-token").calls.list_live)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(carrier.account + "/Call/") as response:
+            assert response.status == 401
+            body = await response.json()
+            assert body["error"] == "authentication failed: send X-Auth-ID and X-Auth-Token"
+            assert body["api_id"]
+        other = {**HEADERS, "X-Auth-ID": "MA_SOMEONE"}
+        async with http.get(carrier.account + "/Call/", headers=other) as response:
+            assert response.status == 401
+        async with http.get(f"{carrier.base}/Account/MA_OTHER/Call/", headers=HEADERS) as response:
+            assert response.status == 404
+
+
+async def test_errors_are_json_that_say_what_to_change(start_carrier: StartCarrier) -> None:
+    carrier = await start_carrier()
+    sdk = carrier.sdk()
+    with pytest.raises(ValidationError, match="answer_url is required"):
+        await asyncio.to_thread(sdk.calls.create, "+911", "+912", "")
+    with pytest.raises(ValidationError, match="answer_url must be an http or https URL"):
+        await asyncio.to_thread(sdk.calls.create, "+911", "+912", "ftp://x")
+    with pytest.raises(ValidationError, match="digits must be 1 to 64 of 0-9"):
+        await asyncio.to_thread(sdk.calls.send_digits, "nope", "12x", "aleg")
+    async with aiohttp.ClientSession(headers=HEADERS) as http:
+        cases = [
+            ("GET", "/Call/nope/", None, 404, "no call nope on this carrier"),
+            ("DELETE", "/Call/nope/", None, 404, "no live call nope on this carrier"),
+            ("GET", "/Bogus/", None, 404, "Not Found"),
+            ("PUT", "/Call/", None, 405, "Method Not Allowed"),
+            ("POST", "/Call/", b"[1]", 400, "the body must be a JSON object of fields"),
+            ("POST", "/Call/", b"{", 400, "the body is not valid JSON"),
+            ("GET", "/Call/?limit=21", None, 400, "limit must be from 1 to 20, got 21"),
+            ("GET", "/Call/?offset=-1", None, 400, "offset must be 0 or more, got -1"),
+            ("GET", "/Call/?limit=x", None, 400, "limit must be a whole number, got x"),
+            ("POST", "/Call/", b"{" + b" " * 70_000 + b"}", 413, "Request Entity Too Large"),
+        ]
+        for method, path, body, status, error in cases:
+            headers = {"Content-Type": "application/json"}
+            async with http.request(
+                method, carrier.account + path, data=body, headers=headers
+            ) as response:
+                assert response.status == status, (method, path, await response.text())
+                assert error in (await response.json())["error"], (method, path)
+
+
+async def test_streams_started_listed_and_stopped_through_the_api(
+    start_carrier: StartCarrier,
+) -> None:
+    carrier = await start_carrier()
+    app = StreamApp(answer='<Response><Speak>Hello</Speak><Wait length="20"/></Response>')
+    runner = await app.serve()
+    try:
+        async with aiohttp.ClientSession(headers=HEADERS) as http:
+            call_uuid = await place(http, carrier, app)
+            streams = f"{carrier.account}/Call/{call_uuid}/Stream/"
+            async with http.get(streams) as response:
+                assert (await response.json())["objects"] == []  # no <Stream> in the answer
+            request = {
+                "service_url": app.url.replace("http", "ws") + "stream",
+                "bidirectional": "true",
+                "content_type": "audio/x-l16;rate=16000",
+                "status_callback_url": app.url + "callback",
+                "extra_headers": "agent=a1",
+            }
+            async with http.post(streams, json=request) as response:
+                assert response.status == 202
+                started = await response.json()
+            stream_id = started["stream_id"]
+            assert started["message"] == "audio streaming started"
+            await eventually(lambda: bool(app.of("media")))
+            [start] = app.of("start")
+            assert start["start"]["streamId"] == stream_id
+            assert start["start"]["mediaFormat"] == {"encoding": "audio/x-l16", "sampleRate": 16000}
+            async with http.post(streams, json=request) as response:
+                assert response.status == 400  # one stream per call
+            async with http.get(streams) as response:
+                page = await response.json()
+            assert page["meta"] == {
+                "count": 1, "limit": 20, "offset": 0, "next": None, "previous": None,
+            }  # fmt: skip
+            [listed] = page["objects"]
+            assert listed["stream_id"] == stream_id and listed["status"] == "in-progress"
+            assert listed["bidirectional"] is True and listed["audio_track"] == "inbound"
+            async with http.get(streams + stream_id + "/") as response:
+                assert (await response.json())["service_url"] == request["service_url"]
+            async with http.delete(streams + "not-a-stream/") as response:
+                assert response.status == 404
+            async with http.delete(streams + stream_id) as response:  # no trailing slash
+                assert response.status == 204
+            await eventually(lambda: app.closed == 1)
+            await eventually(lambda: [c["Event"] for c in app.callbacks][-1:] == ["StopStream"])
+            assert app.callbacks[0]["X-VH-agent"] == "a1"
+            async with http.get(streams + stream_id + "/") as response:
+                stopped = await response.json()
+            assert stopped["status"] == "stopped" and stopped["end_reason"] == "api_stop"
+            async with http.get(f"{carrier.account}/Call/?status=live") as response:
+                assert (await response.json())["calls"] == [call_uuid]  # the call goes on
+            async with http.delete(streams) as response:
+                assert response.status == 204  # nothing streams: nothing to stop
+            async with http.delete(f"{carrier.account}/Call/{call_uuid}/") as response:
+                assert response.status == 204
+    finally:
+        await runner.cleanup()
+
+
+async def place(http: aiohttp.ClientSession, carrier: Carrier, app: StreamApp) -> str:
+    body = {"from": "+911", "to": "+912", "answer_url": app.url + "answer"}
+    async with http.post(carrier.account + "/Call/", json=body) as response:
+        assert response.status == 201, await response.text()
+        return str((await response.json())["request_uuid"])
+
+
+async def test_stream_requests_are_checked_like_answer_xml(start_carrier: StartCarrier) -> None:
+    carrier = await start_carrier()
+    app = StreamApp(answer='<Response><Wait length="20"/></Response>')
+    runner = await app.serve()
+    try:
+        async with aiohttp.ClientSession(headers=HEADERS) as http:
+            call_uuid = await place(http, carrier, app)
+            streams = f"{carrier.account}/Call/{call_uuid}/Stream/"
+            bad = [
+                ({}, "service_url is required"),
+                ({"service_url": "http://x/s"}, "service_url"),
+                (
+                    {"service_url": "ws://x/s", "bidirectional": "true", "audio_track": "both"},
+                    "audio_track='both' is not allowed with bidirectional='true'",
+                ),
+                ({"service_url": "ws://x/s", "stream_timeout": "0"}, "stream_timeout="),
+                ({"service_url": "ws://x/s", "audio_track": ["x"]}, "audio_track must be a str"),
+            ]
+            for body, error in bad:
+                async with http.post(streams, json=body) as response:
+                    assert response.status == 400, body
+                    assert error in (await response.json())["error"], body
+            async with http.delete(f"{carrier.account}/Call/{call_uuid}/") as response:
+                assert response.status == 204
+    finally:
+        await runner.cleanup()
+
+
+async def test_calls_over_the_limit_are_refused_with_429_and_retry_after(
+    start_carrier: StartCarrier,
+) -> None:
+    carrier = await start_carrier(max_calls=2)
+    app = StreamApp()
+    runner = await app.serve()
+    try:
+        async with aiohttp.ClientSession(headers=HEADERS) as http:
+            first = [await place(http, carrier, app) for _ in range(2)]
+            body = {"from": "+911", "to": "+912", "answer_url": app.url + "answer"}
+            async with http.post(carrier.account + "/Call/", json=body) as response:
+                assert response.status == 429
+                assert response.headers["Retry-After"] == "1"
+                assert "too many live calls (2" in (await response.json())["error"]
+            async with http.delete(f"{carrier.account}/Call/{first[0]}/") as response:
+                assert response.status == 204
+            assert await place(http, carrier, app)  # room again
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_call_to_an_answer_without_a_stream_ends_when_the_caller_does(
+    start_carrier: StartCarrier,
+) -> None:
+    carrier = await start_carrier(tone_seconds=1.0, call_options=CallOptions(speed=4))
+    app = StreamApp(answer='<Response><Wait length="5"/></Response>')
+    runner = await app.serve()
+    try:
+        async with aiohttp.ClientSession(headers=HEADERS) as http:
+            call_uuid = await place(http, carrier, app)
+            call = f"{carrier.account}/Call/{call_uuid}/"
+            await asyncio.sleep(0.6)  # 1 s of caller at 4x
+            async with http.get(call) as response:
+                ended = await response.json()
+    finally:
+        await runner.cleanup()
+    assert ended["call_status"] == "completed"
+    assert ended["hangup_cause"] == (
+        "the answer XML has no <Stream> and none was started through the API before the caller "
+        "hung up"
+    )
