@@ -94,6 +94,7 @@ if TYPE_CHECKING:
         parse_command,
         parse_event,
     )
+    from vobiz_stream.rest import RetryPolicy, VobizApiError, VobizClient
     from vobiz_stream.server import StreamServer, serve, stream_endpoint
     from vobiz_stream.session import (
         AudioCleared,
@@ -175,6 +176,7 @@ __all__ = [
     "Quality",
     "Resampler",
     "Response",
+    "RetryPolicy",
     "SessionError",
     "SessionEvent",
     "SessionOptions",
@@ -193,6 +195,8 @@ __all__ = [
     "Track",
     "Unknown",
     "UtteranceCutter",
+    "VobizApiError",
+    "VobizClient",
     "VobizStreamError",
     "VoiceActivityDetector",
     "Wait",
@@ -312,6 +316,11 @@ _MODULES = {
         "encode_payload",
         "parse_command",
         "parse_event",
+    ),
+    "vobiz_stream.rest": (
+        "RetryPolicy",
+        "VobizApiError",
+        "VobizClient",
     ),
     "vobiz_stream.server": (
         "StreamServer",

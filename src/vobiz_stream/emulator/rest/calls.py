@@ -31,7 +31,7 @@ from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.logtext import loggable
 from vobiz_stream.xml import Stream, Verb, Wait
 
-__all__ = ["HANGUP_GRACE", "HISTORY", "CallBook", "PlacedCall"]
+__all__ = ["HANGUP_GRACE", "HISTORY", "CallBook", "CarrierCall"]
 
 log = logging.getLogger("vobiz_stream.carrier")
 
@@ -42,7 +42,7 @@ HANGUP_GRACE = 5.0
 
 
 @dataclasses.dataclass
-class PlacedCall:
+class CarrierCall:
     """One call placed through the API, live or ended."""
 
     request: PlaceCall
@@ -147,18 +147,18 @@ class CallBook:
         self._options = options
         self._max_live = max_live
         self._http = http
-        self._calls: OrderedDict[str, PlacedCall] = OrderedDict()
+        self._calls: OrderedDict[str, CarrierCall] = OrderedDict()
         self._live = 0
         self.placed = 0
         self.refused = 0
 
-    def live(self) -> list[PlacedCall]:
+    def live(self) -> list[CarrierCall]:
         return [call for call in self._calls.values() if call.live]
 
-    def all(self) -> list[PlacedCall]:
+    def all(self) -> list[CarrierCall]:
         return list(self._calls.values())
 
-    def place(self, request: PlaceCall) -> PlacedCall:
+    def place(self, request: PlaceCall) -> CarrierCall:
         """Start the call in the background; 429 when ``max_live`` calls run already."""
         if self._live >= self._max_live:
             self.refused += 1
@@ -169,7 +169,7 @@ class CallBook:
                 retry_after=1,
             )
         control = CallControl(str(uuid.uuid4()))
-        placed = PlacedCall(request, control, datetime.now(UTC))
+        placed = CarrierCall(request, control, datetime.now(UTC))
         options = dataclasses.replace(
             self._options,
             from_number=request.from_number,
@@ -189,7 +189,7 @@ class CallBook:
         )
         return placed
 
-    async def _run(self, placed: PlacedCall, options: CallOptions) -> CallReport:
+    async def _run(self, placed: CarrierCall, options: CallOptions) -> CallReport:
         started = time.monotonic()
         try:
             report = await run_call(
@@ -214,7 +214,7 @@ class CallBook:
         for call_uuid in ended[: max(0, len(ended) - HISTORY)]:
             del self._calls[call_uuid]
 
-    def find(self, call_uuid: str, *, live: bool = False) -> PlacedCall:
+    def find(self, call_uuid: str, *, live: bool = False) -> CarrierCall:
         placed = self._calls.get(call_uuid)
         if placed is None or (live and not placed.live):
             state = "live call" if live else "call"
