@@ -25,7 +25,7 @@ HEADERS = {"X-Auth-ID": AUTH_ID, "X-Auth-Token": AUTH_TOKEN}
 
 
 @dataclass
-class Carrier:
+class LocalCarrier:
     base: str
     """``http://127.0.0.1:PORT/api/v1``"""
 
@@ -40,14 +40,14 @@ class Carrier:
         return client
 
 
-StartCarrier = Callable[..., Awaitable[Carrier]]
+StartCarrier = Callable[..., Awaitable[LocalCarrier]]
 
 
 @pytest.fixture
 async def start_carrier() -> AsyncIterator[StartCarrier]:
     stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
-    async def start(**overrides: Any) -> Carrier:
+    async def start(**overrides: Any) -> LocalCarrier:
         settings = CarrierSettings(
             **{"auth_id": AUTH_ID, "auth_token": AUTH_TOKEN, "port": 0, "tone_seconds": 20.0}
             | overrides
@@ -56,7 +56,7 @@ async def start_carrier() -> AsyncIterator[StartCarrier]:
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(run_carrier(settings, stop, ready.set_result))
         stops.append((stop, task))
-        return Carrier(await asyncio.wait_for(ready, 10))
+        return LocalCarrier(await asyncio.wait_for(ready, 10))
 
     yield start
     for stop, task in stops:
@@ -120,7 +120,7 @@ async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def place(http: aiohttp.ClientSession, carrier: Carrier, app: StreamApp) -> str:
+async def place(http: aiohttp.ClientSession, carrier: LocalCarrier, app: StreamApp) -> str:
     body = {"from": "+911", "to": "+912", "answer_url": app.url + "answer"}
     async with http.post(carrier.account + "/Call/", json=body) as response:
         assert response.status == 201, await response.text()

@@ -4,6 +4,9 @@ the shapes and errors, an app that receives the calls and streams it places."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 
 import aiohttp
@@ -12,13 +15,16 @@ from vobiz.exceptions import AuthenticationError, ResourceNotFoundError, Validat
 
 from tests.e2e.carrier_support import (
     AUTH_ID,
+    AUTH_TOKEN,
     HEADERS,
     StartCarrier,
     StreamApp,
     eventually,
     place,
 )
+from tests.e2e.conftest import DATA, StartServer
 from vobiz_stream.emulator import CallOptions
+from vobiz_stream.rest import VobizClient
 
 
 async def test_the_vobiz_sdk_places_lists_presses_and_hangs_up(
@@ -244,4 +250,54 @@ async def test_a_call_to_an_answer_without_a_stream_ends_when_the_caller_does(
     assert ended["hangup_cause"] == (
         "the answer XML has no <Stream> and none was started through the API before the caller "
         "hung up"
+    )
+
+
+async def test_the_carrier_command_places_calls_on_the_real_server(
+    start_server: StartServer,
+) -> None:
+    """``vobiz-stream carrier`` as a process, the async client placing a call through it, and
+    the project's own server answering it: the call is stored under the uuid the API gave."""
+    running = await start_server()
+    env = {**os.environ, "VOBIZ_AUTH_ID": AUTH_ID, "VOBIZ_AUTH_TOKEN": AUTH_TOKEN}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vobiz_stream", "carrier", "--port", "0",
+        "--audio", str(DATA / "speech_male_8k.wav"), "--speed", "4", "--carrier", "documented",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert line.startswith("local Vobiz carrier: http://127.0.0.1:"), line
+        base = line.split(": ", 1)[1].strip()
+        async with VobizClient(AUTH_ID, AUTH_TOKEN, base_url=base) as vobiz:
+            placed = await vobiz.place_call("+911", "+912", running.base + "/")
+            deadline = time.monotonic() + 30
+            while placed.request_uuid in await vobiz.live_calls():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        await running.wait_idle()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()
+    [call] = running.server.store.list_calls()
+    assert call["call_id"] == placed.request_uuid
+    assert len(running.recordings()) == 1
+    log = stderr.decode()
+    assert f"call {placed.request_uuid}: placed from +911 to +912" in log
+    assert f"call {placed.request_uuid}: ended (hangup)" in log
+    assert "profile documented" in log
+
+
+async def test_the_carrier_command_without_credentials_says_what_to_set() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOBIZ_AUTH")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vobiz_stream", "carrier",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert "set VOBIZ_AUTH_ID and VOBIZ_AUTH_TOKEN (or --auth-id and --auth-token)" in (
+        stderr.decode()
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from vobiz_stream.xml import Stream, Verb
+from vobiz_stream.core.answer import Stream, Verb
 
 if TYPE_CHECKING:
     from vobiz_stream.emulator.state import CallState

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from vobiz_stream.core.answer import Stream, Verb, Wait
 from vobiz_stream.emulator.call import run_call
 from vobiz_stream.emulator.callbacks import callback_timestamp
 from vobiz_stream.emulator.control import CallControl
@@ -29,7 +30,6 @@ from vobiz_stream.emulator.report import CallReport
 from vobiz_stream.emulator.rest.shapes import ApiError, PlaceCall
 from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.logtext import loggable
-from vobiz_stream.xml import Stream, Verb, Wait
 
 __all__ = ["HANGUP_GRACE", "HISTORY", "CallBook", "CarrierCall"]
 

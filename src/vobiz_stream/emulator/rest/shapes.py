@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree
 
+from vobiz_stream.core.answer import CallbackMethod, Stream, parse_response
 from vobiz_stream.errors import XmlError
 from vobiz_stream.logtext import loggable
-from vobiz_stream.xml import CallbackMethod, Stream, parse_response
 
 __all__ = [
     "DEFAULT_LIMIT",
