@@ -31,7 +31,7 @@ def user_facing_files() -> list[Path]:
 def help_texts(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     """What ``vobiz-stream [COMMAND] --help`` prints, for the command and each subcommand."""
     texts = {}
-    for command in ([], ["serve"], ["call"], ["load"]):
+    for command in ([], ["serve"], ["call"], ["load"], ["carrier"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args([*command, "--help"])
         texts[" ".join(["vobiz-stream", *command, "--help"])] = capsys.readouterr().out
@@ -60,7 +60,11 @@ def test_help_has_no_internal_words_or_outside_references(
         assert "usage: vobiz-stream" in text, name
         assert offending_lines(text, INTERNAL) == [], name
         assert offending_lines(text, OUTSIDE) == [], name
-        assert "--seed" in text or name in {"vobiz-stream --help", "vobiz-stream serve --help"}
+        assert "--seed" in text or name in {
+            "vobiz-stream --help",
+            "vobiz-stream serve --help",
+            "vobiz-stream carrier --help",
+        }
 
 
 def test_the_patterns_catch_what_they_are_for() -> None:
