@@ -206,3 +206,21 @@ async def test_the_fixture_takes_the_profile_from_the_command_line(
         await runner.cleanup()
     result.assert_outcomes(passed=1)
     assert len(app.of("stop")) == 1  # the documented call sent one; the live one none
+
+
+async def test_a_load_runs_every_call_under_the_profile_and_says_so(tmp_path: Path) -> None:
+    app = App()
+    runner = await serve_stream_app(app)
+    try:
+        code, stdout, stderr = await run_cli(
+            "load", url_of(runner), "--calls", "3", "--rate", "20", "--duration", "1",
+            "--carrier", "documented", "--quiet", "--report", str(tmp_path / "load.json"),
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert code == 0, stderr.decode()
+    assert "carrier profile documented, L16 sent big-endian" in stdout.decode()
+    assert orjson.loads((tmp_path / "load.json").read_bytes())["carrier"] == "documented"
+    starts = app.of("start")
+    assert len(starts) == 3 and all("start" not in start for start in starts)
+    assert len(app.of("stop")) == 3

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from vobiz_stream.core.protocol import (
+    AppCommand,
     Checkpoint,
     ClearAudio,
     PlayAudio,
@@ -45,6 +46,7 @@ class AppCommands:
     def __init__(self, call: CallState, replies: PlayoutReplies) -> None:
         self._call = call
         self._replies = replies
+        self._strict = call.options.carrier.refuses_invalid
 
     async def read(self, socket: CarrierSocket) -> str:
         """Feed the app's commands to the playout; return why the stream ended."""
@@ -85,16 +87,15 @@ class AppCommands:
             return True
         if stream_id is None:
             self._misstep(Misstep.NO_STREAM_ID, example_of(text))
-            return not self._call.options.carrier.refuses_invalid
+            return not self._strict
         self._misstep(Misstep.WRONG_STREAM_ID, example_of(text))
         return False
 
-    def _refused(self, command: PlayAudio | Checkpoint | ClearAudio, text: bytes) -> bool:
+    def _refused(self, command: AppCommand, text: bytes) -> bool:
         """Whether the strict carrier refuses a command the documents call invalid."""
-        call = self._call
-        if not call.options.carrier.refuses_invalid:
+        if isinstance(command, StopCommand | Unknown):
             return False
-        playout = call.playout
+        playout = self._call.playout
         assert playout is not None
         if not playout.bidirectional:
             self._misstep(Misstep.ONE_WAY_COMMAND, example_of(text))
@@ -121,9 +122,7 @@ class AppCommands:
             return False
         if not isinstance(command, Unknown) and not self._for_this_stream(command.stream_id, text):
             return False
-        if isinstance(command, PlayAudio | Checkpoint | ClearAudio) and self._refused(
-            command, text
-        ):
+        if self._strict and self._refused(command, text):
             return False
         now = call.now()
         match command:
