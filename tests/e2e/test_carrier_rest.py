@@ -4,6 +4,7 @@ the shapes and errors, an app that receives the calls and streams it places."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -74,8 +75,15 @@ async def test_the_vobiz_sdk_places_lists_presses_and_hangs_up(
     assert fields["From"] == "+911111111111" and fields["ParentAuthID"] == AUTH_ID
 
 
-async def test_wrong_credentials_are_refused_with_401(start_carrier: StartCarrier) -> None:
+async def test_wrong_credentials_are_refused_with_401(
+    start_carrier: StartCarrier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "vobiz_stream.carrier")
     carrier = await start_carrier()
+    async with aiohttp.ClientSession() as http:  # the first refusal, with a hostile path
+        evil = {"X-Auth-ID": AUTH_ID, "X-Auth-Token": "x"}
+        async with http.get(carrier.account + "/Call/%1b[31m%0a/", headers=evil) as response:
+            assert response.status == 401
     with pytest.raises(AuthenticationError, match="wrong X-Auth-ID or X-Auth-Token"):
         await asyncio.to_thread(carrier.sdk("not-the-token").calls.list_live)
     async with aiohttp.ClientSession() as http:
@@ -89,6 +97,11 @@ async def test_wrong_credentials_are_refused_with_401(start_carrier: StartCarrie
             assert response.status == 401
         async with http.get(f"{carrier.base}/Account/MA_OTHER/Call/", headers=HEADERS) as response:
             assert response.status == 404
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1  # the first is logged, the next three counted
+    assert "(401); later refusals are counted, not logged" in refusals[0]
+    assert "Call/\\x1b[31m\\x0a/" in refusals[0]  # escaped, on one line
+    assert not any(ch in refusals[0] for ch in "\x1b\n\r")
 
 
 async def test_errors_are_json_that_say_what_to_change(start_carrier: StartCarrier) -> None:
@@ -288,6 +301,7 @@ async def test_the_carrier_command_places_calls_on_the_real_server(
     assert f"call {placed.request_uuid}: placed from +911 to +912" in log
     assert f"call {placed.request_uuid}: ended (hangup)" in log
     assert "profile documented" in log
+    assert "stopped: 1 calls placed, 0 refused (too many live calls), 0 requests refused" in log
 
 
 async def test_the_carrier_command_without_credentials_says_what_to_set() -> None:

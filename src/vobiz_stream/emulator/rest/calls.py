@@ -23,7 +23,7 @@ import aiohttp
 from vobiz_stream.core.answer import Stream, Verb, Wait
 from vobiz_stream.emulator.call import run_call
 from vobiz_stream.emulator.callbacks import callback_timestamp
-from vobiz_stream.emulator.control import CallControl
+from vobiz_stream.emulator.control import API_HANGUP, CallControl
 from vobiz_stream.emulator.keypad import press_key
 from vobiz_stream.emulator.options import CallOptions
 from vobiz_stream.emulator.report import CallReport
@@ -48,9 +48,14 @@ class CarrierCall:
     request: PlaceCall
     control: CallControl
     placed_at: datetime
-    task: asyncio.Task[CallReport] | None = None
+    task: asyncio.Task[CallReport | None] | None = None
     report: CallReport | None = None
+    """The call's report once it ended (its running state is let go then: the history holds
+    reports, not calls)."""
     ended_at: datetime | None = None
+    epoch_ms: int = 0
+    """Wall-clock epoch milliseconds of the first ``start``, once the call ended."""
+    speed: float = 1.0
 
     @property
     def call_uuid(self) -> str:
@@ -60,11 +65,28 @@ class CarrierCall:
     def live(self) -> bool:
         return self.ended_at is None
 
-    def as_json(self, auth_id: str) -> dict[str, Any]:
+    def _report_now(self) -> CallReport | None:
+        """The running call's report as it goes, or the ended call's."""
         state = self.control.state
-        streams = [] if state is None else state.report.streams
+        return self.report if state is None else state.report
+
+    def end(self) -> None:
+        """The call ended: keep its report and clock, let its running state go."""
+        state = self.control.state
+        if state is not None:
+            self.report = state.report
+            self.epoch_ms, self.speed = state.epoch_ms, state.options.speed
+        self.control.state = None
+        self.ended_at = datetime.now(UTC)
+
+    def as_json(self, auth_id: str) -> dict[str, Any]:
+        report = self._report_now()
+        streams = [] if report is None else report.streams
         status = "completed" if not self.live else ("in-progress" if streams else "ringing")
-        report = self.report
+        if self.control.hung_up.is_set():
+            cause: str | None = API_HANGUP
+        else:
+            cause = None if self.live or report is None else (report.end_reason or report.failure)
         return {
             "call_uuid": self.call_uuid,
             "request_uuid": self.call_uuid,
@@ -75,23 +97,26 @@ class CarrierCall:
             "call_status": status,
             "session_start": callback_timestamp(self.placed_at),
             "end_time": None if self.ended_at is None else callback_timestamp(self.ended_at),
-            "hangup_cause": None if report is None else (report.end_reason or report.failure),
-            "stream_id": None if state is None else state.report.stream_id,
+            "hangup_cause": cause,
+            "stream_id": None if report is None else report.stream_id,
             "resource_uri": f"/api/v1/Account/{auth_id}/Call/{self.call_uuid}/",
         }
 
     def streams_json(self, auth_id: str) -> list[dict[str, Any]]:
         """Every stream of the call, oldest first: one per socket (a reconnect is a new
         stream), and the one the API started while it is still connecting."""
-        state, stream = self.control.state, self.control.stream
+        report, stream = self._report_now(), self.control.stream
         if stream is None:
             return []
         base = _stream_fields(stream, self.call_uuid, auth_id)
         found = []
-        if state is not None:
-            began = state.epoch_ms / 1000
-            speed = state.options.speed
-            for leg in state.report.streams:
+        state = self.control.state
+        epoch_ms, speed = (
+            (self.epoch_ms, self.speed) if state is None else (state.epoch_ms, state.options.speed)
+        )
+        began = epoch_ms / 1000
+        if report is not None:
+            for leg in report.streams:
                 ended = leg.ended_at is not None or not self.live
                 found.append(
                     base
@@ -189,18 +214,20 @@ class CallBook:
         )
         return placed
 
-    async def _run(self, placed: CarrierCall, options: CallOptions) -> CallReport:
+    async def _run(self, placed: CarrierCall, options: CallOptions) -> CallReport | None:
         started = time.monotonic()
         try:
             report = await run_call(
                 placed.request.answer_url, self._caller, options, http=self._http,
                 control=placed.control,
             )  # fmt: skip
+        except Exception:  # a bug: said with its traceback; the carrier and its calls go on
+            log.exception("call %s: the emulated call broke", placed.call_uuid)
+            return None
         finally:
-            placed.ended_at = datetime.now(UTC)
+            placed.end()
             self._live -= 1
             self._forget_old()
-        placed.report = report
         outcome = (
             f"failed: {loggable(report.failure, 300)}"
             if report.failure is not None

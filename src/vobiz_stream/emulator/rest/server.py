@@ -15,7 +15,7 @@ from aiohttp import web
 
 from vobiz_stream.emulator.load_options import load_audio
 from vobiz_stream.emulator.options import CallOptions
-from vobiz_stream.emulator.rest.app import API_PREFIX, carrier_app
+from vobiz_stream.emulator.rest.app import API_PREFIX, auth_failures, carrier_app
 from vobiz_stream.emulator.rest.calls import CallBook
 from vobiz_stream.emulator.source import CallerSource, EmulatorError, read_caller_audio
 
@@ -75,9 +75,8 @@ async def run_carrier(
     connector = aiohttp.TCPConnector(limit=0)  # every stream holds a connection
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
         book = CallBook(caller, options, max_live=settings.max_calls, http=http)
-        runner = web.AppRunner(
-            carrier_app(book, settings.auth_id, settings.auth_token), access_log=None
-        )
+        app = carrier_app(book, settings.auth_id, settings.auth_token)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
             site = web.TCPSite(runner, settings.host, settings.port)
@@ -99,5 +98,9 @@ async def run_carrier(
             await book.close()
             await runner.cleanup()
         log.info(
-            "local Vobiz carrier stopped: %d calls placed, %d refused", book.placed, book.refused
+            "local Vobiz carrier stopped: %d calls placed, %d refused (too many live calls), "
+            "%d requests refused for their credentials",
+            book.placed,
+            book.refused,
+            auth_failures(app),
         )
