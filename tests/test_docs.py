@@ -88,6 +88,9 @@ def test_no_bare_commands_in_the_docs() -> None:
 
 STALE = {
     "the emulator cannot press keys": "the emulated caller presses keys with --dtmf",
+    "the emulator does not serve it": "the local carrier serves the REST API",
+    "--legacy-shape": "the documents' shapes are --carrier documented",
+    "--send-stop": "the documented stop comes with --carrier documented",
     "[pipecat,vad]": "there is no vad extra: the detector is a core dependency",
     "pip install pytest pytest-asyncio\n": "the tests also need pytest-timeout",
     "waits for\nthe emulator to learn to press keys": "the emulated caller presses keys",
