@@ -65,7 +65,9 @@ class CallControl:
         requested = asyncio.create_task(self._stream_requested.wait())
         hung_up = asyncio.create_task(self.hung_up.wait())
         try:
-            await asyncio.wait({requested, hung_up}, timeout=timeout, return_when="FIRST_COMPLETED")
+            await asyncio.wait(
+                {requested, hung_up}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for task in (requested, hung_up):
                 task.cancel()
@@ -76,7 +78,7 @@ class CallControl:
         hung_up = asyncio.create_task(self.hung_up.wait())
         stopped = asyncio.create_task(self.stream_stopped.wait())
         try:
-            await asyncio.wait({hung_up, stopped}, return_when="FIRST_COMPLETED")
+            await asyncio.wait({hung_up, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (hung_up, stopped):
                 task.cancel()

@@ -91,6 +91,13 @@ class CallOptions:
     dtmf: tuple[tuple[float, str], ...] = ()
     """Keys the caller presses: (call seconds, digit) pairs, each sent as a ``dtmf`` event."""
 
+    def __post_init__(self) -> None:
+        try:  # the profile's name will do: CallOptions(carrier="strict")
+            object.__setattr__(self, "carrier", CarrierProfile(self.carrier))
+        except ValueError:
+            names = ", ".join(profile.value for profile in CarrierProfile)
+            raise EmulatorError(f"carrier must be one of {names}, got {self.carrier!r}") from None
+
     @property
     def caller_byte_order(self) -> ByteOrder:
         """The byte order of the caller's L16: the one asked for, else the profile's."""
