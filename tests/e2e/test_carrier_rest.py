@@ -189,10 +189,20 @@ async def test_streams_started_listed_and_stopped_through_the_api(
                 assert (await response.json())["calls"] == [call_uuid]  # the call goes on
             async with http.delete(streams) as response:
                 assert response.status == 204  # nothing streams: nothing to stop
-            async with http.delete(f"{carrier.account}/Call/{call_uuid}/") as response:
-                assert response.status == 204
+            await hang_up_at_once(http, f"{carrier.account}/Call/{call_uuid}/")
     finally:
         await runner.cleanup()
+
+
+async def hang_up_at_once(http: aiohttp.ClientSession, call: str) -> None:
+    """DELETE a call that would go on for seconds: it ends at once, hung up through the API."""
+    began = time.monotonic()
+    async with http.delete(call) as response:
+        assert response.status == 204
+    assert time.monotonic() - began < 4  # hung up at once, not cut after the grace
+    async with http.get(call) as response:
+        ended = await response.json()
+    assert (ended["call_status"], ended["hangup_cause"]) == ("completed", "api_hangup")
 
 
 async def test_stream_requests_are_checked_like_answer_xml(start_carrier: StartCarrier) -> None:
