@@ -42,6 +42,7 @@ async def test_the_whole_surface_against_the_local_carrier(start_carrier: StartC
                 "+912",
             )
             assert live.stream_id == started.stream_id
+            assert live.session_start is not None and live.direction == "outbound"
             await vobiz.send_digits(call_uuid, "9")
             await eventually(lambda: [m["dtmf"]["digit"] for m in app.of("dtmf")] == ["9"])
             page = await vobiz.list_streams(call_uuid)
@@ -56,7 +57,9 @@ async def test_the_whole_surface_against_the_local_carrier(start_carrier: StartC
             await vobiz.stop_stream(call_uuid, started.stream_id)
             await eventually(lambda: app.closed == 1)
             await vobiz.stop_streams(call_uuid)  # nothing left: still fine
-            assert (await vobiz.get_stream(call_uuid, started.stream_id)).status == "stopped"
+            stopped = await vobiz.get_stream(call_uuid, started.stream_id)
+            assert stopped.status == "stopped"
+            assert stopped.start_time is not None and stopped.end_time is not None
             await vobiz.hang_up(call_uuid)
             assert await vobiz.live_calls() == ()
             with pytest.raises(VobizApiError) as refused:
@@ -225,3 +228,31 @@ async def test_requests_have_the_shapes_of_the_vobiz_sdk() -> None:
     assert by_sdk[0]["body"] == {
         "from": "+911", "to": "+912", "answer_url": "http://a/x", "answer_method": "POST",
     }  # fmt: skip
+
+
+async def test_an_answer_over_the_cap_is_refused_unread() -> None:
+    sent = 0
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        nonlocal sent
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        try:
+            for _ in range(512):  # 32 MiB at most, chunked: no length to refuse it by
+                await response.write(b" " * 65536)
+                sent += 65536
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    runner = await serve_app([web.route("*", "/{tail:.*}", huge)])
+    try:
+        retry = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05)
+        async with VobizClient(AUTH_ID, AUTH_TOKEN, base_url=url_of(runner), retry=retry) as vobiz:
+            with pytest.raises(VobizApiError) as refused:
+                await vobiz.live_calls()
+    finally:
+        await runner.cleanup()
+    assert refused.value.status == 0 and refused.value.attempts == 2
+    assert "the answer is over 1048576 bytes: not the Vobiz API" in str(refused.value)
+    assert sent < 2 * 8 * 1024 * 1024  # each try stopped reading soon after 1 MiB
