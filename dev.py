@@ -3,7 +3,7 @@
 
     python3 dev.py serve [ARGS...]   set up, then run ``vobiz-stream serve`` with the defaults
     python3 dev.py test [ARGS...]    set up, then run the whole test suite (ARGS go to pytest)
-    python3 dev.py lint              set up, then run ruff, mypy, the import rules and the dead-code check
+    python3 dev.py lint              set up, then run the linters (ruff, mypy, imports, dead code)
     python3 dev.py setup             only set up
 
 Only the Python standard library is used here, so this works before anything is installed.
