@@ -31,7 +31,7 @@ def user_facing_files() -> list[Path]:
 def help_texts(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     """What ``vobiz-stream [COMMAND] --help`` prints, for the command and each subcommand."""
     texts = {}
-    for command in ([], ["serve"], ["call"], ["load"], ["test"]):
+    for command in ([], ["serve"], ["call"], ["load"], ["test"], ["carrier"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args([*command, "--help"])
         texts[" ".join(["vobiz-stream", *command, "--help"])] = capsys.readouterr().out
@@ -64,6 +64,7 @@ def test_help_has_no_internal_words_or_outside_references(
             "vobiz-stream --help",
             "vobiz-stream serve --help",
             "vobiz-stream test --help",
+            "vobiz-stream carrier --help",
         }
 
 
@@ -88,6 +89,9 @@ def test_no_bare_commands_in_the_docs() -> None:
 
 STALE = {
     "the emulator cannot press keys": "the emulated caller presses keys with --dtmf",
+    "the emulator does not serve it": "the local carrier serves the REST API",
+    "--legacy-shape": "the documents' shapes are --carrier documented",
+    "--send-stop": "the documented stop comes with --carrier documented",
     "[pipecat,vad]": "there is no vad extra: the detector is a core dependency",
     "pip install pytest pytest-asyncio\n": "the tests also need pytest-timeout",
     "waits for\nthe emulator to learn to press keys": "the emulated caller presses keys",

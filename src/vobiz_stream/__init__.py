@@ -112,6 +112,7 @@ if TYPE_CHECKING:
     from vobiz_stream.emulator import (
         CallOptions,
         CallReport,
+        CarrierProfile,
         Faults,
         LoadOptions,
         LoadSummary,
@@ -141,6 +142,7 @@ if TYPE_CHECKING:
     )
     from vobiz_stream.formats import AudioFormat, Encoding
     from vobiz_stream.loop import run
+    from vobiz_stream.rest import RetryPolicy, VobizApiError, VobizClient
 
 __version__ = "0.1.0"
 
@@ -160,6 +162,7 @@ __all__ = [
     "CallerAudio",
     "CallerSource",
     "CarrierEvent",
+    "CarrierProfile",
     "Checkpoint",
     "CheckpointPlayed",
     "ClearAudio",
@@ -195,6 +198,7 @@ __all__ = [
     "Quality",
     "Resampler",
     "Response",
+    "RetryPolicy",
     "Scenario",
     "ScenarioError",
     "SessionError",
@@ -220,6 +224,8 @@ __all__ = [
     "Unknown",
     "UtteranceCutter",
     "Verdict",
+    "VobizApiError",
+    "VobizClient",
     "VobizStreamError",
     "VoiceActivityDetector",
     "Wait",
@@ -283,6 +289,7 @@ _MODULES = {
     "vobiz_stream.emulator": (
         "CallOptions",
         "CallReport",
+        "CarrierProfile",
         "Faults",
         "LoadOptions",
         "LoadSummary",
@@ -301,6 +308,11 @@ _MODULES = {
         "CallerSource",
         "EmulatorError",
         "read_caller_audio",
+    ),
+    "vobiz_stream.rest": (
+        "RetryPolicy",
+        "VobizApiError",
+        "VobizClient",
     ),
     "vobiz_stream.errors": (
         "AudioError",

@@ -300,3 +300,8 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 8000) -> Path:
         writer.setframerate(rate)
         writer.writeframes(samples.astype("<i2").tobytes())
     return path
+
+
+# The local carrier fixture (start_carrier) for the REST tests; imported last, since it uses the
+# helpers above.
+from tests.e2e.carrier_support import start_carrier  # noqa: E402, F401

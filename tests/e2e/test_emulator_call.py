@@ -27,8 +27,8 @@ from tests.e2e.conftest import (
 )
 from vobiz_stream.app.handlers import echo
 from vobiz_stream.app.session import CallSession, DtmfReceived
-from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_mulaw
-from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.audio import decode_mulaw, encode_mulaw
+from vobiz_stream.emulator import CallOptions, CarrierProfile, run_call
 
 pytestmark = pytest.mark.all_transports
 
@@ -85,8 +85,10 @@ async def test_mulaw_call(start_server: StartServer) -> None:
     np.testing.assert_array_equal(recorded, caller)
 
 
-async def test_legacy_shape_with_stop_and_big_endian(start_server: StartServer) -> None:
-    options = CallOptions(speed=4, legacy_shape=True, send_stop=True, l16_byte_order=ByteOrder.BIG)
+async def test_documented_carrier_flat_start_stop_and_big_endian(
+    start_server: StartServer,
+) -> None:
+    options = CallOptions(speed=4, carrier=CarrierProfile.DOCUMENTED)
     caller, recorded, call_id = await record_call(start_server, options)
     np.testing.assert_array_equal(recorded, caller)
     assert call_id

@@ -28,7 +28,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from tests.e2e.conftest import speech
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.audio.speech import tone
-from vobiz_stream.emulator import CallOptions, run_call
+from vobiz_stream.emulator import CallOptions, CarrierProfile, run_call
 from vobiz_stream.emulator.pytest_plugin import read_heard
 from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.integrations.pipecat import VobizCheckpointPlayedFrame, VobizPlaybackTracker
@@ -90,7 +90,9 @@ async def test_pipecat_pipeline_against_the_emulator(
     lead = np.zeros(2 * RATE, np.int16)
     caller = np.concatenate([lead, male, np.zeros(4 * RATE, np.int16)])
     heard_path = tmp_path / "heard.wav"
-    options = CallOptions(heard_path=heard_path, legacy_shape=True, l16_byte_order=ByteOrder.LITTLE)
+    options = CallOptions(
+        heard_path=heard_path, carrier=CarrierProfile.DOCUMENTED, l16_byte_order=ByteOrder.LITTLE
+    )
     async with demo.serving_asgi(app)(None) as answer_url:
         report = await run_call(answer_url, CallerSource(caller, RATE), options)
         await asyncio.sleep(0.2)  # the pipeline's last frames

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from vobiz_stream import __version__
-from vobiz_stream.cli import call, load, serve, test
+from vobiz_stream.cli import call, carrier, load, serve, test
 from vobiz_stream.errors import VobizStreamError
 
 DESCRIPTION = """\
@@ -18,7 +18,6 @@ vobiz-stream: serve, emulate and test Vobiz audio streams.
 Vobiz streams a live call's audio to your app over a WebSocket and plays back the
 audio your app sends. This tool is both sides of that conversation.
 """
-
 
 
 class Command(Protocol):
@@ -31,7 +30,13 @@ class Command(Protocol):
         """Do what the command says; the exit status."""
 
 
-COMMANDS: dict[str, Command] = {"serve": serve, "call": call, "load": load, "test": test}
+COMMANDS: dict[str, Command] = {
+    "serve": serve,
+    "call": call,
+    "load": load,
+    "test": test,
+    "carrier": carrier,
+}
 """Each command's module, in the order ``--help`` lists them."""
 
 

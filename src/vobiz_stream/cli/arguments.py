@@ -4,10 +4,11 @@ options, and the faults epilog."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from vobiz_stream.app.advice import missing_scheme
 from vobiz_stream.audio import ByteOrder
-from vobiz_stream.emulator import CallOptions, Faults, parse_key_press
+from vobiz_stream.emulator import CallOptions, CarrierProfile, Faults, parse_key_press
 from vobiz_stream.errors import VobizStreamError
 
 FAULTS_EPILOG = """faults (to test how an app copes with a bad network; all off by default):
@@ -79,16 +80,33 @@ def drop_rate(text: str) -> float:
 
 
 def add_wire_arguments(parser: argparse.ArgumentParser) -> None:
-    """How the emulated carrier speaks: the message shapes and the L16 byte order."""
+    """How the emulated carrier speaks: its profile, and the L16 byte order."""
     add = parser.add_argument
-    add("--legacy-shape", action="store_true", help="send the legacy flat start and media")
+    add(
+        "--carrier",
+        choices=[profile.value for profile in CarrierProfile],
+        default=CallOptions.carrier.value,
+        help="which Vobiz to play: live (default: what Vobiz sends today: nested start, no "
+        "stop, little-endian L16), documented (its published documents: flat start, a stop "
+        "at the end, big-endian L16) or strict (documented, and it refuses commands the "
+        "documents call invalid, failing the call); an app that passes all three works "
+        "whichever way Vobiz goes",
+    )
     add(
         "--l16-byte-order",
         choices=[order.value for order in ByteOrder],
-        default=CallOptions.l16_byte_order.value,
-        help="byte order of the L16 sent to the app (default little, as live Vobiz sends it; "
-        "big for apps written to the older documents' network order)",
+        help="byte order of the L16 sent to the app, whatever the profile says (live: little; "
+        "documented and strict: big)",
     )
+
+
+def wire_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`CallOptions` fields that :func:`add_wire_arguments` sets."""
+    order = args.l16_byte_order
+    return {
+        "carrier": CarrierProfile(args.carrier),
+        "l16_byte_order": None if order is None else ByteOrder(order),
+    }
 
 
 def add_fault_arguments(parser: argparse.ArgumentParser) -> None:

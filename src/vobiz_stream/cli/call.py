@@ -7,7 +7,6 @@ from pathlib import Path
 
 import orjson
 
-from vobiz_stream.audio import ByteOrder
 from vobiz_stream.cli.arguments import (
     FAULTS_EPILOG,
     add_fault_arguments,
@@ -18,6 +17,7 @@ from vobiz_stream.cli.arguments import (
     key_press,
     non_negative_float,
     positive_float,
+    wire_options,
 )
 from vobiz_stream.emulator import CallOptions, SignatureForm, SignatureVersion, run_call
 from vobiz_stream.loop import run as run_on_best_loop
@@ -28,8 +28,10 @@ examples:
                                              one call to a local server; heard.wav is what
                                              the caller heard, on the caller audio's clock
   vobiz-stream call https://abc.example/answer --audio hello.wav --report report.json
-  vobiz-stream call http://127.0.0.1:3000/ --audio caller.wav --speed 4 --legacy-shape
-                                             the legacy flat start, four times real time
+  vobiz-stream call http://127.0.0.1:3000/ --audio caller.wav --speed 4 --carrier strict
+                                             Vobiz as its documents describe it (flat start,
+                                             a stop, big-endian L16), refusing what they call
+                                             invalid; four times real time
 
 The emulator plays Vobiz: it POSTs the answer URL, connects to the <Stream> URL in the
 XML, streams the audio file (any rate, mono or stereo) as 20 ms media frames, plays the app's
@@ -38,14 +40,16 @@ of the audio, or, after a <Stream> without keepCallAlive (which runs in the back
 when the verbs after it end: <Speak> is spoken with espeak-ng (a tone without it) into
 --heard, <Wait> waits, <Play> is a 1 s 440 Hz tone per loop (audio is not fetched),
 <Hangup> hangs up, <Dial> is noted and skipped. A hangup closes the socket without a
-stop, as live Vobiz does. Status callbacks go to the <Stream>'s statusCallbackUrl
-(signed with --auth-token), and a socket the app drops is reconnected up to the
-<Stream>'s maxRetries times. Commands a real carrier would not take as sent (no or
+stop, as live Vobiz does (--carrier documented or strict send the documented stop
+first). Status callbacks go to the <Stream>'s statusCallbackUrl (signed with
+--auth-token), and a socket the app drops is reconnected up to the <Stream>'s
+maxRetries times. Commands a real carrier would not take as sent (no or
 another streamId, unknown events, invalid JSON...) are counted warnings in the report.
 The answer body and each message from the app may be up to 1 MiB. Exit status: 0 for a
 completed call, 1 when the call failed (bad answer XML or a forbidden <Stream>, no
-socket, a redirect loop, an answer over 1 MiB) or the app sent a message over 1 MiB,
-2 for bad arguments or caller audio that cannot be read.
+socket, a redirect loop, an answer over 1 MiB), the app sent a message over 1 MiB or
+the strict carrier refused a command, 2 for bad arguments or caller audio that cannot be
+read. The report names the carrier profile that ran.
 
 The app's audio plays as the carrier plays it: one 20 ms frame per tick of the call's
 clock, behind a jitter buffer (--jitter-buffer). The report counts underruns (the app's
@@ -83,7 +87,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--from", dest="from_number", default=CallOptions.from_number, help="caller number")
     add("--to", dest="to_number", default=CallOptions.to_number, help="called number")
     add_wire_arguments(call)
-    add("--send-stop", action="store_true", help="send the documented stop before closing")
     add(
         "--hangup-after",
         type=positive_float,
@@ -145,9 +148,7 @@ def run(args: argparse.Namespace) -> int:
     options = CallOptions(
         from_number=args.from_number,
         to_number=args.to_number,
-        legacy_shape=args.legacy_shape,
-        l16_byte_order=ByteOrder(args.l16_byte_order),
-        send_stop=args.send_stop,
+        **wire_options(args),
         hangup_after=args.hangup_after,
         speed=args.speed,
         heard_path=args.heard,

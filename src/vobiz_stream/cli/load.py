@@ -10,7 +10,6 @@ from pathlib import Path
 
 import orjson
 
-from vobiz_stream.audio import ByteOrder
 from vobiz_stream.cli.arguments import (
     FAULTS_EPILOG,
     add_fault_arguments,
@@ -20,6 +19,7 @@ from vobiz_stream.cli.arguments import (
     faults,
     positive_float,
     positive_int,
+    wire_options,
 )
 from vobiz_stream.emulator import CallOptions
 from vobiz_stream.emulator.load import LoadOptions, LoadProgress, run_load
@@ -175,8 +175,7 @@ def run(args: argparse.Namespace) -> int:
         silence=args.silence,
         processes=args.processes,
         call_options=CallOptions(
-            legacy_shape=args.legacy_shape,
-            l16_byte_order=ByteOrder(args.l16_byte_order),
+            **wire_options(args),
             faults=faults(args),
             jitter_buffer=args.jitter_buffer / 1000,
         ),

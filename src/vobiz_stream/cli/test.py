@@ -7,8 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from vobiz_stream.audio import ByteOrder
-from vobiz_stream.cli.arguments import add_wire_arguments, answer_url, positive_int
+from vobiz_stream.cli.arguments import add_wire_arguments, answer_url, positive_int, wire_options
 from vobiz_stream.emulator import CallOptions
 from vobiz_stream.emulator.scenario import ScenarioError, load_scenario
 from vobiz_stream.emulator.scenario.pytest_items import is_scenario_file
@@ -102,9 +101,7 @@ def run(args: argparse.Namespace) -> int:
         repeat=args.repeat,
         concurrency=args.concurrency,
         heard_dir=args.heard_dir,
-        call_options=CallOptions(
-            legacy_shape=args.legacy_shape, l16_byte_order=ByteOrder(args.l16_byte_order)
-        ),
+        call_options=CallOptions(**wire_options(args)),
     )
     problem = options.check(len(scenarios))
     if problem is not None:

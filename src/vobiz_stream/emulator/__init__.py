@@ -15,6 +15,7 @@ from vobiz_stream.emulator.playout import (
     PlayoutEvent,
     QueueCleared,
 )
+from vobiz_stream.emulator.profiles import CarrierProfile
 from vobiz_stream.emulator.report import (
     CallbackSent,
     CallReport,
@@ -27,6 +28,7 @@ __all__ = [
     "CallOptions",
     "CallReport",
     "CallbackSent",
+    "CarrierProfile",
     "CheckpointReached",
     "Degraded",
     "Faults",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+from yarl import URL
 
 from vobiz_stream.emulator.limits import MAX_APP_BYTES, describe_bytes
 from vobiz_stream.logtext import loggable
@@ -30,16 +31,22 @@ class AnswerError(Exception):
 async def fetch_answer(
     http: aiohttp.ClientSession,
     url: str,
-    form: dict[str, str],
+    form: dict[str, str] | None,
     timeout: float,
     headers: dict[str, str] | None = None,
+    *,
+    method: str = "POST",
 ) -> tuple[int, str]:
-    """POST ``form`` to ``url`` (with ``headers``: a signature) and return the status and the
-    body (at most the cap)."""
+    """Request ``url`` (POST ``form``; GET has the fields in the URL already) with ``headers``
+    (a signature) and return the status and the body (at most the cap)."""
     try:
         async with asyncio.timeout(timeout):
-            async with http.post(
-                url, data=form, headers=headers, max_redirects=MAX_REDIRECTS
+            async with http.request(
+                method,
+                URL(url, encoded=True),
+                data=form,
+                headers=headers,
+                max_redirects=MAX_REDIRECTS,
             ) as response:
                 body = await _read_capped(response)
                 return response.status, _text(body, response.charset)

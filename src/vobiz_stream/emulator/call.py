@@ -57,7 +57,6 @@ import numpy as np
 
 from vobiz_stream.audio import Pcm, WavWriter
 from vobiz_stream.core.answer import (
-    CallbackMethod,
     Stream,
     UnknownVerb,
     parse_response,
@@ -65,6 +64,7 @@ from vobiz_stream.core.answer import (
 from vobiz_stream.core.verbs import SHOWN_CHARS, SHOWN_ITEMS
 from vobiz_stream.emulator.answer import AnswerError, fetch_answer
 from vobiz_stream.emulator.callbacks import CallbackContext, CallbackSender, callback_request
+from vobiz_stream.emulator.control import CallControl
 from vobiz_stream.emulator.ending import (
     drop_leg,
     end_stream,
@@ -96,13 +96,15 @@ async def run_call(
     options: CallOptions | None = None,
     *,
     http: aiohttp.ClientSession | None = None,
+    control: CallControl | None = None,
 ) -> CallReport:
     """Place one emulated call to ``answer_url`` with the caller saying ``audio_path``.
 
     ``audio_path`` is an audio file (any WAV, FLAC, Ogg, MP3...), or audio already read
     (:func:`read_caller_audio`), which many calls can share. ``http`` is a session to reuse
     (many calls at once: give it a connector without a connection limit, since every stream
-    holds one); without it the call opens its own.
+    holds one); without it the call opens its own. ``control`` lets an API act on the call while
+    it runs (:mod:`~vobiz_stream.emulator.control`): a local carrier's calls.
 
     Raises :class:`EmulatorError` for bad options or unreadable audio, before any request; a call
     that fails on the app's side (HTTP error, invalid XML, no socket) comes back as a report with
@@ -116,13 +118,15 @@ async def run_call(
         if isinstance(audio_path, CallerSource | LiveCaller)
         else read_caller_audio(audio_path)
     )
-    call = _Call(answer_url, caller, options)
+    call = _Call(answer_url, caller, options, control)
     async with contextlib.AsyncExitStack() as owned:
         if http is None:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.http_timeout)
             http = await owned.enter_async_context(aiohttp.ClientSession(timeout=timeout))
         try:
             stream = await call.answer(http)
+            if stream is None:
+                stream = await call.stream_from_api()
             await call.stream(http, stream)
         except CallFailedError as failed:
             call.report.failure = str(failed)
@@ -138,9 +142,15 @@ class _Call:
     """Answers one call and runs its ``<Stream>``: a socket, and a new one per reconnect."""
 
     def __init__(
-        self, answer_url: str, caller: CallerSource | LiveCaller, options: CallOptions
+        self,
+        answer_url: str,
+        caller: CallerSource | LiveCaller,
+        options: CallOptions,
+        control: CallControl | None,
     ) -> None:
-        self.state = CallState(answer_url, caller, options)
+        self.state = CallState(answer_url, caller, options, control)
+        if control is not None:
+            control.state = self.state
         self.report = self.state.report
         self.timeline = self.state.timeline
         self._replies = PlayoutReplies(self.state)
@@ -149,8 +159,9 @@ class _Call:
     def now(self) -> float:
         return self.state.now()
 
-    async def answer(self, http: aiohttp.ClientSession) -> Stream:
-        """POST the answer URL as Vobiz does and return the ``<Stream>`` to connect to."""
+    async def answer(self, http: aiohttp.ClientSession) -> Stream | None:
+        """POST the answer URL as Vobiz does and return the ``<Stream>`` to connect to; None
+        when it has none and the API may start one."""
         options, report = self.state.options, self.report
         form = {
             "CallUUID": report.call_uuid,
@@ -163,7 +174,7 @@ class _Call:
         }
         signed = callback_request(  # signed as the callbacks are, when there is an auth token
             report.answer_url,
-            CallbackMethod.POST,
+            options.answer_method,
             form,
             auth_token=options.auth_token,
             signature=options.signature,
@@ -171,8 +182,9 @@ class _Call:
         )
         try:
             status, body = await fetch_answer(
-                http, signed.url, form, options.http_timeout, signed.headers
-            )
+                http, signed.url, signed.body, options.http_timeout, signed.headers,
+                method=signed.method.value,
+            )  # fmt: skip
         except AnswerError as exc:
             raise CallFailedError(str(exc)) from None
         self.timeline.add(self.now(), "answer", f"HTTP {status}, {len(body)} bytes")
@@ -185,6 +197,8 @@ class _Call:
         for warning in response_xml.warnings:
             report.warnings.append(warning)
             self.timeline.add(self.now(), "xml warning", warning)
+        if not response_xml.streams and self.state.control is not None:
+            return None
         if not response_xml.streams:
             raise CallFailedError("the answer XML has no <Stream>: there is nothing to connect to")
         verbs = response_xml.verbs
@@ -205,10 +219,34 @@ class _Call:
             self.timeline.add(self.now(), "xml warning", warning)
         self.state.verbs_after = verbs[index + 1 :]
         stream = response_xml.streams[0]
+        return self._note_stream(stream)
+
+    async def stream_from_api(self) -> Stream:
+        """Hold the call up, for as long as the caller talks, until the API starts a stream."""
+        control = self.state.control
+        assert control is not None
+        caller = self.state.caller
+        hangup_after = self.state.options.hangup_after
+        wait = caller.seconds if hangup_after is None else hangup_after
+        self.timeline.add(self.now(), "waiting", "no <Stream>: waiting for one started by the API")
+        stream = await control.wait_for_stream(wait / self.state.options.speed)
+        if stream is None:
+            raise CallFailedError(
+                "the answer XML has no <Stream> and none was started through the API before the "
+                + ("call was hung up" if control.hung_up.is_set() else "caller hung up")
+            )
+        self.state.verbs_after = control.verbs_after
+        return self._note_stream(stream)
+
+    def _note_stream(self, stream: Stream) -> Stream:
+        """The report (and the API) say what the call streams, before it does."""
+        if self.state.control is not None:
+            self.state.control.stream = stream
+        report = self.report
         report.stream_url = stream.url
         report.content_type = stream.content_type.content_type
         if stream.content_type.encoding is Encoding.L16:
-            report.l16_byte_order = self.state.options.l16_byte_order.value
+            report.l16_byte_order = self.state.options.caller_byte_order.value
         report.bidirectional = stream.bidirectional
         return stream
 
@@ -289,12 +327,14 @@ class _Call:
         options = call.options
         if isinstance(call.caller, LiveCaller):
             call.caller.begin(CallerControls(call), rate)
-            return None, LivePayloads(call.caller, media_format, options.l16_byte_order)
+            return None, LivePayloads(call.caller, media_format, options.caller_byte_order)
         if call.caller.source is not None:
             self.report.caller_audio = call.caller.source.describe(rate)
             self.timeline.add(self.now(), "caller audio", self.report.caller_audio)
         pcm = call.caller.at_rate(rate, options.hangup_after)
-        return pcm, call.caller.payloads(media_format, options.l16_byte_order, options.hangup_after)
+        return pcm, call.caller.payloads(
+            media_format, options.caller_byte_order, options.hangup_after
+        )
 
     def _plan_faults(self, frame_count: int) -> None:
         """The send schedule of the call's frames; the report keeps what faults were injected."""
@@ -312,8 +352,11 @@ class _Call:
         At most ``1 + maxRetries`` connects: the loop is bounded by the retry count.
         """
         retries = stream.max_retries
+        control = self.state.control
         while True:
             stream_id = str(uuid.uuid4())
+            if control is not None and control.stream_id is not None:  # the id the API gave
+                stream_id, control.stream_id = control.stream_id, None
             socket = await self._legs.connect(stream, stream_id)
             if socket is None:
                 if retries > 0 and self.now() < self.state.call_end:

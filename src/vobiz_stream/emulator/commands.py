@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from vobiz_stream.core.protocol import (
+    AppCommand,
     Checkpoint,
     ClearAudio,
     PlayAudio,
@@ -18,6 +19,7 @@ from vobiz_stream.core.protocol import (
     parse_command,
 )
 from vobiz_stream.emulator.conduct import Misstep, example_of
+from vobiz_stream.emulator.profiles import undocumented_play_audio
 from vobiz_stream.emulator.replies import PlayoutReplies
 from vobiz_stream.emulator.report import CheckpointTiming
 from vobiz_stream.emulator.state import CallState
@@ -44,6 +46,7 @@ class AppCommands:
     def __init__(self, call: CallState, replies: PlayoutReplies) -> None:
         self._call = call
         self._replies = replies
+        self._strict = call.options.carrier.refuses_invalid
 
     async def read(self, socket: CarrierSocket) -> str:
         """Feed the app's commands to the playout; return why the stream ended."""
@@ -78,14 +81,30 @@ class AppCommands:
 
     def _for_this_stream(self, stream_id: str | None, text: bytes) -> bool:
         """Whether a command is the current stream's: one without a streamId is taken as its
-        (older documents leave it out), one naming another stream is not."""
+        (older documents leave it out) unless the carrier is strict, one naming another stream
+        is not."""
         if stream_id == self._call.report.stream_id:
             return True
         if stream_id is None:
             self._misstep(Misstep.NO_STREAM_ID, example_of(text))
-            return True
+            return not self._strict
         self._misstep(Misstep.WRONG_STREAM_ID, example_of(text))
         return False
+
+    def _refused(self, command: AppCommand, text: bytes) -> bool:
+        """Whether the strict carrier refuses a command the documents call invalid."""
+        if isinstance(command, StopCommand | Unknown):
+            return False
+        playout = self._call.playout
+        assert playout is not None
+        if not playout.bidirectional:
+            self._misstep(Misstep.ONE_WAY_COMMAND, example_of(text))
+            return False  # the playout ignores it and counts it, as for any carrier
+        problem = undocumented_play_audio(text) if isinstance(command, PlayAudio) else None
+        if problem is None:
+            return False
+        self._misstep(Misstep.UNDOCUMENTED_PLAY_AUDIO, f"{problem}: {example_of(text)}")
+        return True
 
     def _command(self, text: bytes) -> bool:
         """Apply one command; True when it is the app's ``stop``."""
@@ -102,6 +121,8 @@ class AppCommands:
                 self._misstep(Misstep.INVALID_JSON, example_of(text))
             return False
         if not isinstance(command, Unknown) and not self._for_this_stream(command.stream_id, text):
+            return False
+        if self._strict and self._refused(command, text):
             return False
         now = call.now()
         match command:

@@ -35,6 +35,10 @@ class Misstep(StrEnum):
     MALFORMED = "malformed_command"
     BINARY_FRAME = "binary_frame"
     OVERSIZED = "oversized_message"
+    UNDOCUMENTED_PLAY_AUDIO = "undocumented_play_audio"
+    """Noticed by the ``strict`` carrier profile only."""
+    ONE_WAY_COMMAND = "one_way_command"
+    """Noticed by the ``strict`` carrier profile only (the others count ``ignored_commands``)."""
 
 
 _CARRIER_DOES = {
@@ -77,6 +81,25 @@ _CARRIER_DOES = {
 }
 
 
+_REFUSED = {
+    Misstep.NO_STREAM_ID: (
+        "commands without streamId",
+        "refused (strict carrier): the published documents require the streamId of the start "
+        "message in every command",
+    ),
+    Misstep.UNDOCUMENTED_PLAY_AUDIO: (
+        "playAudio not in the documented form",
+        "refused (strict carrier): media.contentType must be audio/x-l16 or audio/x-mulaw, "
+        "with no ;rate, and media.sampleRate a number",
+    ),
+    Misstep.ONE_WAY_COMMAND: (
+        "commands on a stream that is not bidirectional",
+        'refused (strict carrier): playAudio, checkpoint and clearAudio need bidirectional="true" '
+        "on the <Stream>",
+    ),
+}
+"""What the ``strict`` carrier profile says instead: each of these fails the call."""
+
 _FATAL = frozenset({Misstep.OVERSIZED})
 """Missteps after which the carrier closes the socket."""
 
@@ -113,8 +136,9 @@ def example_of(data: bytes | str) -> str:
 class AppConduct:
     """The app's missteps on one call, one :class:`AppWarning` per kind."""
 
-    def __init__(self, call_id: str) -> None:
+    def __init__(self, call_id: str, *, strict: bool = False) -> None:
         self._call_id = call_id
+        self._strict = strict
         self._warnings: dict[Misstep, AppWarning] = {}
 
     def note(self, kind: Misstep, example: str) -> AppWarning:
@@ -122,9 +146,10 @@ class AppConduct:
         :func:`example_of`) and is logged."""
         warning = self._warnings.get(kind)
         if warning is None:
-            what, carrier = _CARRIER_DOES[kind]
+            refused = self._strict and kind in _REFUSED
+            what, carrier = _REFUSED[kind] if refused else _CARRIER_DOES[kind]
             warning = self._warnings[kind] = AppWarning(
-                kind.value, 0, example, what, carrier, fatal=kind in _FATAL
+                kind.value, 0, example, what, carrier, fatal=refused or kind in _FATAL
             )
             log.warning(
                 "call %s: the app sent %s: %s (first: %s); counted in the report from now on",

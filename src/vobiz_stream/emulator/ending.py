@@ -16,6 +16,7 @@ import numpy as np
 from vobiz_stream.core.protocol import Stop
 from vobiz_stream.emulator.announce import announce_verbs, announce_verbs_on_time
 from vobiz_stream.emulator.callbacks import CallbackEvent
+from vobiz_stream.emulator.control import API_HANGUP
 from vobiz_stream.emulator.playout import CheckpointReached, QueueCleared
 from vobiz_stream.emulator.replies import PlayoutReplies
 from vobiz_stream.emulator.report import StreamLeg
@@ -24,13 +25,14 @@ from vobiz_stream.emulator.verbs import plan_verbs
 
 __all__ = ["CALL_ENDINGS", "drop_leg", "end_stream", "end_without_socket", "go_on_with_verbs"]
 
-CALL_ENDINGS = frozenset({"hangup", "xml_hangup", "xml_done", "answer_ended"})
+CALL_ENDINGS = frozenset({"hangup", "xml_hangup", "xml_done", "answer_ended", API_HANGUP})
 """End reasons where the stream ends because the call does (no ``StopStream`` is sent)."""
 
 _ENDING_DETAIL = {
     "xml_hangup": "<Hangup>: the call ends",
     "xml_done": "the verbs after the <Stream> ran out: the call ends",
     "answer_ended": "the last verb is a <Stream> without keepCallAlive: the call ends",
+    API_HANGUP: "hung up through the API",
 }
 
 
@@ -49,7 +51,7 @@ def end_stream(
     if voided:
         call.timeline.add(end, "voided", f"checkpoints never played: {', '.join(voided)}")
     call.write_heard(playout.pop_heard(partial=True))
-    if call.options.send_stop and (reason in CALL_ENDINGS or reason == "stream_timeout"):
+    if call.options.carrier.sends_stop and (reason in CALL_ENDINGS or reason == "stream_timeout"):
         call.send(Stop(leg.stream_id, "call_ended", call.next_sequence()))
         call.timeline.add(call.now(), "stop", "sent the documented stop")
     call.report.duration = end
@@ -128,8 +130,9 @@ async def go_on_with_verbs(call: CallState, end: float) -> None:
         return
     call.timeline.add(end, "call goes on", "with the verbs after the <Stream>")
     delay = call.began + hangup / call.options.speed - time.monotonic()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    by_api = delay > 0 and not await call.pause(delay)
+    if by_api:
+        hangup = min(hangup, call.now())
     announce_verbs(call, hangup)
     if call.heard is not None:
         silence = round(hangup * playout.rate) - call.heard.position
@@ -137,4 +140,6 @@ async def go_on_with_verbs(call: CallState, end: float) -> None:
     call.report.duration = hangup
     by_caller = "the caller hangs up: the end of the caller audio"
     by_verbs = _ENDING_DETAIL.get(plan.reason, by_caller)
+    if by_api:
+        by_verbs = by_caller = _ENDING_DETAIL[API_HANGUP]
     call.timeline.add(hangup, "hangup", by_verbs if hangup < call.caller_end else by_caller)

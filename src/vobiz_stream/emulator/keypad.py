@@ -8,7 +8,7 @@ import time
 from vobiz_stream.core.protocol import Dtmf
 from vobiz_stream.emulator.state import CallState
 
-__all__ = ["press_keys", "send_key"]
+__all__ = ["press_key", "press_keys"]
 
 
 async def press_keys(call: CallState) -> None:
@@ -20,15 +20,16 @@ async def press_keys(call: CallState) -> None:
         delay = call.began + at / call.options.speed - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        send_key(call, digit, at)
+        press_key(call, digit)
 
 
-def send_key(call: CallState, digit: str, at: float) -> None:
-    """Send one key press now, on the socket up now; with none up it reaches nobody."""
+def press_key(call: CallState, digit: str) -> bool:
+    """Send one key press now, on the socket up now; False when none is (it reaches nobody)."""
     socket = call.socket
     if socket is None or socket.closed:
-        call.timeline.add(at, "dtmf lost", f"{digit}: no socket up")
-        return
+        call.timeline.add(call.now(), "dtmf lost", f"{digit}: no socket up")
+        return False
     call.send(Dtmf(digit, call.report.stream_id, call.next_sequence()))
     call.report.dtmf_sent += 1
     call.timeline.add(call.now(), "dtmf", f"the caller pressed {digit}")
+    return True

@@ -97,8 +97,13 @@ class LegRunner:
         sender = asyncio.create_task(self._send_media(frames, stream.content_type, tracks, leg))
         reader = asyncio.create_task(self._commands.read(socket))
         answerer = asyncio.create_task(self._replies.answer_checkpoints())
+        waiting = {sender, reader}
+        ender = None  # the API's stop or hangup, on a local carrier's calls
+        if call.control is not None:
+            ender = asyncio.create_task(call.control.end_of_stream())
+            waiting.add(ender)
         done, _ = await asyncio.wait(
-            {sender, reader},
+            waiting,
             timeout=stream.stream_timeout / call.options.speed,
             return_when=asyncio.FIRST_COMPLETED,
         )
@@ -106,11 +111,16 @@ class LegRunner:
             # The socket went under the media; the reader says how (the app's stop may be in
             # the last bytes that came in, before the close).
             done |= (await asyncio.wait({reader}, timeout=READER_GRACE))[0]
-        for task in (sender, reader, answerer):
+        api = () if ender is None else (ender,)
+        for task in (sender, reader, answerer, *api):
             task.cancel()
-        await asyncio.gather(sender, reader, answerer, return_exceptions=True)
+        await asyncio.gather(sender, reader, answerer, *api, return_exceptions=True)
         for task in done:
             task.result()  # a bug in a task surfaces here instead of vanishing
+        if ender is not None and ender in done:
+            end = call.now()
+            call.timeline.add(end, "api", f"{ender.result()}: the API ended the stream")
+            return ender.result(), end
         if reader in done and reader.result() == "app_stop":
             return "app_stop", call.now()
         if sender in done:
@@ -174,7 +184,7 @@ class LegRunner:
     def _send_start(self, media_format: AudioFormat, tracks: tuple[Track, ...]) -> None:
         call = self._call
         options, report = call.options, call.report
-        legacy = options.legacy_shape
+        legacy = options.carrier.flat_start
         call.send(
             Start(
                 stream_id=report.stream_id,
@@ -207,7 +217,7 @@ class LegRunner:
         call = self._call
         socket = call.socket
         assert socket is not None
-        seed_shape = call.options.legacy_shape
+        flat = call.options.carrier.flat_start
         sender = MediaSender(
             socket=socket,
             schedule=call.schedule,
@@ -220,8 +230,8 @@ class LegRunner:
                     MediaEncoder(
                         track=track,
                         stream_id=call.report.stream_id,
-                        media_format=media_format if seed_shape else None,
-                        extra_headers=None if seed_shape else "{}",
+                        media_format=media_format if flat else None,
+                        extra_headers=None if flat else "{}",
                     ),
                     caller=track is Track.INBOUND,
                 )

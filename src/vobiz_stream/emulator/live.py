@@ -16,7 +16,7 @@ from typing import overload
 
 from vobiz_stream.audio import ByteOrder, Pcm, encode_l16, encode_mulaw
 from vobiz_stream.core.protocol import encode_payload
-from vobiz_stream.emulator.keypad import send_key
+from vobiz_stream.emulator.keypad import press_key
 from vobiz_stream.emulator.state import CallState
 from vobiz_stream.formats import FRAME_SECONDS, AudioFormat, Encoding
 
@@ -31,7 +31,7 @@ class CallerControls:
 
     def press(self, digit: str, at: float) -> None:
         """Send key ``digit`` now (``at`` is its call time, for the timeline)."""
-        send_key(self._call, digit, at)
+        press_key(self._call, digit)
 
     def hang_up(self, at: float) -> None:
         """The caller hangs up at ``at`` (call seconds, on the frame grid): no more frames."""

@@ -152,6 +152,8 @@ class LoadSummary:
     processes: int
     l16_byte_order: str
     """Byte order of the L16 the calls sent (``little`` or ``big``; unused on mu-law streams)."""
+    carrier: str
+    """The carrier profile every call ran under (``live``, ``documented``, ``strict``)."""
     caller_audio: str | None
     """What the caller's audio file was and how it was converted (resampled per stream)."""
     completed: int
@@ -205,7 +207,7 @@ class LoadSummary:
         lines = [
             f"load: {self.calls} calls to {self.answer_url} at {self.rate:g}/s, "
             f"{self.duration:g}s each, {self.processes} process(es), "
-            f"L16 sent {self.l16_byte_order}-endian: "
+            f"carrier profile {self.carrier}, L16 sent {self.l16_byte_order}-endian: "
             f"{self.completed} completed, {self.failed} failed in {self.wall_seconds:.1f}s",
             f"frames: {self.frames_sent} sent, {self.late_frames} late "
             f"(> {self.late_tolerance_ms:g} ms); "
@@ -284,7 +286,8 @@ def summarize(
         rate=options.rate,
         duration=options.duration,
         processes=len(parts),
-        l16_byte_order=options.call_options.l16_byte_order.value,
+        l16_byte_order=options.call_options.caller_byte_order.value,
+        carrier=options.call_options.carrier.value,
         caller_audio=caller_audio,
         completed=sum(outcome.completed for outcome in outcomes),
         failed=sum(not outcome.completed for outcome in outcomes),

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vobiz_stream.audio import ByteOrder
+from vobiz_stream.core.answer import CallbackMethod
 from vobiz_stream.core.protocol import DTMF_DIGITS
 from vobiz_stream.emulator.callbacks import CALLBACK_TIMEOUT, SignatureForm, SignatureVersion
 from vobiz_stream.emulator.faults import Faults
 from vobiz_stream.emulator.playout import DEFAULT_JITTER_BUFFER, DEFAULT_QUEUE_CAP
+from vobiz_stream.emulator.profiles import CarrierProfile
 from vobiz_stream.emulator.report import TimelineEntry
 from vobiz_stream.emulator.source import EmulatorError
 
@@ -40,15 +42,18 @@ class CallOptions:
     from_number: str = "+919876543210"
     to_number: str = "+918045678901"
     account_id: str = "500025"
-    legacy_shape: bool = False
-    """Send the legacy flat ``start`` and legacy-shape ``media`` instead of the live shapes."""
-    l16_byte_order: ByteOrder = ByteOrder.LITTLE
-    """Byte order of the L16 the carrier sends: little-endian, as live Vobiz sends it (big-endian,
-    network order, is what older documents describe)."""
+    answer_method: CallbackMethod = CallbackMethod.POST
+    """How the answer URL is fetched: POST with the call's fields as a form, or GET with them
+    in the query string."""
+    carrier: CarrierProfile = CarrierProfile.LIVE
+    """Which Vobiz to play: ``live`` (what it sends today), ``documented`` (its published
+    documents: flat ``start``, a ``stop``, big-endian L16) or ``strict`` (``documented``, and it
+    refuses what the documents call invalid); see :mod:`~vobiz_stream.emulator.profiles`."""
+    l16_byte_order: ByteOrder | None = None
+    """Byte order of the L16 the carrier sends; None: the profile's (little-endian live,
+    big-endian, network order, documented)."""
     playback_byte_order: ByteOrder = ByteOrder.LITTLE
     """How the carrier reads ``playAudio`` L16."""
-    send_stop: bool = False
-    """Send the documented ``stop`` before closing (live Vobiz sends none)."""
     hangup_after: float | None = None
     """Call seconds until hangup: cuts the caller audio short or pads it with silence."""
     speed: float = 1.0
@@ -85,6 +90,18 @@ class CallOptions:
     """Jitter, bunched, dropped and reordered frames, a cut connection (none by default)."""
     dtmf: tuple[tuple[float, str], ...] = ()
     """Keys the caller presses: (call seconds, digit) pairs, each sent as a ``dtmf`` event."""
+
+    def __post_init__(self) -> None:
+        try:  # the profile's name will do: CallOptions(carrier="strict")
+            object.__setattr__(self, "carrier", CarrierProfile(self.carrier))
+        except ValueError:
+            names = ", ".join(profile.value for profile in CarrierProfile)
+            raise EmulatorError(f"carrier must be one of {names}, got {self.carrier!r}") from None
+
+    @property
+    def caller_byte_order(self) -> ByteOrder:
+        """The byte order of the caller's L16: the one asked for, else the profile's."""
+        return self.l16_byte_order or self.carrier.l16_byte_order
 
     def check(self) -> None:
         for at, digit in self.dtmf:

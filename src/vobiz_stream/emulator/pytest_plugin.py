@@ -15,7 +15,9 @@ The fixture places one emulated Vobiz call (:func:`~vobiz_stream.emulator.run_ca
 a :class:`HeardCall`: the call's :class:`~vobiz_stream.emulator.report.CallReport` with what the
 caller heard (int16 samples at the stream's rate, on the caller audio's clock) and the caller audio
 as sent. A relative audio path is looked up in the current directory, then beside the test file.
-Any :class:`~vobiz_stream.emulator.CallOptions` field is a keyword argument. The fixture is a
+Any :class:`~vobiz_stream.emulator.CallOptions` field is a keyword argument; ``carrier`` takes
+the profile's name, and ``pytest --vobiz-carrier documented`` (or ``strict``) sets the profile
+of every call that does not name one, so one suite can run under each. The fixture is a
 plain function returning a coroutine function, so it works with any asyncio test runner
 (pytest-asyncio, anyio).
 """
@@ -32,10 +34,31 @@ import numpy as np
 import pytest
 
 from vobiz_stream.audio import Pcm
+from vobiz_stream.emulator.profiles import CarrierProfile
 from vobiz_stream.emulator.report import CallReport
 from vobiz_stream.emulator.source import CallerSource, EmulatorError
 
-__all__ = ["HeardCall", "VobizCall", "read_heard", "vobiz_call"]
+__all__ = ["HeardCall", "VobizCall", "pytest_addoption", "read_heard", "vobiz_call"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vobiz-stream")
+    group.addoption(
+        "--vobiz-answer-url",
+        dest="vobiz_answer_url",
+        metavar="URL",
+        help="run every scenario file (.toml with [[step]]) among the test paths against the "
+        "app at URL, one test per file",
+    )
+    parser.addini("vobiz_answer_url", "the answer URL scenario files are run against", default="")
+    group.addoption(
+        "--vobiz-carrier",
+        choices=[profile.value for profile in CarrierProfile],
+        default=CarrierProfile.LIVE.value,
+        help="the carrier profile of vobiz_call calls that do not name one: live (what Vobiz "
+        "sends today), documented (its published documents) or strict (documented, refusing "
+        "what they call invalid)",
+    )
 
 
 @dataclass
@@ -85,18 +108,6 @@ def _find_audio(audio: str | Path, test_dir: Path) -> Path:
     raise EmulatorError(f"caller audio {audio} not found in {Path.cwd()} nor in {test_dir}")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("vobiz-stream")
-    group.addoption(
-        "--vobiz-answer-url",
-        dest="vobiz_answer_url",
-        metavar="URL",
-        help="run every scenario file (.toml with [[step]]) among the test paths against the "
-        "app at URL, one test per file",
-    )
-    parser.addini("vobiz_answer_url", "the answer URL scenario files are run against", default="")
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Scenario files are tests once an answer URL is given (docs/scenarios.md)."""
     config = parent.config
@@ -119,7 +130,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def vobiz_call(request: pytest.FixtureRequest, tmp_path: Path) -> VobizCall:
     """Place an emulated Vobiz call and get back the report and what the caller heard.
 
-    ``await vobiz_call(answer_url, "caller.wav", speed=4, legacy_shape=True, ...)``; the WAVs of
+    ``await vobiz_call(answer_url, "caller.wav", speed=4, carrier="documented", ...)``; the WAVs of
     each call are kept in the test's ``tmp_path`` as ``vobiz-call-<n>-heard.wav`` and
     ``vobiz-call-<n>-caller.wav``.
     """
@@ -138,6 +149,7 @@ def vobiz_call(request: pytest.FixtureRequest, tmp_path: Path) -> VobizCall:
         for key in ("heard_path", "caller_path"):
             options[key] = None if options[key] is None else Path(options[key])
         heard_path, caller_path = options["heard_path"], options["caller_path"]
+        options.setdefault("carrier", request.config.getoption("vobiz_carrier"))
         try:
             call_options = CallOptions(**options)
         except TypeError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 from vobiz_stream.emulator.conduct import AppWarning
 from vobiz_stream.emulator.faults import InjectedFaults
 from vobiz_stream.emulator.playout import Gap
+from vobiz_stream.emulator.profiles import CarrierProfile
 
 __all__ = [
     "REPORT_ITEMS",
@@ -171,7 +172,8 @@ class CallReport:
     """What the caller's audio file was and how it was converted for the stream."""
     """Byte order of the L16 sent to the app (``little`` or ``big``); None for mu-law."""
     bidirectional: bool | None = None
-    legacy_shape: bool = False
+    carrier: str = "live"
+    """The carrier profile the call ran under: ``live``, ``documented`` or ``strict``."""
     speed: float = 1.0
     jitter_buffer: float = 0.0
     """Seconds of the app's audio the carrier held before playing it out."""
@@ -289,6 +291,7 @@ class CallReport:
             f"call ended ({self.end_reason}) after {self.duration:.2f}s; "
             f"{self.frames_sent} frames sent, {self.late_frames} late "
             f"(max {self.max_lateness_ms:.1f} ms, mean {self.mean_lateness_ms:.2f} ms)",
+            CarrierProfile(self.carrier).describe(),
             f"caller audio sent as {self.content_type}"
             + ("" if self.l16_byte_order is None else f", {self.l16_byte_order}-endian"),
             "first audio: "
@@ -320,7 +323,7 @@ class CallReport:
         if self.faults is not None:
             lines.append(self.faults.summary())
         if self.caller_audio is not None:
-            lines.insert(2, self.caller_audio)
+            lines.insert(3, self.caller_audio)
         lines.extend(f"warning: {warning}" for warning in self.warnings)
         if self.callbacks:
             failed = [sent for sent in self.callbacks if not sent.ok]

@@ -23,6 +23,7 @@ from vobiz_stream.core.answer import Verb
 from vobiz_stream.core.protocol import ClearedAudio, Dtmf, PlayedStream, Start, Stop, encode
 from vobiz_stream.emulator.callbacks import CallbackEvent, CallbackSender
 from vobiz_stream.emulator.conduct import AppConduct
+from vobiz_stream.emulator.control import CallControl
 from vobiz_stream.emulator.faults import ScheduledFrame
 from vobiz_stream.emulator.heard import HeardWav
 from vobiz_stream.emulator.options import CallOptions
@@ -48,19 +49,25 @@ class CallState:
     """One call's report, clock, socket, playout and plans, as its parts go along."""
 
     def __init__(
-        self, answer_url: str, caller: CallerSource | LiveCaller, options: CallOptions
+        self,
+        answer_url: str,
+        caller: CallerSource | LiveCaller,
+        options: CallOptions,
+        control: CallControl | None = None,
     ) -> None:
         self.caller = caller
         self.options = options
+        self.control = control
+        """What the API asks of the call while it runs (a local carrier's calls only)."""
         self.report = CallReport(
             answer_url=answer_url,
-            call_uuid=str(uuid.uuid4()),
-            legacy_shape=options.legacy_shape,
+            call_uuid=str(uuid.uuid4()) if control is None else control.call_uuid,
+            carrier=options.carrier.value,
             speed=options.speed,
             jitter_buffer=options.jitter_buffer,
         )
         self.timeline = Timeline(options.on_event)
-        self.conduct = AppConduct(self.report.call_uuid)
+        self.conduct = AppConduct(self.report.call_uuid, strict=options.carrier.refuses_invalid)
         self.media_format: AudioFormat | None = None
         """The stream's format, once its ``<Stream>`` is known."""
         self.began = time.monotonic()
@@ -106,6 +113,13 @@ class CallState:
     def now(self) -> float:
         """Seconds on the call clock (0 is ``start``; before it, the time since the call began)."""
         return (time.monotonic() - self.began) * self.options.speed
+
+    async def pause(self, delay: float) -> bool:
+        """Sleep ``delay`` wall seconds; False, early, when the API hangs the call up."""
+        if self.control is None:
+            await asyncio.sleep(delay)
+            return True
+        return await self.control.sleep(delay)
 
     def next_sequence(self) -> int:
         return next(self.sequence)
