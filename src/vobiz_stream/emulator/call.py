@@ -64,7 +64,7 @@ from vobiz_stream.core.answer import (
 from vobiz_stream.core.verbs import SHOWN_CHARS, SHOWN_ITEMS
 from vobiz_stream.emulator.answer import AnswerError, fetch_answer
 from vobiz_stream.emulator.callbacks import CallbackContext, CallbackSender, callback_request
-from vobiz_stream.emulator.control import CallControl
+from vobiz_stream.emulator.control import ApiCallControl
 from vobiz_stream.emulator.ending import (
     drop_leg,
     end_stream,
@@ -96,7 +96,7 @@ async def run_call(
     options: CallOptions | None = None,
     *,
     http: aiohttp.ClientSession | None = None,
-    control: CallControl | None = None,
+    control: ApiCallControl | None = None,
 ) -> CallReport:
     """Place one emulated call to ``answer_url`` with the caller saying ``audio_path``.
 
@@ -146,7 +146,7 @@ class _Call:
         answer_url: str,
         caller: CallerSource | LiveCaller,
         options: CallOptions,
-        control: CallControl | None,
+        control: ApiCallControl | None,
     ) -> None:
         self.state = CallState(answer_url, caller, options, control)
         if control is not None:

@@ -1,7 +1,7 @@
 """Acting on a call while it runs, as Vobiz's REST API does: hang up, stop the stream, start
 one, press keys.
 
-:func:`~vobiz_stream.emulator.call.run_call` takes a :class:`CallControl` and watches it: a
+:func:`~vobiz_stream.emulator.call.run_call` takes a :class:`ApiCallControl` and watches it: a
 hangup ends the call now (end reason ``api_hangup``, no ``StopStream``), a stream stop ends the
 stream and not the call (``api_stop``, with ``StopStream``), and a call whose answer has no
 ``<Stream>`` waits, up to the caller audio's length, for one started by :meth:`start_stream`.
@@ -17,7 +17,7 @@ from vobiz_stream.core.answer import Stream, Verb
 if TYPE_CHECKING:
     from vobiz_stream.emulator.state import CallState
 
-__all__ = ["API_HANGUP", "API_STOP", "CallControl"]
+__all__ = ["API_HANGUP", "API_STOP", "ApiCallControl"]
 
 API_HANGUP = "api_hangup"
 """The end reason of a call hung up through the API."""
@@ -25,7 +25,7 @@ API_STOP = "api_stop"
 """The end reason of a stream stopped through the API (the call goes on)."""
 
 
-class CallControl:
+class ApiCallControl:
     """What the API asked of one running call; the call reads it, the API writes it."""
 
     def __init__(self, call_uuid: str) -> None:

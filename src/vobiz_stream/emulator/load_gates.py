@@ -53,8 +53,7 @@ class GateResult:
 
     def __str__(self) -> str:
         return (
-            f"{'ok  ' if self.passed else 'FAIL'} {self.name}: {self.measured} "
-            f"(limit {self.limit})"
+            f"{'ok  ' if self.passed else 'FAIL'} {self.name}: {self.measured} (limit {self.limit})"
         )
 
 

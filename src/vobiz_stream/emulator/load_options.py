@@ -19,6 +19,7 @@ __all__ = ["TONE_RATE", "LoadOptions", "load_audio", "start_offset"]
 TONE_RATE = 8000
 """The rate of the default caller audio (a tone, or silence)."""
 
+
 @dataclass(frozen=True)
 class LoadOptions:
     """How many calls, how fast, how long, and the carrier each call emulates."""

@@ -23,7 +23,7 @@ from vobiz_stream.core.answer import Verb
 from vobiz_stream.core.protocol import ClearedAudio, Dtmf, PlayedStream, Start, Stop, encode
 from vobiz_stream.emulator.callbacks import CallbackEvent, CallbackSender
 from vobiz_stream.emulator.conduct import AppConduct
-from vobiz_stream.emulator.control import CallControl
+from vobiz_stream.emulator.control import ApiCallControl
 from vobiz_stream.emulator.faults import ScheduledFrame
 from vobiz_stream.emulator.heard import HeardWav
 from vobiz_stream.emulator.options import CallOptions
@@ -53,7 +53,7 @@ class CallState:
         answer_url: str,
         caller: CallerSource | LiveCaller,
         options: CallOptions,
-        control: CallControl | None = None,
+        control: ApiCallControl | None = None,
     ) -> None:
         self.caller = caller
         self.options = options

@@ -7,9 +7,9 @@ from vobiz_stream.rest.results import (
     CallPlaced,
     LiveCall,
     PageMeta,
+    StreamCreated,
     StreamInfo,
     StreamPage,
-    StreamStarted,
     VobizApiError,
 )
 from vobiz_stream.rest.retry import RetryPolicy
@@ -20,9 +20,9 @@ __all__ = [
     "LiveCall",
     "PageMeta",
     "RetryPolicy",
+    "StreamCreated",
     "StreamInfo",
     "StreamPage",
-    "StreamStarted",
     "VobizApiError",
     "VobizClient",
 ]

@@ -27,9 +27,9 @@ from vobiz_stream.logtext import loggable
 from vobiz_stream.rest.results import (
     CallPlaced,
     LiveCall,
+    StreamCreated,
     StreamInfo,
     StreamPage,
-    StreamStarted,
     VobizApiError,
 )
 from vobiz_stream.rest.retry import RetryPolicy, retry_after_seconds
@@ -142,7 +142,7 @@ class VobizClient:
         status_callback_url: str | None = None,
         status_callback_method: str | None = None,
         extra_headers: str | None = None,
-    ) -> StreamStarted:
+    ) -> StreamCreated:
         """Stream the call's audio to ``service_url`` (``ws://`` or ``wss://``); the options
         are the ``<Stream>`` attributes'."""
         optional = {
@@ -159,7 +159,7 @@ class VobizClient:
             **{key: value for key, value in optional.items() if value is not None},
         }
         data = await self._request("POST", f"Call/{call_uuid}/Stream/", body)
-        return StreamStarted.from_json(data)
+        return StreamCreated.from_json(data)
 
     async def list_streams(self, call_uuid: str, *, limit: int = 20, offset: int = 0) -> StreamPage:
         params = {"limit": str(limit), "offset": str(offset)}

@@ -17,9 +17,9 @@ __all__ = [
     "CallPlaced",
     "LiveCall",
     "PageMeta",
+    "StreamCreated",
     "StreamInfo",
     "StreamPage",
-    "StreamStarted",
     "VobizApiError",
 ]
 
@@ -108,7 +108,7 @@ class LiveCall:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamStarted:
+class StreamCreated:
     """The answer to starting a stream on a call."""
 
     stream_id: str
@@ -116,7 +116,7 @@ class StreamStarted:
     api_id: str | None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> StreamStarted:
+    def from_json(cls, data: Mapping[str, Any]) -> StreamCreated:
         return cls(str(data.get("stream_id", "")), _str(data, "message"), _str(data, "api_id"))
 
 

@@ -1,6 +1,6 @@
 """The local carrier's calls: each placed call runs as an emulated call
 (:func:`~vobiz_stream.emulator.call.run_call`) that the API acts on through its
-:class:`~vobiz_stream.emulator.control.CallControl`.
+:class:`~vobiz_stream.emulator.control.ApiCallControl`.
 
 Bounded: at most ``max_live`` calls run at once (one more is refused with 429 and a
 ``Retry-After``), and the last :data:`HISTORY` ended calls are kept for ``GET``.
@@ -23,7 +23,7 @@ import aiohttp
 from vobiz_stream.core.answer import Stream, Verb, Wait
 from vobiz_stream.emulator.call import run_call
 from vobiz_stream.emulator.callbacks import callback_timestamp
-from vobiz_stream.emulator.control import API_HANGUP, CallControl
+from vobiz_stream.emulator.control import API_HANGUP, ApiCallControl
 from vobiz_stream.emulator.keypad import press_key
 from vobiz_stream.emulator.options import CallOptions
 from vobiz_stream.emulator.report import CallReport
@@ -46,7 +46,7 @@ class CarrierCall:
     """One call placed through the API, live or ended."""
 
     request: PlaceCall
-    control: CallControl
+    control: ApiCallControl
     placed_at: datetime
     task: asyncio.Task[CallReport | None] | None = None
     report: CallReport | None = None
@@ -193,7 +193,7 @@ class CallBook:
                 "hang one up or try again later",
                 retry_after=1,
             )
-        control = CallControl(str(uuid.uuid4()))
+        control = ApiCallControl(str(uuid.uuid4()))
         placed = CarrierCall(request, control, datetime.now(UTC))
         options = dataclasses.replace(
             self._options,
