@@ -286,3 +286,20 @@ ended_by = "caller"
         "turns-1-heard.wav",
         "turns-2-heard.wav",
     ]
+
+
+async def test_a_script_longer_than_the_call_is_reported_where_the_time_ran_out(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    scenario = parse_scenario("max_seconds = 2\n[[step]]\nwait = 5\n", tmp_path / "long.toml")
+    running = await start_server()
+    verdict = await run_scenario(scenario, running.base + "/")
+    assert [check.message for check in verdict.failures] == [
+        "the caller's time ran out (max_seconds) at 2.00s before step 1 (wait 5s) was done"
+    ]
+    # hangup_after, the emulator's own limit, cuts a scripted call short too.
+    verdict = await run_scenario(
+        scenario, running.base + "/", options=CallOptions(hangup_after=1.0)
+    )
+    assert verdict.measurements.duration == 1.0
+    assert verdict.measurements.end_reason == "hangup"

@@ -170,3 +170,16 @@ def test_a_turn_ends_with_its_last_sound_not_with_the_silence_after_it() -> None
     words = np.concatenate([np.zeros(800, np.int16), tone(1.0, RATE), np.zeros(2400, np.int16)])
     assert sound_end(words, RATE) == 1.1
     assert sound_end(np.zeros(RATE, np.int16), RATE) == 0.0
+
+
+def test_the_verdict_shows_every_figure_checked_or_not() -> None:
+    scenario = parse_scenario("[[step]]\nwait = 1\n", Path("s.toml"))
+    talk = conversation()
+    measured = Measurements.of(talk)
+    lines = Verdict("s", "s.toml", judge(scenario, measured, [], {}), measured).lines()
+    assert lines[0].startswith("PASS s (s.toml, run 1): call , 10.00s, ended by caller (hangup)")
+    assert lines[-1] == (
+        "  measured: first audio 1200 ms, responses [1000, none, 400] ms, overruns [1000] ms, "
+        "talk-over 0 ms, longest silence 1000 ms, 2 gaps (longest 100 ms), 2 checkpoints "
+        "played, 3 agent utterances"
+    )

@@ -327,7 +327,9 @@ class _Call:
         options = call.options
         if isinstance(call.caller, LiveCaller):
             call.caller.begin(CallerControls(call), rate)
-            return None, LivePayloads(call.caller, media_format, options.caller_byte_order)
+            seconds = min(call.caller.seconds, options.hangup_after or math.inf)
+            count = math.ceil(seconds / FRAME_SECONDS - 1e-9)
+            return None, LivePayloads(call.caller, media_format, options.caller_byte_order, count)
         if call.caller.source is not None:
             self.report.caller_audio = call.caller.source.describe(rate)
             self.timeline.add(self.now(), "caller audio", self.report.caller_audio)

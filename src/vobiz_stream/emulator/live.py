@@ -81,7 +81,7 @@ class LivePayloads(Sequence[bytes]):
         self._caller = caller
         self._format = media_format
         self._order = order
-        self._count = math.ceil(caller.seconds / FRAME_SECONDS) if count is None else count
+        self._count = math.ceil(caller.seconds / FRAME_SECONDS - 1e-9) if count is None else count
         self._made = 0
         """Frames made so far: the next one the caller is asked for."""
         self._ready: dict[int, bytes] = {}

@@ -206,7 +206,8 @@ class LoadSummary:
 
         lines = [
             f"load: {self.calls} calls to {self.answer_url} at {self.rate:g}/s, "
-            f"{self.duration:g}s each, {self.processes} process(es), "
+            f"{'up to ' if self.scenario else ''}{self.duration:g}s each, "
+            f"{self.processes} process(es), "
             f"carrier profile {self.carrier}, L16 sent {self.l16_byte_order}-endian: "
             f"{self.completed} completed, {self.failed} failed in {self.wall_seconds:.1f}s",
             f"frames: {self.frames_sent} sent, {self.late_frames} late "

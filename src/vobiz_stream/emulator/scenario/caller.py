@@ -43,7 +43,6 @@ class ScriptedCaller(LiveCaller):
         self._words: dict[int, float] = {}
         """Seconds into each turn's audio where its words end."""
         self._control: CallerControls | None = None
-        self._rate = 8000
         self._frame = 160
         self.agent: AgentSpeech | None = None
         self.records: list[TurnRecord] = []
@@ -69,7 +68,7 @@ class ScriptedCaller(LiveCaller):
 
     def begin(self, control: CallerControls, rate: int) -> None:
         self._control = control
-        self._rate, self._frame = rate, rate // 50
+        self._frame = rate // 50
         self._turns = {index: source.at_rate(rate) for index, source in self._sources.items()}
         self._words = {index: sound_end(pcm, rate) for index, pcm in self._turns.items()}
         self.agent = AgentSpeech(rate, self._scenario.start_ms, self._scenario.stop_ms)

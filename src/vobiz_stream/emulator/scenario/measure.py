@@ -58,11 +58,6 @@ class AgentSpeech:
         self.started: float | None = None
         """When the utterance going on now began (None while the agent is silent)."""
 
-    @property
-    def heard_until(self) -> float:
-        """Call seconds of heard audio pushed so far."""
-        return self._detector.position
-
     def push(self, pcm: Pcm) -> None:
         for event in self._detector.push(pcm):
             if isinstance(event, SpeechStarted):

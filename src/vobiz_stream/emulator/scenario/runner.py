@@ -127,9 +127,9 @@ def _conversation(scenario: Scenario, caller: ScriptedCaller, report: CallReport
     if report.completed and not caller.hung_up and left:
         step = left[0]
         who = (
-            "the call reached max_seconds"
+            "the caller's time ran out (max_seconds)"
             if ended_by is Ending.CALLER
-            else (f"the call ended ({report.end_reason})")
+            else f"the call ended ({report.end_reason})"
         )
         if ended_by is not Ending.AGENT or any(isinstance(s, CallerTurn | KeyPress) for s in left):
             problems.append(

@@ -60,6 +60,7 @@ class Verdict:
         lines.extend(
             f"  {'ok  ' if check.passed else 'FAIL'} {check.message}" for check in self.checks
         )
+        lines.append(f"  measured: {_figures(m)}")
         if self.heard_path:
             lines.append(f"  what the caller heard: {self.heard_path}")
         return lines
@@ -99,6 +100,24 @@ class Verdict:
             },
             **self.extra,
         }
+
+
+def _figures(m: Measurements) -> str:
+    """Every figure of the call on one line, checked or not."""
+
+    def ms(value: float | None) -> str:
+        return "none" if value is None else f"{value:g}"
+
+    def series(items: list[Measured]) -> str:
+        return "[" + ", ".join(ms(item.value) for item in items) + "]"
+
+    return (
+        f"first audio {ms(m.first_audio_ms)} ms, responses {series(m.responses)} ms, "
+        f"overruns {series(m.overruns)} ms, talk-over {m.talk_over_ms:g} ms, "
+        f"longest silence {m.longest_silence_ms:g} ms, {m.gaps} gaps "
+        f"(longest {m.longest_gap_ms:g} ms), {m.checkpoints_played} checkpoints played, "
+        f"{len(m.agent)} agent utterances"
+    )
 
 
 def judge(
