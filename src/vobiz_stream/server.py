@@ -10,7 +10,8 @@ Endpoints (one aiohttp app, one port):
   time; ``GET /calls/<call id>``: one of them (:mod:`vobiz_stream.calls_api`);
 * ``GET /healthz``: liveness (``ok`` or ``draining``) and the version; nothing about calls;
 * ``GET /stats``: media frames handled and their handling latency;
-* ``GET /admission``: media sockets admitted and refused, by reason (:mod:`vobiz_stream.admission`).
+* ``GET /admission``: media sockets admitted and refused, by reason (:mod:`vobiz_stream.admission`);
+* ``/ui`` and ``/api``: the web console (:mod:`vobiz_stream.app.console`).
 
 Every path but ``/``, ``/stream``, ``/webhook`` and ``/healthz`` needs the admin token
 (:mod:`vobiz_stream.guard`).
@@ -37,6 +38,8 @@ from vobiz_stream import __version__
 from vobiz_stream.admission import Admission
 from vobiz_stream.advice import address_in_use, wrong_answer_path
 from vobiz_stream.answered import AnsweredCalls
+from vobiz_stream.app.console import Console
+from vobiz_stream.app.console.auth import ConsoleLogins
 from vobiz_stream.calls_api import call_page, one_call
 from vobiz_stream.config import ConfigError, Settings
 from vobiz_stream.datadir_lock import DataDirLock
@@ -141,12 +144,13 @@ class StreamServer:
     # -- the app ------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
+        logins = ConsoleLogins(self.settings.admin_token, self.settings.public_url)
         app = web.Application(
             client_max_size=1 << 20,
             # A path no route serves gets its 404 hint first: it shows nothing but the answer URL.
             middlewares=[
                 self._name_the_answer_path,
-                admin_guard(self.settings.admin_token, self.settings.host),
+                admin_guard(self.settings.admin_token, self.settings.host, logins),
             ],
         )
         app.add_routes(
@@ -162,6 +166,9 @@ class StreamServer:
                 web.get("/stats", self.stats),
                 web.get("/admission", self.admission_counters),
             ]
+        )
+        Console(self.store, self.settings.recordings_dir, lambda: self.streams.open, logins).add_to(
+            app
         )
         if self.settings.media_transport == "picows":
             app.on_startup.append(self._start_media_socket)
