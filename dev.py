@@ -28,9 +28,15 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".vobiz-stream-installed"
-SYSTEM_TOOLS = {"espeak-ng": "espeak-ng", "sox": "sox"}
+SYSTEM_TOOLS = {
+    "espeak-ng": "espeak-ng",
+    "sox": "sox",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
+}
 """Programs some features and tests use (speech in the emulator and the examples; sox makes and
-reads audio files in the tests), by Debian package."""
+reads audio files in the tests; chromium drives the console's browser tests), by Debian
+package."""
 
 
 def _say(text: str) -> None:

@@ -202,6 +202,8 @@ class StreamKeeper:
         self._error: str | None = None
         self.path: Path | None = None
         self.started_at: datetime | None = None
+        self.numbers: tuple[str | None, str | None] = (None, None)
+        """The call's From and To, once it started."""
         self.recent_events: deque[tuple[datetime, str, Mapping[str, object]]] = deque(maxlen=8)
         """The stream's last events, for the live console."""
 
@@ -249,6 +251,10 @@ class StreamKeeper:
             self._fail("cannot create the recording", exc)
         start = session.start
         answered = (self._answered and self._answered.details(self._call_id)) or UNANSWERED
+        self.numbers = (
+            (start.from_number if start else None) or answered.from_number,
+            (start.to_number if start else None) or answered.to_number,
+        )
         self._row = self._store.open_stream(
             call_id=self.call_id,
             stream_id=session.stream_id,
@@ -257,8 +263,8 @@ class StreamKeeper:
             encoding=audio_format.encoding.value,
             sample_rate=audio_format.sample_rate,
             recording_path=self.path,
-            from_number=(start.from_number if start else None) or answered.from_number,
-            to_number=(start.to_number if start else None) or answered.to_number,
+            from_number=self.numbers[0],
+            to_number=self.numbers[1],
             direction=(start.direction if start else None) or answered.direction,
             account_id=start.account_id if start else None,
         )

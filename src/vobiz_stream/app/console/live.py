@@ -59,15 +59,15 @@ def _dbfs(rms: float | None) -> float | None:
 
 
 def _live_call(stream: OpenStream, now: datetime) -> LiveCall | None:
-    keeper, session = stream.keeper, stream.session
+    keeper = stream.keeper
     if keeper.started_at is None:
         return None  # no start yet: nothing to show
-    start = session.start
     caller, heard = keeper.levels()
+    from_number, to_number = keeper.numbers
     return {
         "call_id": loggable(keeper.call_id, 128),
-        "from_number": loggable(start.from_number, 40) if start and start.from_number else None,
-        "to_number": loggable(start.to_number, 40) if start and start.to_number else None,
+        "from_number": loggable(from_number, 40) if from_number else None,
+        "to_number": loggable(to_number, 40) if to_number else None,
         "elapsed": round((now - keeper.started_at).total_seconds(), 1),
         "level_caller": _dbfs(caller),
         "level_heard": _dbfs(heard),
