@@ -41,10 +41,10 @@ from aiohttp import web
 
 from bench_calls_poll import _poll as poll_every
 from harness import SERVERS, RunningServer, cores
-from vobiz_stream.config import Settings
-from vobiz_stream.server import StreamServer
+from vobiz_stream.app.config import Settings
+from vobiz_stream.app.server import StreamServer
+from vobiz_stream.core.callbacks import format_utc
 from vobiz_stream.store import CallStore
-from vobiz_stream.webhooks import format_utc
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SEARCHES = {

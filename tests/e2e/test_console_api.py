@@ -10,8 +10,8 @@ import numpy as np
 import orjson
 
 from tests.e2e.conftest import RunningServer, StartServer
+from vobiz_stream.app.session import CallSession
 from vobiz_stream.emulator import CallOptions, run_call
-from vobiz_stream.session import CallSession
 
 TOKEN = "console-admin-token-0123456789"
 FIXTURE = Path(__file__).parent.parent / "data" / "speech_male_8k.wav"

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 
+from vobiz_stream.core.callbacks import format_utc
 from vobiz_stream.store.interface import CallQuery
 from vobiz_stream.store.sqlite_schema import transaction
-from vobiz_stream.webhooks import format_utc
 
 __all__ = ["SEARCH_INDEXES", "add_search_indexes", "search_sql"]
 

@@ -22,7 +22,7 @@ from vobiz_stream.app.console.peaks import PeaksCache
 from vobiz_stream.store import CallHistory
 
 if TYPE_CHECKING:
-    from vobiz_stream.media_socket import OpenStream
+    from vobiz_stream.app.media_socket import OpenStream
 
 __all__ = ["Console"]
 

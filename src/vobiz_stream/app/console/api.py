@@ -19,11 +19,11 @@ import orjson
 import soundfile
 from aiohttp import web
 
+from vobiz_stream.app.calls_api import call_id_problem, one_call
 from vobiz_stream.app.console.peaks import PeaksCache
 from vobiz_stream.app.console.queries import SearchError, parse_search
 from vobiz_stream.app.console.timeline import timeline
 from vobiz_stream.app.console.views import recording_streams
-from vobiz_stream.calls_api import call_id_problem, one_call
 from vobiz_stream.logtext import loggable
 from vobiz_stream.store import CallHistory, CallRecord, StreamRecord
 from vobiz_stream.store.interface import call_from_json

@@ -23,7 +23,7 @@ from vobiz_stream.app.console.timeline import describe_event
 from vobiz_stream.logtext import loggable
 
 if TYPE_CHECKING:
-    from vobiz_stream.media_socket import OpenStream
+    from vobiz_stream.app.media_socket import OpenStream
 
 __all__ = ["MAX_FOLLOWERS", "MAX_SHOWN", "TICK", "LiveCall", "LiveFeed", "snapshot"]
 

@@ -19,12 +19,12 @@ import numpy.typing as npt
 import soundfile
 
 from vobiz_stream.app.console.figures import TalkFigures, talk_figures
+from vobiz_stream.formats import FRAME_SECONDS
 
-__all__ = ["COLUMNS", "FRAME_SECONDS", "ChannelPeaks", "Peaks", "PeaksCache", "compute_peaks"]
+__all__ = ["COLUMNS", "ChannelPeaks", "Peaks", "PeaksCache", "compute_peaks"]
 
 COLUMNS = 1200
 """Columns of peaks per channel: a full-width waveform on a wide screen."""
-FRAME_SECONDS = 0.02
 CHANNEL_NAMES = ("caller", "heard")
 """Left: the caller; right: what the caller heard (the app's audio, as played)."""
 

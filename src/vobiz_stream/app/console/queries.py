@@ -20,7 +20,7 @@ __all__ = ["MAX_NUMBER", "MAX_PER_PAGE", "PER_PAGE", "Search", "SearchError", "p
 
 PER_PAGE = 50
 MAX_PER_PAGE = 200
-MAX_PAGE = 100_000
+LAST_PAGE = 100_000
 MAX_NUMBER = 32
 FILTERS = ("number", "since", "until", "status")
 
@@ -87,7 +87,7 @@ def parse_search(query: Mapping[str, str]) -> Search:
             raise SearchError(
                 f"status must be one of {known}, got {loggable(filters['status'], 20)!r}"
             ) from None
-    page = _whole(query.get("page"), "page", 1, MAX_PAGE)
+    page = _whole(query.get("page"), "page", 1, LAST_PAGE)
     per_page = _whole(query.get("per_page"), "per_page", PER_PAGE, MAX_PER_PAGE)
     call_query = CallQuery(
         number=number,

@@ -13,12 +13,12 @@ from typing import TypedDict
 from vobiz_stream.logtext import loggable
 from vobiz_stream.store import CallRecord
 
-__all__ = ["TimelineEntry", "describe_event", "timeline"]
+__all__ = ["TimelineItem", "describe_event", "timeline"]
 
 DETAIL_CHARS = 160
 
 
-class TimelineEntry(TypedDict):
+class TimelineItem(TypedDict):
     at: str
     offset: float | None
     """Seconds from the first stream's start; None for a call known from callbacks only."""
@@ -72,12 +72,12 @@ def describe_event(kind: str, detail: Mapping[str, object]) -> str:
     return f"{loggable(kind, 40)} {shown}".strip()[:DETAIL_CHARS]
 
 
-def timeline(call: CallRecord) -> list[TimelineEntry]:
+def timeline(call: CallRecord) -> list[TimelineItem]:
     """Every stream start and end, event and status callback of ``call``, oldest first."""
     streams = call["streams"]
     zero = datetime.fromisoformat(streams[0]["started_at"]) if streams else None
 
-    def entry(at: str, kind: str, text: str) -> TimelineEntry:
+    def entry(at: str, kind: str, text: str) -> TimelineItem:
         offset = None if zero is None else (datetime.fromisoformat(at) - zero).total_seconds()
         return {"at": at, "offset": offset, "kind": kind, "text": text}
 
