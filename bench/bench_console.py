@@ -14,9 +14,9 @@ calls on the other cores; in the runs "with console" this process meanwhile asks
 every second and follows the live feed (``GET /api/live``) for as long as the load runs. Runs
 alternate without / with, ``--repeat`` times each. Columns: the server's handling latency
 p50/p99/max over every frame (``/stats``), the load's pacing p99 and late frames, the pages
-answered and their p99, the live snapshots received, and failed calls. The spread between runs
-of the same kind is how noisy the machine was. Bounded: rows, requests, calls, seconds, and a
-timeout on every load, request and feed.
+answered, lost (timed out) and their p99, the live snapshots received, and failed calls. The
+spread between runs of the same kind is how noisy the machine was. Bounded: rows, requests,
+calls, seconds, and a timeout on every load, request and feed.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from bench_calls_poll import _poll as poll_every
 from harness import SERVERS, RunningServer, cores
 from vobiz_stream.app.config import Settings
 from vobiz_stream.app.server import StreamServer
@@ -127,6 +126,29 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def _poll_page(url: str, stop: threading.Event, seconds: list[float], failed: list[str]) -> None:
+    """GET ``url`` every second until ``stop``: each answer's seconds, and each failure (a
+    timeout on a machine too busy for the load is counted, not fatal)."""
+
+    async def run() -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as client:
+            while not stop.is_set():
+                began = time.perf_counter()
+                try:
+                    async with client.get(url) as reply:
+                        await reply.read()
+                        if reply.status != 200:
+                            failed.append(f"status {reply.status}")
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    failed.append(type(exc).__name__)
+                else:
+                    seconds.append(time.perf_counter() - began)
+                await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - began)))
+
+    asyncio.run(run())
+
+
 def _follow_live(url: str, stop: threading.Event, snapshots: list[int]) -> None:
     """Read the live feed until ``stop``; each snapshot's size in bytes."""
 
@@ -147,8 +169,11 @@ def _load_run(args: argparse.Namespace, scratch: Path, console: bool) -> dict[st
     try:
         server.wait_ready()
         stop, pages, snapshots = threading.Event(), list[float](), list[int]()
+        failed_pages: list[str] = []
         watchers = [
-            threading.Thread(target=poll_every, args=(f"{server.url}ui", 1.0, stop, pages)),
+            threading.Thread(
+                target=_poll_page, args=(f"{server.url}ui", stop, pages, failed_pages)
+            ),
             threading.Thread(target=_follow_live, args=(f"{server.url}api/live", stop, snapshots)),
         ]
         if console:
@@ -173,6 +198,7 @@ def _load_run(args: argparse.Namespace, scratch: Path, console: bool) -> dict[st
             "stats": server.stats(),
             "load": load,
             "pages": pages,
+            "failed_pages": failed_pages,
             "snapshots": snapshots,
         }
     finally:
@@ -187,7 +213,8 @@ def _line(run: dict[str, Any]) -> str:
     return (
         f"{'yes' if run['console'] else 'no':>7} {latency['p50']:>8.1f} {latency['p99']:>8.1f} "
         f"{latency['max']:>8.1f} {pacing['p99']:>8.2f} {run['load']['late_frames']:>7} "
-        f"{len(pages):>6} {page99} {len(run['snapshots']):>6} {run['load']['failed']:>6}"
+        f"{len(pages):>6} {len(run['failed_pages']):>5} {page99} {len(run['snapshots']):>6} "
+        f"{run['load']['failed']:>6}"
     )
 
 
@@ -217,7 +244,7 @@ def main() -> None:
     if not args.skip_load:
         print(
             f"{'console':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'pace99':>8} "
-            f"{'late':>7} {'pages':>6} {'page p99':>9} {'live':>6} {'failed':>6}"
+            f"{'late':>7} {'pages':>6} {'lost':>5} {'page p99':>9} {'live':>6} {'failed':>6}"
         )
         with tempfile.TemporaryDirectory(prefix="bench-console-load-") as scratch:
             for _ in range(args.repeat):
