@@ -140,6 +140,7 @@ async def test_api_search_detail_timeline_peaks_and_ranges(start_server: StartSe
         async with http.get(call + "/events") as response:
             texts = [entry["text"] for entry in (await response.json())["timeline"]]
         assert "DTMF digit 7" in texts and "checkpoint greeting played" in texts, texts
+        assert texts.index("checkpoint greeting sent") < texts.index("checkpoint greeting played")
         async with http.get(call + "/peaks") as response:
             [stream] = (await response.json())["streams"]
         caller, heard = stream["channels"]

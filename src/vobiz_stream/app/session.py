@@ -830,6 +830,7 @@ class CallSession:
                         await self._send_frame(item.wire)
                     else:
                         await self._send(Checkpoint(item.name, self.stream_id))
+                        self._note("checkpoint_sent", logging.DEBUG, name=item.name)
                 except SessionError as exc:
                     log.warning("%s", exc)
                     return

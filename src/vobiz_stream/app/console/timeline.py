@@ -46,6 +46,7 @@ def _clear(detail: Mapping[str, object]) -> str:
 
 _WORDS: dict[str, Callable[[Mapping[str, object]], str]] = {
     "dtmf": lambda d: f"DTMF digit {_said(d, 'digit')}",
+    "checkpoint_sent": lambda d: f"checkpoint {_said(d, 'name')} sent",
     "checkpoint_played": lambda d: f"checkpoint {_said(d, 'name')} played",
     "checkpoint_lost": lambda d: f"checkpoint {_said(d, 'name')} never confirmed",
     "clear": _clear,
