@@ -452,7 +452,7 @@ async def serve(settings: Settings, handler: Handler | None = None) -> None:
     data_lock.note(port=runner.addresses[0][1])
     log.info(
         "vobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
-        "callbacks: /webhook, calls: /calls); data in %s",
+        "callbacks: /webhook, calls: /calls, console: /ui); data in %s",
         __version__,
         settings.host,
         settings.port,
