@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -179,8 +180,9 @@ async def test_a_recording_path_outside_the_recordings_folder_is_not_served(
 async def test_the_live_feed_shows_a_running_call_with_levels(start_server: StartServer) -> None:
     running = await start_server(greeter, admin_token=TOKEN)
     call = asyncio.create_task(a_call(running, hangup_after=3.0, dtmf=((0.5, "3"),)))
-    seen: list[dict[str, object]] = []
+    seen: list[dict[str, Any]] = []
     async with (
+        asyncio.timeout(30),
         aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http,
         http.get(running.base + "/api/live") as response,
     ):
@@ -189,9 +191,10 @@ async def test_the_live_feed_shows_a_running_call_with_levels(start_server: Star
             if line.startswith(b"data: "):
                 snapshot = orjson.loads(line[6:])
                 seen.extend(snapshot["calls"])
-                heard_levels = [c for c in snapshot["calls"] if (c["level_heard"] or -90) > -60]
-                events = [e["text"] for c in snapshot["calls"] for e in c["events"]]
-                if heard_levels and "DTMF digit 3" in events:
-                    break
+                if seen and call.done() and not snapshot["calls"]:
+                    break  # the call ended and left the feed
     await call
     assert any((c["level_caller"] or -90) > -60 for c in seen)  # the caller spoke
+    assert any((c["level_heard"] or -90) > -60 for c in seen)  # and heard the greeting
+    assert any(e["text"] == "DTMF digit 3" for c in seen for e in c["events"])
+    assert max(c["elapsed"] for c in seen) >= 1.0
