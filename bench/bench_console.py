@@ -14,8 +14,10 @@ calls on the other cores; in the runs "with console" this process meanwhile asks
 every second and follows the live feed (``GET /api/live``) for as long as the load runs. Runs
 alternate without / with, ``--repeat`` times each. Columns: the server's handling latency
 p50/p99/max over every frame (``/stats``), the load's pacing p99 and late frames, the pages
-answered, lost (timed out) and their p99, the live snapshots received, and failed calls. The
-spread between runs of the same kind is how noisy the machine was. Bounded: rows, requests,
+answered, lost (timed out) and their p99, the live snapshots received, failed calls, and the
+server's event-loop thread's CPU time as a share of the load's wall time (what the console adds
+there is what every call's frames wait behind). The spread between runs of the same kind is how
+noisy the machine was. Bounded: rows, requests,
 calls, seconds, and a timeout on every load, request and feed.
 """
 
@@ -39,6 +41,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from bench_calls_poll import _thread_cpu_ms as thread_cpu_ms
 from harness import SERVERS, RunningServer, cores
 from vobiz_stream.app.config import Settings
 from vobiz_stream.app.server import StreamServer
@@ -187,7 +190,11 @@ def _load_run(args: argparse.Namespace, scratch: Path, console: bool) -> dict[st
             "--rate", str(args.rate), "--report", str(report), "--quiet",
         ]  # fmt: skip
         timeout = args.calls / args.rate + args.seconds + 90
+        loop_before, began = thread_cpu_ms(server.pid)[0], time.perf_counter()
         subprocess.run(command, check=False, timeout=timeout, stdout=subprocess.DEVNULL)
+        loop_share = (thread_cpu_ms(server.pid)[0] - loop_before) / (
+            (time.perf_counter() - began) * 1000
+        )
         stop.set()
         if console:
             for watcher in watchers:
@@ -197,6 +204,7 @@ def _load_run(args: argparse.Namespace, scratch: Path, console: bool) -> dict[st
             "console": console,
             "stats": server.stats(),
             "load": load,
+            "loop_cpu": loop_share,
             "pages": pages,
             "failed_pages": failed_pages,
             "snapshots": snapshots,
@@ -214,7 +222,7 @@ def _line(run: dict[str, Any]) -> str:
         f"{'yes' if run['console'] else 'no':>7} {latency['p50']:>8.1f} {latency['p99']:>8.1f} "
         f"{latency['max']:>8.1f} {pacing['p99']:>8.2f} {run['load']['late_frames']:>7} "
         f"{len(pages):>6} {len(run['failed_pages']):>5} {page99} {len(run['snapshots']):>6} "
-        f"{run['load']['failed']:>6}"
+        f"{run['load']['failed']:>6} {run['loop_cpu'] * 100:>8.1f}"
     )
 
 
@@ -244,7 +252,8 @@ def main() -> None:
     if not args.skip_load:
         print(
             f"{'console':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'pace99':>8} "
-            f"{'late':>7} {'pages':>6} {'lost':>5} {'page p99':>9} {'live':>6} {'failed':>6}"
+            f"{'late':>7} {'pages':>6} {'lost':>5} {'page p99':>9} {'live':>6} {'failed':>6} "
+            f"{'loop cpu%':>8}"
         )
         with tempfile.TemporaryDirectory(prefix="bench-console-load-") as scratch:
             for _ in range(args.repeat):
