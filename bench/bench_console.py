@@ -8,6 +8,9 @@ in-process server on 127.0.0.1; ``GET /ui`` is asked ``--requests`` times for ea
 newest page, a page deep in the list, a part of a number found once, a date range, a status) and
 the wall time of each answer is reported (p50, p99, max, in ms): the target is under 300 ms.
 
+Then the live feed's own cost: ``--calls`` streams opened and fed as the server does (each
+recording), and the CPU time of one snapshot (taken every 0.25 s while anyone follows the feed).
+
 Part 2, the calls: as ``bench/bench_calls_poll.py`` runs a load, a fresh server process per run
 (record only, picows socket, pinned to core 0) and ``vobiz-stream load`` with ``--calls`` paced
 calls on the other cores; in the runs "with console" this process meanwhile asks ``GET /ui``
@@ -42,11 +45,17 @@ import orjson
 from aiohttp import web
 
 from bench_calls_poll import _thread_cpu_ms as thread_cpu_ms
+from bench_session import _frames, _NullTransport
 from harness import SERVERS, RunningServer, cores
 from vobiz_stream.app.config import Settings
+from vobiz_stream.app.console.live import TICK, snapshot
+from vobiz_stream.app.keeper import StreamKeeper
 from vobiz_stream.app.server import StreamServer
+from vobiz_stream.app.session import CallSession, SessionOptions
+from vobiz_stream.audio import ByteOrder
 from vobiz_stream.core.callbacks import format_utc
-from vobiz_stream.store import CallStore
+from vobiz_stream.core.protocol import Start, encode
+from vobiz_stream.store import CallStore, QueuedCallStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SEARCHES = {
@@ -122,6 +131,40 @@ async def _page_times(rows: int, requests: int) -> dict[str, list[float]]:
         finally:
             await runner.cleanup()
         return times
+
+
+class _Open:
+    """What the live feed reads of an open stream: its keeper."""
+
+    def __init__(self, keeper: StreamKeeper) -> None:
+        self.keeper = keeper
+
+
+async def _snapshot_cost(calls: int, snapshots: int) -> float:
+    """CPU microseconds of one live snapshot with ``calls`` streams open, each recording (the
+    feed takes one every 0.25 s while anyone follows it)."""
+    with tempfile.TemporaryDirectory(prefix="bench-console-live-") as scratch:
+        folder = Path(scratch)
+        store = QueuedCallStore(folder / "calls.db")
+        options = SessionOptions(byte_order=ByteOrder.BIG)
+        opened, sessions = [], []
+        frames = _frames(2.0, "stream-0", int(time.time() * 1000))
+        for index in range(calls):
+            keeper = StreamKeeper(folder / "recordings", store, record_heard=False)
+            session = CallSession(_NullTransport(), options, keeper, {"call": f"call-{index}"})
+            session.feed(encode(Start(stream_id=f"stream-{index}", call_id=f"call-{index}")))
+            for text in frames:
+                session.feed(text)
+            opened.append(_Open(keeper))
+            sessions.append(session)
+        began = time.process_time()
+        for _ in range(snapshots):
+            snapshot(opened)  # type: ignore[arg-type]
+        cost = (time.process_time() - began) / snapshots * 1e6
+        for session in sessions:
+            session.close("done")
+        store.close()
+    return cost
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -248,6 +291,11 @@ def main() -> None:
             f"{name:<28} {statistics.median(values):>8.1f} {_percentile(values, 0.99):>8.1f}"
             f" {max(values):>8.1f}"
         )
+    cost = asyncio.run(_snapshot_cost(args.calls, 200))
+    print(
+        f"live snapshot with {args.calls} open calls: {cost:.0f} us CPU each, "
+        f"{cost / TICK / 1e4:.2f}% of a core while the feed is followed"
+    )
     runs = []
     if not args.skip_load:
         print(
@@ -262,7 +310,8 @@ def main() -> None:
                     runs.append(run)
                     print(_line(run), flush=True)
     if args.json is not None:
-        args.json.write_bytes(orjson.dumps({"pages": times, "runs": runs}))
+        body = {"pages": times, "snapshot_us": cost, "runs": runs}
+        args.json.write_bytes(orjson.dumps(body))
 
 
 if __name__ == "__main__":
