@@ -99,10 +99,6 @@ class LiveFeed:
         self._followers: set[asyncio.Queue[bytes | None]] = set()
         self._ticker: asyncio.Task[None] | None = None
 
-    @property
-    def followers(self) -> int:
-        return len(self._followers)
-
     async def _tick(self) -> None:
         while self._followers:
             data = snapshot(self._open_streams())
