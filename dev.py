@@ -34,10 +34,12 @@ SYSTEM_TOOLS = {
     "sox": "sox",
     "pg_ctlcluster": "postgresql",
     "nginx": "nginx-light",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
 }
 """Programs some features and tests use (speech in the emulator and the examples; sox makes and
 reads audio files in the tests; PostgreSQL for the tests of its call store; nginx fronts the
-workers in a test), by Debian package."""
+workers in a test; chromium drives the console's browser tests), by Debian package."""
 
 
 def _say(text: str) -> None:

@@ -20,7 +20,7 @@ from aiohttp import web
 from vobiz_stream.logtext import loggable
 from vobiz_stream.store import CallHistory
 
-__all__ = ["DEFAULT_PAGE", "MAX_CALL_ID", "MAX_PAGE", "call_page", "one_call"]
+__all__ = ["DEFAULT_PAGE", "MAX_CALL_ID", "MAX_PAGE", "call_id_problem", "call_page", "one_call"]
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
@@ -67,18 +67,26 @@ async def call_page(store: CallHistory, request: web.Request) -> web.Response:
 async def one_call(store: CallHistory, request: web.Request) -> web.Response:
     """``GET /calls/<call id>``: one call as in the list; 404 when the store does not know it."""
     call_id = request.match_info["call_id"]
-    if len(call_id) > MAX_CALL_ID or not _CALL_ID.fullmatch(call_id):
-        return _error(
-            400,
-            f"a call id is 1 to {MAX_CALL_ID} letters, digits and . _ : @ + -,"
-            f" got {loggable(call_id, 40)!r}",
-        )
+    problem = call_id_problem(call_id)
+    if problem is not None:
+        return problem
     call = await store.call_json(call_id)
     if call is None:
         return _error(
             404, f"no call {call_id!r} is known here; GET /calls lists the calls this server knows"
         )
     return web.Response(body=call.encode(), content_type="application/json")
+
+
+def call_id_problem(call_id: str) -> web.Response | None:
+    """The 400 answer for a call id that cannot be one; None for a possible one."""
+    if len(call_id) > MAX_CALL_ID or not _CALL_ID.fullmatch(call_id):
+        return _error(
+            400,
+            f"a call id is 1 to {MAX_CALL_ID} letters, digits and . _ : @ + -,"
+            f" got {loggable(call_id, 40)!r}",
+        )
+    return None
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -26,7 +27,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from vobiz_stream.app.config import Settings
 
-__all__ = ["OPEN_PATHS", "REALM", "admin_guard", "is_loopback", "unsafe_settings"]
+__all__ = ["OPEN_PATHS", "REALM", "PageLogin", "admin_guard", "is_loopback", "unsafe_settings"]
 
 OPEN_PATHS = frozenset({"/", "/stream", "/webhook", "/healthz"})
 """The carrier's routes and the liveness probe; every other path needs the admin token."""
@@ -57,22 +58,44 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def admin_guard(admin_token: str | None, host: str) -> Middleware:
+class PageLogin(Protocol):
+    """Signing in from a browser (the console's cookie), beside the Bearer header."""
+
+    def is_open(self, path: str) -> bool:
+        """Whether ``path`` needs no token (a login form, its assets)."""
+        ...
+
+    def signed_in(self, request: web.Request) -> bool:
+        """Whether the request carries a sign-in that opens its path."""
+        ...
+
+    def login_redirect(self, request: web.Request) -> web.StreamResponse | None:
+        """Where a page without a sign-in is sent instead of a 401 (None: a 401)."""
+        ...
+
+
+def admin_guard(admin_token: str | None, host: str, pages: PageLogin | None = None) -> Middleware:
     """The middleware that guards every path but :data:`OPEN_PATHS` (see the module's docstring).
 
     The token is compared in constant time (``hmac.compare_digest``); its length is the only thing
-    a wrong guess can time.
+    a wrong guess can time. With ``pages``, a browser's sign-in opens what it opens, and a page
+    asked for without one sends the browser to the login form.
     """
     expected = None if admin_token is None else admin_token.encode()
     exposed = not is_loopback(host)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or (pages is not None and pages.is_open(request.path)):
             return await handler(request)
         if expected is not None:
-            if _bearer_matches(request.headers.get("Authorization", ""), expected):
+            if _bearer_matches(request.headers.get("Authorization", ""), expected) or (
+                pages is not None and pages.signed_in(request)
+            ):
                 return await handler(request)
+            login = None if pages is None else pages.login_redirect(request)
+            if login is not None:
+                return login
             return web.Response(
                 status=401,
                 text="this page needs the admin token: send the header "

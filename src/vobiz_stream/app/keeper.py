@@ -17,6 +17,7 @@ import logging
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,6 +205,11 @@ class StreamKeeper:
         self._heard_resampler: Resampler | None = None
         self._error: str | None = None
         self.path: Path | None = None
+        self.started_at: datetime | None = None
+        self.numbers: tuple[str | None, str | None] = (None, None)
+        """The call's From and To, once it started."""
+        self.recent_events: deque[tuple[datetime, str, Mapping[str, object]]] = deque(maxlen=8)
+        """The stream's last events, for the live console."""
 
     @property
     def call_id(self) -> str:
@@ -235,7 +241,7 @@ class StreamKeeper:
     def started(self, session: CallSession) -> None:
         self._session = session
         self._call_id = session.call_id or session.stream_id or "unknown-call"
-        started_at = datetime.now(UTC)
+        started_at = self.started_at = datetime.now(UTC)
         audio_format = session.inbound_format
         stereo = len(session.tracks) == 2 or (self._record_heard and session.options.bidirectional)
         try:
@@ -249,6 +255,10 @@ class StreamKeeper:
             self._fail("cannot create the recording", exc)
         start = session.start
         answered = (self._answered and self._answered.details(self._call_id)) or UNANSWERED
+        self.numbers = (
+            (start.from_number if start else None) or answered.from_number,
+            (start.to_number if start else None) or answered.to_number,
+        )
         self._row = self._store.open_stream(
             call_id=self.call_id,
             stream_id=session.stream_id,
@@ -257,8 +267,8 @@ class StreamKeeper:
             encoding=audio_format.encoding.value,
             sample_rate=audio_format.sample_rate,
             recording_path=self.path,
-            from_number=(start.from_number if start else None) or answered.from_number,
-            to_number=(start.to_number if start else None) or answered.to_number,
+            from_number=self.numbers[0],
+            to_number=self.numbers[1],
             direction=(start.direction if start else None) or answered.direction,
             account_id=start.account_id if start else None,
         )
@@ -275,6 +285,17 @@ class StreamKeeper:
         # The recording's zero: once it is open, so the time spent opening it (disk, database)
         # does not count as lateness of the first frame, which may be waiting in the socket.
         self._origin = session.now()
+
+    def levels(self, window: float = 0.1) -> tuple[float | None, float | None]:
+        """The RMS of the last ``window`` seconds of the caller (left) and of what the caller
+        heard (right; None in a mono recording), 0 to 1 of full scale; computed when asked
+        (by the live console), from the recording's buffer, so the frames pay nothing for it."""
+        recording, session = self._recording, self._session
+        if recording is None or session is None:
+            return None, None
+        now = self._position(session.now(), recording.sample_rate)
+        count = int(window * recording.sample_rate)
+        return recording.level(0, now, count), recording.level(1, now, count)
 
     def _position(self, moment: float, rate: int) -> int:
         return max(0, round((moment - self._origin) * rate))
@@ -321,7 +342,9 @@ class StreamKeeper:
     def event(self, kind: str, detail: Mapping[str, object]) -> None:
         if self._row is None:
             return
-        self._store.add_event(self.call_id, self._row, kind, detail, at=datetime.now(UTC))
+        at = datetime.now(UTC)
+        self.recent_events.append((at, kind, detail))
+        self._store.add_event(self.call_id, self._row, kind, detail, at=at)
         if kind == "byte_order":  # settled once per stream: the stream's row shows it
             self._store.update_stream(self._row, byte_order=str(detail["order"]))
 

@@ -126,7 +126,7 @@ class OpenStream:
         self.close_code = 1000
         """The code the shell closes the socket with once :meth:`receive` ended the stream."""
         self.close_reason = b""
-        keeper = StreamKeeper(
+        self.keeper = keeper = StreamKeeper(
             streams.recordings_dir,
             streams.store,
             streams.latency,

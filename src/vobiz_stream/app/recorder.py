@@ -166,6 +166,17 @@ class Recording:
     def samples_written(self) -> int:
         return self._writer.frames_written
 
+    def level(self, channel: int, end: int, count: int) -> float | None:
+        """The RMS (0 to 1 of full scale) of ``channel``'s ``count`` samples before position
+        ``end``, from what is still buffered (the last ``jitter_ms`` or more); None when none
+        of them is. Read by the live console now and then, never per frame."""
+        start = max(end - count, self._cursor)
+        end = min(end, self._end, self._cursor + self._room)
+        if end <= start or channel >= self.channels:
+            return None
+        window = self._buffers[channel][start - self._cursor : end - self._cursor]
+        return float(np.sqrt(np.mean(np.square(window, dtype=np.float64)))) / 32768.0
+
     def add(self, channel: int, position: int, pcm: Pcm) -> None:
         """Place int16 samples ``pcm`` at sample ``position`` on ``channel`` (0 left, 1 right)."""
         self.add_l16(channel, position, encode_l16(pcm, ByteOrder.LITTLE))

@@ -10,7 +10,8 @@ Endpoints (one aiohttp app, one port):
   time; ``GET /calls/<call id>``: one of them (:mod:`vobiz_stream.app.calls_api`);
 * ``GET /healthz``: liveness (``ok`` or ``draining``) and the version; nothing about calls;
 * ``GET /stats``: media frames handled and their handling latency;
-* ``GET /admission``: media sockets admitted and refused, by reason (:mod:`.admission`).
+* ``GET /admission``: media sockets admitted and refused, by reason (:mod:`.admission`);
+* ``/ui`` and ``/api``: the web console (:mod:`.console`).
 
 Every path but ``/``, ``/stream``, ``/webhook`` and ``/healthz`` needs the admin token
 (:mod:`vobiz_stream.app.guard`).
@@ -40,6 +41,8 @@ from vobiz_stream.app.answered import AnsweredCalls
 from vobiz_stream.app.call_control import CallControl, add_call_control
 from vobiz_stream.app.calls_api import call_page, one_call
 from vobiz_stream.app.config import Settings, socket_limits
+from vobiz_stream.app.console import Console
+from vobiz_stream.app.console.auth import ConsoleLogins
 from vobiz_stream.app.datadir_lock import DataDirLock
 from vobiz_stream.app.fd_limits import fit_max_calls
 from vobiz_stream.app.guard import admin_guard, unsafe_settings
@@ -146,12 +149,13 @@ class StreamServer:
     # -- the app ------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
+        logins = ConsoleLogins(self.settings.admin_token, self.settings.public_url)
         app = web.Application(
             client_max_size=1 << 20,
             # A path no route serves gets its 404 hint first: it shows nothing but the answer URL.
             middlewares=[
                 self._name_the_answer_path,
-                admin_guard(self.settings.admin_token, self.settings.host),
+                admin_guard(self.settings.admin_token, self.settings.host, logins),
             ],
         )
         app.add_routes(
@@ -170,6 +174,9 @@ class StreamServer:
         )
         add_metrics(app, self.metrics)
         add_call_control(app, self.control)
+        Console(self.store, self.settings.recordings_dir, lambda: self.streams.open, logins).add_to(
+            app
+        )
         if self.settings.media_transport in ("picows", "asgi"):
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
@@ -467,7 +474,7 @@ async def serve(
     data_lock.note(port=runner.addresses[0][1])
     log.info(
         "vobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
-        "callbacks: /webhook, calls: /calls); data in %s",
+        "callbacks: /webhook, calls: /calls, console: /ui); data in %s",
         __version__,
         settings.host,
         settings.port,

@@ -389,6 +389,10 @@ class CallSession(StreamView):
                 except SessionError as exc:
                     log.warning("%s", exc)
                     return
+            if outgoing is not None and outgoing.checkpoints_sent:
+                for name in outgoing.checkpoints_sent:
+                    self._note(EventKind.CHECKPOINT_SENT, logging.DEBUG, name=name)
+                outgoing.checkpoints_sent.clear()
             for handle in state.expire(now):
                 self._note(EventKind.CHECKPOINT_LOST, level=logging.WARNING, name=handle.name)
             deadline = state.next_deadline(self.now())

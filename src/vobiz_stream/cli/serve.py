@@ -20,7 +20,8 @@ examples:
                                              your own async def handle(session), reached by
                                              Vobiz through a tunnel at abc.example
 
-Point your Vobiz application's answer URL at http(s)://<this server>/ . Every setting
+Point your Vobiz application's answer URL at http(s)://<this server>/ . The web console
+(calls, recordings, live calls) is at http://<this server>/ui . Every setting
 can also come from a VOBIZ_STREAM_<NAME> environment variable (VOBIZ_STREAM_PORT=3001)
 or a vobiz-stream.toml file ([serve] section, same names with underscores).
 Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db (the
@@ -121,7 +122,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     other.add_argument(
         "--admin-token",
         help="bearer token (16+ random characters) that every page but the carrier's needs: "
-        "/calls, /stats, /admission; send it as 'Authorization: Bearer TOKEN'. Unset: open on "
+        "/calls, /stats, /admission, the console's /api; send it as 'Authorization: Bearer "
+        "TOKEN', or sign in to the web console at /ui with it. Unset: open on "
         "loopback only, 403 beyond it or through a proxy or tunnel. "
         "Prefer VOBIZ_STREAM_ADMIN_TOKEN",
     )

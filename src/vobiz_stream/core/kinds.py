@@ -46,6 +46,8 @@ class EventKind(StrEnum):
     DTMF = "dtmf"
     BYTE_ORDER = "byte_order"
     """The inbound L16 byte order was decided (detected or configured)."""
+    CHECKPOINT_SENT = "checkpoint_sent"
+    """A checkpoint left for the carrier (after the audio queued before it)."""
     CHECKPOINT_PLAYED = "checkpoint_played"
     CHECKPOINT_LOST = "checkpoint_lost"
     """A checkpoint the carrier did not confirm in time."""

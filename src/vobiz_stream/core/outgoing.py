@@ -55,6 +55,8 @@ class OutgoingAudio:
         """Clears so far: a sender that sees it change drops what it was about to send."""
         self.clear_sent_at: float | None = None
         """When the last ``clearAudio`` left (was handed out by :meth:`due`), until confirmed."""
+        self.checkpoints_sent: list[str] = []
+        """Names of the checkpoints :meth:`due` handed out, until the driver takes them."""
 
     def play(
         self, audio: Pcm | bytes, sample_rate: int, final: bool, stream_id: str | None
@@ -105,6 +107,7 @@ class OutgoingAudio:
                 out.append(item.wire)
             else:
                 out.append(encode_bytes(Checkpoint(item.name, stream_id)))
+                self.checkpoints_sent.append(item.name)
         return out
 
     def next_deadline(self, now: float) -> float | None:

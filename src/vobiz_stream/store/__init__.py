@@ -9,8 +9,10 @@ the write queue over any engine; :mod:`~vobiz_stream.store.sqlite` the SQLite en
 from vobiz_stream.store.interface import (
     CallbackRecord,
     CallHistory,
+    CallQuery,
     CallRecord,
     CallStatus,
+    CallSummary,
     EventKind,
     EventRecord,
     StoreBusyError,
@@ -25,9 +27,11 @@ from vobiz_stream.store.sqlite import CallStore, QueuedCallStore
 __all__ = [
     "SCHEMA_VERSION",
     "CallHistory",
+    "CallQuery",
     "CallRecord",
     "CallStatus",
     "CallStore",
+    "CallSummary",
     "CallbackRecord",
     "EventKind",
     "EventRecord",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -26,8 +27,10 @@ from vobiz_stream.store.writes import Write
 
 __all__ = [
     "CallHistory",
+    "CallQuery",
     "CallRecord",
     "CallStatus",
+    "CallSummary",
     "CallbackRecord",
     "EventKind",
     "EventRecord",
@@ -122,6 +125,36 @@ class CallRecord(TypedDict):
     status_callbacks: list[CallbackRecord]
 
 
+class CallSummary(TypedDict):
+    """A call as a search finds it: a :class:`CallRecord` without its events and callbacks."""
+
+    call_id: str
+    status: str
+    first_seen: str
+    last_seen: str
+    from_number: str | None
+    to_number: str | None
+    direction: str | None
+    account_id: str | None
+    streams: list[StreamRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class CallQuery:
+    """Which calls a search wants, newest first (by first seen); None leaves a filter out.
+
+    ``number`` is matched as a part of the From or the To number (as typed, no wildcards);
+    ``since`` is inclusive, ``until`` exclusive; ``limit`` calls from the ``offset`` newest.
+    """
+
+    number: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: CallStatus | None = None
+    limit: int = 50
+    offset: int = 0
+
+
 def calls_from_json(text: str) -> list[CallRecord]:
     """The calls of a :meth:`StoreEngine.calls_json` page as Python objects."""
     return cast(list[CallRecord], orjson.loads(text))
@@ -169,6 +202,11 @@ class StoreEngine(Protocol):
 
     def call_json(self, call_id: str) -> str | None:
         """One call as a JSON :class:`CallRecord`, or None when it is unknown."""
+        ...
+
+    def search_calls_json(self, query: CallQuery) -> tuple[str, bool]:
+        """The calls ``query`` finds as a JSON array of :class:`CallSummary`, and whether more
+        follow; fast on a large store (the filters and the order use indexes)."""
         ...
 
     def close(self) -> None: ...
@@ -241,5 +279,7 @@ class CallHistory(Protocol):
     async def calls_json(self, limit: int, offset: int = 0) -> tuple[str, bool]: ...
 
     async def call_json(self, call_id: str) -> str | None: ...
+
+    async def search_calls_json(self, query: CallQuery) -> tuple[str, bool]: ...
 
     def close(self) -> None: ...

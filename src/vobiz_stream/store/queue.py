@@ -22,6 +22,7 @@ from vobiz_stream.closing import Closeable
 from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback
 from vobiz_stream.store.event_budget import NOT_STORED, EventBudget
 from vobiz_stream.store.interface import (
+    CallQuery,
     CallRecord,
     StoreBusyError,
     StoreEngine,
@@ -292,6 +293,11 @@ class QueuedStore(Closeable):
         """The engine's ``call_json``, as :meth:`calls_json` reads."""
         await self.settled()
         return await self._reads.read(lambda engine: engine.call_json(call_id))
+
+    async def search_calls_json(self, query: CallQuery) -> tuple[str, bool]:
+        """The engine's ``search_calls_json``, as :meth:`calls_json` reads."""
+        await self.settled()
+        return await self._reads.read(lambda engine: engine.search_calls_json(query))
 
     def get_call(self, call_id: str) -> CallRecord | None:
         """The engine's ``get_call``, once the writes queued before it are committed."""

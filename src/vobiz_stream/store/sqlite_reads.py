@@ -18,12 +18,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
+import orjson
+
 from vobiz_stream.closing import Closeable
 from vobiz_stream.errors import StoreError
-from vobiz_stream.store.interface import CallRecord, StoreFullError, call_from_json, calls_from_json
+from vobiz_stream.store.interface import (
+    CallQuery,
+    CallRecord,
+    StoreFullError,
+    call_from_json,
+    calls_from_json,
+)
 from vobiz_stream.store.sqlite_schema import connect, transaction
+from vobiz_stream.store.sqlite_search import add_search_indexes, search_sql
 
-__all__ = ["CALLS_PAGE", "ONE_CALL", "SqliteFile"]
+__all__ = ["CALLS_PAGE", "CALL_SUMMARIES", "ONE_CALL", "SqliteFile"]
 
 
 def _list_of(table: str, key: str, order: str, fields: str) -> str:
@@ -76,6 +85,19 @@ CALLS_PAGE = f"""
 ONE_CALL = _calls_as_json("SELECT * FROM calls WHERE call_id = ?")
 """The call whose id is the parameter as a JSON object; no row when it is unknown."""
 
+CALL_SUMMARIES = f"""
+    SELECT json_group_array(json_object(
+        'call_id', c.call_id, 'status', c.status, 'first_seen', c.first_seen,
+        'last_seen', c.last_seen, 'from_number', c.from_number, 'to_number', c.to_number,
+        'direction', c.direction, 'account_id', c.account_id,
+        'streams', {_list_of("streams", "call_id", _STREAM)}
+    ))
+    FROM (SELECT calls.* FROM json_each(?) AS page JOIN calls ON calls.rowid = page.value
+          ORDER BY page.key) AS c
+"""
+"""Call summaries (no events, no callbacks) as one JSON array, of the calls whose row ids are
+the parameter (a JSON array), in its order."""
+
 
 class SqliteFile(Closeable):
     """A connection to the call store's SQLite file at ``path`` (created on first open), and its
@@ -89,6 +111,11 @@ class SqliteFile(Closeable):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = connect(path)
+        try:
+            add_search_indexes(self._db)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"call store {path}: cannot add the search indexes: {exc}") from exc
 
     def list_calls(self, limit: int = 100, offset: int = 0) -> list[CallRecord]:
         """The ``limit`` newest calls (by first seen) after the ``offset`` newest, newest first,
@@ -116,6 +143,16 @@ class SqliteFile(Closeable):
         with self._read(f"read call {call_id!r}"):
             row = self._db.execute(ONE_CALL, (call_id,)).fetchone()
         return None if row is None else cast(str, row[0])
+
+    def search_calls_json(self, query: CallQuery) -> tuple[str, bool]:
+        """The calls ``query`` finds, newest first, as a JSON array of
+        :class:`~vobiz_stream.store.CallSummary`, and whether more follow."""
+        calls, parameters = search_sql(query)
+        with self._read("search calls"):
+            rows = [row[0] for row in self._db.execute(calls, parameters)]
+            page = orjson.dumps(rows[: query.limit]).decode()
+            (text,) = self._db.execute(CALL_SUMMARIES, (page,)).fetchone()
+        return cast(str, text), len(rows) > query.limit
 
     def last_stream_row(self) -> int:
         """The highest stream row id so far (0 in a new store)."""
