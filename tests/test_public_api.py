@@ -35,7 +35,6 @@ PUBLIC = [
     "ClearedAudio",
     "ConfigError",
     "DataDirInUseError",
-    "DecodedMedia",
     "Dial",
     "Dtmf",
     "DtmfReceived",

@@ -29,7 +29,6 @@ from vobiz_stream.core.stream_events import (
     ByteOrderFound,
     CallerAudio,
     CheckpointPlayed,
-    DecodedMedia,
     DtmfReceived,
     MalformedFrame,
     SessionError,
@@ -111,15 +110,19 @@ def test_mulaw_is_decoded_and_resampled_to_the_rate_asked_for() -> None:
     assert np.array_equal(plain, decode_mulaw(payload[:160]))
 
 
-def test_decoded_media_carries_the_recording_bytes_and_arrival() -> None:
+def test_the_recorder_gets_each_frame_as_little_endian_bytes_with_its_arrival() -> None:
+    recorded: list[tuple[Media, bytes, float]] = []
     state = started(
-        SessionOptions(byte_order=ByteOrder.LITTLE), caller_audio=False, decoded_media=True
+        SessionOptions(byte_order=ByteOrder.BIG),
+        caller_audio=False,
+        recorder=lambda media, samples, arrival: recorded.append((media, samples, arrival)),
     )
-    frame = media_frames(speech(0.02))[0]
-    [decoded] = state.feed(frame, 12.5)
-    assert isinstance(decoded, DecodedMedia)
-    assert decoded.arrival == 12.5
-    assert decoded.samples == encode_l16(speech(0.02), ByteOrder.LITTLE)
+    frames = media_frames(speech(0.04), order=ByteOrder.BIG)
+    assert state.feed(frames[0], 12.5) == [] and state.feed(frames[1], 12.52) == []
+    assert [arrival for _, _, arrival in recorded] == [12.5, 12.52]
+    assert b"".join(samples for _, samples, _ in recorded) == encode_l16(
+        speech(0.04), ByteOrder.LITTLE
+    )
 
 
 def test_frames_before_start_are_held_then_handled_in_order() -> None:

@@ -45,7 +45,6 @@ from vobiz_stream.core.stream_events import (
     ByteOrderFound,
     CallerAudio,
     CheckpointPlayed,
-    DecodedMedia,
     DtmfReceived,
     MalformedFrame,
     SessionError,
@@ -146,14 +145,17 @@ class CallSession(StreamView):
         hooks: SessionHooks | None = None,
         query: Mapping[str, str] | None = None,
     ) -> None:
-        self.state = StreamState(options, caller_audio=False, decoded_media=True, mark=PlayHandle)
+        self._hooks: SessionHooks = hooks or NoHooks()
+        self.state = StreamState(
+            options, caller_audio=False, recorder=self._hooks.audio, mark=PlayHandle
+        )
         """The stream's protocol state; this class feeds it, sends what it says and waits."""
+        self._feed = self.state.feed
         self.options = self.state.options
         self.query: Mapping[str, str] = dict(query or {})
         """Query parameters of the socket URL: the place for per-call context (protocol.md 1)."""
         self._log_budget = LogBudget()
         self._transport = transport
-        self._hooks: SessionHooks = hooks or NoHooks()
         self._loop = asyncio.get_running_loop()
         self._started = asyncio.Event()
         self._ended = asyncio.Event()
@@ -192,12 +194,8 @@ class CallSession(StreamView):
         """Handle one text frame from the carrier. Never raises for bad input: logs and skips."""
         if self._closed:
             return
-        audio = self._hooks.audio
-        for event in self.state.feed(frame, _monotonic()):
-            if type(event) is DecodedMedia:  # nearly every frame: straight to the recorder
-                audio(event.media, event.samples, event.arrival)
-            else:
-                self._on_event(event)
+        for event in self._feed(frame, _monotonic()):  # most frames: none (the audio is recorded)
+            self._on_event(event)
 
     def reject(self, problem: str) -> None:
         """Count and skip a frame that could not be understood; the call goes on.
@@ -210,9 +208,7 @@ class CallSession(StreamView):
                 self._on_event(event)
 
     def _on_event(self, event: StreamEvent) -> None:
-        if isinstance(event, DecodedMedia):
-            self._hooks.audio(event.media, event.samples, event.arrival)
-        elif isinstance(event, CallerAudio | SpeechStarted | SpeechEnded):
+        if isinstance(event, CallerAudio | SpeechStarted | SpeechEnded):
             if isinstance(event, SpeechStarted):
                 self._note(EventKind.SPEECH_STARTED, onset=round(event.onset, 3))
             elif isinstance(event, SpeechEnded):

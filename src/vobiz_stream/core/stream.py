@@ -44,8 +44,8 @@ from vobiz_stream.core.stream_events import (
     AudioCleared,
     BargeIn,
     CheckpointPlayed,
-    DecodedMedia,
     DtmfReceived,
+    FrameSink,
     MalformedFrame,
     SessionOptions,
     SpeechDetection,
@@ -78,7 +78,7 @@ class StreamState(AppSide):
         *,
         caller_rate: int | None = None,
         caller_audio: bool = True,
-        decoded_media: bool = False,
+        recorder: FrameSink | None = None,
         bound_call_id: str | None = None,
         hold_before_start: int = HELD_BEFORE_START,
         mark: Callable[[str], PlayMark] = PlayMark,
@@ -88,8 +88,8 @@ class StreamState(AppSide):
         """Rate of :class:`CallerAudio` events; None: the stream's own."""
         self.caller_audio = caller_audio
         """Report :class:`CallerAudio` (off for a server with nobody listening yet)."""
-        self.decoded_media = decoded_media
-        """Report :class:`DecodedMedia` for every frame (for a recorder)."""
+        self.recorder = recorder
+        """Given every decoded frame as it is decoded (see :data:`FrameSink`)."""
         self.bound_call_id = bound_call_id
         """The only call this stream may carry; a ``start`` naming another ends it
         (``call_mismatch``). None: any call."""
@@ -135,7 +135,7 @@ class StreamState(AppSide):
             return out
         if isinstance(event, Media):
             incoming = self.incoming
-            if incoming is None or not incoming.recording_only:
+            if incoming is None or incoming.only_recorder is None:
                 self._on_media(event, now, out)
                 return out
             # A recorded stream's frames come this way once the byte order is known: decode,
@@ -146,7 +146,7 @@ class StreamState(AppSide):
             except VobizStreamError as exc:
                 self._reject(str(exc), out)
                 return out
-            out.append(DecodedMedia(event, samples, now))
+            incoming.only_recorder(event, samples, now)
             if self.outgoing is not None:  # the app has played: the caller may have heard some
                 out.extend(self.outgoing.heard(now))
         elif isinstance(event, Start):
@@ -260,7 +260,7 @@ class StreamState(AppSide):
             self.options.byte_order,
             self.caller_rate,
             self.caller_audio,
-            self.decoded_media,
+            self.recorder,
         )
         incoming.on_speech_started = self._on_speech_started
         incoming.listen_for_speech(self._speech)

@@ -8,9 +8,8 @@ or a custom transport.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import msgspec
 
 from vobiz_stream.audio import ByteOrder, Pcm
 from vobiz_stream.audio.vad import DEFAULT_START_MS, DEFAULT_STOP_MS, SpeechEnded, SpeechStarted
@@ -89,14 +88,10 @@ SessionEvent = (
 # --- what the driver of a stream receives as well --------------------------------------------
 
 
-class DecodedMedia(msgspec.Struct, frozen=True, gc=False):
-    """One media frame decoded: ``samples`` little-endian L16 at the stream's rate (as a WAV
-    holds them), the frame having arrived at ``arrival``. Reported only when asked for
-    (``StreamState(decoded_media=True)``), for a recorder."""
-
-    media: Media
-    samples: bytes
-    arrival: float
+FrameSink = Callable[[Media, bytes, float], None]
+"""Takes each decoded media frame as it is decoded: the frame, its samples as little-endian L16
+at the stream's rate (as a WAV holds them) and the time it arrived. A recorder is one
+(``StreamState(recorder=...)``): called directly, with no event made per frame."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +126,6 @@ class ByteOrderFound:
 
 StreamEvent = (
     SessionEvent
-    | DecodedMedia
     | HeardAudio
     | StreamStarted
     | StreamEnded
