@@ -129,6 +129,19 @@ class NoHooks:
 
 _END = object()
 
+
+class _Recording:
+    """A session's hooks as its stream's recorder: told of the start (with the session, whose
+    metadata they read), then given each frame straight from the stream."""
+
+    def __init__(self, session: CallSession, hooks: SessionHooks) -> None:
+        self._session = session
+        self._hooks = hooks
+        self.audio = hooks.audio
+
+    def begin(self) -> None:
+        self._hooks.started(self._session)
+
 _FIRST_MALFORMED = (
     "call %s: malformed_frame problem=%s (further malformed frames are counted, not logged)"
 )
@@ -147,7 +160,7 @@ class CallSession(StreamView):
     ) -> None:
         self._hooks: SessionHooks = hooks or NoHooks()
         self.state = StreamState(
-            options, caller_audio=False, recorder=self._hooks.audio, mark=PlayHandle
+            options, caller_audio=False, recorder=_Recording(self, self._hooks), mark=PlayHandle
         )
         """The stream's protocol state; this class feeds it, sends what it says and waits."""
         self._feed = self.state.feed
@@ -192,8 +205,6 @@ class CallSession(StreamView):
 
     def feed(self, frame: str | bytes) -> None:
         """Handle one text frame from the carrier. Never raises for bad input: logs and skips."""
-        if self._closed:
-            return
         for event in self._feed(frame, _monotonic()):  # most frames: none (the audio is recorded)
             self._on_event(event)
 
@@ -233,8 +244,7 @@ class CallSession(StreamView):
     def _on_stream_event(self, event: StreamEvent) -> None:
         """What the stream itself reports: its start and end, problems, carrier oddities."""
         if isinstance(event, StreamStarted):
-            self._started.set()
-            self._hooks.started(self)
+            self._started.set()  # the hooks heard of it first, as the recorder (_Recording)
         elif isinstance(event, StreamEnded):
             self._end(event.reason)
         elif isinstance(event, MalformedFrame):

@@ -37,13 +37,13 @@ class IncomingAudio:
         byte_order: ByteOrder | None,
         caller_rate: int | None,
         caller_audio: bool,
-        recorder: FrameSink | None,
+        record: FrameSink | None,
     ) -> None:
         self.audio_format = audio_format
         self.decoder = InboundDecoder(audio_format, byte_order, on_decided=self._on_decided)
         self.caller_rate = caller_rate
         self.caller_audio = caller_audio
-        self.recorder = recorder
+        self.record = record
         self.voice: CallerVoice | None = None
         self.on_speech_started: SpeechStartedHook | None = None
         self._found: ByteOrderFound | None = None
@@ -65,8 +65,8 @@ class IncomingAudio:
 
     def _update(self) -> None:
         fast = self.decoder.settled and not self.caller_audio and self.voice is None
-        self.only_recorder = self.recorder if fast else None
-        """The recorder, while each frame decodes alone (the byte order is known) and nothing
+        self.only_recorder = self.record if fast else None
+        """The recorder's sink, while each frame decodes alone (the byte order is known) and nothing
         else wants it: the stream's fast path. Else None."""
 
     def _on_decided(self, order: ByteOrder, frames: int) -> None:
@@ -91,8 +91,8 @@ class IncomingAudio:
 
     def deliver(self, media: Media, samples: bytes, arrival: float, out: list[StreamEvent]) -> None:
         """One frame's little-endian samples to whoever asked: recorder, listener, detector."""
-        if self.recorder is not None:
-            self.recorder(media, samples, arrival)
+        if self.record is not None:
+            self.record(media, samples, arrival)
         detect = self.voice is not None and media.track is _INBOUND
         if self.caller_audio or detect:
             pcm = decode_l16(samples, _LITTLE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from vobiz_stream.audio import ByteOrder, Pcm
 from vobiz_stream.audio.vad import DEFAULT_START_MS, DEFAULT_STOP_MS, SpeechEnded, SpeechStarted
@@ -89,9 +90,20 @@ SessionEvent = (
 
 
 FrameSink = Callable[[Media, bytes, float], None]
-"""Takes each decoded media frame as it is decoded: the frame, its samples as little-endian L16
-at the stream's rate (as a WAV holds them) and the time it arrived. A recorder is one
-(``StreamState(recorder=...)``): called directly, with no event made per frame."""
+"""Takes each decoded media frame: the frame, its samples as little-endian L16 at the stream's
+rate (as a WAV holds them) and the time it arrived."""
+
+
+class Recorder(Protocol):
+    """Takes a stream's audio as it is decoded (``StreamState(recorder=...)``), called directly:
+    no event is made per frame."""
+
+    def begin(self) -> None:
+        """The stream has started (its format is known); its first audio follows."""
+
+    @property
+    def audio(self) -> FrameSink:
+        """What each decoded frame is given to."""
 
 
 @dataclass(frozen=True, slots=True)
