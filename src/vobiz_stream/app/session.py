@@ -18,6 +18,12 @@ and with barge-in the session clears the app's playback itself the moment the ca
 talking over it (:class:`BargeIn`).
 Hooks (:class:`SessionHooks`) let the server record the call and keep its events without the
 session knowing about files or databases.
+
+Everything about the stream itself (parsing, byte order, decoding, pacing, checkpoints, clears,
+speech and barge-in) is its :class:`~vobiz_stream.core.stream.StreamState`'s; the session is the
+asyncio loop around it: it feeds it each frame, sends what :meth:`StreamState.due
+<vobiz_stream.core.stream.StreamState.due>` returns, sleeps until the next deadline, and hands
+the events to the handler and the hooks.
 """
 
 from __future__ import annotations
