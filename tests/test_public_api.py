@@ -36,7 +36,6 @@ PUBLIC = [
     "ClearedAudio",
     "ConfigError",
     "DataDirInUseError",
-    "DecodedMedia",
     "Dial",
     "Dtmf",
     "DtmfReceived",

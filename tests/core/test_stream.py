@@ -29,7 +29,6 @@ from vobiz_stream.core.stream_events import (
     ByteOrderFound,
     CallerAudio,
     CheckpointPlayed,
-    DecodedMedia,
     DtmfReceived,
     MalformedFrame,
     SessionError,
@@ -111,15 +110,32 @@ def test_mulaw_is_decoded_and_resampled_to_the_rate_asked_for() -> None:
     assert np.array_equal(plain, decode_mulaw(payload[:160]))
 
 
-def test_decoded_media_carries_the_recording_bytes_and_arrival() -> None:
-    state = started(
-        SessionOptions(byte_order=ByteOrder.LITTLE), caller_audio=False, decoded_media=True
+class ListRecorder:
+    def __init__(self) -> None:
+        self.frames: list[object] = []
+
+    def begin(self) -> None:
+        self.frames.append("begin")
+
+    def audio(self, media: Media, samples: bytes, arrival: float) -> None:
+        self.frames.append((media, samples, arrival))
+
+
+def test_the_recorder_gets_each_frame_as_little_endian_bytes_with_its_arrival() -> None:
+    recorder = ListRecorder()
+    state = StreamState(
+        SessionOptions(byte_order=ByteOrder.BIG), caller_audio=False, recorder=recorder
     )
-    frame = media_frames(speech(0.02))[0]
-    [decoded] = state.feed(frame, 12.5)
-    assert isinstance(decoded, DecodedMedia)
-    assert decoded.arrival == 12.5
-    assert decoded.samples == encode_l16(speech(0.02), ByteOrder.LITTLE)
+    frames = media_frames(speech(0.06), order=ByteOrder.BIG)
+    assert not state.feed(frames[0], 12.48)  # held until the start...
+    events = state.feed(encode(Start(stream_id="s", media_format=L16_8K)), 12.49)
+    assert events == [StreamStarted(state.start)]
+    assert not state.feed(frames[1], 12.5) and not state.feed(frames[2], 12.52)
+    assert recorder.frames[0] == "begin"  # ...which the recorder hears of first
+    assert [arrival for _, _, arrival in recorder.frames[1:]] == [12.49, 12.5, 12.52]
+    assert b"".join(samples for _, samples, _ in recorder.frames[1:]) == encode_l16(
+        speech(0.06), ByteOrder.LITTLE
+    )
 
 
 def test_frames_before_start_are_held_then_handled_in_order() -> None:
@@ -161,7 +177,7 @@ def test_a_stop_is_reported_and_after_close_frames_are_ignored() -> None:
     assert isinstance(stop, Stop) and stop.reason == "hangup"
     assert state.close("stop", 1.0) == [StreamEnded("stop")]
     assert state.closed
-    assert state.feed(media_frames(speech(0.02))[0], 1.1) == []
+    assert not state.feed(media_frames(speech(0.02))[0], 1.1)
 
 
 def test_a_start_for_another_call_ends_a_bound_stream() -> None:

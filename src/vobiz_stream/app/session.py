@@ -18,6 +18,12 @@ and with barge-in the session clears the app's playback itself the moment the ca
 talking over it (:class:`BargeIn`).
 Hooks (:class:`SessionHooks`) let the server record the call and keep its events without the
 session knowing about files or databases.
+
+Everything about the stream itself (parsing, byte order, decoding, pacing, checkpoints, clears,
+speech and barge-in) is its :class:`~vobiz_stream.core.stream.StreamState`'s; the session is the
+asyncio loop around it: it feeds it each frame, sends what :meth:`StreamState.due
+<vobiz_stream.core.stream.StreamState.due>` returns, sleeps until the next deadline, and hands
+the events to the handler and the hooks.
 """
 
 from __future__ import annotations
@@ -45,7 +51,6 @@ from vobiz_stream.core.stream_events import (
     ByteOrderFound,
     CallerAudio,
     CheckpointPlayed,
-    DecodedMedia,
     DtmfReceived,
     MalformedFrame,
     SessionError,
@@ -130,6 +135,19 @@ class NoHooks:
 
 _END = object()
 
+
+class _Recording:
+    """A session's hooks as its stream's recorder: told of the start (with the session, whose
+    metadata they read), then given each frame straight from the stream."""
+
+    def __init__(self, session: CallSession, hooks: SessionHooks) -> None:
+        self._session = session
+        self._hooks = hooks
+        self.audio = hooks.audio
+
+    def begin(self) -> None:
+        self._hooks.started(self._session)
+
 _FIRST_MALFORMED = (
     "call %s: malformed_frame problem=%s (further malformed frames are counted, not logged)"
 )
@@ -146,14 +164,17 @@ class CallSession(StreamView):
         hooks: SessionHooks | None = None,
         query: Mapping[str, str] | None = None,
     ) -> None:
-        self.state = StreamState(options, caller_audio=False, decoded_media=True, mark=PlayHandle)
+        self._hooks: SessionHooks = hooks or NoHooks()
+        self.state = StreamState(
+            options, caller_audio=False, recorder=_Recording(self, self._hooks), mark=PlayHandle
+        )
         """The stream's protocol state; this class feeds it, sends what it says and waits."""
+        self._feed = self.state.feed
         self.options = self.state.options
         self.query: Mapping[str, str] = dict(query or {})
         """Query parameters of the socket URL: the place for per-call context (protocol.md 1)."""
         self._log_budget = LogBudget()
         self._transport = transport
-        self._hooks: SessionHooks = hooks or NoHooks()
         self._loop = asyncio.get_running_loop()
         self._started = asyncio.Event()
         self._ended = asyncio.Event()
@@ -190,14 +211,8 @@ class CallSession(StreamView):
 
     def feed(self, frame: str | bytes) -> None:
         """Handle one text frame from the carrier. Never raises for bad input: logs and skips."""
-        if self._closed:
-            return
-        audio = self._hooks.audio
-        for event in self.state.feed(frame, _monotonic()):
-            if type(event) is DecodedMedia:  # nearly every frame: straight to the recorder
-                audio(event.media, event.samples, event.arrival)
-            else:
-                self._on_event(event)
+        for event in self._feed(frame, _monotonic()):  # most frames: none (the audio is recorded)
+            self._on_event(event)
 
     def reject(self, problem: str) -> None:
         """Count and skip a frame that could not be understood; the call goes on.
@@ -210,9 +225,7 @@ class CallSession(StreamView):
                 self._on_event(event)
 
     def _on_event(self, event: StreamEvent) -> None:
-        if isinstance(event, DecodedMedia):
-            self._hooks.audio(event.media, event.samples, event.arrival)
-        elif isinstance(event, CallerAudio | SpeechStarted | SpeechEnded):
+        if isinstance(event, CallerAudio | SpeechStarted | SpeechEnded):
             if isinstance(event, SpeechStarted):
                 self._note(EventKind.SPEECH_STARTED, onset=round(event.onset, 3))
             elif isinstance(event, SpeechEnded):
@@ -237,8 +250,7 @@ class CallSession(StreamView):
     def _on_stream_event(self, event: StreamEvent) -> None:
         """What the stream itself reports: its start and end, problems, carrier oddities."""
         if isinstance(event, StreamStarted):
-            self._started.set()
-            self._hooks.started(self)
+            self._started.set()  # the hooks heard of it first, as the recorder (_Recording)
         elif isinstance(event, StreamEnded):
             self._end(event.reason)
         elif isinstance(event, MalformedFrame):

@@ -15,7 +15,7 @@ from vobiz_stream.core.stream_events import (
     BargeIn,
     ByteOrderFound,
     CallerAudio,
-    DecodedMedia,
+    FrameSink,
     SpeechDetection,
     StreamEvent,
 )
@@ -37,20 +37,20 @@ class IncomingAudio:
         byte_order: ByteOrder | None,
         caller_rate: int | None,
         caller_audio: bool,
-        decoded_media: bool,
+        record: FrameSink | None,
     ) -> None:
         self.audio_format = audio_format
         self.decoder = InboundDecoder(audio_format, byte_order, on_decided=self._on_decided)
         self.caller_rate = caller_rate
         self.caller_audio = caller_audio
-        self.decoded_media = decoded_media
+        self.record = record
         self.voice: CallerVoice | None = None
         self.on_speech_started: SpeechStartedHook | None = None
         self._found: ByteOrderFound | None = None
         self._arrivals: list[float] = []
         """Arrival times of the frames the decoder holds, oldest first."""
         self._resamplers: dict[Track, Resampler] = {}
-        self.recording_only = False
+        self.only_recorder: FrameSink | None = None
         self._update()
 
     def listen_for_speech(self, speech: SpeechDetection | None) -> None:
@@ -64,14 +64,10 @@ class IncomingAudio:
         self._update()
 
     def _update(self) -> None:
-        self.recording_only = (
-            self.decoder.settled
-            and self.decoded_media
-            and not self.caller_audio
-            and self.voice is None
-        )
-        """Each frame decodes alone (the byte order is known) and only a recorder wants it:
-        the stream's fast path."""
+        fast = self.decoder.settled and not self.caller_audio and self.voice is None
+        self.only_recorder = self.record if fast else None
+        """The recorder's sink, while each frame decodes alone (the byte order is known) and nothing
+        else wants it: the stream's fast path. Else None."""
 
     def _on_decided(self, order: ByteOrder, frames: int) -> None:
         self._found = ByteOrderFound(order, frames)
@@ -95,8 +91,8 @@ class IncomingAudio:
 
     def deliver(self, media: Media, samples: bytes, arrival: float, out: list[StreamEvent]) -> None:
         """One frame's little-endian samples to whoever asked: recorder, listener, detector."""
-        if self.decoded_media:
-            out.append(DecodedMedia(media, samples, arrival))
+        if self.record is not None:
+            self.record(media, samples, arrival)
         detect = self.voice is not None and media.track is _INBOUND
         if self.caller_audio or detect:
             pcm = decode_l16(samples, _LITTLE)

@@ -21,7 +21,7 @@ skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.audio.vad import SpeechStarted
@@ -44,9 +44,9 @@ from vobiz_stream.core.stream_events import (
     AudioCleared,
     BargeIn,
     CheckpointPlayed,
-    DecodedMedia,
     DtmfReceived,
     MalformedFrame,
+    Recorder,
     SessionOptions,
     SpeechDetection,
     StreamEnded,
@@ -67,6 +67,7 @@ HELD_BEFORE_START = 50
 
 _Held = Media | PlayedStream | ClearedAudio | Dtmf | Unknown
 _Events = list[StreamEvent]
+_NO_EVENTS: tuple[StreamEvent, ...] = ()
 
 
 class StreamState(AppSide):
@@ -78,7 +79,7 @@ class StreamState(AppSide):
         *,
         caller_rate: int | None = None,
         caller_audio: bool = True,
-        decoded_media: bool = False,
+        recorder: Recorder | None = None,
         bound_call_id: str | None = None,
         hold_before_start: int = HELD_BEFORE_START,
         mark: Callable[[str], PlayMark] = PlayMark,
@@ -88,8 +89,8 @@ class StreamState(AppSide):
         """Rate of :class:`CallerAudio` events; None: the stream's own."""
         self.caller_audio = caller_audio
         """Report :class:`CallerAudio` (off for a server with nobody listening yet)."""
-        self.decoded_media = decoded_media
-        """Report :class:`DecodedMedia` for every frame (for a recorder)."""
+        self.recorder = recorder
+        """Told when the stream begins, then given every decoded frame (see :class:`Recorder`)."""
         self.bound_call_id = bound_call_id
         """The only call this stream may carry; a ``start`` naming another ends it
         (``call_mismatch``). None: any call."""
@@ -123,32 +124,30 @@ class StreamState(AppSide):
 
     # -- inbound ------------------------------------------------------------------------------
 
-    def feed(self, frame: str | bytes, now: float) -> _Events:
+    def feed(self, frame: str | bytes, now: float) -> Sequence[StreamEvent]:
         """One text frame from the carrier, arrived at ``now``: what it meant, in order."""
-        out: _Events = []
         if self.closed:
-            return out
+            return _NO_EVENTS
         try:
             event = parse_event(frame, self._inbound_width)
         except ProtocolError as exc:
-            self._reject(str(exc), out)
-            return out
-        if isinstance(event, Media):
-            incoming = self.incoming
-            if incoming is None or not incoming.recording_only:
-                self._on_media(event, now, out)
-                return out
+            return self.reject(str(exc))
+        incoming = self.incoming
+        if type(event) is Media and incoming is not None and incoming.only_recorder is not None:
             # A recorded stream's frames come this way once the byte order is known: decode,
-            # report, nothing else to do.
+            # record, nothing else to do (not even a list to make).
             self.stats.frames_received += 1
             try:
                 samples = incoming.decoder.decode(event)
             except VobizStreamError as exc:
-                self._reject(str(exc), out)
-                return out
-            out.append(DecodedMedia(event, samples, now))
-            if self.outgoing is not None:  # the app has played: the caller may have heard some
-                out.extend(self.outgoing.heard(now))
+                return self.reject(str(exc))
+            incoming.only_recorder(event, samples, now)
+            if self.outgoing is None:
+                return _NO_EVENTS
+            return self.outgoing.heard(now)  # the app has played: the caller may have heard some
+        out: _Events = []
+        if isinstance(event, Media):
+            self._on_media(event, now, out)
         elif isinstance(event, Start):
             self._on_start(event, now, out)
         elif isinstance(event, Stop):
@@ -260,11 +259,13 @@ class StreamState(AppSide):
             self.options.byte_order,
             self.caller_rate,
             self.caller_audio,
-            self.decoded_media,
+            None if self.recorder is None else self.recorder.audio,
         )
         incoming.on_speech_started = self._on_speech_started
         incoming.listen_for_speech(self._speech)
         out.append(StreamStarted(start))
+        if self.recorder is not None:
+            self.recorder.begin()  # before any audio, the held frames' too
         held, self._held = self._held, []
         for event in held:
             self._on_event(event, now, out)

@@ -8,9 +8,9 @@ or a custom transport.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import msgspec
+from typing import Protocol
 
 from vobiz_stream.audio import ByteOrder, Pcm
 from vobiz_stream.audio.vad import DEFAULT_START_MS, DEFAULT_STOP_MS, SpeechEnded, SpeechStarted
@@ -89,14 +89,21 @@ SessionEvent = (
 # --- what the driver of a stream receives as well --------------------------------------------
 
 
-class DecodedMedia(msgspec.Struct, frozen=True, gc=False):
-    """One media frame decoded: ``samples`` little-endian L16 at the stream's rate (as a WAV
-    holds them), the frame having arrived at ``arrival``. Reported only when asked for
-    (``StreamState(decoded_media=True)``), for a recorder."""
+FrameSink = Callable[[Media, bytes, float], None]
+"""Takes each decoded media frame: the frame, its samples as little-endian L16 at the stream's
+rate (as a WAV holds them) and the time it arrived."""
 
-    media: Media
-    samples: bytes
-    arrival: float
+
+class Recorder(Protocol):
+    """Takes a stream's audio as it is decoded (``StreamState(recorder=...)``), called directly:
+    no event is made per frame."""
+
+    def begin(self) -> None:
+        """The stream has started (its format is known); its first audio follows."""
+
+    @property
+    def audio(self) -> FrameSink:
+        """What each decoded frame is given to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +138,6 @@ class ByteOrderFound:
 
 StreamEvent = (
     SessionEvent
-    | DecodedMedia
     | HeardAudio
     | StreamStarted
     | StreamEnded
