@@ -284,7 +284,7 @@ class _Call:
             queue_cap=options.queue_cap,
             jitter_buffer=options.jitter_buffer,
         )
-        pcm, frames = self._caller_frames(media_format)
+        pcm, frames = stream_caller_frames(self.state, media_format)
         call.caller_end = len(frames) * FRAME_SECONDS
         call.voice = await voice(call.verbs_after, rate)
         if not stream.keep_call_alive:  # a background stream: the verbs run alongside
@@ -319,24 +319,6 @@ class _Call:
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
-
-    def _caller_frames(self, media_format: AudioFormat) -> tuple[Pcm | None, Sequence[bytes]]:
-        """The caller's audio at the stream's rate (None for a live caller, whose audio is made
-        as the call goes) and its frames as ``media`` payloads."""
-        call, rate = self.state, media_format.sample_rate
-        options = call.options
-        if isinstance(call.caller, LiveCaller):
-            call.caller.begin(CallerControls(call), rate)
-            seconds = min(call.caller.seconds, options.hangup_after or math.inf)
-            count = math.ceil(seconds / FRAME_SECONDS - 1e-9)
-            return None, LivePayloads(call.caller, media_format, options.caller_byte_order, count)
-        if call.caller.source is not None:
-            self.report.caller_audio = call.caller.source.describe(rate)
-            self.timeline.add(self.now(), "caller audio", self.report.caller_audio)
-        pcm = call.caller.at_rate(rate, options.hangup_after)
-        return pcm, call.caller.payloads(
-            media_format, options.caller_byte_order, options.hangup_after
-        )
 
     def _plan_faults(self, frame_count: int) -> None:
         """The send schedule of the call's frames; the report keeps what faults were injected."""
@@ -439,3 +421,19 @@ class _Call:
             if verb.ended_at is None or verb.ended_at > report.duration:
                 verb.ended_at = round(report.duration, 4)
         return report
+
+
+def stream_caller_frames(call: CallState, media_format: AudioFormat) -> tuple[Pcm | None, Sequence[bytes]]:
+    """The caller's audio at the stream's rate (None for a live caller, whose audio is made as
+    the call goes) and its frames as ``media`` payloads."""
+    rate, options = media_format.sample_rate, call.options
+    if isinstance(call.caller, LiveCaller):
+        call.caller.begin(CallerControls(call), rate)
+        seconds = min(call.caller.seconds, options.hangup_after or math.inf)
+        count = math.ceil(seconds / FRAME_SECONDS - 1e-9)
+        return None, LivePayloads(call.caller, media_format, options.caller_byte_order, count)
+    if call.caller.source is not None:
+        call.report.caller_audio = call.caller.source.describe(rate)
+        call.timeline.add(call.now(), "caller audio", call.report.caller_audio)
+    pcm = call.caller.at_rate(rate, options.hangup_after)
+    return pcm, call.caller.payloads(media_format, options.caller_byte_order, options.hangup_after)

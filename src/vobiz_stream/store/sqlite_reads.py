@@ -90,7 +90,7 @@ CALL_SUMMARIES = f"""
         'call_id', c.call_id, 'status', c.status, 'first_seen', c.first_seen,
         'last_seen', c.last_seen, 'from_number', c.from_number, 'to_number', c.to_number,
         'direction', c.direction, 'account_id', c.account_id,
-        'streams', {_list_of("streams", "call_id", _STREAM)}
+        'streams', {_list_of("streams", "call_id", "started_at, id", _STREAM)}
     ))
     FROM (SELECT calls.* FROM json_each(?) AS page JOIN calls ON calls.rowid = page.value
           ORDER BY page.key) AS c

@@ -26,7 +26,7 @@ from vobiz_stream.logtext import loggable
 if TYPE_CHECKING:
     from vobiz_stream.app.media_socket import OpenStream
 
-__all__ = ["MAX_FOLLOWERS", "MAX_SHOWN", "TICK", "LiveCall", "LiveFeed", "snapshot"]
+__all__ = ["MAX_FOLLOWERS", "MAX_SHOWN", "TICK", "LiveCallView", "LiveFeed", "snapshot"]
 
 TICK = 0.25
 MAX_SHOWN = 50
@@ -41,7 +41,7 @@ class LiveEvent(TypedDict):
     text: str
 
 
-class LiveCall(TypedDict):
+class LiveCallView(TypedDict):
     call_id: str
     from_number: str | None
     to_number: str | None
@@ -59,7 +59,7 @@ def _dbfs(rms: float | None) -> float | None:
     return round(max(-90.0, 20 * math.log10(rms)) if rms > 0 else -90.0, 1)
 
 
-def _live_call(stream: OpenStream, now: datetime) -> LiveCall | None:
+def _live_call(stream: OpenStream, now: datetime) -> LiveCallView | None:
     keeper = stream.keeper
     if keeper.started_at is None:
         return None  # no start yet: nothing to show
