@@ -423,7 +423,9 @@ class _Call:
         return report
 
 
-def stream_caller_frames(call: CallState, media_format: AudioFormat) -> tuple[Pcm | None, Sequence[bytes]]:
+def stream_caller_frames(
+    call: CallState, media_format: AudioFormat
+) -> tuple[Pcm | None, Sequence[bytes]]:
     """The caller's audio at the stream's rate (None for a live caller, whose audio is made as
     the call goes) and its frames as ``media`` payloads."""
     rate, options = media_format.sample_rate, call.options
