@@ -17,6 +17,7 @@ from vobiz_stream.recordings.stores import (
 from vobiz_stream.recordings.uploads import (
     PENDING_SUFFIX,
     RecordedStream,
+    RecordingSink,
     SavedRecording,
     Uploads,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ObjectFolder",
     "ObjectStoreError",
     "RecordedStream",
+    "RecordingSink",
     "RecordingStore",
     "RecordingsError",
     "S3Access",

@@ -24,13 +24,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 
 from vobiz_stream.logtext import loggable
 from vobiz_stream.recordings.bucket import Bucket, ObjectStoreError
 
-__all__ = ["PENDING_SUFFIX", "RecordedStream", "SavedRecording", "Uploads"]
+__all__ = ["PENDING_SUFFIX", "RecordedStream", "RecordingSink", "SavedRecording", "Uploads"]
 
 log = logging.getLogger("vobiz_stream.recordings")
 
@@ -61,6 +62,14 @@ class SavedRecording:
 
 
 SavedHook = Callable[[SavedRecording], None]
+
+
+class RecordingSink(Protocol):
+    """Told of each recording when its file is created and when it is final."""
+
+    def opened(self, stream: RecordedStream) -> None: ...
+
+    def finished(self, stream: RecordedStream) -> None: ...
 
 
 class Uploads:
