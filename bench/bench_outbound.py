@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_outbound.py [--calls 200] [--seconds 5] [--format l16-8k-big]
 
-Builds ``--calls`` sessions (a :class:`~vobiz_stream.session.CallSession` each, started by a
+Builds ``--calls`` sessions (a :class:`~vobiz_stream.app.session.CallSession` each, started by a
 live-shape ``start``), has each play ``--seconds`` of speech given at 8 kHz, and waits until every
 ``playAudio`` frame has reached a transport that keeps nothing. The figure is the CPU time from
 the first ``play`` to the last frame sent, per frame: resampling, framing, encoding, the frame's
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vobiz_stream.app.session import CallSession, SessionOptions
 from vobiz_stream.audio import ByteOrder
+from vobiz_stream.core.protocol import Start, encode
 from vobiz_stream.formats import AudioFormat, Encoding
-from vobiz_stream.protocol import Start, encode
-from vobiz_stream.session import CallSession, SessionOptions
 
 SPEECH = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech_male_8k.wav"
 FORMATS = {

@@ -20,9 +20,9 @@ import time
 import numpy as np
 
 from vobiz_stream.audio import ByteOrder, encode_l16
+from vobiz_stream.core.protocol import PlayAudio
 from vobiz_stream.emulator.playout import Playout
 from vobiz_stream.formats import Encoding
-from vobiz_stream.protocol import PlayAudio
 
 RATE = 8000
 TICK = 0.02

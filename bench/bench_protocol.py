@@ -19,8 +19,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from vobiz_stream.formats import AudioFormat, Encoding
-from vobiz_stream.protocol import (
+from vobiz_stream.core.protocol import (
     Checkpoint,
     Media,
     PlayAudio,
@@ -29,6 +28,7 @@ from vobiz_stream.protocol import (
     parse_command,
     parse_event,
 )
+from vobiz_stream.formats import AudioFormat, Encoding
 
 
 def _media_frame(payload_bytes: int, sequence: int = 206, *, seed_shape: bool = False) -> str:

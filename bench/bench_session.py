@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_session.py [--calls 100] [--seconds 20] [--profile]
 
 Builds ``--calls`` sessions as the server does with its ``record`` handler (a
-:class:`~vobiz_stream.session.CallSession` per stream, recorded by a
-:class:`~vobiz_stream.keeper.StreamKeeper` into a real mono WAV and a real SQLite store), then
+:class:`~vobiz_stream.app.session.CallSession` per stream, recorded by a
+:class:`~vobiz_stream.app.keeper.StreamKeeper` into a real mono WAV and a real SQLite store), then
 feeds them live-shape media frames of speech (big-endian L16, 8 kHz, the seeds' format),
 round-robin as a paced load would, for ``--seconds`` of call audio each. The figure is the CPU
 time of ``feed`` per frame: parse, inbound decode, clock placement, the recording, the latency
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vobiz_stream.app.keeper import HandlingLatency, StreamKeeper
+from vobiz_stream.app.session import CallSession, SessionOptions
 from vobiz_stream.audio import ByteOrder
-from vobiz_stream.keeper import HandlingLatency, StreamKeeper
-from vobiz_stream.protocol import Media, Start, Track, encode
-from vobiz_stream.session import CallSession, SessionOptions
+from vobiz_stream.core.protocol import Media, Start, Track, encode
 from vobiz_stream.store import QueuedCallStore
 
 SPEECH = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech_male_8k.wav"

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from vobiz_stream.audio import Pcm, decode_mulaw, encode_mulaw
-from vobiz_stream.vad import (
+from vobiz_stream.audio.vad import (
     DEFAULT_START_MS,
     DEFAULT_STOP_MS,
     EnergyClassifier,

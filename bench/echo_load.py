@@ -39,12 +39,12 @@ import orjson
 
 import vobiz_stream.emulator.call as emulator_call
 from vobiz_stream.audio import ByteOrder, WavWriter
+from vobiz_stream.core.protocol import PlayAudio
 from vobiz_stream.emulator import CallOptions
 from vobiz_stream.emulator.load import LoadOptions, load_calls, summarize
 from vobiz_stream.emulator.playout import Playout, PlayoutEvent
 from vobiz_stream.emulator.source import read_caller_audio
 from vobiz_stream.loop import run as run_on_best_loop
-from vobiz_stream.protocol import PlayAudio
 
 LEAD_TOLERANCES = {"frames_over_bound": 0.001, "frames_over_bound_plus_5ms": 0.005}
 

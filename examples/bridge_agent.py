@@ -8,7 +8,7 @@ your STT and TTS vendors' HTTP or WebSocket APIs) and a ``reply`` (your LLM); no
 changes. For the demo, stand-ins that need no network: :class:`UtteranceLength` "transcribes"
 an utterance as its length, and :class:`Espeak` speaks with espeak-ng (a tone without it).
 
-The session does the telephony: :class:`~vobiz_stream.handlers.UtteranceCutter` cuts each
+The session does the telephony: :class:`~vobiz_stream.app.handlers.UtteranceCutter` cuts each
 utterance out of the caller audio by the speech events, ``play`` paces the answer to the carrier
 as the TTS streams it, and when the caller talks over the answer the session clears it by itself
 (``BargeIn``); the agent then stops synthesizing and answers the new utterance.

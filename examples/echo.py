@@ -5,7 +5,7 @@
 The caller says two sentences with a pause between them; the second starts while the first is
 being echoed, so the echo is cut (``clearAudio``, the carrier's ``clearedAudio`` round trip in
 the summary) and the second sentence is echoed in turn. The last line says where what the
-caller heard went. The handler is the built-in one (``vobiz_stream.handlers.echo``;
+caller heard went. The handler is the built-in one (``vobiz_stream.app.handlers.echo``;
 ``.venv/bin/vobiz-stream serve --handler echo`` for real calls); it shows the session's speech
 events: ``session.detect_speech()``, then ``SpeechStarted`` / ``SpeechEnded`` events,
 ``BargeIn`` when the session cleared by itself.

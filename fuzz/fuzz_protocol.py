@@ -21,8 +21,8 @@ import atheris
 import orjson
 
 with atheris.instrument_imports(include=["vobiz_stream"]):
+    from vobiz_stream.core.protocol import encode, parse_command, parse_event
     from vobiz_stream.errors import ProtocolError
-    from vobiz_stream.protocol import encode, parse_command, parse_event
 
 
 NAMES = (

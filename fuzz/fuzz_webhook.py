@@ -1,5 +1,5 @@
 """Fuzz the status callback reader (atheris): ``read_status_callback`` raises
-:class:`~vobiz_stream.webhooks.CallbackError` and nothing else, whatever the query, body,
+:class:`~vobiz_stream.core.callbacks.CallbackError` and nothing else, whatever the query, body,
 content type, headers and token; what it accepts can be logged as JSON and stored (no lone
 surrogates); and a request signed with the token over its URL and nonce is always accepted.
 
@@ -16,7 +16,7 @@ import atheris
 import orjson
 
 with atheris.instrument_imports(include=["vobiz_stream"]):
-    from vobiz_stream.webhooks import (
+    from vobiz_stream.core.callbacks import (
         CallbackError,
         SignatureCheck,
         read_status_callback,

@@ -18,8 +18,8 @@ from xml.sax.saxutils import escape, quoteattr
 import atheris
 
 with atheris.instrument_imports(include=["vobiz_stream"]):
+    from vobiz_stream.core.answer import parse_response, render
     from vobiz_stream.errors import XmlError
-    from vobiz_stream.xml import parse_response, render
 
 
 TAGS = ("Stream", "Speak", "Dial", "Hangup", "Play", "Wait", "stream", "Record", "x:Stream")

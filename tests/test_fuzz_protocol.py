@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vobiz_stream.protocol import ProtocolError, encode, parse_command, parse_event
-from vobiz_stream.session import CallSession
+from vobiz_stream.app.session import CallSession
+from vobiz_stream.core.protocol import ProtocolError, encode, parse_command, parse_event
 
 NAMES = [
     "event", "start", "media", "payload", "chunk", "timestamp", "track", "tracks", "streamId",

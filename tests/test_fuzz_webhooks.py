@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vobiz_stream.webhooks import (
+from vobiz_stream.core.callbacks import (
     CallbackError,
     SignatureCheck,
     read_status_callback,

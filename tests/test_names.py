@@ -2,7 +2,8 @@
 
 Each module's source is read (not imported), and the public names it binds at its top level are
 collected: classes, functions and assigned constants, not the names it imports. A module's
-logger (``log = logging.getLogger(...)``) is not part of the API and is left out.
+logger (``log = logging.getLogger(...)``) is not part of the API and is left out, as are the
+``add_parser`` and ``run`` every command module of the CLI defines (its ``Command`` protocol).
 """
 
 from __future__ import annotations
@@ -65,11 +66,18 @@ def defined_names(source: str) -> set[str]:
     return {name for name in names if not name.startswith("_")}
 
 
+COMMAND_PROTOCOL = {"add_parser", "run"}
+"""What every ``vobiz_stream.cli`` command module defines, by design."""
+
+
 def duplicates() -> dict[str, list[str]]:
     """Each public name defined by more than one module, with those modules."""
     where: defaultdict[str, list[str]] = defaultdict(list)
     for module, path in module_files():
-        for name in defined_names(path.read_text(encoding="utf-8")):
+        names = defined_names(path.read_text(encoding="utf-8"))
+        if module.startswith("vobiz_stream.cli."):
+            names -= COMMAND_PROTOCOL
+        for name in names:
             where[name].append(module)
     return {name: sorted(modules) for name, modules in where.items() if len(modules) > 1}
 

@@ -14,6 +14,32 @@ TYPE_CHECKING = False
 """True for type checkers only; ``typing`` itself is not imported, to keep the import cheap."""
 
 if TYPE_CHECKING:
+    from vobiz_stream.app.config import (
+        Settings,
+        load_settings,
+    )
+    from vobiz_stream.app.datadir_lock import DataDirInUseError
+    from vobiz_stream.app.handlers import (
+        Handler,
+        HandlerError,
+        UtteranceCutter,
+        echo,
+        listens_only,
+        record,
+    )
+    from vobiz_stream.app.server import StreamServer, serve, stream_endpoint
+    from vobiz_stream.app.session import (
+        AudioCleared,
+        BargeIn,
+        CallerAudio,
+        CallSession,
+        CheckpointPlayed,
+        DtmfReceived,
+        SessionError,
+        SessionEvent,
+        SessionOptions,
+        SpeechDetection,
+    )
     from vobiz_stream.audio import (
         ByteOrder,
         ByteOrderDetector,
@@ -33,46 +59,27 @@ if TYPE_CHECKING:
         synthesize,
         tone,
     )
-    from vobiz_stream.config import (
-        ConfigError,
-        Settings,
-        load_settings,
+    from vobiz_stream.audio.vad import (
+        SpeechEnded,
+        SpeechStarted,
+        VoiceActivityDetector,
     )
-    from vobiz_stream.datadir_lock import DataDirInUseError
-    from vobiz_stream.emulator import (
-        CallOptions,
-        CallReport,
-        Faults,
-        LoadOptions,
-        LoadSummary,
-        parse_key_press,
-        run_call,
-        run_load,
+    from vobiz_stream.core.answer import (
+        AudioTrack,
+        Dial,
+        Hangup,
+        Play,
+        Response,
+        Speak,
+        Stream,
+        Wait,
+        answer_xml,
+        parse_response,
+        render,
+        validate,
     )
-    from vobiz_stream.emulator.source import (
-        CallerSource,
-        EmulatorError,
-        read_caller_audio,
-    )
-    from vobiz_stream.errors import (
-        AudioError,
-        ProtocolError,
-        StoreError,
-        VobizStreamError,
-        XmlError,
-    )
-    from vobiz_stream.formats import AudioFormat, Encoding
-    from vobiz_stream.handlers import (
-        Handler,
-        HandlerError,
-        UtteranceCutter,
-        echo,
-        listens_only,
-        record,
-    )
-    from vobiz_stream.loop import run
-    from vobiz_stream.playback import PlayHandle, PlayOutcome
-    from vobiz_stream.protocol import (
+    from vobiz_stream.core.playback import PlayHandle, PlayOutcome
+    from vobiz_stream.core.protocol import (
         AppCommand,
         CarrierEvent,
         Checkpoint,
@@ -93,38 +100,31 @@ if TYPE_CHECKING:
         parse_command,
         parse_event,
     )
-    from vobiz_stream.server import StreamServer, serve, stream_endpoint
-    from vobiz_stream.session import (
-        AudioCleared,
-        BargeIn,
-        CallerAudio,
-        CallSession,
-        CheckpointPlayed,
-        DtmfReceived,
-        SessionError,
-        SessionEvent,
-        SessionOptions,
-        SpeechDetection,
+    from vobiz_stream.emulator import (
+        CallOptions,
+        CallReport,
+        Faults,
+        LoadOptions,
+        LoadSummary,
+        parse_key_press,
+        run_call,
+        run_load,
     )
-    from vobiz_stream.vad import (
-        SpeechEnded,
-        SpeechStarted,
-        VoiceActivityDetector,
+    from vobiz_stream.emulator.source import (
+        CallerSource,
+        EmulatorError,
+        read_caller_audio,
     )
-    from vobiz_stream.xml import (
-        AudioTrack,
-        Dial,
-        Hangup,
-        Play,
-        Response,
-        Speak,
-        Stream,
-        Wait,
-        answer_xml,
-        parse_response,
-        render,
-        validate,
+    from vobiz_stream.errors import (
+        AudioError,
+        ConfigError,
+        ProtocolError,
+        StoreError,
+        VobizStreamError,
+        XmlError,
     )
+    from vobiz_stream.formats import AudioFormat, Encoding
+    from vobiz_stream.loop import run
 
 __version__ = "0.1.0"
 
@@ -244,12 +244,11 @@ _MODULES = {
         "synthesize",
         "tone",
     ),
-    "vobiz_stream.config": (
-        "ConfigError",
+    "vobiz_stream.app.config": (
         "Settings",
         "load_settings",
     ),
-    "vobiz_stream.datadir_lock": ("DataDirInUseError",),
+    "vobiz_stream.app.datadir_lock": ("DataDirInUseError",),
     "vobiz_stream.emulator": (
         "CallOptions",
         "CallReport",
@@ -267,6 +266,7 @@ _MODULES = {
     ),
     "vobiz_stream.errors": (
         "AudioError",
+        "ConfigError",
         "ProtocolError",
         "StoreError",
         "VobizStreamError",
@@ -276,7 +276,7 @@ _MODULES = {
         "AudioFormat",
         "Encoding",
     ),
-    "vobiz_stream.handlers": (
+    "vobiz_stream.app.handlers": (
         "Handler",
         "HandlerError",
         "UtteranceCutter",
@@ -285,11 +285,11 @@ _MODULES = {
         "record",
     ),
     "vobiz_stream.loop": ("run",),
-    "vobiz_stream.playback": (
+    "vobiz_stream.core.playback": (
         "PlayHandle",
         "PlayOutcome",
     ),
-    "vobiz_stream.protocol": (
+    "vobiz_stream.core.protocol": (
         "AppCommand",
         "CarrierEvent",
         "Checkpoint",
@@ -310,12 +310,12 @@ _MODULES = {
         "parse_command",
         "parse_event",
     ),
-    "vobiz_stream.server": (
+    "vobiz_stream.app.server": (
         "StreamServer",
         "serve",
         "stream_endpoint",
     ),
-    "vobiz_stream.session": (
+    "vobiz_stream.app.session": (
         "AudioCleared",
         "BargeIn",
         "CallSession",
@@ -327,12 +327,12 @@ _MODULES = {
         "SessionOptions",
         "SpeechDetection",
     ),
-    "vobiz_stream.vad": (
+    "vobiz_stream.audio.vad": (
         "SpeechEnded",
         "SpeechStarted",
         "VoiceActivityDetector",
     ),
-    "vobiz_stream.xml": (
+    "vobiz_stream.core.answer": (
         "AudioTrack",
         "Dial",
         "Hangup",

@@ -10,6 +10,11 @@ class VobizStreamError(Exception):
     """Base of every error vobiz-stream raises on purpose."""
 
 
+class ConfigError(VobizStreamError, ValueError):
+    """A setting with a value the server cannot use, or a feature whose optional package is
+    missing."""
+
+
 class ProtocolError(VobizStreamError, ValueError):
     """A WebSocket frame that cannot be understood (not JSON, no ``event``, bad base64, ...).
 

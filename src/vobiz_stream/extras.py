@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from vobiz_stream.config import ConfigError
+from vobiz_stream.errors import ConfigError
 
 
 def require(package: str, feature: str) -> None:

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerate the speech fixtures used by tests/test_audio_detect.py (needs espeak-ng and sox).
+# Regenerate the speech fixtures used by tests/audio/test_detect.py (needs espeak-ng and sox).
 #
 # Each utterance is synthesised by espeak-ng (22050 Hz), then converted by sox to a telephone
 # rate as 16-bit mono little-endian WAV, without dither so the output is reproducible.

@@ -22,9 +22,9 @@ import orjson
 import pytest
 from aiohttp import web
 
-from vobiz_stream.config import Settings
-from vobiz_stream.handlers import Handler
-from vobiz_stream.server import StreamServer
+from vobiz_stream.app.config import Settings
+from vobiz_stream.app.handlers import Handler
+from vobiz_stream.app.server import StreamServer
 
 DATA = Path(__file__).parent.parent / "data"
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import StartServer, speech
+from vobiz_stream.app.session import CallSession, SpeechDetection
 from vobiz_stream.audio import Pcm
 from vobiz_stream.audio.speech import tone
+from vobiz_stream.audio.vad import DEFAULT_START_MS
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.pytest_plugin import read_heard
 from vobiz_stream.emulator.source import CallerSource
-from vobiz_stream.session import CallSession, SpeechDetection
-from vobiz_stream.vad import DEFAULT_START_MS
 
 LEAD = 1.5
 """Seconds of the tone the caller hears before speaking."""

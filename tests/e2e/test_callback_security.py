@@ -40,10 +40,7 @@ from tests.e2e.conftest import (
     serve_process,
     url_of,
 )
-from vobiz_stream.emulator import CallOptions, SignatureForm, SignatureVersion, run_call
-from vobiz_stream.errors import StoreError
-from vobiz_stream.store import QueuedCallStore
-from vobiz_stream.webhooks import (
+from vobiz_stream.core.callbacks import (
     MAX_BODY_BYTES,
     MAX_FIELD_CHARS,
     MAX_QUERY_BYTES,
@@ -51,6 +48,9 @@ from vobiz_stream.webhooks import (
     parse_status_callback,
     sign_v3,
 )
+from vobiz_stream.emulator import CallOptions, SignatureForm, SignatureVersion, run_call
+from vobiz_stream.errors import StoreError
+from vobiz_stream.store import QueuedCallStore
 
 TOKEN = "MAUTHTOKEN0123456789"
 FIXTURE = DATA / "speech_male_8k.wav"
@@ -181,7 +181,7 @@ async def test_fields_past_1_kib_are_cut_and_flagged_in_the_row_and_the_log(
     running = await start_server()
     long_name = "N" * 3000
     sent = fields(call="c" * 5000, Error="e" * 20_000, **{long_name: "v"})
-    caplog.set_level(logging.INFO, "vobiz_stream.server")
+    caplog.set_level(logging.INFO, "vobiz_stream.app.server")
     async with aiohttp.ClientSession() as client:
         async with client.post(running.base + "/webhook", data=sent) as reply:
             assert reply.status == 200
@@ -205,7 +205,7 @@ async def test_line_breaking_characters_keep_one_record_per_line(
 ) -> None:
     running = await start_server()
     hostile = "a\nforged record\r\u2028b\u2029c\x85d\x1b[31mred\x9b2J\x7f"
-    caplog.set_level(logging.INFO, "vobiz_stream.server")
+    caplog.set_level(logging.INFO, "vobiz_stream.app.server")
     async with aiohttp.ClientSession() as client:
         for number in range(3):
             sent = fields(call=f"{hostile}-{number}", Error=hostile)

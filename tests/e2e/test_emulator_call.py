@@ -24,10 +24,10 @@ from tests.e2e.conftest import (
     url_of,
     write_wav,
 )
+from vobiz_stream.app.handlers import echo
+from vobiz_stream.app.session import CallSession, DtmfReceived
 from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_mulaw
 from vobiz_stream.emulator import CallOptions, run_call
-from vobiz_stream.handlers import echo
-from vobiz_stream.session import CallSession, DtmfReceived
 
 FIXTURE = DATA / "speech_male_8k.wav"
 RATE = 8000

@@ -34,10 +34,10 @@ from tests.e2e.conftest import (
     url_of,
     write_wav,
 )
+from vobiz_stream.app.session import CallSession
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.emulator import CallOptions, CallReport, run_call
 from vobiz_stream.emulator.callbacks import SignatureVersion
-from vobiz_stream.session import CallSession
 from vobiz_stream.store import CallbackRecord
 
 FIXTURE = DATA / "speech_male_8k.wav"

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.conftest import DATA, StartServer, run_cli, speech, write_wav
 from tests.e2e.test_emulator_call import padded
+from vobiz_stream.app.handlers import echo
 from vobiz_stream.emulator.load import (
     LoadOptions,
     LoadProgress,
@@ -27,7 +28,6 @@ from vobiz_stream.emulator.load import (
 )
 from vobiz_stream.emulator.pytest_plugin import HeardCall, VobizCall
 from vobiz_stream.emulator.source import EmulatorError
-from vobiz_stream.handlers import echo
 
 pytest_plugins = ["pytester"]
 

@@ -28,10 +28,10 @@ from tests.e2e.conftest import StartServer, read_wav, speech, write_wav
 from tests.e2e.test_server_echo import PlayoutModel
 from vobiz_stream.audio import ByteOrder, Pcm, Resampler, encode_l16
 from vobiz_stream.audio.speech import tone
+from vobiz_stream.audio.vad import DEFAULT_START_MS
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.pytest_plugin import read_heard
 from vobiz_stream.emulator.source import CallerSource
-from vobiz_stream.vad import DEFAULT_START_MS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RATE = 8000

@@ -23,9 +23,9 @@ import pytest
 from tests.e2e.conftest import Carrier, free_port, read_wav
 from tests.e2e.test_reliability_crash import RATE, caller_audio, leading_frames, serve
 from tests.e2e.test_reliability_overload import upgrade_status
+from vobiz_stream.app.fd_limits import calls_within
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerSource
-from vobiz_stream.fd_limits import calls_within
 
 START_TIMEOUT = 1.5
 SLACK = 1.5

@@ -33,10 +33,10 @@ from tests.e2e.conftest import (
     serve_process,
     speech,
 )
+from vobiz_stream.app.handlers import echo
 from vobiz_stream.audio import ByteOrder, encode_l16
+from vobiz_stream.core.answer import parse_response
 from vobiz_stream.emulator import CallOptions, run_call
-from vobiz_stream.handlers import echo
-from vobiz_stream.xml import parse_response
 
 FIXTURE = DATA / "speech_male_8k.wav"
 RATE = 8000

@@ -70,7 +70,7 @@ async def test_the_emulator_without_picows_says_what_to_install(
 
 async def test_the_pytest_plugin_loads_without_picows(tmp_path: Path) -> None:
     code, stderr = await run_without_picows(
-        tmp_path, "-c", "import vobiz_stream.emulator.pytest_plugin, vobiz_stream.server"
+        tmp_path, "-c", "import vobiz_stream.emulator.pytest_plugin, vobiz_stream.app.server"
     )
     assert (code, stderr) == (0, "")
 

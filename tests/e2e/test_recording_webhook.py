@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.conftest import serve_app, url_of
+from vobiz_stream.core.signatures import sign_v3
 from vobiz_stream.recordings.notify import SavedNotices
-from vobiz_stream.signatures import sign_v3
 
 
 async def test_a_notice_is_retried_until_taken_and_signed(caplog: pytest.LogCaptureFixture) -> None:

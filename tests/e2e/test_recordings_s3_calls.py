@@ -31,8 +31,8 @@ from tests.e2e.conftest import (
 )
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, SeaweedS3, s3_bucket
 from vobiz_stream.audio import ByteOrder, encode_l16
+from vobiz_stream.core.signatures import sign_v3
 from vobiz_stream.recordings import PENDING_SUFFIX, Bucket
-from vobiz_stream.signatures import sign_v3
 
 ONE_WAY = {"bidirectional": False, "keep_call_alive": False}
 AUTH_TOKEN = "account-auth-token-for-signing"

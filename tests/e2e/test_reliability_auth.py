@@ -18,10 +18,10 @@ import pytest
 from tests.e2e.conftest import StartServer, free_port, serve_process
 from tests.e2e.test_reliability_crash import RATE, caller_audio
 from tests.e2e.test_server_recording import ONE_WAY
-from vobiz_stream.admission import StreamTokens
+from vobiz_stream.app.admission import StreamTokens
+from vobiz_stream.core.answer import parse_response
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerSource
-from vobiz_stream.xml import parse_response
 
 SECRET = "stream-secret-for-tests-0123456789"
 AUTH_TOKEN = "MAUTHTOKEN-for-tests-9876543210"

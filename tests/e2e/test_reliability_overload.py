@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.conftest import Carrier, RunningServer, StartServer, read_wav, speech
 from tests.e2e.test_reliability_hostile import assert_recorded
 from tests.e2e.test_server_recording import ONE_WAY, send_call
-from vobiz_stream.session import CallSession
+from vobiz_stream.app.session import CallSession
 
 Connect = Callable[[str], Awaitable[Carrier]]
 

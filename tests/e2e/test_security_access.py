@@ -25,10 +25,10 @@ from tests.e2e.conftest import RunningServer, StartServer, free_port, serve_proc
 from tests.e2e.test_reliability_auth import answer, upgrade
 from tests.e2e.test_reliability_crash import RATE, caller_audio
 from vobiz_stream import __version__
-from vobiz_stream.config import Settings
+from vobiz_stream.app.config import Settings
+from vobiz_stream.app.server import StreamServer
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerSource
-from vobiz_stream.server import StreamServer
 
 ADMIN = "admin-token-for-tests-0123456789"
 SECRET = "stream-secret-for-tests-0123456789"
@@ -37,7 +37,8 @@ GUARDED = ["/calls", "/calls?limit=5", "/calls/c-1", "/stats", "/admission"]
 SNEAKY = ["//calls", "/%63alls", "/calls/", "/healthz/", "/stream/../calls", "/CALLS"]
 """Spellings that might slip past a guard that lists what to guard instead of what is open: each
 is refused like the page it names, or, where no route serves it, answered 404 with nothing but
-the answer URL (tests/test_guard.py shows a route added later is guarded without being listed)."""
+the answer URL (tests/app/test_guard.py shows a route added later is guarded without being
+listed)."""
 
 
 def refused_or_unrouted(status: int, text: str, refused: int) -> bool:

@@ -12,8 +12,8 @@ import numpy as np
 import orjson
 
 from tests.e2e.conftest import StartServer, frames_of, read_wav, speech
+from vobiz_stream.app.handlers import echo
 from vobiz_stream.audio import ByteOrder, encode_l16
-from vobiz_stream.handlers import echo
 
 MAX_LEAD = 0.2
 

@@ -17,10 +17,10 @@ from tests.e2e.conftest import (
     read_wav,
     speech,
 )
+from vobiz_stream.app.handlers import Handler, listens_only
+from vobiz_stream.app.session import CallSession
 from vobiz_stream.audio import ByteOrder, decode_mulaw, encode_l16, encode_mulaw
-from vobiz_stream.handlers import Handler, listens_only
-from vobiz_stream.session import CallSession
-from vobiz_stream.xml import parse_response
+from vobiz_stream.core.answer import parse_response
 
 ONE_WAY = {"bidirectional": False, "keep_call_alive": False}
 

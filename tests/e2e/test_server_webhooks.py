@@ -31,10 +31,10 @@ from aiohttp import web
 
 from tests.e2e.conftest import Carrier, RunningServer, StartServer, frames_of, speech
 from vobiz_stream import __version__
+from vobiz_stream.app.server import StreamServer
 from vobiz_stream.audio import ByteOrder, encode_l16
-from vobiz_stream.server import StreamServer
-from vobiz_stream.webhooks import sign_v2, sign_v3
-from vobiz_stream.xml import CallbackMethod, parse_response
+from vobiz_stream.core.answer import CallbackMethod, parse_response
+from vobiz_stream.core.callbacks import sign_v2, sign_v3
 
 log = logging.getLogger(__name__)
 

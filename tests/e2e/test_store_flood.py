@@ -28,8 +28,8 @@ from tests.e2e.conftest import (
     wait_healthy,
 )
 from tests.e2e.test_server_webhooks import callback, post
+from vobiz_stream.app.session import MALFORMED_KEPT
 from vobiz_stream.audio import ByteOrder, encode_l16
-from vobiz_stream.session import MALFORMED_KEPT
 from vobiz_stream.store import QueuedCallStore
 
 SOCKETS = 20

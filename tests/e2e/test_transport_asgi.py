@@ -26,12 +26,12 @@ from starlette.routing import Route, WebSocketRoute
 
 from tests.e2e.conftest import b64, free_port, read_wav, speech, write_wav
 from tests.e2e.test_hostile_frames import lead_of
-from vobiz_stream.config import Settings
+from vobiz_stream.app.config import Settings
+from vobiz_stream.app.handlers import Handler
+from vobiz_stream.app.server import stream_endpoint
+from vobiz_stream.app.session import CallSession
 from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.pytest_plugin import read_heard
-from vobiz_stream.handlers import Handler
-from vobiz_stream.server import stream_endpoint
-from vobiz_stream.session import CallSession
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint
 
 STREAM_PATH = "/voice/media"

@@ -9,12 +9,13 @@ import pytest
 
 from tests.e2e.conftest import StartServer
 from tests.e2e.test_reliability_crash import RATE, caller_audio
-from vobiz_stream.config import ConfigError, load_settings
+from vobiz_stream.app.config import load_settings
+from vobiz_stream.core.answer import CallbackMethod
+from vobiz_stream.core.signatures import SignatureForm
 from vobiz_stream.emulator import CallOptions, SignatureVersion, run_call
 from vobiz_stream.emulator.callbacks import callback_request
 from vobiz_stream.emulator.source import CallerSource
-from vobiz_stream.signatures import SignatureForm
-from vobiz_stream.xml import CallbackMethod
+from vobiz_stream.errors import ConfigError
 
 AUTH_TOKEN = "MAUTHTOKEN-for-tests-9876543210"
 SECRET = "stream-secret-for-tests-0123456789"
@@ -65,7 +66,7 @@ async def test_an_unsigned_wrongly_signed_or_replayed_answer_gets_403(
 async def test_without_verify_answers_the_log_says_once_whether_answers_come_signed(
     start_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="vobiz_stream.server")
+    caplog.set_level(logging.INFO, logger="vobiz_stream.app.server")
     running = await start_server(auth_token=AUTH_TOKEN)
     for _ in range(2):
         assert await call(running.base, auth_token=AUTH_TOKEN)

@@ -55,6 +55,14 @@ import aiohttp
 import numpy as np
 
 from vobiz_stream.audio import WavWriter
+from vobiz_stream.core.answer import (
+    SHOWN_CHARS,
+    SHOWN_ITEMS,
+    CallbackMethod,
+    Stream,
+    UnknownVerb,
+    parse_response,
+)
 from vobiz_stream.emulator.answer import AnswerError, fetch_answer
 from vobiz_stream.emulator.callbacks import CallbackContext, CallbackSender, callback_request
 from vobiz_stream.emulator.ending import (
@@ -77,14 +85,6 @@ from vobiz_stream.errors import XmlError
 from vobiz_stream.extras import require
 from vobiz_stream.formats import FRAME_SECONDS, Encoding
 from vobiz_stream.logtext import loggable
-from vobiz_stream.xml import (
-    SHOWN_CHARS,
-    SHOWN_ITEMS,
-    CallbackMethod,
-    Stream,
-    UnknownVerb,
-    parse_response,
-)
 
 __all__ = ["CallOptions", "parse_key_press", "run_call"]
 

@@ -6,7 +6,7 @@ Every callback carries ``Event``, ``CallUUID``, ``StreamID``, ``From``, ``To``, 
 (UTC ``YYYY-MM-DD HH:MM:SS``), ``ParentAuthID``, ``Error`` (empty when healthy) and an
 ``X-VH-<key>`` field for each ``extraHeaders`` pair. With an auth token each request is signed with
 ``X-Vobiz-Signature-V3`` and its nonce, or on request with the older ``X-Vobiz-Signature-V2``
-(:mod:`vobiz_stream.signatures`): by default as Vobiz's Python SDK verifies (the sorted fields
+(:mod:`vobiz_stream.core.signatures`): by default as Vobiz's Python SDK verifies (the sorted fields
 are signed with the URL), or on request as the docs describe it (the full URL alone).
 
 :class:`CallbackSender` queues callbacks and a single background task sends them in order, each
@@ -35,10 +35,10 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from yarl import URL
 
+from vobiz_stream.core.answer import CallbackMethod
+from vobiz_stream.core.callbacks import EXTRA_HEADER_PREFIX
+from vobiz_stream.core.signatures import SignatureForm, sdk_v2_url, sdk_v3_url, sign_v2, sign_v3
 from vobiz_stream.emulator.report import CallbackSent
-from vobiz_stream.signatures import SignatureForm, sdk_v2_url, sdk_v3_url, sign_v2, sign_v3
-from vobiz_stream.webhooks import EXTRA_HEADER_PREFIX
-from vobiz_stream.xml import CallbackMethod
 
 __all__ = [
     "CALLBACK_TIMEOUT",

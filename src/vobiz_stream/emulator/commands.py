@@ -9,13 +9,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from vobiz_stream.emulator.conduct import Misstep, example_of
-from vobiz_stream.emulator.replies import PlayoutReplies
-from vobiz_stream.emulator.report import CheckpointTiming
-from vobiz_stream.emulator.state import CallState
-from vobiz_stream.errors import ProtocolError
-from vobiz_stream.logtext import loggable
-from vobiz_stream.protocol import (
+from vobiz_stream.core.protocol import (
     Checkpoint,
     ClearAudio,
     PlayAudio,
@@ -23,6 +17,12 @@ from vobiz_stream.protocol import (
     Unknown,
     parse_command,
 )
+from vobiz_stream.emulator.conduct import Misstep, example_of
+from vobiz_stream.emulator.replies import PlayoutReplies
+from vobiz_stream.emulator.report import CheckpointTiming
+from vobiz_stream.emulator.state import CallState
+from vobiz_stream.errors import ProtocolError
+from vobiz_stream.logtext import loggable
 
 if TYPE_CHECKING:  # the socket imports picows, an optional package
     from vobiz_stream.emulator.socket import CarrierSocket

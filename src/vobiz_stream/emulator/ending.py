@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from vobiz_stream.core.protocol import Stop
 from vobiz_stream.emulator.announce import announce_verbs, announce_verbs_on_time
 from vobiz_stream.emulator.callbacks import CallbackEvent
 from vobiz_stream.emulator.playout import CheckpointReached, QueueCleared
@@ -20,7 +21,6 @@ from vobiz_stream.emulator.replies import PlayoutReplies
 from vobiz_stream.emulator.report import StreamLeg
 from vobiz_stream.emulator.state import CallState
 from vobiz_stream.emulator.verbs import plan_verbs
-from vobiz_stream.protocol import Stop
 
 __all__ = ["CALL_ENDINGS", "drop_leg", "end_stream", "end_without_socket", "go_on_with_verbs"]
 

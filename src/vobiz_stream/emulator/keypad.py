@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from vobiz_stream.core.protocol import Dtmf
 from vobiz_stream.emulator.state import CallState
-from vobiz_stream.protocol import Dtmf
 
 __all__ = ["press_keys"]
 

@@ -15,6 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 from vobiz_stream.audio import silence_byte
+from vobiz_stream.core.answer import AudioTrack, Stream
+from vobiz_stream.core.protocol import MediaEncoder, Start, StartShape, Track, encode_payload
 from vobiz_stream.emulator.announce import announce_verbs_on_time
 from vobiz_stream.emulator.callbacks import CallbackEvent
 from vobiz_stream.emulator.commands import AppCommands
@@ -24,8 +26,6 @@ from vobiz_stream.emulator.report import StreamLeg
 from vobiz_stream.emulator.sender import MediaSender, TrackEncoder
 from vobiz_stream.emulator.state import CallState
 from vobiz_stream.formats import FRAME_SECONDS, AudioFormat
-from vobiz_stream.protocol import MediaEncoder, Start, StartShape, Track, encode_payload
-from vobiz_stream.xml import AudioTrack, Stream
 
 if TYPE_CHECKING:  # the socket imports picows, an optional package
     from vobiz_stream.emulator.socket import CarrierSocket

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vobiz_stream.audio import ByteOrder
+from vobiz_stream.core.protocol import DTMF_DIGITS
 from vobiz_stream.emulator.callbacks import CALLBACK_TIMEOUT, SignatureForm, SignatureVersion
 from vobiz_stream.emulator.faults import Faults
 from vobiz_stream.emulator.playout import DEFAULT_JITTER_BUFFER, DEFAULT_QUEUE_CAP
 from vobiz_stream.emulator.report import TimelineEntry
 from vobiz_stream.emulator.source import EmulatorError
-from vobiz_stream.protocol import DTMF_DIGITS
 
 __all__ = ["CallOptions", "parse_key_press"]
 

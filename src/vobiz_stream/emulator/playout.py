@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vobiz_stream.audio import ByteOrder, Pcm, Quality, Resampler, decode_l16, decode_mulaw
+from vobiz_stream.core.protocol import PlayAudio
 from vobiz_stream.formats import FRAME_MS, Encoding
-from vobiz_stream.protocol import PlayAudio
 
 __all__ = [
     "DEFAULT_JITTER_BUFFER",

@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 from collections import deque
 
+from vobiz_stream.core.answer import SHOWN_CHARS, SHOWN_ITEMS
+from vobiz_stream.core.protocol import ClearedAudio, PlayedStream
 from vobiz_stream.emulator.callbacks import CallbackEvent
 from vobiz_stream.emulator.playout import (
     CheckpointReached,
@@ -21,8 +23,6 @@ from vobiz_stream.emulator.playout import (
 from vobiz_stream.emulator.report import ClearTiming
 from vobiz_stream.emulator.state import CallState
 from vobiz_stream.logtext import loggable
-from vobiz_stream.protocol import ClearedAudio, PlayedStream
-from vobiz_stream.xml import SHOWN_CHARS, SHOWN_ITEMS
 
 __all__ = ["PlayoutReplies"]
 

@@ -21,9 +21,9 @@ from vobiz_stream.audio import (
     silence_byte,
 )
 from vobiz_stream.audio.files import AudioFile, read_audio_file
+from vobiz_stream.core.protocol import encode_payload
 from vobiz_stream.errors import AudioError, VobizStreamError
 from vobiz_stream.formats import AudioFormat, Encoding
-from vobiz_stream.protocol import encode_payload
 
 __all__ = ["CallerSource", "EmulatorError", "caller_frames", "read_caller_audio"]
 
@@ -69,7 +69,7 @@ class CallerSource:
         self, media_format: AudioFormat, byte_order: ByteOrder, seconds: float | None = None
     ) -> list[bytes]:
         """The audio as the stream's 20 ms frames, each in base64 as a ``media`` payload (the
-        bytes :class:`~vobiz_stream.protocol.MediaEncoder` takes)."""
+        bytes :class:`~vobiz_stream.core.protocol.MediaEncoder` takes)."""
         key = ("payloads", media_format, byte_order, seconds)
         made = self._made.get(key)
         if made is None:

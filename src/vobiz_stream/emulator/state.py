@@ -19,6 +19,8 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING
 
 from vobiz_stream.audio import Pcm
+from vobiz_stream.core.answer import Verb
+from vobiz_stream.core.protocol import ClearedAudio, Dtmf, PlayedStream, Start, Stop, encode
 from vobiz_stream.emulator.callbacks import CallbackEvent, CallbackSender
 from vobiz_stream.emulator.conduct import AppConduct
 from vobiz_stream.emulator.faults import ScheduledFrame
@@ -30,8 +32,6 @@ from vobiz_stream.emulator.sender import MediaSender
 from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.emulator.verbs import VerbPlan, Voice
 from vobiz_stream.formats import AudioFormat
-from vobiz_stream.protocol import ClearedAudio, Dtmf, PlayedStream, Start, Stop, encode
-from vobiz_stream.xml import Verb
 
 if TYPE_CHECKING:  # the socket imports picows, an optional package
     from vobiz_stream.emulator.socket import CarrierSocket

@@ -31,7 +31,7 @@ import numpy as np
 
 from vobiz_stream.audio import Pcm
 from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize, tone
-from vobiz_stream.xml import Dial, Hangup, Play, Speak, Stream, UnknownVerb, Verb, Wait
+from vobiz_stream.core.answer import Dial, Hangup, Play, Speak, Stream, UnknownVerb, Verb, Wait
 
 __all__ = [
     "PLAY_SECONDS",

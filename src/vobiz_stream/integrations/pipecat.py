@@ -69,11 +69,8 @@ from vobiz_stream.audio import (
     encode_l16,
     encode_mulaw,
 )
-from vobiz_stream.errors import ProtocolError, VobizStreamError
-from vobiz_stream.formats import OUTBOUND_RATES, Encoding, parse_content_type
-from vobiz_stream.inbound import InboundDecoder
-from vobiz_stream.logtext import loggable
-from vobiz_stream.protocol import (
+from vobiz_stream.core.inbound import InboundDecoder
+from vobiz_stream.core.protocol import (
     MAX_ID_CHARS,
     ClearAudio,
     ClearedAudio,
@@ -90,6 +87,9 @@ from vobiz_stream.protocol import (
     parse_command,
     parse_event,
 )
+from vobiz_stream.errors import ProtocolError, VobizStreamError
+from vobiz_stream.formats import OUTBOUND_RATES, Encoding, parse_content_type
+from vobiz_stream.logtext import loggable
 
 __all__ = [
     "VobizAudioClearedFrame",

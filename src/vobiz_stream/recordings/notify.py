@@ -19,8 +19,8 @@ from collections.abc import Mapping
 import aiohttp
 import orjson
 
+from vobiz_stream.core.signatures import sign_v3
 from vobiz_stream.logtext import loggable
-from vobiz_stream.signatures import sign_v3
 
 __all__ = ["SavedNotices"]
 

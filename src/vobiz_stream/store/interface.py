@@ -19,10 +19,10 @@ from typing import Protocol, TypedDict, cast
 
 import orjson
 
+from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.event_budget import NOT_STORED
 from vobiz_stream.store.writes import Write
-from vobiz_stream.webhooks import SignatureCheck, StatusCallback
 
 __all__ = [
     "CallHistory",

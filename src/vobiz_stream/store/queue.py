@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from vobiz_stream.closing import Closeable
+from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback
 from vobiz_stream.store.event_budget import NOT_STORED, EventBudget
 from vobiz_stream.store.interface import (
     CallRecord,
@@ -35,7 +36,6 @@ from vobiz_stream.store.writes import (
     UpdateStreamRow,
     Write,
 )
-from vobiz_stream.webhooks import SignatureCheck, StatusCallback
 
 __all__ = ["QueuedStore"]
 

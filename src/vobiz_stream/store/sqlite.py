@@ -11,7 +11,7 @@ thread of its own and commits them in batches: a commit (and now and then a WAL 
 take tens of milliseconds, which on the event loop would hold up every call's frames. The
 database runs in WAL mode with ``synchronous=NORMAL``: a commit does not wait for the disk; a
 power cut may lose the last commits but never corrupts the file. Times are stored as ISO 8601
-UTC text of fixed width (:func:`~vobiz_stream.webhooks.format_utc`), so ordering the text orders
+UTC text of fixed width (:func:`format_utc`), so ordering the text orders
 the times.
 """
 
@@ -25,6 +25,7 @@ from typing import cast
 
 import orjson
 
+from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback, format_utc
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.interface import CallStatus
 from vobiz_stream.store.queue import QueuedStore
@@ -37,7 +38,6 @@ from vobiz_stream.store.writes import (
     UpdateStreamRow,
     Write,
 )
-from vobiz_stream.webhooks import SignatureCheck, StatusCallback, format_utc
 
 __all__ = ["CallStore", "QueuedCallStore"]
 

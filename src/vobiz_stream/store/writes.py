@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from vobiz_stream.webhooks import SignatureCheck, StatusCallback
+from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback
 
 __all__ = [
     "AddEvent",

@@ -6,7 +6,7 @@
   the ``picows`` extra);
 * :mod:`vobiz_stream.transports.asgi`: a pure ASGI app, to mount in a Starlette or FastAPI app.
 
-Every shell drives :mod:`vobiz_stream.media_socket` (admission, session, recording, handler) and
+Every shell drives :mod:`vobiz_stream.app.media_socket` (admission, session, recording, handler) and
 only moves frames; none imports another.
 """
 

@@ -2,7 +2,7 @@
 
 The server routes ``/stream`` here (:func:`serve_stream`); a socket the admission rules refuse
 gets its HTTP status before any upgrade. Admission, sessions, recordings and handlers are
-:mod:`vobiz_stream.media_socket`'s; this module only moves frames.
+:mod:`vobiz_stream.app.media_socket`'s; this module only moves frames.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import asyncio
 
 from aiohttp import WSMsgType, web
 
-from vobiz_stream.admission import Admitted
-from vobiz_stream.config import Settings
-from vobiz_stream.media_socket import MediaStreams
+from vobiz_stream.transports.gateway import SlotT, SocketLimits, SocketRefusal, StreamGateway
 
 
 class AiohttpTransport:
@@ -80,29 +78,29 @@ class AiohttpTransport:
 
 
 async def serve_stream(
-    streams: MediaStreams, request: web.Request, settings: Settings
+    streams: StreamGateway[SlotT], request: web.Request, limits: SocketLimits
 ) -> web.StreamResponse:
     """Admit ``request`` (or refuse it with an HTTP status), upgrade it and run its stream."""
     admitted = streams.admit(request.query, request.remote or "")
-    if not isinstance(admitted, Admitted):
+    if isinstance(admitted, SocketRefusal):
         return web.Response(status=admitted.status, text=admitted.text)
     try:
-        return await _run_stream(streams, request, settings, admitted)
+        return await _run_stream(streams, request, limits, admitted)
     finally:
         admitted.release()  # also when the upgrade failed and no stream opened
 
 
 async def _run_stream(
-    streams: MediaStreams, request: web.Request, settings: Settings, admitted: Admitted
+    streams: StreamGateway[SlotT], request: web.Request, limits: SocketLimits, admitted: SlotT
 ) -> web.StreamResponse:
     socket = web.WebSocketResponse(
-        max_msg_size=settings.max_message_bytes,
-        heartbeat=settings.heartbeat or None,  # a carrier gone silent is pinged, then dropped
+        max_msg_size=limits.max_message_bytes,
+        heartbeat=limits.heartbeat or None,  # a carrier gone silent is pinged, then dropped
         autoping=True,
         compress=False,  # a 1 KB deflated frame would cost 1 MB of inflating: no deflate
     )
     await socket.prepare(request)
-    transport = AiohttpTransport(socket, request, settings.send_timeout)
+    transport = AiohttpTransport(socket, request, limits.send_timeout)
     stream = streams.open_stream(transport, request.query, admitted)
     reason = "socket_closed"
     try:

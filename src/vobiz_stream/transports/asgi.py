@@ -1,7 +1,7 @@
 """The media socket as a pure ASGI app, to mount in a Starlette or FastAPI app at any path.
 
 It speaks the ASGI WebSocket protocol itself (no framework needed) and drives
-:mod:`vobiz_stream.media_socket` like the other shells: the same admission (stream tokens, call
+:mod:`vobiz_stream.app.media_socket` like the other shells: the same admission (stream tokens, call
 caps), sessions, recordings, store rows and handlers as ``vobiz-stream serve``. It is there for
 convenience, to put the stream inside an app you already run; the aiohttp and picows transports
 hold more calls per core.
@@ -19,10 +19,13 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
-from vobiz_stream.admission import Admitted
-from vobiz_stream.config import Settings
-from vobiz_stream.media_socket import MAX_CLOSE_REASON_BYTES, MediaStreams
 from vobiz_stream.transports import first_values
+from vobiz_stream.transports.gateway import (
+    MAX_CLOSE_REASON_BYTES,
+    SocketLimits,
+    SocketRefusal,
+    StreamGateway,
+)
 
 AsgiMessage = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
@@ -84,7 +87,7 @@ class AsgiTransport:
 
 class AsgiStreamEndpoint:
     """An ASGI app serving the carrier's stream socket; make one with
-    :func:`vobiz_stream.server.stream_endpoint`.
+    :func:`vobiz_stream.app.server.stream_endpoint`.
 
     Mount it where the answer XML points the carrier (:meth:`answer_xml` writes that XML), and
     give the host app :meth:`lifespan` (or call :meth:`close` at shutdown): open streams then end
@@ -94,14 +97,14 @@ class AsgiStreamEndpoint:
 
     def __init__(
         self,
-        streams: MediaStreams,
-        settings: Settings,
+        streams: StreamGateway[Any],
+        limits: SocketLimits,
         *,
         answer_xml: Callable[[str, str | None], str],
         on_close: Callable[[], Awaitable[None]],
     ) -> None:
         self._streams = streams
-        self._settings = settings
+        self._limits = limits
         self._answer_xml = answer_xml
         self._on_close = on_close
         self._closed = False
@@ -153,7 +156,7 @@ class AsgiStreamEndpoint:
         query = first_values(scope.get("query_string", b"").decode("latin-1"))
         client = scope.get("client")
         admitted = self._streams.admit(query, str(client[0]) if client else "")
-        if not isinstance(admitted, Admitted):
+        if isinstance(admitted, SocketRefusal):
             if "websocket.http.response" in scope.get("extensions", {}):
                 await _http_response(send, admitted.status, admitted.text, "websocket.")
             else:
@@ -166,10 +169,10 @@ class AsgiStreamEndpoint:
             admitted.release()  # also when the accept failed and no stream opened
 
     async def _run_stream(
-        self, query: dict[str, str], admitted: Admitted, receive: Receive, send: Send
+        self, query: dict[str, str], admitted: Any, receive: Receive, send: Send
     ) -> None:
-        settings = self._settings
-        transport = AsgiTransport(send, settings.send_timeout)
+        limits = self._limits
+        transport = AsgiTransport(send, limits.send_timeout)
         stream = self._streams.open_stream(transport, query, admitted)
         reason, close_code = "socket_closed", None
         try:
@@ -182,7 +185,7 @@ class AsgiStreamEndpoint:
                 text = message.get("text")
                 if text is None:
                     stream.receive_binary(len(message.get("bytes") or b""))
-                elif len(text) > settings.max_message_bytes:  # at least as many bytes as chars
+                elif len(text) > limits.max_message_bytes:  # at least as many bytes as chars
                     close_code = MESSAGE_TOO_BIG  # the stream ends as "socket_closed (1009)"
                     await transport.close_with(MESSAGE_TOO_BIG, "message too big")
                     break

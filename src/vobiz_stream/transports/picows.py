@@ -7,7 +7,7 @@ answers only WebSocket upgrades, so it listens on its own port (``media_port``) 
 keeps the answer XML, the status callbacks and the pages; the answer XML points the carrier's
 ``<Stream>`` at this port.
 
-Admission, sessions, recordings and handlers are :mod:`vobiz_stream.media_socket`'s, shared with
+Admission, sessions, recordings and handlers are :mod:`vobiz_stream.app.media_socket`'s, shared with
 the aiohttp socket; this module only moves frames. One difference: picows tells the peer's
 address only once the upgrade is done, so a socket the admission rules refuse is closed right
 after it opens, with close code 1008 (a token problem) or 1013 (at capacity, try again later) and
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from picows import (
@@ -31,9 +32,13 @@ from picows import (
     ws_create_server,
 )
 
-from vobiz_stream.admission import Admitted
-from vobiz_stream.media_socket import MAX_CLOSE_REASON_BYTES, MediaStreams, OpenStream
 from vobiz_stream.transports import first_values
+from vobiz_stream.transports.gateway import (
+    MAX_CLOSE_REASON_BYTES,
+    MediaStream,
+    SocketRefusal,
+    StreamGateway,
+)
 
 STREAM_PATH = "/stream"
 ABNORMAL_CLOSURE = 1006
@@ -106,11 +111,11 @@ class PicowsTransport:
 
 
 class MediaListener(WSListener):
-    """One carrier socket: frames in, to its :class:`OpenStream`."""
+    """One carrier socket: frames in, to its :class:`MediaStream`."""
 
     def __init__(
         self,
-        streams: MediaStreams,
+        streams: StreamGateway[Any],
         query: Mapping[str, str],
         max_message_bytes: int,
         send_timeout: float,
@@ -120,7 +125,7 @@ class MediaListener(WSListener):
         self._query = query
         self._max_message_bytes = max_message_bytes
         self._send_timeout = send_timeout
-        self._stream: OpenStream | None = None
+        self._stream: MediaStream | None = None
         self._transport: PicowsTransport | None = None
         self._fragments: tuple[WSMsgType, bytearray] | None = None
         self._ending: asyncio.Task[None] | None = None
@@ -128,7 +133,7 @@ class MediaListener(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         peer = transport.underlying_transport.get_extra_info("peername")
         admitted = self._streams.admit(self._query, str(peer[0]) if peer else "")
-        if not isinstance(admitted, Admitted):
+        if isinstance(admitted, SocketRefusal):
             reason = admitted.text.strip().encode()[:MAX_CLOSE_REASON_BYTES]
             transport.send_close(WSCloseCode(admitted.close_code), reason)
             transport.disconnect()
@@ -153,12 +158,12 @@ class MediaListener(WSListener):
         elif kind is _TEXT or kind is _BINARY or kind is _CONTINUATION:
             self._fragment(transport, frame, stream)
 
-    def _fragment(self, transport: WSTransport, frame: WSFrame, stream: OpenStream) -> None:
+    def _fragment(self, transport: WSTransport, frame: WSFrame, stream: MediaStream) -> None:
         """A message in several frames (rare from a carrier): gathered, then handled whole."""
         if frame.msg_type is not _CONTINUATION:
             self._fragments = (frame.msg_type, bytearray())
         if self._fragments is None:
-            stream.session.reject("a continuation frame without a message to continue")
+            stream.reject("a continuation frame without a message to continue")
             return
         kind, gathered = self._fragments
         gathered += frame.get_payload_as_memoryview()
@@ -205,7 +210,7 @@ def _close_code(transport: WSTransport) -> int:
 
 
 async def start_media_server(
-    streams: MediaStreams,
+    streams: StreamGateway[Any],
     host: str,
     port: int,
     *,

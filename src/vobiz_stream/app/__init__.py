@@ -1,0 +1,1 @@
+"""The stream server: routes, admission, sessions, recording, handlers, settings."""

@@ -1,0 +1,180 @@
+"""``vobiz-stream serve``: run the stream server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from vobiz_stream.app.config import load_settings
+from vobiz_stream.app.server import serve
+from vobiz_stream.loop import run as run_on_best_loop
+
+SERVE_EPILOG = """\
+examples:
+  vobiz-stream serve                         record every call into ./data (the defaults)
+  vobiz-stream serve --handler echo          play each caller utterance back
+  vobiz-stream serve --handler myagent:handle --public-url https://abc.example
+                                             your own async def handle(session), reached by
+                                             Vobiz through a tunnel at abc.example
+
+Point your Vobiz application's answer URL at http(s)://<this server>/ . Every setting
+can also come from a VOBIZ_STREAM_<NAME> environment variable (VOBIZ_STREAM_PORT=3001)
+or a vobiz-stream.toml file ([serve] section, same names with underscores).
+Under --data-dir: recordings/ (one WAV per stream), webhook-events.log, vobiz-stream.db, and
+.vobiz-stream.lock (held while a server runs on the folder).
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the stream server (answer XML, WebSocket, recordings, status callbacks)",
+        description="Run the stream server: answers calls with <Stream> XML, records every "
+        "stream to WAV, stores status callbacks, and runs your handler per call.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = serve.add_argument
+    add("--config", type=Path, help="TOML config file (default: ./vobiz-stream.toml if present)")
+    add("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
+    add("--port", type=int, help="port to listen on (default 3000)")
+    add(
+        "--data-dir",
+        type=Path,
+        help="where recordings, the database and the log go (default ./data); one server per "
+        "folder: a second one stops, naming the first's pid and port",
+    )
+    add("--handler", help="record (default), echo, or MODULE:FUNCTION of your async handler")
+    add("--public-url", help="base URL Vobiz reaches this server at, e.g. https://abc.example")
+    stream = serve.add_argument_group("the <Stream> element served to Vobiz")
+    stream.add_argument(
+        "--bidirectional", choices=["true", "false"], help="let the app play audio (default true)"
+    )
+    stream.add_argument(
+        "--audio-track",
+        choices=["inbound", "outbound", "both"],
+        help="which audio Vobiz sends (default inbound; bidirectional needs inbound)",
+    )
+    stream.add_argument(
+        "--content-type",
+        help="audio/x-l16;rate=8000 (default), audio/x-l16;rate=16000 or audio/x-mulaw;rate=8000",
+    )
+    stream.add_argument("--stream-timeout", type=int, help="seconds before Vobiz ends the stream")
+    stream.add_argument(
+        "--keep-call-alive",
+        choices=["true", "false"],
+        help="hold the call while the stream runs (default true)",
+    )
+    stream.add_argument(
+        "--status-callback-url",
+        help="where Vobiz sends status callbacks (default: this server's /webhook)",
+    )
+    stream.add_argument("--status-callback-method", choices=["GET", "POST"])
+    stream.add_argument("--extra-headers", help="key=value,key=value passed to status callbacks")
+    stream.add_argument("--max-retries", type=int, help="reconnect attempts, 0-10 (default 0)")
+    media = serve.add_argument_group("media")
+    media.add_argument(
+        "--l16-byte-order",
+        choices=["auto", "little", "big"],
+        help="inbound L16 byte order (default auto: detected per stream)",
+    )
+    media.add_argument(
+        "--outbound-content-type", help="format the app plays in (default: the inbound format)"
+    )
+    media.add_argument(
+        "--max-lead",
+        type=float,
+        help="most seconds of app audio queued at "
+        "Vobiz (default 0.2; what a barge-in still lets through)",
+    )
+    media.add_argument("--max-message-bytes", type=int, help="largest frame accepted")
+    media.add_argument(
+        "--media-transport",
+        choices=["aiohttp", "picows"],
+        help="the carrier's WebSocket: aiohttp on --port (default), or picows on --media-port "
+        "(less CPU per frame)",
+    )
+    media.add_argument(
+        "--media-port", type=int, help="port of the picows media socket (default: a free one)"
+    )
+    other = serve.add_argument_group("security and lifecycle")
+    other.add_argument(
+        "--auth-token",
+        help="Vobiz auth token: keep only status callbacks it signed, each once (a replay gets "
+        "403). Prefer VOBIZ_STREAM_AUTH_TOKEN: flags show in ps",
+    )
+    other.add_argument(
+        "--admin-token",
+        help="bearer token (16+ random characters) that every page but the carrier's needs: "
+        "/calls, /stats, /admission; send it as 'Authorization: Bearer TOKEN'. Unset: open on "
+        "loopback only, 403 beyond it or through a proxy or tunnel. "
+        "Prefer VOBIZ_STREAM_ADMIN_TOKEN",
+    )
+    other.add_argument(
+        "--verify-answers",
+        choices=["true", "false"],
+        help="refuse answer requests not signed with --auth-token (default false: turn it on once "
+        "the log says your answer requests are signed)",
+    )
+    other.add_argument(
+        "--trust-proxy",
+        choices=["true", "false"],
+        help="believe X-Forwarded-Proto/-Host (answer XML URLs, callback signatures) from a "
+        "proxy in front that sets them; default false: use --public-url instead",
+    )
+    other.add_argument(
+        "--stream-secret",
+        help="key of per-call stream tokens: 16+ characters, or auto (random per process); "
+        "unset: any socket is accepted. Prefer VOBIZ_STREAM_STREAM_SECRET: flags show in ps",
+    )
+    other.add_argument(
+        "--token-ttl", type=int, help="seconds a stream token admits sockets (default 3600)"
+    )
+    other.add_argument(
+        "--max-calls",
+        type=int,
+        help="most concurrent calls, 503 beyond (default 1000; 0: no cap); lowered at start, "
+        "saying so, to what the open-file limit (ulimit -n) carries: 3 per call",
+    )
+    other.add_argument(
+        "--max-calls-per-ip",
+        type=int,
+        help="most concurrent calls from one address, 429 beyond (default 0: no cap)",
+    )
+    other.add_argument(
+        "--heartbeat",
+        type=float,
+        help="ping a carrier silent this many seconds, drop it if it does not answer "
+        "(default 5; 0: off)",
+    )
+    other.add_argument(
+        "--start-timeout",
+        type=float,
+        help="close a socket that sends no start, no full request or body, or no media after "
+        "its start, in this many seconds (default 10; 0: off)",
+    )
+    other.add_argument(
+        "--send-timeout",
+        type=float,
+        help="drop a carrier that reads nothing for this many seconds (default 10; 0: off)",
+    )
+    other.add_argument(
+        "--shutdown-grace",
+        type=float,
+        help="seconds open calls get to finish after SIGTERM (default 30)",
+    )
+    other.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run(args: argparse.Namespace) -> int:
+    flags = {key: value for key, value in vars(args).items() if key not in {"command", "config"}}
+    settings = load_settings(flags, config_file=args.config)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        stream=sys.stderr,
+    )
+    run_on_best_loop(serve(settings))
+    return 0

@@ -1,0 +1,1 @@
+"""I/O-free protocol core: no sockets, no asyncio, time passed in."""
