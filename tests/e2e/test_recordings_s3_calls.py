@@ -218,7 +218,7 @@ async def test_serve_killed_with_uploads_pending_uploads_them_at_the_next_start(
     server = SeaweedS3(tmp_path / "weed")
     server.start()
     port, data = free_port(), tmp_path / "data"
-    flags = ("--recordings", "s3://calls/crash", "--bidirectional", "false")
+    flags = ("--recordings", "s3://calls/crash")
     try:
         bucket: Bucket = await asyncio.to_thread(s3_bucket, server, "calls", "crash")
         server.kill()  # S3 away: the uploads stay pending

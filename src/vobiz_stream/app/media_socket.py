@@ -29,6 +29,7 @@ from vobiz_stream.app.handlers import Handler, plays_audio
 from vobiz_stream.app.keeper import HandlingLatency, StreamKeeper
 from vobiz_stream.app.session import CallSession, SessionOptions
 from vobiz_stream.core.protocol import MAX_ID_CHARS
+from vobiz_stream.recordings import RecordingSink
 from vobiz_stream.store import QueuedCallStore
 from vobiz_stream.transports.gateway import (
     POLICY_VIOLATION,
@@ -59,8 +60,11 @@ class MediaStreams:
         admission: Admission,
         start_timeout: float = 0.0,
         answered: AnsweredCalls | None = None,
+        recording_sink: RecordingSink | None = None,
     ) -> None:
         self.recordings_dir = recordings_dir
+        self.recording_sink = recording_sink
+        """Told of each recording (the server's uploads and ``recording.saved`` events)."""
         self.store = store
         self.options = options
         self.handler = handler
@@ -129,6 +133,7 @@ class OpenStream:
             streams.latency,
             streams.record_heard,
             streams.answered,
+            sink=streams.recording_sink,
         )
         context = {key: value for key, value in query.items() if key != TOKEN_PARAMETER}
         self.session = CallSession(transport, streams.options, keeper, context)

@@ -13,16 +13,21 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vobiz_stream.app.config import Settings
+from vobiz_stream.errors import ConfigError
 from vobiz_stream.recordings import (
     Bucket,
     BucketRecordings,
     LocalRecordings,
     ObjectFolder,
+    ObjectStoreError,
     RecordedStream,
+    RecordingsError,
     RecordingStore,
     S3Access,
     SavedRecording,
     Uploads,
+    recordings_target,
 )
 from vobiz_stream.recordings.notify import SavedNotices
 from vobiz_stream.store import CallHistory
@@ -63,9 +68,34 @@ class RecordingOutlet:
             self.recordings = LocalRecordings(target)
         self.notices = SavedNotices(webhook_url, auth_token) if webhook_url else None
 
+    @classmethod
+    def from_settings(cls, settings: Settings, store: CallHistory) -> RecordingOutlet:
+        """The outlet ``settings`` ask for: S3 access from their ``s3_*`` values, else from
+        the AWS variables; :class:`ConfigError` when the target cannot be used."""
+        target = recordings_target(settings.recordings, settings.data_dir / "recordings")
+        try:
+            access = S3Access.from_environment(
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=settings.s3_secret_access_key,
+            )
+            return cls(
+                target,
+                settings.recordings_dir,
+                store,
+                access=access,
+                webhook_url=settings.recording_webhook,
+                auth_token=settings.auth_token,
+                concurrency=settings.upload_concurrency,
+            )
+        except (RecordingsError, ObjectStoreError) as exc:
+            raise ConfigError(str(exc)) from None
+
     def start(self) -> None:
-        """On the event loop, before the first stream: resume the uploads a previous run left."""
-        if self.uploads is not None:
+        """On the event loop: start uploading, first what a previous run left pending. The
+        server calls it as it starts; the first finished recording does otherwise."""
+        if self.uploads is not None and not self.uploads.started:
             self.uploads.start()
 
     async def close(self) -> None:
@@ -82,6 +112,7 @@ class RecordingOutlet:
     def finished(self, stream: RecordedStream) -> None:
         """The recording is final: queue its upload, or (local) announce it where it is."""
         if self.uploads is not None:
+            self.start()
             self.uploads.finished(stream)
             return
         try:

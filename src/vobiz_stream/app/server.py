@@ -10,7 +10,8 @@ Endpoints (one aiohttp app, one port):
   time; ``GET /calls/<call id>``: one of them (:mod:`vobiz_stream.app.calls_api`);
 * ``GET /healthz``: liveness (``ok`` or ``draining``) and the version; nothing about calls;
 * ``GET /stats``: media frames handled and their handling latency;
-* ``GET /admission``: media sockets admitted and refused, by reason (:mod:`.admission`).
+* ``GET /admission``: media sockets admitted and refused, by reason (:mod:`.admission`);
+* ``GET /recordings/<file name>``: a recording, local or in S3 (:mod:`.recording_route`).
 
 Every path but ``/``, ``/stream``, ``/webhook`` and ``/healthz`` needs the admin token
 (:mod:`vobiz_stream.app.guard`).
@@ -47,6 +48,8 @@ from vobiz_stream.app.host_header import checked_host
 from vobiz_stream.app.keeper import HandlingLatency
 from vobiz_stream.app.malformed_requests import AIOHTTP_SERVER_LOGGER, MalformedRequests
 from vobiz_stream.app.media_socket import MediaStreams, OpenStream
+from vobiz_stream.app.recording_outlet import RecordingOutlet
+from vobiz_stream.app.recording_route import serve_recording
 from vobiz_stream.app.session import SessionOptions
 from vobiz_stream.app.signed_requests import SignedRequests
 from vobiz_stream.app.webhooks import CallbackCounters, WebhookLog, read_capped_body
@@ -103,6 +106,7 @@ class StreamServer:
         )
         self.latency = HandlingLatency()
         self.admission = Admission.from_settings(settings)
+        self.outlet = RecordingOutlet.from_settings(settings, self.store)
         self.streams = MediaStreams(
             settings.recordings_dir,
             self.store,
@@ -112,6 +116,7 @@ class StreamServer:
             admission=self.admission,
             start_timeout=settings.start_timeout,
             answered=AnsweredCalls(ttl=settings.token_ttl),
+            recording_sink=self.outlet,
         )
         self._media_server: asyncio.Server | None = None
         self._wrong_paths: set[str] = set()
@@ -155,8 +160,10 @@ class StreamServer:
                 web.get("/healthz", self.healthz),
                 web.get("/stats", self.stats),
                 web.get("/admission", self.admission_counters),
+                web.get("/recordings/{name}", self.recording),
             ]
         )
+        app.on_startup.append(self._start_outlet)
         if self.settings.media_transport == "picows":
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
@@ -194,6 +201,9 @@ class StreamServer:
         self.media_port = self._media_server.sockets[0].getsockname()[1]
         log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
 
+    async def _start_outlet(self, _app: web.Application) -> None:
+        self.outlet.start()  # uploads a previous run left pending go first
+
     async def _cleanup(self, _app: web.Application) -> None:
         await self.close()
 
@@ -203,6 +213,7 @@ class StreamServer:
         if self._media_server is not None:
             self._media_server.close()  # no new sockets; the open ones are closed next
         await self.close_sockets()
+        await self.outlet.close()  # pending uploads resume at the next start
         self.webhook_log.close()
         self.store.close()
 
@@ -350,6 +361,9 @@ class StreamServer:
     async def call(self, request: web.Request) -> web.Response:
         return await one_call(self.store, request)
 
+    async def recording(self, request: web.Request) -> web.StreamResponse:
+        return await serve_recording(self.outlet.recordings, request)
+
     async def stats(self, _request: web.Request) -> web.Response:
         body = {
             "server": f"vobiz-stream {__version__}",
@@ -358,6 +372,8 @@ class StreamServer:
             "handling_latency_ms": self.latency.summary(),
             "status_callbacks": self.callback_counters.snapshot(),
         }
+        if self.outlet.uploads is not None:
+            body["uploads"] = self.outlet.uploads.counters()
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def admission_counters(self, _request: web.Request) -> web.Response:

@@ -107,6 +107,10 @@ class Uploads:
 
     # -- called by the server -----------------------------------------------------------------
 
+    @property
+    def started(self) -> bool:
+        return bool(self._workers)
+
     def start(self) -> int:
         """Start the workers and queue every recording a previous run left pending; returns
         how many. Call it on the event loop, before any stream starts."""
