@@ -13,7 +13,10 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiohttp import web
+
 from vobiz_stream.app.config import Settings
+from vobiz_stream.app.recording_route import serve_recording
 from vobiz_stream.errors import ConfigError
 from vobiz_stream.recordings import (
     Bucket,
@@ -97,6 +100,13 @@ class RecordingOutlet:
         server calls it as it starts; the first finished recording does otherwise."""
         if self.uploads is not None and not self.uploads.started:
             self.uploads.start()
+
+    async def on_startup(self, _app: web.Application) -> None:
+        self.start()  # uploads a previous run left pending go first
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """``GET /recordings/<name>``: the recording, from wherever it is."""
+        return await serve_recording(self.recordings, request)
 
     async def close(self) -> None:
         """Stop uploading (what is pending resumes at the next start) and posting."""

@@ -49,7 +49,6 @@ from vobiz_stream.app.keeper import HandlingLatency
 from vobiz_stream.app.malformed_requests import AIOHTTP_SERVER_LOGGER, MalformedRequests
 from vobiz_stream.app.media_socket import MediaStreams, OpenStream
 from vobiz_stream.app.recording_outlet import RecordingOutlet
-from vobiz_stream.app.recording_route import serve_recording
 from vobiz_stream.app.session import SessionOptions
 from vobiz_stream.app.signed_requests import SignedRequests
 from vobiz_stream.app.webhooks import CallbackCounters, WebhookLog, read_capped_body
@@ -160,10 +159,10 @@ class StreamServer:
                 web.get("/healthz", self.healthz),
                 web.get("/stats", self.stats),
                 web.get("/admission", self.admission_counters),
-                web.get("/recordings/{name}", self.recording),
+                web.get("/recordings/{name}", self.outlet.serve),
             ]
         )
-        app.on_startup.append(self._start_outlet)
+        app.on_startup.append(self.outlet.on_startup)
         if self.settings.media_transport == "picows":
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
@@ -200,9 +199,6 @@ class StreamServer:
         )
         self.media_port = self._media_server.sockets[0].getsockname()[1]
         log.info("media socket (picows) on ws://%s:%d/stream", settings.host, self.media_port)
-
-    async def _start_outlet(self, _app: web.Application) -> None:
-        self.outlet.start()  # uploads a previous run left pending go first
 
     async def _cleanup(self, _app: web.Application) -> None:
         await self.close()
@@ -360,10 +356,6 @@ class StreamServer:
 
     async def call(self, request: web.Request) -> web.Response:
         return await one_call(self.store, request)
-
-    async def recording(self, request: web.Request) -> web.StreamResponse:
-        return await serve_recording(self.outlet.recordings, request)
-
     async def stats(self, _request: web.Request) -> web.Response:
         body = {
             "server": f"vobiz-stream {__version__}",
