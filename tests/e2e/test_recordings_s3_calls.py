@@ -5,6 +5,7 @@ bucket, ``recording.saved`` is stored and posted; S3 down or a crashed server lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -71,11 +72,19 @@ async def a_call(carrier: Carrier, call_id: str, seconds: float = 3.0) -> np.nda
     return np.concatenate(frames)
 
 
-async def call_events(base: str, call_id: str, kind: str, timeout: float = 30.0) -> list[Any]:
+async def call_events(
+    base: str,
+    call_id: str,
+    kind: str,
+    timeout: float = 30.0,
+    client: aiohttp.ClientSession | None = None,
+) -> list[Any]:
     """The call's events of ``kind`` once there is one (``GET /calls/<id>``)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with aiohttp.ClientSession() as client:
+    async with contextlib.AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(aiohttp.ClientSession())
         while True:
             async with client.get(f"{base}/calls/{call_id}") as reply:
                 if reply.status == 200:

@@ -85,6 +85,7 @@ class StreamServer:
             require("picows", "the picows media transport")
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # recordings may be elsewhere
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.store = QueuedCallStore(settings.database_path)
         interrupted = self.store.mark_interrupted(datetime.now(UTC))
