@@ -14,7 +14,8 @@ and stops by itself; each step has a timeout.
    recordings, once with ``--recordings s3://...`` and ``--backlog`` recordings of a "previous
    run" pending, so uploads run for the whole load (besides each call's own when it ends). Side
    by side: the server's handling latency p50/p99/max over every frame (``/stats``), the load's
-   pacing p99, failed calls, and the uploads done during the run.
+   pacing p99, failed calls, the uploads done during the run, and the machine's one-minute load
+   average at its end (how noisy it was: the load's own pacing shows it too).
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def live_run(
         stats = get_json(url + "stats", timeout=5.0)
         return {
             "to_s3": to_s3,
+            "load_average": os.getloadavg()[0],
             "latency": stats["handling_latency_ms"],
             "uploads_before": before.get("uploads"),
             "uploads": stats.get("uploads"),
@@ -189,7 +191,7 @@ def main() -> None:
             runs = []
             print(
                 f"\n{'to':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'pace99':>8} "
-                f"{'failed':>6} {'uploaded':>9} {'MB up':>8}"
+                f"{'failed':>6} {'uploaded':>9} {'MB up':>8} {'loadavg':>8}"
             )
             for _ in range(args.repeat):
                 for to_s3 in (False, True):
@@ -202,7 +204,7 @@ def main() -> None:
                         f"{'s3' if to_s3 else 'local':>6} {latency['p50']:>8.1f} "
                         f"{latency['p99']:>8.1f} {latency['max']:>8.1f} {pacing['p99']:>8.2f} "
                         f"{load['failed']:>6} {uploads['uploaded']:>9} "
-                        f"{uploads['bytes_uploaded'] / 1e6:>8.1f}",
+                        f"{uploads['bytes_uploaded'] / 1e6:>8.1f} {run['load_average']:>8.1f}",
                         flush=True,
                     )
         finally:
