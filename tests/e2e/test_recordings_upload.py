@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from tests.e2e.conftest import write_wav
@@ -147,3 +148,27 @@ async def test_s3_killed_mid_upload_retries_and_uploads_once_back(tmp_path: Path
         assert not big.exists()
     finally:
         server.kill()
+
+
+async def test_a_recording_another_live_process_writes_is_left_to_it(
+    seaweed: SeaweedS3, tmp_path: Path
+) -> None:
+    bucket = await asyncio.to_thread(s3_bucket, seaweed, "calls", "shared")
+    path = a_recording(tmp_path, "live.wav")
+    other = await asyncio.create_subprocess_exec("sleep", "30")
+    try:
+        marker = tmp_path / ("live.wav" + PENDING_SUFFIX)
+        marker.write_bytes(orjson.dumps({"call_id": "call-live", "pid": other.pid}))
+        uploads = Uploads(bucket, tmp_path, lambda _saved: None)
+        assert uploads.start() == 0  # still being written by a running server
+        await uploads.close()
+        assert path.exists() and marker.exists()
+    finally:
+        other.kill()
+        await other.wait()
+    saved: list[SavedRecording] = []
+    uploads = Uploads(bucket, tmp_path, saved.append)
+    assert uploads.start() == 1  # its writer is gone: a crash left it
+    await wait_until(lambda: saved)
+    await uploads.close()
+    assert saved[0].stream.call_id == "call-live" and not path.exists()

@@ -117,7 +117,7 @@ class Settings:
     s3_secret_access_key: str | None = field(default=None, repr=False)
     """None: ``AWS_SECRET_ACCESS_KEY`` (or boto3's own sources)."""
     upload_concurrency: int = 2
-    """Recordings uploaded at once, each on a thread of its own."""
+    """Recordings uploaded at once, each by an uploader process of lower CPU priority."""
     recording_webhook: str | None = None
     """URL that gets each ``recording.saved`` event as JSON (signed with ``auth_token``)."""
 

@@ -42,6 +42,9 @@ class ObjectStoreError(VobizStreamError):
         super().__init__(message)
         self.kind = kind
 
+    def __reduce__(self) -> tuple[type[ObjectStoreError], tuple[str, str]]:
+        return (ObjectStoreError, (self.kind, str(self)))  # back from an uploader process
+
 
 def _boto() -> tuple[Any, Any, Any]:
     """boto3, botocore.config and botocore.exceptions, or a one-line error naming the extra."""
@@ -66,6 +69,8 @@ class Bucket:
     def __init__(self, folder: ObjectFolder, access: S3Access, timeout: float = 20.0) -> None:
         boto3, config, exceptions = _boto()
         self.folder = folder
+        self.access = access
+        self.timeout = timeout
         self.endpoint = access.endpoint_url or "Amazon S3"
         self._exceptions = exceptions
         self._upload_failed: type[Exception] = importlib.import_module(

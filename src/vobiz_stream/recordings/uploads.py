@@ -2,8 +2,9 @@
 
 The WAV is written locally as always (crash-safe: valid at every flush). When its stream starts,
 a pending marker ``<file>.upload`` is written beside it, naming the call; when the stream ends,
-the file is queued. A few workers (``concurrency``) put queued files into the bucket on threads
-of their own, so the event loop and the live calls never wait for S3. After an upload the
+the file is queued. A few uploader processes (``concurrency``; spawned, with a lower CPU
+priority) put queued files into the bucket, so the live calls never wait for S3 nor share the
+interpreter with boto3: on a busy core their event loop comes first. After an upload the
 object's size is read back (HEAD): only when it equals the file's are the file and its marker
 deleted and the recording announced as saved. A failure keeps both and retries the file with
 exponential backoff (``first_retry`` doubling up to ``longest_retry``), for as long as the server
@@ -20,7 +21,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import multiprocessing
+import os
 import random
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +35,7 @@ import orjson
 
 from vobiz_stream.logtext import loggable
 from vobiz_stream.recordings.bucket import Bucket, ObjectStoreError
+from vobiz_stream.recordings.location import ObjectFolder, S3Access
 
 __all__ = ["PENDING_SUFFIX", "RecordedStream", "RecordingSink", "SavedRecording", "Uploads"]
 
@@ -92,9 +98,7 @@ class Uploads:
         self._first_retry = first_retry
         self._longest_retry = longest_retry
         self._queue: asyncio.Queue[RecordedStream] = asyncio.Queue()
-        self._threads = concurrent.futures.ThreadPoolExecutor(
-            self._concurrency, thread_name_prefix="vobiz-upload"
-        )
+        self._processes = self._new_processes()
         self._workers: list[asyncio.Task[None]] = []
         self._reported: set[str] = set()
         """Kinds of failure logged since the last upload that worked."""
@@ -118,7 +122,7 @@ class Uploads:
         for marker in sorted(self.folder.glob(f"*.wav{PENDING_SUFFIX}")):
             stream = _read_marker(marker)
             if stream is None:
-                continue
+                continue  # uploaded, or still being recorded by another live process
             self._enqueue(stream)
             resumed += 1
         if resumed:
@@ -158,7 +162,7 @@ class Uploads:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers = []
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._processes.shutdown(wait=False, cancel_futures=True)
 
     def counters(self) -> dict[str, int]:
         return {
@@ -182,12 +186,20 @@ class Uploads:
             finally:
                 self.backlog -= 1
 
+    def _new_processes(self) -> concurrent.futures.ProcessPoolExecutor:
+        bucket = self.bucket
+        return concurrent.futures.ProcessPoolExecutor(
+            self._concurrency,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded server
+            initializer=_start_uploader,
+            initargs=(bucket.folder, bucket.access, bucket.timeout, os.getpid()),
+        )
+
     async def _upload_until_done(self, stream: RecordedStream) -> None:
-        loop = asyncio.get_running_loop()
         delay = self._first_retry
         while True:
             try:
-                saved = await loop.run_in_executor(self._threads, self._upload, stream)
+                saved = await self._upload(stream)
             except ObjectStoreError as exc:
                 self.failures += 1
                 self._report(exc, stream)
@@ -214,8 +226,8 @@ class Uploads:
         )
         self._on_saved(saved)
 
-    def _upload(self, stream: RecordedStream) -> SavedRecording | None:
-        """On a worker thread: put the file, confirm its size, delete it and its marker."""
+    async def _upload(self, stream: RecordedStream) -> SavedRecording | None:
+        """Put the file (in an uploader process), confirm its size, delete it and its marker."""
         path = stream.path
         try:
             size = path.stat().st_size
@@ -227,13 +239,19 @@ class Uploads:
             )
             _marker_of(path).unlink(missing_ok=True)
             return None
-        stored = self.bucket.upload(path, path.name)
+        loop = asyncio.get_running_loop()
+        try:
+            stored = await loop.run_in_executor(self._processes, _put, path, path.name)
+        except concurrent.futures.process.BrokenProcessPool:
+            self._processes = self._new_processes()  # an uploader died (killed): new ones
+            raise ObjectStoreError("failed", "an uploader process died; uploading again") from None
         if stored != size:
             raise ObjectStoreError(
                 "failed",
                 f"{self.bucket.folder.url(path.name)} holds {stored} bytes, the file"
                 f" {size}: uploading it again",
             )
+        # Here, on the loop (two unlinks): a stop cannot come between deleting and announcing.
         path.unlink()
         _marker_of(path).unlink(missing_ok=True)  # last: a crash before it re-checks, no loss
         return SavedRecording(stream, self.bucket.folder.url(path.name), size)
@@ -256,12 +274,64 @@ class Uploads:
         )
 
 
+_UPLOADER: Bucket | None = None
+"""The bucket of this uploader process (set by :func:`_start_uploader`)."""
+
+PARENT_CHECK_SECONDS = 0.5
+"""How often an uploader process checks that the server that started it still runs."""
+
+UPLOADER_NICENESS = 10
+"""How much lower than the server's the uploader processes' CPU priority is: on a busy core
+the calls' event loop comes first."""
+
+
+def _start_uploader(
+    folder: ObjectFolder, access: S3Access, timeout: float, server: int
+) -> None:
+    """In a new uploader process: lower its priority, open its own connection to the bucket,
+    and end it when the server is gone (even killed), mid-upload or not."""
+    global _UPLOADER  # noqa: PLW0603 (one bucket per uploader process)
+    with contextlib.suppress(OSError):
+        os.nice(UPLOADER_NICENESS)
+    _UPLOADER = Bucket(folder, access, timeout)
+    threading.Thread(target=_end_with, args=(server,), daemon=True).start()
+
+
+def _end_with(server: int) -> None:
+    """Exit this uploader process once ``server`` (the pid of the process that started it) is
+    no longer its parent: it has ended, maybe before this one was even up."""
+    while os.getppid() == server:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)  # the file and its marker stay: the next start uploads it
+
+
+def _put(path: Path, name: str) -> int:
+    """In an uploader process: :meth:`Bucket.upload`."""
+    if _UPLOADER is None:
+        raise ObjectStoreError("failed", "the uploader process has no bucket")
+    return _UPLOADER.upload(path, name)
+
+
+def _alive_elsewhere(pid: int) -> bool:
+    """Whether ``pid`` is a running process other than this one."""
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
 def _marker_of(path: Path) -> Path:
     return path.with_name(path.name + PENDING_SUFFIX)
 
 
 def _read_marker(marker: Path) -> RecordedStream | None:
-    """The stream a marker names; None (and the marker removed) when its file is gone."""
+    """The stream a marker names; None when its file is gone (the marker is removed) or another
+    process that is still running writes it (a server sharing the folder)."""
     recording = marker.with_name(marker.name.removesuffix(PENDING_SUFFIX))
     if not recording.exists():
         marker.unlink(missing_ok=True)  # uploaded and deleted just before a crash
@@ -269,6 +339,9 @@ def _read_marker(marker: Path) -> RecordedStream | None:
     try:
         with marker.open("rb") as file:
             details = orjson.loads(file.read(MARKER_BYTES))
+        writer = details.get("pid")
+        if isinstance(writer, int) and _alive_elsewhere(writer):
+            return None
         call_id = str(details["call_id"])
         stream_id = details.get("stream_id")
         row = details.get("stream_row")
