@@ -176,7 +176,7 @@ def main() -> None:
         parser.error("repeat 1-5")
     with tempfile.TemporaryDirectory(prefix="bench-uploads-") as scratch_name:
         scratch = Path(scratch_name)
-        server = SeaweedS3(scratch / "weed")
+        server = SeaweedS3(scratch / "weed", volume_mb=2048)
         server.start()
         try:
             rows = throughput(server, scratch, args.files, args.seconds_per_file)

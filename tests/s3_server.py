@@ -51,7 +51,7 @@ def _free_ports(count: int) -> list[int]:
 class SeaweedS3:
     """One ``weed server -s3`` process and its folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, volume_mb: int = 64) -> None:
         binary = weed_binary()
         if binary is None:
             pytest.skip(
@@ -71,6 +71,8 @@ class SeaweedS3:
         self.master, self.volume, self.filer, self.s3 = _free_ports(4)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "weed.log"
+        self.volume_mb = volume_mb
+        """Each volume's size limit; the server holds 8 volumes (a bench needs larger ones)."""
 
     @property
     def endpoint(self) -> str:
@@ -96,7 +98,8 @@ class SeaweedS3:
             f"-filer.port={self.filer}", f"-filer.port.grpc={self.filer + 10000}",
             "-s3", f"-s3.port={self.s3}", f"-s3.port.grpc={self.s3 + 10000}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={self.config}",
-            "-master.volumeSizeLimitMB=64", "-volume.max=8", "-volume.preStopSeconds=0",
+            f"-master.volumeSizeLimitMB={self.volume_mb}", "-volume.max=8",
+            "-volume.preStopSeconds=0",
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
