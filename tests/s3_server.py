@@ -51,7 +51,7 @@ def _free_ports(count: int) -> list[int]:
 class SeaweedS3:
     """One ``weed server -s3`` process and its folder."""
 
-    def __init__(self, folder: Path, volume_mb: int = 64) -> None:
+    def __init__(self, folder: Path, volume_mb: int = 64, pin: list[str] | None = None) -> None:
         binary = weed_binary()
         if binary is None:
             pytest.skip(
@@ -72,6 +72,8 @@ class SeaweedS3:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "weed.log"
         self.volume_mb = volume_mb
+        self.pin = pin or []
+        """A command prefix for the server (``taskset -c 1``: a bench keeps it off a core)."""
         """Each volume's size limit; the server holds 8 volumes (a bench needs larger ones)."""
 
     @property
@@ -91,7 +93,7 @@ class SeaweedS3:
     def start(self) -> None:
         """Start (again) and wait until a bucket can be written."""
         command = [
-            self.binary, "server", f"-dir={self.folder / 'data'}",
+            *self.pin, self.binary, "server", f"-dir={self.folder / 'data'}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={self.master}", f"-master.port.grpc={self.master + 10000}",
             f"-volume.port={self.volume}", f"-volume.port.grpc={self.volume + 10000}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,7 +60,9 @@ async def test_upload_lands_byte_identical_and_the_local_file_goes(
     uploads.start()
     stream = RecordedStream(path, "call-a", "stream-a", 7)
     uploads.opened(stream)
-    assert (tmp_path / (path.name + PENDING_SUFFIX)).exists()
+    marker = orjson.loads((tmp_path / (path.name + PENDING_SUFFIX)).read_bytes())
+    assert marker == {"call_id": "call-a", "stream_id": "stream-a", "stream_row": 7,
+                      "pid": os.getpid()}  # fmt: skip
     uploads.finished(stream)
     await wait_until(lambda: saved)
     await uploads.close()

@@ -142,6 +142,7 @@ class Uploads:
             "call_id": stream.call_id,
             "stream_id": stream.stream_id,
             "stream_row": stream.stream_row,
+            "pid": os.getpid(),
         }
         try:
             marker.write_bytes(orjson.dumps(details))
@@ -280,7 +281,7 @@ _UPLOADER: Bucket | None = None
 PARENT_CHECK_SECONDS = 0.5
 """How often an uploader process checks that the server that started it still runs."""
 
-UPLOADER_NICENESS = 10
+UPLOADER_NICENESS = 19
 """How much lower than the server's the uploader processes' CPU priority is: on a busy core
 the calls' event loop comes first."""
 
