@@ -4,4 +4,5 @@ import sys
 
 from vobiz_stream.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned process (an uploader) imports it
+    sys.exit(main())

@@ -22,6 +22,7 @@ from vobiz_stream.app.advice import missing_scheme, unknown_environment_variable
 from vobiz_stream.audio import ByteOrder
 from vobiz_stream.errors import ConfigError, StoreError, VobizStreamError
 from vobiz_stream.formats import AudioFormat, parse_content_type
+from vobiz_stream.recordings import RecordingsError, recordings_target
 from vobiz_stream.store.database import database_path
 from vobiz_stream.transports.gateway import SocketLimits
 
@@ -117,10 +118,30 @@ class Settings:
     ``port``, behind the admin token."""
     metrics_host: str = "127.0.0.1"
     """Address of ``metrics_port``: loopback unless the scraper is on another machine."""
+    # -- recordings (docs/recordings.md)
+    recordings: str | None = None
+    """Where finished recordings go: a folder (None: ``data_dir/recordings``) or
+    ``s3://bucket/prefix``, uploaded from ``data_dir/recordings`` once each stream ends."""
+    s3_endpoint_url: str | None = None
+    """The S3-compatible service; None: ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, else
+    Amazon S3."""
+    s3_region: str | None = None
+    """None: ``AWS_REGION``/``AWS_DEFAULT_REGION``, else us-east-1."""
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    """None: ``AWS_ACCESS_KEY_ID`` (or boto3's own sources)."""
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    """None: ``AWS_SECRET_ACCESS_KEY`` (or boto3's own sources)."""
+    upload_concurrency: int = 2
+    """Recordings uploaded at once, each by an uploader process of lower CPU priority."""
+    recording_webhook: str | None = None
+    """URL that gets each ``recording.saved`` event as JSON (signed with ``auth_token``)."""
 
     @property
     def recordings_dir(self) -> Path:
-        return self.data_dir / "recordings"
+        """Where recordings are written: the ``recordings`` folder, else ``data_dir/recordings``
+        (also the staging folder of an ``s3://`` target)."""
+        target = recordings_target(self.recordings, self.data_dir / "recordings")
+        return target if isinstance(target, Path) else self.data_dir / "recordings"
 
     @property
     def database_path(self) -> Path:
@@ -215,11 +236,28 @@ def _validate(settings: Settings) -> Settings:
         database_path(settings.database_url)
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
+    _validate_recordings(settings)
     if not math.isfinite(settings.max_lead) or settings.max_lead < 0.02:
         raise ConfigError(
             f"max_lead must be at least one 20 ms frame (0.02), got {settings.max_lead}"
         )
     return settings
+
+
+def _validate_recordings(settings: Settings) -> None:
+    try:
+        recordings_target(settings.recordings, settings.data_dir / "recordings")
+    except RecordingsError as exc:
+        raise ConfigError(str(exc)) from None
+    for name in ("recording_webhook", "s3_endpoint_url"):
+        url = getattr(settings, name)
+        problem = None if url is None else missing_scheme(url, name)
+        if problem is not None:
+            raise ConfigError(problem)
+    if not 1 <= settings.upload_concurrency <= 32:
+        raise ConfigError(
+            f"upload_concurrency must be 1-32 uploads at once, got {settings.upload_concurrency}"
+        )
 
 
 def _validate_security(settings: Settings) -> None:

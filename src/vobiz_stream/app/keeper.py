@@ -31,6 +31,7 @@ from vobiz_stream.core.playback import HeardAudio
 from vobiz_stream.core.protocol import MAX_ID_CHARS, Media, Track
 from vobiz_stream.errors import VobizStreamError
 from vobiz_stream.logtext import loggable
+from vobiz_stream.recordings import RecordedStream, RecordingSink
 from vobiz_stream.store import QueuedStore
 
 log = logging.getLogger("vobiz_stream.calls")
@@ -183,8 +184,13 @@ class StreamKeeper:
         latency: HandlingLatency | None = None,
         record_heard: bool = True,
         answered: AnsweredCalls | None = None,
+        *,
+        sink: RecordingSink | None = None,
     ) -> None:
         self._recordings_dir = recordings_dir
+        self._sink = sink
+        """Told when the recording is created and when it is final (uploads, its event)."""
+        self._recorded: RecordedStream | None = None
         self._answered = answered
         """What answer requests said of calls (from, to, direction), for a start without it."""
         self._record_heard = record_heard
@@ -272,6 +278,9 @@ class StreamKeeper:
             direction=(start.direction if start else None) or answered.direction,
             account_id=start.account_id if start else None,
         )
+        if self._sink is not None and self._recording is not None and self.path is not None:
+            self._recorded = RecordedStream(self.path, self.call_id, session.stream_id, self._row)
+            self._sink.opened(self._recorded)
         if session.byte_order is not None and session.options.byte_order is not None:
             self._store.update_stream(self._row, byte_order=session.byte_order.value)  # configured
         log.info(
@@ -355,6 +364,9 @@ class StreamKeeper:
                 self._recording.close()
             except (OSError, VobizStreamError) as exc:
                 self._fail("cannot finalise the recording", exc)
+        if self._sink is not None and self._recorded is not None:
+            recorded, self._recorded = self._recorded, None  # once, however often ended runs
+            self._sink.finished(recorded)
         if session is None or self._row is None:
             return
         error = self._error

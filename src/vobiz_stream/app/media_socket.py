@@ -30,6 +30,7 @@ from vobiz_stream.app.keeper import HandlingLatency, StreamKeeper
 from vobiz_stream.app.session import CallSession, SessionOptions
 from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.core.protocol import MAX_ID_CHARS
+from vobiz_stream.recordings import RecordingSink
 from vobiz_stream.store import QueuedStore
 from vobiz_stream.transports.gateway import (
     POLICY_VIOLATION,
@@ -60,8 +61,11 @@ class MediaStreams:
         admission: Admission,
         start_timeout: float = 0.0,
         answered: AnsweredCalls | None = None,
+        recording_sink: RecordingSink | None = None,
     ) -> None:
         self.recordings_dir = recordings_dir
+        self.recording_sink = recording_sink
+        """Told of each recording (the server's uploads and ``recording.saved`` events)."""
         self.store = store
         self.options = options
         self.handler = handler
@@ -132,6 +136,7 @@ class OpenStream:
             streams.latency,
             streams.record_heard,
             streams.answered,
+            sink=streams.recording_sink,
         )
         context = {key: value for key, value in query.items() if key != TOKEN_PARAMETER}
         self.session = CallSession(transport, streams.options, keeper, context)

@@ -12,6 +12,7 @@ Endpoints (one aiohttp app, one port):
 * ``GET /stats``: media frames handled and their handling latency;
 * ``GET /admission``: media sockets admitted and refused, by reason (:mod:`.admission`);
 * ``/ui`` and ``/api``: the web console (:mod:`.console`).
+* ``GET /recordings/<file name>``: a recording, local or in S3 (:mod:`.recording_route`).
 
 Every path but ``/``, ``/stream``, ``/webhook`` and ``/healthz`` needs the admin token
 (:mod:`vobiz_stream.app.guard`).
@@ -53,6 +54,7 @@ from vobiz_stream.app.malformed_requests import AIOHTTP_SERVER_LOGGER, Malformed
 from vobiz_stream.app.media_port import MediaPort, open_media_port
 from vobiz_stream.app.media_socket import MediaStreams, OpenStream
 from vobiz_stream.app.metrics import add_metrics, server_metrics
+from vobiz_stream.app.recording_outlet import RecordingOutlet
 from vobiz_stream.app.session import SessionOptions
 from vobiz_stream.app.side_services import SideServices
 from vobiz_stream.app.signed_requests import SignedRequests
@@ -94,6 +96,7 @@ class StreamServer:
             require("websockets", "the ASGI media transport", extra="asgi")
         self.settings = settings
         self.handler = handler or resolve_handler(settings.handler)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # recordings may be elsewhere
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_call_store(settings.database_url)
         interrupted = self.store.mark_interrupted(datetime.now(UTC))
@@ -114,6 +117,7 @@ class StreamServer:
         )
         self.latency = HandlingLatency()
         self.admission = Admission.from_settings(settings)
+        self.outlet = RecordingOutlet.from_settings(settings, self.store)
         self.streams = MediaStreams(
             settings.recordings_dir,
             self.store,
@@ -123,6 +127,7 @@ class StreamServer:
             admission=self.admission,
             start_timeout=settings.start_timeout,
             answered=AnsweredCalls(ttl=settings.token_ttl),
+            recording_sink=self.outlet,
         )
         self.control = CallControl(self.streams, self.store)  # hang-ups from the API
         self.metrics = server_metrics(self.streams, self.latency, self.admission, self.store)
@@ -170,6 +175,7 @@ class StreamServer:
                 web.get("/healthz", self.healthz),
                 web.get("/stats", self.stats),
                 web.get("/admission", self.admission_counters),
+                web.get("/recordings/{name}", self.outlet.serve),
             ]
         )
         add_metrics(app, self.metrics)
@@ -177,6 +183,7 @@ class StreamServer:
         Console(self.store, self.settings.recordings_dir, lambda: self.streams.open, logins).add_to(
             app
         )
+        app.on_startup.append(self.outlet.on_startup)
         if self.settings.media_transport in ("picows", "asgi"):
             app.on_startup.append(self._start_media_socket)
         app.on_cleanup.append(self._cleanup)
@@ -222,6 +229,7 @@ class StreamServer:
         await self.close_sockets()
         if self._media_server is not None:
             await self._media_server.close()
+        await self.outlet.close()  # pending uploads resume at the next start
         self.webhook_log.close()
         self.store.close()
 
@@ -368,7 +376,6 @@ class StreamServer:
 
     async def call(self, request: web.Request) -> web.Response:
         return await one_call(self.store, request)
-
     async def stats(self, _request: web.Request) -> web.Response:
         body = {
             "server": f"vobiz-stream {__version__}",
@@ -377,6 +384,8 @@ class StreamServer:
             "handling_latency_ms": self.latency.summary(),
             "status_callbacks": self.callback_counters.snapshot(),
         }
+        if self.outlet.uploads is not None:
+            body["uploads"] = self.outlet.uploads.counters()
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def admission_counters(self, _request: web.Request) -> web.Response:

@@ -19,6 +19,9 @@ examples:
   vobiz-stream serve --handler myagent:handle --public-url https://abc.example
                                              your own async def handle(session), reached by
                                              Vobiz through a tunnel at abc.example
+  AWS_ENDPOINT_URL=https://s3.example.net vobiz-stream serve --recordings s3://calls/rec
+                                             each recording uploaded to the bucket calls
+                                             once its call ends (keys from AWS_* variables)
 
 Point your Vobiz application's answer URL at http(s)://<this server>/ . The web console
 (calls, recordings, live calls) is at http://<this server>/ui . Every setting
@@ -198,6 +201,42 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     scale.add_argument(
         "--metrics-host",
         help="address of --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
+    )
+    _add_recording_flags(serve)
+
+
+def _add_recording_flags(serve: argparse.ArgumentParser) -> None:
+    recordings = serve.add_argument_group(
+        "recordings",
+        "Each call is written to a WAV under --data-dir/recordings while it goes on. With an "
+        "s3:// target it is uploaded once the stream ends (retried until it works; the local "
+        "file goes only once S3 holds all of it; uploads left pending resume at the next "
+        "start). S3 settings default to the AWS variables (AWS_ENDPOINT_URL, AWS_REGION, "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); needs pip install 'vobiz-stream[s3]'.",
+    )
+    recordings.add_argument(
+        "--recordings",
+        metavar="FOLDER_OR_URL",
+        help="where finished recordings go: a folder (default DATA_DIR/recordings) or "
+        "s3://bucket/prefix on any S3-compatible service",
+    )
+    recordings.add_argument(
+        "--s3-endpoint-url", help="the S3 service, https://s3.example.net (default: Amazon S3)"
+    )
+    recordings.add_argument("--s3-region", help="its region (default us-east-1)")
+    recordings.add_argument("--s3-access-key-id", help="the access key (prefer the variable)")
+    recordings.add_argument(
+        "--s3-secret-access-key",
+        help="its secret; a flag shows in the process list: prefer AWS_SECRET_ACCESS_KEY",
+    )
+    recordings.add_argument(
+        "--upload-concurrency", type=int, help="recordings uploaded at once (default 2)"
+    )
+    recordings.add_argument(
+        "--recording-webhook",
+        metavar="URL",
+        help="POST each recording.saved event (where the recording went) to URL as JSON, "
+        "signed with --auth-token when set",
     )
 
 
