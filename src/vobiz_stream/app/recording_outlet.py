@@ -17,6 +17,7 @@ from aiohttp import web
 
 from vobiz_stream.app.config import Settings
 from vobiz_stream.app.recording_route import serve_recording
+from vobiz_stream.core.kinds import EventKind
 from vobiz_stream.errors import ConfigError
 from vobiz_stream.recordings import (
     Bucket,
@@ -35,11 +36,10 @@ from vobiz_stream.recordings import (
 from vobiz_stream.recordings.notify import SavedNotices
 from vobiz_stream.store import CallHistory
 
-__all__ = ["RECORDING_SAVED", "RecordingOutlet"]
+__all__ = ["RecordingOutlet"]
 
 log = logging.getLogger("vobiz_stream.recordings")
 
-RECORDING_SAVED = "recording.saved"
 """The call event (and webhook ``event``) saying where a finished recording is."""
 
 
@@ -143,11 +143,11 @@ class RecordingOutlet:
         at = datetime.now(UTC)
         # A call event (no stream row): it may come after the stream's row closed, or in a
         # later run, when the stream's event budget is gone.
-        self._store.add_event(stream.call_id, None, RECORDING_SAVED, detail, at=at)
+        self._store.add_event(stream.call_id, None, EventKind.RECORDING_SAVED, detail, at=at)
         if self.notices is not None:
             self.notices.post(
                 {
-                    "event": RECORDING_SAVED,
+                    "event": EventKind.RECORDING_SAVED,
                     "call_id": stream.call_id,
                     "at": at.isoformat().replace("+00:00", "Z"),
                     **detail,

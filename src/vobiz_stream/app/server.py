@@ -40,6 +40,7 @@ from vobiz_stream.app.admission import Admission
 from vobiz_stream.app.advice import address_in_use, wrong_answer_path
 from vobiz_stream.app.answered import AnsweredCalls
 from vobiz_stream.app.call_control import CallControl, add_call_control
+from vobiz_stream.app.callback_route import StatusCallbacks
 from vobiz_stream.app.calls_api import call_page, one_call
 from vobiz_stream.app.config import Settings, socket_limits
 from vobiz_stream.app.console import Console
@@ -58,7 +59,6 @@ from vobiz_stream.app.recording_outlet import RecordingOutlet
 from vobiz_stream.app.session import SessionOptions
 from vobiz_stream.app.side_services import SideServices
 from vobiz_stream.app.signed_requests import SignedRequests
-from vobiz_stream.app.webhooks import CallbackCounters, WebhookLog, read_capped_body
 from vobiz_stream.core.answer import (
     AudioTrack,
     CallbackMethod,
@@ -68,13 +68,12 @@ from vobiz_stream.core.answer import (
     render,
     validate,
 )
-from vobiz_stream.core.callbacks import CallbackError, log_summary, read_status_callback
+from vobiz_stream.core.callbacks import CallbackError
 from vobiz_stream.core.nonces import NonceWindow
-from vobiz_stream.core.redact import redact, redact_callback
-from vobiz_stream.errors import ConfigError, StoreError
+from vobiz_stream.core.redact import redact
+from vobiz_stream.errors import ConfigError
 from vobiz_stream.extras import require
 from vobiz_stream.logtext import loggable
-from vobiz_stream.store import StoreBusyError
 from vobiz_stream.store.database import open_call_store
 from vobiz_stream.transports.aiohttp import serve_stream
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint
@@ -102,10 +101,9 @@ class StreamServer:
         interrupted = self.store.mark_interrupted(datetime.now(UTC))
         if interrupted:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
-        self.webhook_log = WebhookLog(settings.webhook_log_path)
-        self.nonces = NonceWindow()
-        self.signed = SignedRequests(settings, self.nonces)
-        self.callback_counters = CallbackCounters()
+        nonces = NonceWindow()
+        self.signed = SignedRequests(settings, nonces)
+        self.callbacks = StatusCallbacks(settings, self.store, self.signed, nonces, self._base_url)
         self._stream_template = self._stream_element("ws://localhost/stream", None)
         validate(self._stream_template)  # a bad configuration fails at start, not per call
         self.options = SessionOptions(
@@ -168,8 +166,8 @@ class StreamServer:
                 web.get("/", self.answer),
                 web.post("/", self.answer),
                 web.get("/stream", self.stream),
-                web.post("/webhook", self.webhook),
-                web.get("/webhook", self.webhook),
+                web.post("/webhook", self.callbacks.receive),
+                web.get("/webhook", self.callbacks.receive),
                 web.get("/calls", self.calls),
                 web.get("/calls/{call_id}", self.call),
                 web.get("/healthz", self.healthz),
@@ -230,7 +228,7 @@ class StreamServer:
         if self._media_server is not None:
             await self._media_server.close()
         await self.outlet.close()  # pending uploads resume at the next start
-        self.webhook_log.close()
+        self.callbacks.close()
         self.store.close()
 
     async def close_sockets(self) -> None:
@@ -303,72 +301,6 @@ class StreamServer:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         return await serve_stream(self.streams, request, socket_limits(self.settings))
 
-    # -- status callbacks ---------------------------------------------------------------------
-
-    async def webhook(self, request: web.Request) -> web.Response:
-        urls = self.signed.urls(request, self._base_url(request))
-        try:
-            received = read_status_callback(
-                query=request.rel_url.raw_query_string,
-                body=(
-                    await read_capped_body(request, timeout=self.settings.start_timeout)
-                    if request.method == "POST"
-                    else b""
-                ),
-                content_type=request.content_type,
-                headers=request.headers,
-                urls=urls,
-                auth_token=self.settings.auth_token,
-                method=request.method,
-                nonces=self.nonces,
-            )
-        except CallbackError as exc:
-            if self.callback_counters.refused(exc.reason):
-                log.warning(
-                    "rejected a status callback from %s (%d %s so far): %s",
-                    request.remote,
-                    self.callback_counters.refusals[exc.reason],
-                    exc.reason,
-                    exc,
-                )
-            response = web.Response(status=exc.status, text=f"{exc}\n")
-            if exc.status in (408, 413):
-                response.force_close()  # the rest of the body is not worth reading
-            return response
-        callback, check = redact_callback(received.callback), received.signature
-        received_at = datetime.now(UTC)
-        try:
-            await self.store.wait_for_room()
-        except StoreBusyError as exc:  # the carrier retries a 503: nothing is lost
-            if received.nonce is not None:
-                self.nonces.forget(received.nonce)  # the carrier's retry is no replay
-            if self.callback_counters.refused("store_busy"):
-                call = loggable(callback.call_uuid or "-")
-                log.warning("call %s: status callback refused: %s", call, exc)
-            return web.Response(status=503, text=f"{exc}\n", headers={"Retry-After": "1"})
-        try:
-            self.webhook_log.write(callback, received_at, check)
-            stored = self.store.add_status_callback(callback, received_at, check)
-            await self.store.settled()  # stored before the carrier hears it was received
-            if stored.done():
-                stored.result()  # raises the StoreError of a write that was not committed
-        except (OSError, StoreError) as exc:
-            if received.nonce is not None:
-                self.nonces.forget(received.nonce)  # the carrier's retry is no replay
-            if self.callback_counters.refused("not_stored"):
-                log.error(
-                    "call %s: cannot keep a status callback (answered 503, the carrier retries):"
-                    " %s; free disk space in %s",
-                    loggable(callback.call_uuid or "-"),
-                    loggable(str(exc), 300),
-                    self.settings.data_dir,
-                )
-            return web.Response(status=503, text="cannot store the callback now; retry\n")
-        self.callback_counters.accepted += 1
-        self.callback_counters.truncated += bool(callback.truncated)
-        log.info("call %s: %s", loggable(callback.call_uuid or "-"), log_summary(callback))
-        return web.Response(text="OK\n")
-
     # -- pages --------------------------------------------------------------------------------
 
     async def calls(self, request: web.Request) -> web.Response:
@@ -382,7 +314,7 @@ class StreamServer:
             "open_streams": len(self.streams.open),
             "frames": self.latency.frames,
             "handling_latency_ms": self.latency.summary(),
-            "status_callbacks": self.callback_counters.snapshot(),
+            "status_callbacks": self.callbacks.counters.snapshot(),
         }
         if self.outlet.uploads is not None:
             body["uploads"] = self.outlet.uploads.counters()

@@ -59,5 +59,7 @@ class EventKind(StrEnum):
     SPEECH_ENDED = "speech_ended"
     MALFORMED_FRAME = "malformed_frame"
     UNKNOWN_EVENT = "unknown_event"
+    RECORDING_SAVED = "recording.saved"
+    """Where a finished recording went (a folder or an S3 URL); a call event, of no stream."""
     EVENTS_NOT_STORED = "events_not_stored"
     """Written when a stream closes: how many events of each kind were counted, not stored."""

@@ -278,7 +278,7 @@ class Uploads:
 _UPLOADER: Bucket | None = None
 """The bucket of this uploader process (set by :func:`_start_uploader`)."""
 
-PARENT_CHECK_SECONDS = 0.5
+UPLOADER_PARENT_CHECK_SECONDS = 0.5
 """How often an uploader process checks that the server that started it still runs."""
 
 UPLOADER_NICENESS = 19
@@ -302,7 +302,7 @@ def _end_with(server: int) -> None:
     """Exit this uploader process once ``server`` (the pid of the process that started it) is
     no longer its parent: it has ended, maybe before this one was even up."""
     while os.getppid() == server:
-        time.sleep(PARENT_CHECK_SECONDS)
+        time.sleep(UPLOADER_PARENT_CHECK_SECONDS)
     os._exit(0)  # the file and its marker stay: the next start uploads it
 
 
