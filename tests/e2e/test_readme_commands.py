@@ -142,6 +142,21 @@ class Checkout:
         text = saved.text.replace(f"127.0.0.1:{DOCUMENTED_PORT}", f"127.0.0.1:{self.port}")
         (self.folder / saved.name).write_text(text)
 
+    def export(self, command: Command) -> None:
+        """``export NAME=value ...`` as the shell runs it: the commands after it see them."""
+        names = [part.split("=", 1)[0] for part in command.argv[1:]]
+        shell = subprocess.run(
+            ["bash", "-c", f"{command.line}\nenv -0"],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        values = dict(item.split("=", 1) for item in shell.stdout.split("\0") if "=" in item)
+        self.env.update({name: values[name] for name in names})
+
     def run(self, command: Command) -> None:
         argv = self.argv(command)
         if command.subcommand == "test" and command.program != "vobiz-stream":
@@ -233,6 +248,8 @@ def test_every_shell_command_runs_as_printed(document: Path, tmp_path: Path) -> 
                 checkout.save(step)
             elif step.checked_only:
                 check_only(step, tmp_path)
+            elif step.program == "export":
+                checkout.export(step)
             elif step.serves:
                 checkout.serve(step)
                 ran += 1
