@@ -389,7 +389,10 @@ class PostgresEngine:
         :mod:`~vobiz_stream.store.postgres_search`)."""
         statement, parameters = postgres_search_page(query)
         with self._failing_as_store_error("search calls"), self._pool.connection() as db:
-            row = db.execute(statement.encode(), parameters).fetchone()
+            # Never prepared: a prepared statement soon gets a plan made without the values,
+            # which walks the whole date index for a part of a number (90 ms on 100k calls,
+            # against 1.5 ms planned for the values given).
+            row = db.execute(statement.encode(), parameters, prepare=False).fetchone()
         assert row is not None
         return str(row[0]), bool(row[1])
 
