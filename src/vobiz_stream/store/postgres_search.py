@@ -20,10 +20,10 @@ from vobiz_stream.core.callbacks import format_utc
 from vobiz_stream.store.interface import CallQuery
 from vobiz_stream.store.postgres_reads import POSTGRES_SUMMARY
 
-__all__ = ["like_pattern", "postgres_search_page", "postgres_search_sql"]
+__all__ = ["postgres_search_page", "postgres_search_sql"]
 
 
-def like_pattern(part: str) -> str:
+def _like_pattern(part: str) -> str:
     """A ``LIKE`` pattern matching ``part`` anywhere in a text, its wildcards and the escape
     character (``%``, ``_``, ``\\``) taken literally."""
     escaped = part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -37,7 +37,7 @@ def postgres_search_sql(query: CallQuery) -> tuple[str, dict[str, object]]:
     parameters: dict[str, object] = {"limit": query.limit + 1, "offset": query.offset}
     if query.number:
         where.append("(from_number LIKE %(number)s OR to_number LIKE %(number)s)")
-        parameters["number"] = like_pattern(query.number)
+        parameters["number"] = _like_pattern(query.number)
     # The bounds as the SQLite store compares them: cut to the millisecond.
     if query.since is not None:
         where.append("first_seen >= %(since)s::timestamptz")
