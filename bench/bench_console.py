@@ -1,12 +1,16 @@
 """What the web console costs: its page on 100,000 calls, and the calls' latency while it is open.
 
     .venv/bin/python bench/bench_console.py [--rows 100000] [--requests 30]
-        [--calls 500] [--seconds 20] [--rate 100] [--repeat 2] [--skip-load]
+        [--database both|sqlite|postgresql] [--calls 500] [--seconds 20] [--rate 100]
+        [--repeat 2] [--skip-load]
 
 Part 1, the page: a store filled with ``--rows`` calls (one stream each), served by an
 in-process server on 127.0.0.1; ``GET /ui`` is asked ``--requests`` times for each search (the
-newest page, a page deep in the list, a part of a number found once, a date range, a status) and
-the wall time of each answer is reported (p50, p99, max, in ms): the target is under 300 ms.
+newest page, a page deep in the list, a part of a number found in 11 calls, a date range, a
+status) and the wall time of each answer is reported (p50, p99, max, in ms): the target is under
+300 ms. Once per ``--database``: a SQLite file, and a throwaway PostgreSQL (tests/services/
+postgres.py; installed with apt-get when missing and run as root), filled by PostgreSQL itself
+and vacuumed, as autovacuum leaves a table after a bulk of inserts.
 
 Then the live feed's own cost: ``--calls`` streams opened and fed as the server does (each
 recording), and the CPU time of one snapshot (taken every 0.25 s while anyone follows the feed).
@@ -35,6 +39,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +48,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import psycopg
 from aiohttp import web
 
 from bench_calls_poll import _thread_cpu_ms as thread_cpu_ms
@@ -56,12 +63,16 @@ from vobiz_stream.audio import ByteOrder
 from vobiz_stream.core.callbacks import format_utc
 from vobiz_stream.core.protocol import Start, encode
 from vobiz_stream.store import CallStore, QueuedCallStore
+from vobiz_stream.store.postgres import PostgresEngine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.services.postgres import PostgresServer, postgres_missing
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SEARCHES = {
     "newest": "/ui",
     "page 1000": "/ui?page=1000",
-    "number (1 match)": "/ui?number=0004242",
+    "number (11 matches)": "/ui?number=0004242",
     "date range": "/ui?since=2026-01-01&until=2026-01-01",
     "status": "/ui?status=interrupted",
 }
@@ -103,13 +114,57 @@ def _fill(path: Path, rows: int) -> None:
     db.close()
 
 
-async def _page_times(rows: int, requests: int) -> dict[str, list[float]]:
-    with tempfile.TemporaryDirectory(prefix="bench-console-") as scratch:
-        settings = replace(Settings(), data_dir=Path(scratch), port=0)
-        settings.data_dir.mkdir(exist_ok=True)
-        began = time.perf_counter()
-        _fill(settings.database_path, rows)
-        print(f"filled {rows} calls in {time.perf_counter() - began:.1f} s", flush=True)
+_POSTGRES_FILL = (
+    """INSERT INTO calls (call_id, first_seen, last_seen, from_number, to_number, status)
+    SELECT 'call-' || lpad(n::text, 7, '0'), %(t0)s + n * interval '1 second',
+           %(t0)s + (n + 30) * interval '1 second', '+9198' || lpad(n::text, 8, '0'),
+           '+918045678901', CASE WHEN n %% 10 = 0 THEN 'interrupted' ELSE 'ended' END
+    FROM generate_series(0, %(rows)s - 1) AS n""",
+    """INSERT INTO streams (call_id, started_at, ended_at, end_reason, tracks, encoding,
+                         sample_rate, byte_order)
+    SELECT 'call-' || lpad(n::text, 7, '0'), %(t0)s + n * interval '1 second',
+           %(t0)s + (n + 30) * interval '1 second', 'hangup', '["inbound"]', 'audio/x-l16',
+           8000, 'little'
+    FROM generate_series(0, %(rows)s - 1) AS n""",
+)
+"""The calls of :func:`_fill`, made by PostgreSQL itself."""
+
+
+def _fill_postgres(url: str, rows: int) -> None:
+    PostgresEngine.open(url).close()  # the tables
+    with psycopg.connect(url, autocommit=True) as db:
+        for statement in _POSTGRES_FILL:
+            db.execute(statement.encode(), {"t0": T0, "rows": rows})
+        db.execute("VACUUM ANALYZE calls")
+        db.execute("VACUUM ANALYZE streams")
+
+
+@contextmanager
+def _filled(engine: str, data_dir: Path, rows: int) -> Iterator[str | None]:
+    """A store of ``rows`` calls on ``engine``: its ``--database`` (None: the data folder's
+    SQLite file), for as long as the block runs."""
+    began = time.perf_counter()
+    if engine == "sqlite":
+        _fill(replace(Settings(), data_dir=data_dir).database_path, rows)
+        print(f"sqlite: filled {rows} calls in {time.perf_counter() - began:.1f} s", flush=True)
+        yield None
+        return
+    reason = postgres_missing()
+    if reason is not None:
+        raise SystemExit(f"no PostgreSQL: {reason}")
+    with PostgresServer.start() as postgres:
+        url = postgres.new_database()
+        _fill_postgres(url, rows)
+        print(f"postgresql: filled {rows} calls in {time.perf_counter() - began:.1f} s", flush=True)
+        yield url
+
+
+async def _page_times(rows: int, requests: int, engine: str) -> dict[str, list[float]]:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-console-") as scratch,
+        _filled(engine, Path(scratch), rows) as database,
+    ):
+        settings = replace(Settings(), data_dir=Path(scratch), port=0, database=database)
         server = StreamServer(settings)
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
@@ -273,6 +328,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="calls in the store (part 1)")
     parser.add_argument("--requests", type=int, default=30, help="pages asked per search")
+    parser.add_argument(
+        "--database",
+        choices=("both", "sqlite", "postgresql"),
+        default="both",
+        help="the store's engine(s) for part 1 (default: both)",
+    )
     parser.add_argument("--calls", type=int, default=500, help="paced calls per run")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio seconds per call")
     parser.add_argument("--rate", type=float, default=100.0, help="calls started per second")
@@ -284,13 +345,18 @@ def main() -> None:
         parser.error("rows 1-1000000, requests 1-500")
     if not (1 <= args.calls <= 2000 and 1 <= args.repeat <= 5 and args.seconds <= 120):
         parser.error("calls 1-2000, repeat 1-5, seconds at most 120")
-    times = asyncio.run(_page_times(args.rows, args.requests))
-    print(f"{'GET /ui on ' + str(args.rows) + ' calls':<28} {'p50 ms':>8} {'p99 ms':>8} {'max':>8}")
-    for name, values in times.items():
-        print(
-            f"{name:<28} {statistics.median(values):>8.1f} {_percentile(values, 0.99):>8.1f}"
-            f" {max(values):>8.1f}"
-        )
+    engines = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
+    times = {
+        engine: asyncio.run(_page_times(args.rows, args.requests, engine)) for engine in engines
+    }
+    for engine, pages in times.items():
+        title = f"GET /ui, {engine}, {args.rows} calls"
+        print(f"{title:<36} {'p50 ms':>8} {'p99 ms':>8} {'max':>8}")
+        for name, values in pages.items():
+            print(
+                f"{name:<36} {statistics.median(values):>8.1f}"
+                f" {_percentile(values, 0.99):>8.1f} {max(values):>8.1f}"
+            )
     cost = asyncio.run(_snapshot_cost(args.calls, 200))
     print(
         f"live snapshot with {args.calls} open calls: {cost:.0f} us CPU each, "

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import orjson
+import pytest
 
 from tests.e2e.conftest import RunningServer, StartServer
 from vobiz_stream.app.session import CallSession
@@ -121,8 +122,16 @@ async def test_wrong_tokens_are_throttled_per_address(start_server: StartServer)
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
 
 
-async def test_api_search_detail_timeline_peaks_and_ranges(start_server: StartServer) -> None:
-    running = await start_server(greeter, admin_token=TOKEN)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """The server's ``--database``: its data folder's SQLite file, or a new PostgreSQL one."""
+    return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
+async def test_api_search_detail_timeline_peaks_and_ranges(
+    start_server: StartServer, database: str | None
+) -> None:
+    running = await start_server(greeter, admin_token=TOKEN, database=database)
     await a_call(running, from_number="+15550001111", dtmf=((1.0, "7"),), hangup_after=3.0)
     await a_call(running, from_number="+15550002222", hangup_after=1.0)
     bearer = {"Authorization": f"Bearer {TOKEN}"}

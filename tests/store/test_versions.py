@@ -8,11 +8,12 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 
 from tests.store.engines import Backend
-from vobiz_stream.store import SCHEMA_VERSION, CallStatus
+from vobiz_stream.store import SCHEMA_VERSION, CallQuery, CallStatus
 from vobiz_stream.store.database import open_call_store
 from vobiz_stream.store.postgres_schema import POSTGRES_STEPS
 
@@ -33,7 +34,7 @@ def test_a_version_1_sqlite_file_is_upgraded_and_keeps_its_calls(
                                 tracks=["inbound"], encoding="audio/x-l16", sample_rate=8000,
                                 recording_path=None)  # fmt: skip
         new = store.get_call("new-call")
-    assert "upgrading its schema from version 1 to 2" in caplog.text
+    assert f"upgrading its schema from version 1 to {SCHEMA_VERSION}" in caplog.text
     assert call is not None and new is not None
     assert (call["status"], call["from_number"]) == (CallStatus.INTERRUPTED, "+14155551111")
     assert [(s["stream_id"], s["end_reason"], s["frames_received"]) for s in call["streams"]] == [
@@ -72,3 +73,49 @@ def test_a_new_store_is_at_the_current_version_on_both_engines(store_backend: Ba
     store_backend.plain().close()  # opening again changes nothing
     assert store_backend.rows("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     assert store_backend.rows("SELECT count(*) FROM workers") == [(0,)]
+
+
+def _sqlite_indexes(path: Path) -> set[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+
+
+@pytest.mark.parametrize("had_search_indexes", [True, False], ids=["console-era", "older"])
+async def test_a_version_2_sqlite_file_gets_the_search_indexes_as_version_3(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, had_search_indexes: bool
+) -> None:
+    path = tmp_path / "vobiz-stream.db"
+    with closing(sqlite3.connect(path)) as old:  # the file as the version-2 code left it
+        old.executescript((DATA / "store-v2.sql").read_text())
+        if not had_search_indexes:  # a file that code never opened with the console's search
+            old.executescript("DROP INDEX calls_by_status; DROP INDEX calls_by_numbers;")
+    with open_call_store(f"sqlite:///{path}") as store:
+        found = (await store.search_calls_json(CallQuery(number="5551111")))[0]
+        ended = (await store.search_calls_json(CallQuery(status=CallStatus.ENDED)))[0]
+    assert "upgrading its schema from version 2 to 3" in caplog.text
+    assert [call["call_id"] for call in orjson.loads(found)] == ["old-call"]
+    [call] = orjson.loads(ended)
+    assert (call["call_id"], call["streams"][0]["frames_received"]) == ("old-call", 250)
+    assert {"calls_by_status", "calls_by_numbers"} <= _sqlite_indexes(path)
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+
+
+async def test_a_version_2_postgres_database_gets_the_search_indexes_as_version_3(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(postgres_url) as db:  # the database as the version-2 code left it
+        for statement in (*POSTGRES_STEPS[1], *POSTGRES_STEPS[2]):
+            db.execute(statement.encode())
+        db.execute("INSERT INTO schema_version VALUES (2)")
+        db.execute("INSERT INTO calls (call_id, first_seen, last_seen, from_number, status)"
+                   " VALUES ('old-call', now(), now(), '+14155551111', 'ended')")  # fmt: skip
+    with open_call_store(postgres_url) as store:
+        found = (await store.search_calls_json(CallQuery(number="5551111")))[0]
+    assert "upgrading its schema from version 2 to 3" in caplog.text
+    assert [call["call_id"] for call in orjson.loads(found)] == ["old-call"]
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        indexes = {row[0] for row in db.execute("SELECT indexname FROM pg_indexes")}
+    assert {"calls_by_status", "calls_by_numbers"} <= indexes
+    assert "has no index" not in caplog.text

@@ -36,10 +36,11 @@ from psycopg.types.string import StrBinaryDumper, StrDumper
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from vobiz_stream.errors import StoreError
-from vobiz_stream.store.interface import CallStatus, StoreFullError
+from vobiz_stream.store.interface import CallQuery, CallStatus, StoreFullError
 from vobiz_stream.store.postgres_alive import AliveLock
 from vobiz_stream.store.postgres_reads import POSTGRES_CALLS_PAGE, POSTGRES_ONE_CALL
 from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect_postgres, ensure_schema
+from vobiz_stream.store.postgres_search import postgres_search_page
 from vobiz_stream.store.queue import QueuedStore
 from vobiz_stream.store.writes import (
     AddEvent,
@@ -381,6 +382,19 @@ class PostgresEngine:
     def call_json(self, call_id: str) -> str | None:
         text = self._read(f"read call {call_id!r}", POSTGRES_ONE_CALL, (call_id,))
         return None if text is None else str(text)
+
+    def search_calls_json(self, query: CallQuery) -> tuple[str, bool]:
+        """The calls ``query`` finds, newest first, as a JSON array of
+        :class:`~vobiz_stream.store.CallSummary`, and whether more follow (one statement:
+        :mod:`~vobiz_stream.store.postgres_search`)."""
+        statement, parameters = postgres_search_page(query)
+        with self._failing_as_store_error("search calls"), self._pool.connection() as db:
+            # Never prepared: a prepared statement soon gets a plan made without the values,
+            # which walks the whole date index for a part of a number (90 ms on 100k calls,
+            # against 1.5 ms planned for the values given).
+            row = db.execute(statement.encode(), parameters, prepare=False).fetchone()
+        assert row is not None
+        return str(row[0]), bool(row[1])
 
     def close(self) -> None:
         """Close the pool if it is the engine's own (else it belongs to the store)."""

@@ -10,7 +10,7 @@ written by several server processes reads back in the order they happened.
 
 from __future__ import annotations
 
-__all__ = ["POSTGRES_CALLS_PAGE", "POSTGRES_ONE_CALL", "utc_text"]
+__all__ = ["POSTGRES_CALLS_PAGE", "POSTGRES_ONE_CALL", "POSTGRES_SUMMARY", "utc_text"]
 
 
 def utc_text(column: str) -> str:
@@ -41,14 +41,20 @@ _CALLBACK = (
     " 'stream_id', stream_id, 'signature', signature, 'fields', fields"
 )
 
-_CALL = f"""json_build_object(
+_SUMMARY_FIELDS = f"""
     'call_id', c.call_id, 'status', c.status, 'first_seen', {utc_text("c.first_seen")},
     'last_seen', {utc_text("c.last_seen")}, 'from_number', c.from_number,
     'to_number', c.to_number, 'direction', c.direction, 'account_id', c.account_id,
-    'streams', {_list_of("streams", "call_id", "started_at, id", _STREAM)},
+    'streams', {_list_of("streams", "call_id", "started_at, id", _STREAM)}"""
+
+_CALL = f"""json_build_object({_SUMMARY_FIELDS},
     'events', {_list_of("call_events", "call_id", "at, id", _EVENT)},
     'status_callbacks', {_list_of("status_callbacks", "call_uuid", "received_at, id", _CALLBACK)}
 )"""
+
+POSTGRES_SUMMARY = f"json_build_object({_SUMMARY_FIELDS})"
+"""SQL for the call ``c`` as a JSON :class:`~vobiz_stream.store.CallSummary` (its streams, no
+events, no callbacks)."""
 
 POSTGRES_CALLS_PAGE = f"""
     SELECT coalesce(json_agg(page.call ORDER BY page.first_seen DESC, page.added DESC), '[]')::text

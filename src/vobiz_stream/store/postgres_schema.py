@@ -9,12 +9,16 @@ advisory lock, in one transaction.
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.migrations import steps_after
 
 __all__ = ["LOCK_CLASS", "POSTGRES_STEPS", "connect_postgres", "ensure_schema"]
+
+log = logging.getLogger("vobiz_stream.store")
 
 LOCK_CLASS = 0x76_6F_62  # "vob"
 """The first key of this store's advisory locks: (LOCK_CLASS, 0) guards the schema, and
@@ -90,7 +94,27 @@ _VERSION_2 = (
     "CREATE INDEX status_callbacks_by_call ON status_callbacks (call_uuid, received_at, id)",
 )
 
-POSTGRES_STEPS = {1: _VERSION_1, 2: _VERSION_2}
+_NUMBER_INDEX = (
+    "CREATE INDEX calls_by_numbers ON calls USING gin"
+    " (from_number gin_trgm_ops, to_number gin_trgm_ops)"
+)
+"""Trigrams of the From and To numbers, for the search by a part of a number."""
+
+_VERSION_3 = (
+    # The call search (postgres_search.py): by status, newest first.
+    "CREATE INDEX calls_by_status ON calls (status, first_seen, added)",
+    # By a part of a number: a trigram index, when the pg_trgm extension can be had (it ships
+    # with PostgreSQL; a database owner may create it). When it cannot, the store goes on
+    # without it, and such searches walk calls_by_first_seen newest first.
+    f"""DO $$ BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        {_NUMBER_INDEX};
+    EXCEPTION WHEN insufficient_privilege OR undefined_file OR undefined_object THEN
+        NULL;  -- ensure_schema says so at each start
+    END $$""",
+)
+
+POSTGRES_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
 
 
@@ -136,3 +160,18 @@ def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> Non
         if steps:
             db.execute("DELETE FROM schema_version")
             db.execute("INSERT INTO schema_version (version) VALUES (%s)", (steps[-1][0],))
+    _warn_without_number_index(db, where)
+
+
+def _warn_without_number_index(db: psycopg.Connection[tuple[object, ...]], where: str) -> None:
+    """Say what to run when the search by number has no index (pg_trgm could not be had when
+    the schema reached version 3): such searches still work, walking the calls newest first."""
+    row = db.execute("SELECT to_regclass('calls_by_numbers') IS NOT NULL").fetchone()
+    if row is not None and not row[0]:
+        log.warning(
+            "call store %s: searching calls by number has no index (the pg_trgm extension was"
+            " not available); to add it, run as the database owner: CREATE EXTENSION pg_trgm;"
+            " %s",
+            where,
+            _NUMBER_INDEX,
+        )

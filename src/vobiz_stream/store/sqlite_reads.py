@@ -30,7 +30,7 @@ from vobiz_stream.store.interface import (
     calls_from_json,
 )
 from vobiz_stream.store.sqlite_schema import connect, transaction
-from vobiz_stream.store.sqlite_search import add_search_indexes, search_sql
+from vobiz_stream.store.sqlite_search import search_sql
 
 __all__ = ["CALLS_PAGE", "CALL_SUMMARIES", "ONE_CALL", "SqliteFile"]
 
@@ -111,11 +111,6 @@ class SqliteFile(Closeable):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = connect(path)
-        try:
-            add_search_indexes(self._db)
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise StoreError(f"call store {path}: cannot add the search indexes: {exc}") from exc
 
     def list_calls(self, limit: int = 100, offset: int = 0) -> list[CallRecord]:
         """The ``limit`` newest calls (by first seen) after the ``offset`` newest, newest first,

@@ -88,7 +88,14 @@ _VERSION_2 = (
     "CREATE INDEX status_callbacks_by_call ON status_callbacks (call_uuid, received_at, id)",
 )
 
-SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2}
+_VERSION_3 = (
+    # The call search (sqlite_search.py). A version-2 file may have them already: the code of
+    # that version added them when it opened a file that lacked them.
+    "CREATE INDEX IF NOT EXISTS calls_by_status ON calls (status, first_seen)",
+    "CREATE INDEX IF NOT EXISTS calls_by_numbers ON calls (first_seen, from_number, to_number)",
+)
+
+SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
 
 

@@ -5,37 +5,16 @@ The query is built from the filters given, so SQLite's planner sees each one and
 is full), ``calls_by_status`` for a status. A part of a number cannot use a B-tree index (it may
 sit anywhere in the number): those searches walk the date index newest first and stop as soon as
 a page of matches is found, reading the numbers from an index that holds them
-(``calls_by_numbers``) rather than from the rows. :data:`SEARCH_INDEXES` are created on open
-when missing, so a store made before them gets them too.
+(``calls_by_numbers``) rather than from the rows. The indexes come with the store's schema
+(version 3, :mod:`~vobiz_stream.store.sqlite_schema`).
 """
 
 from __future__ import annotations
 
-import sqlite3
-
 from vobiz_stream.core.callbacks import format_utc
 from vobiz_stream.store.interface import CallQuery
-from vobiz_stream.store.sqlite_schema import transaction
 
-__all__ = ["SEARCH_INDEXES", "add_search_indexes", "search_sql"]
-
-SEARCH_INDEXES = {
-    "calls_by_status": "CREATE INDEX IF NOT EXISTS calls_by_status ON calls (status, first_seen)",
-    "calls_by_numbers": (
-        "CREATE INDEX IF NOT EXISTS calls_by_numbers ON calls (first_seen, from_number, to_number)"
-    ),
-}
-"""Indexes the searches need beyond the store's own, by name."""
-
-
-def add_search_indexes(db: sqlite3.Connection) -> None:
-    """Create the :data:`SEARCH_INDEXES` a store lacks; a store that has them is only read."""
-    present = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    missing = [statement for name, statement in SEARCH_INDEXES.items() if name not in present]
-    if missing:
-        with transaction(db, "BEGIN IMMEDIATE"):
-            for statement in missing:
-                db.execute(statement)
+__all__ = ["search_sql"]
 
 
 def search_sql(query: CallQuery) -> tuple[str, dict[str, object]]:
