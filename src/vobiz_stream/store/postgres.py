@@ -71,9 +71,9 @@ _UPSERT_CALL = """
         status = CASE WHEN excluded.status = 'active' THEN 'active' ELSE calls.status END
 """
 
-_LIVE_WORKERS = """
+_LIVE_WORKERS = f"""
     SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
-    AND classid = %(lock_class)s::int::oid
+    AND classid = ({LOCK_CLASS})::oid
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
@@ -367,7 +367,7 @@ class PostgresEngine:
     def mark_interrupted(self, now: datetime) -> int:
         """Close every stream left open by a server process that no longer runs (its lock is
         gone), ending at ``now``; returns how many. Streams of live processes are left alone."""
-        params = {"now": _ms(now), "reason": CallStatus.INTERRUPTED.value, "lock_class": LOCK_CLASS}
+        params = {"now": _ms(now), "reason": CallStatus.INTERRUPTED.value}
         with self._write("mark the streams of stopped processes interrupted") as db:
             row = db.execute(_MARK_INTERRUPTED, params).fetchone()
         assert row is not None
