@@ -121,7 +121,7 @@ async def test_a_flood_of_dtmf_and_malformed_frames_keeps_the_server_memory_flat
     for number in range(SOCKETS):
         [stream] = calls[f"flood-{number}"]["streams"]
         assert stream["ended_at"] is not None
-        assert stream["frames_malformed"] == FRAMES_PER_SOCKET // 2
+        assert stream["frames_malformed"] == FRAMES_PER_SOCKET // 2, stream
     # The first rows of each kind are kept; the rest are counted in one summary row.
     kept = dict(
         store.rows("SELECT kind, count(*) FROM call_events WHERE call_id = 'flood-0' GROUP BY kind")
