@@ -36,3 +36,13 @@ def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return SqliteBackend(tmp_path / "calls.sqlite3")
     return PostgresBackend(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_database(request: pytest.FixtureRequest) -> str | None:
+    """The ``database`` setting for a server test, once on each engine: None (the data
+    folder's SQLite file), and a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url

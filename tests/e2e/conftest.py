@@ -132,6 +132,16 @@ async def start_server(tmp_path: Path, media_transport: str) -> AsyncIterator[St
         await runner.cleanup()
 
 
+def on_database(start: StartServer, database: str | None) -> StartServer:
+    """``start`` with the ``database`` setting (None: the data folder's SQLite file): a module
+    overrides its ``start_server`` with this to run its tests on each store engine."""
+
+    async def start_on(handler: Handler | None = None, **overrides: Any) -> RunningServer:
+        return await start(handler, database=database, **overrides)
+
+    return start_on
+
+
 @dataclass
 class Carrier:
     """The carrier's end of one socket: sends what it is told, keeps what the app sends back."""

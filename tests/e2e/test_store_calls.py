@@ -10,7 +10,15 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.e2e.conftest import Carrier, RunningServer, StartServer, b64, frames_of, speech
+from tests.e2e.conftest import (
+    Carrier,
+    RunningServer,
+    StartServer,
+    b64,
+    frames_of,
+    on_database,
+    speech,
+)
 from tests.e2e.test_server_recording import ONE_WAY, send_call
 from tests.e2e.test_server_webhooks import callback, post
 from vobiz_stream.audio import ByteOrder, encode_l16
@@ -18,6 +26,12 @@ from vobiz_stream.emulator import CallOptions, run_call
 from vobiz_stream.emulator.source import CallerSource
 
 Connect = Callable[[str], Awaitable[Carrier]]
+
+
+@pytest.fixture
+def start_server(start_server: StartServer, store_database: str | None) -> StartServer:
+    """Every test here runs on each store engine: SQLite, then PostgreSQL."""
+    return on_database(start_server, store_database)
 
 
 async def get_json(running: RunningServer, path: str) -> tuple[int, Any]:

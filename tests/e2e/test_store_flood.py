@@ -3,15 +3,13 @@
 Many sockets each send thousands of DTMF and malformed frames as fast as the socket takes them.
 The store keeps the first rows of each kind per stream and counts the rest, so the server's
 memory stays flat, every stream row is still stored and closed, and a clean call amid the flood
-records whole. With the store's queue full (its file locked by another writer), a status
-callback is answered 503 and stored when the carrier sends it again.
+records whole. With the store's queue full (its database locked by another writer), a status
+callback is answered 503 and stored when the carrier sends it again. Both on each store engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from tests.e2e.conftest import (
     wait_healthy,
 )
 from tests.e2e.test_server_webhooks import callback, post
+from tests.store.engines import backend_of
 from vobiz_stream.app.session import MALFORMED_KEPT
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.store import QueuedCallStore
@@ -76,15 +75,16 @@ async def clean_call(client: aiohttp.ClientSession, url: str) -> list[int]:
 
 
 async def test_a_flood_of_dtmf_and_malformed_frames_keeps_the_server_memory_flat(
-    tmp_path: Path,
+    tmp_path: Path, store_database: str | None
 ) -> None:
     port, data = free_port(), tmp_path / "data"
     base = f"http://127.0.0.1:{port}"
+    store = backend_of(store_database, data)
     with (tmp_path / "serve.log").open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             *("-m", "vobiz_stream", "serve", "--port", str(port), "--data-dir", str(data)),
-            *("--l16-byte-order", "little"),
+            *("--l16-byte-order", "little", "--database", store.url),
             stderr=log,
         )
         try:
@@ -121,14 +121,11 @@ async def test_a_flood_of_dtmf_and_malformed_frames_keeps_the_server_memory_flat
     for number in range(SOCKETS):
         [stream] = calls[f"flood-{number}"]["streams"]
         assert stream["ended_at"] is not None
-        assert stream["frames_malformed"] == FRAMES_PER_SOCKET // 2
+        assert stream["frames_malformed"] == FRAMES_PER_SOCKET // 2, stream
     # The first rows of each kind are kept; the rest are counted in one summary row.
-    with sqlite3.connect(data / "vobiz-stream.db") as db:
-        kept = dict(
-            db.execute(
-                "SELECT kind, count(*) FROM call_events WHERE call_id = 'flood-0' GROUP BY kind"
-            ).fetchall()
-        )
+    kept = dict(
+        store.rows("SELECT kind, count(*) FROM call_events WHERE call_id = 'flood-0' GROUP BY kind")
+    )
     # Malformed frames are kept by the session itself (the first MALFORMED_KEPT of a stream,
     # all counted in frames_malformed); digits by the store's budget per kind.
     limit = QueuedCallStore.EVENTS_PER_KIND
@@ -142,17 +139,14 @@ async def test_a_flood_of_dtmf_and_malformed_frames_keeps_the_server_memory_flat
 
 
 async def test_a_callback_the_full_queue_cannot_take_gets_503_and_is_stored_on_retry(
-    start_server: StartServer,
+    start_server: StartServer, store_database: str | None
 ) -> None:
-    running = await start_server()
+    running = await start_server(database=store_database)
     running.server.store.max_pending = 2
     webhook = running.base + "/webhook"
-    # Another writer holds the file's write lock: the store's writer waits, its queue fills.
-    with contextlib.closing(
-        sqlite3.connect(running.data_dir / "vobiz-stream.db", isolation_level=None)
-    ) as other:
-        other.execute("BEGIN IMMEDIATE")
-        async with aiohttp.ClientSession() as client:
+    async with aiohttp.ClientSession() as client:
+        # Another writer holds the store's write lock: its writer waits, its queue fills.
+        with backend_of(store_database, running.data_dir).hold_writes():
             waiting = [
                 asyncio.create_task(post(client, webhook, callback("StartStream", f"queued-{n}")))
                 for n in range(2)
@@ -160,11 +154,10 @@ async def test_a_callback_the_full_queue_cannot_take_gets_503_and_is_stored_on_r
             await asyncio.sleep(0.3)
             status, _ = await post(client, webhook, callback("StartStream", "refused"))
             assert status == 503
-            other.execute("ROLLBACK")
-            assert [(await task)[0] for task in waiting] == [200, 200]
-            assert (await post(client, webhook, callback("StartStream", "refused")))[0] == 200
-            async with client.get(running.base + "/calls") as reply:
-                listing = await reply.json()
+        assert [(await task)[0] for task in waiting] == [200, 200]
+        assert (await post(client, webhook, callback("StartStream", "refused")))[0] == 200
+        async with client.get(running.base + "/calls") as reply:
+            listing = await reply.json()
     stored = {call["call_id"]: len(call["status_callbacks"]) for call in listing["calls"]}
     assert stored == {"queued-0": 1, "queued-1": 1, "refused": 1}
     logged = (running.data_dir / "webhook-events.log").read_text().splitlines()

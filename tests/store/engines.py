@@ -164,3 +164,10 @@ class PostgresBackend(Backend):
             other.execute(f"LOCK TABLE {', '.join(STORE_TABLES)} IN EXCLUSIVE MODE".encode())
             yield
             other.commit()
+
+
+def backend_of(database: str | None, data_dir: Path) -> Backend:
+    """The store a server with this ``database`` setting and ``data_dir`` uses."""
+    if database is None:
+        return SqliteBackend(data_dir / "vobiz-stream.db")
+    return PostgresBackend(database)

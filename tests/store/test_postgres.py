@@ -173,3 +173,19 @@ async def test_after_a_database_restart_a_live_process_is_marked_alive_again(
         call = live.get_call("live-call")
     assert "lost the connection that says this process is alive" in caplog.text
     assert call is not None and call["status"] == CallStatus.ACTIVE
+
+
+def test_two_stores_in_two_schemas_of_one_database_keep_apart(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE SCHEMA other")
+    with (
+        open_call_store(postgres_url) as first,
+        open_call_store(postgres_url + "?options=-csearch_path%3Dother") as second,
+    ):
+        assert (first.worker, second.worker) == (1, 1)  # the same ids, each in its own schema
+        open_stream(first, "in-public")
+        first.flush()
+        assert second.mark_interrupted(T0) == 0
+        assert second.list_calls() == []
+        call = first.get_call("in-public")
+    assert call is not None and call["status"] == CallStatus.ACTIVE

@@ -415,11 +415,12 @@ async def serve(
     data_lock.note(port=runner.addresses[0][1])
     log.info(
         "vobiz-stream %s serving on http://%s:%d (answer: /, stream: /stream, "
-        "callbacks: /webhook, calls: /calls, console: /ui); data in %s",
+        "callbacks: /webhook, calls: /calls, console: /ui); data in %s, calls stored in %s",
         __version__,
         settings.host,
         settings.port,
         settings.data_dir,
+        server.store.where,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

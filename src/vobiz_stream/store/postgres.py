@@ -25,10 +25,10 @@ import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict
@@ -36,45 +36,23 @@ from psycopg.types.string import StrBinaryDumper, StrDumper
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from vobiz_stream.errors import StoreError
+from vobiz_stream.logtext import loggable
 from vobiz_stream.store.interface import CallQuery, CallStatus, StoreFullError
 from vobiz_stream.store.postgres_alive import AliveLock
 from vobiz_stream.store.postgres_reads import POSTGRES_CALLS_PAGE, POSTGRES_ONE_CALL
 from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect_postgres, ensure_schema
 from vobiz_stream.store.postgres_search import postgres_search_page
+from vobiz_stream.store.postgres_writes import Connection, to_ms, write_on
 from vobiz_stream.store.queue import QueuedStore
-from vobiz_stream.store.writes import (
-    AddEvent,
-    AddStatusCallback,
-    CloseStreamRow,
-    OpenStreamRow,
-    UpdateStreamRow,
-    Write,
-)
+from vobiz_stream.store.writes import OpenStreamRow, Write
 
 __all__ = ["PostgresEngine", "QueuedPostgresStore", "postgres_where"]
 
 log = logging.getLogger("vobiz_stream.store")
 
-Connection = psycopg.Connection[tuple[Any, ...]]
-
-_UPSERT_CALL = """
-    INSERT INTO calls (call_id, first_seen, last_seen, from_number, to_number, direction,
-                       account_id, status)
-    VALUES (%(call_id)s, %(seen)s, %(seen)s, %(from_number)s, %(to_number)s, %(direction)s,
-            %(account_id)s, %(status)s)
-    ON CONFLICT (call_id) DO UPDATE SET
-        first_seen = least(calls.first_seen, excluded.first_seen),
-        last_seen = greatest(calls.last_seen, excluded.last_seen),
-        from_number = coalesce(excluded.from_number, calls.from_number),
-        to_number = coalesce(excluded.to_number, calls.to_number),
-        direction = coalesce(excluded.direction, calls.direction),
-        account_id = coalesce(excluded.account_id, calls.account_id),
-        status = CASE WHEN excluded.status = 'active' THEN 'active' ELSE calls.status END
-"""
-
-_LIVE_WORKERS = """
+_LIVE_WORKERS = f"""
     SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
-    AND classid = %(lock_class)s::int::oid
+    AND classid = ({LOCK_CLASS})::oid
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
@@ -110,11 +88,6 @@ class _NulFreeBinaryStr(StrBinaryDumper):
 def _configure(connection: Connection) -> None:
     connection.adapters.register_dumper(str, _NulFreeStr)
     connection.adapters.register_dumper(str, _NulFreeBinaryStr)
-
-
-def _ms(moment: datetime) -> datetime:
-    """``moment`` cut to whole milliseconds, the precision the store keeps on both engines."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def postgres_where(url: str) -> str:
@@ -153,6 +126,10 @@ class PostgresEngine:
         self._owns_pool = owns_pool
         self._batch: Connection | None = None
         """The connection of the batch under way (:meth:`batch`), if any."""
+        self._careful = False
+        """Whether the batch under way puts each write in a savepoint (after one failed)."""
+        self._done: list[Write] = []
+        """The writes the batch under way did without savepoints."""
 
     @classmethod
     def open(cls, url: str) -> PostgresEngine:
@@ -179,28 +156,33 @@ class PostgresEngine:
 
     @contextmanager
     def _write(self, what: str) -> Iterator[Connection]:
-        """A transaction for one write: a savepoint of the batch under way, or its own."""
-        with self._failing_as_store_error(what):
-            if self._batch is not None:
-                with self._batch.transaction():
-                    yield self._batch
-                return
-            with self._pool.connection() as db, db.transaction():
-                yield db
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """One transaction around several :meth:`apply`; a write that fails is undone alone."""
+        """The connection for one write outside a batch: a transaction of its own."""
         with (
-            self._failing_as_store_error("commit a batch of writes"),
+            self._failing_as_store_error(what),
             self._pool.connection() as db,
             db.transaction(),
         ):
-            self._batch = db
+            yield db
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around several :meth:`apply`; a write that fails is undone alone.
+
+        Writes rarely fail, and a savepoint around each costs two round trips more, so a batch
+        runs without them until a write fails: then it is rolled back, the writes before that
+        one are done again each in a savepoint of its own, and so is every write after it. (A
+        stream keeps its row id; events and callbacks done again get new ids.)
+        """
+        with (
+            self._failing_as_store_error("commit a batch of writes"),
+            self._pool.connection() as db,
+        ):
+            self._batch, self._careful, self._done = db, False, []
             try:
                 yield
+                db.commit()
             finally:
-                self._batch = None
+                self._batch, self._done = None, []
 
     def _read(self, what: str, query: bytes | str, params: Sequence[object]) -> Any:
         with self._failing_as_store_error(what), self._pool.connection() as db:
@@ -211,134 +193,59 @@ class PostgresEngine:
     # --- the writes --------------------------------------------------------------------------
 
     def apply(self, write: Write) -> object:
-        """Do ``write``; returns the new row's id for a stream, an event or a callback, whether
-        the stream was closed now (False: it was already) for a close, else None."""
-        match write:
-            case OpenStreamRow():
-                return self._open_stream(write)
-            case UpdateStreamRow():
-                self._update_stream(write)
-                return None
-            case CloseStreamRow():
-                return self._close_stream(write)
-            case AddEvent():
-                with self._write(write.what) as db:
-                    return db.execute(
-                        "INSERT INTO call_events (call_id, stream_row, at, kind, detail)"
-                        " VALUES (%s, %s, %s, %s, %s::json) RETURNING id",
-                        (write.call_id, write.stream_row, _ms(write.at), str(write.kind),
-                         orjson.dumps(write.detail).decode()),
-                    ).fetchone()[0]  # type: ignore[index]  # fmt: skip
-            case AddStatusCallback():
-                return self._add_status_callback(write)
+        """Do ``write`` (:func:`~vobiz_stream.store.postgres_writes.write_on`); inside
+        :meth:`batch`, a failure undoes this write alone."""
+        db = self._batch
+        if db is None:
+            with self._write(write.what) as own:
+                return self._do(own, write)
+        if self._careful:
+            return self._in_savepoint(db, write)
+        try:
+            result = self._do(db, write)
+        except StoreFullError:
+            raise
+        except StoreError:
+            self._again_with_savepoints(db)
+            return self._in_savepoint(db, write)
+        if isinstance(write, OpenStreamRow) and write.row_id is None:
+            write = replace(write, row_id=int(str(result)))  # done again, the same row id
+        self._done.append(write)
+        return result
 
-    def _open_stream(self, write: OpenStreamRow) -> int:
-        started = _ms(write.started_at)
-        with self._write(write.what) as db:
-            db.execute(
-                _UPSERT_CALL,
-                {
-                    "call_id": write.call_id,
-                    "seen": started,
-                    "from_number": write.from_number,
-                    "to_number": write.to_number,
-                    "direction": write.direction,
-                    "account_id": write.account_id,
-                    "status": CallStatus.ACTIVE.value,
-                },
-            )
-            row = db.execute(
-                "INSERT INTO streams (id, stream_id, call_id, started_at, tracks, encoding,"
-                " sample_rate, recording_path, worker)"
-                " VALUES (coalesce(%s, nextval('stream_rows')), %s, %s, %s, %s::json, %s, %s, %s,"
-                " %s) RETURNING id",
-                (
-                    write.row_id,
-                    write.stream_id,
-                    write.call_id,
-                    started,
-                    orjson.dumps([str(track) for track in write.tracks]).decode(),
-                    str(write.encoding),
-                    write.sample_rate,
-                    None if write.recording_path is None else str(write.recording_path),
-                    write.worker,
-                ),
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
+    def _do(self, db: Connection, write: Write) -> object:
+        with self._failing_as_store_error(write.what):
+            return write_on(db, write, self.where)
 
-    def _update_stream(self, write: UpdateStreamRow) -> None:
-        with self._write(write.what) as db:
-            cursor = db.execute(
-                "UPDATE streams SET byte_order = coalesce(%s, byte_order),"
-                " frames_received = coalesce(%s, frames_received),"
-                " frames_malformed = coalesce(%s, frames_malformed),"
-                " frames_sent = coalesce(%s, frames_sent),"
-                " error = coalesce(%s, error)"
-                " WHERE id = %s",
-                (write.byte_order, write.frames_received, write.frames_malformed,
-                 write.frames_sent, write.error, write.row_id),
-            )  # fmt: skip
-            if cursor.rowcount == 0:
-                raise StoreError(f"call store {self.where}: there is no stream row {write.row_id}")
+    def _in_savepoint(self, db: Connection, write: Write) -> object:
+        with self._failing_as_store_error(write.what):
+            db.execute("SAVEPOINT one_write")
+        try:
+            result = self._do(db, write)
+        except StoreFullError:
+            raise
+        except StoreError:
+            with self._failing_as_store_error(write.what):
+                db.execute("ROLLBACK TO SAVEPOINT one_write")
+            raise
+        with self._failing_as_store_error(write.what):
+            db.execute("RELEASE SAVEPOINT one_write")
+        return result
 
-    def _close_stream(self, write: CloseStreamRow) -> bool:
-        ended = _ms(write.ended_at)
-        with self._write(write.what) as db:
-            # The call's row first: another process closing the call's other stream now waits
-            # for this one, then sees it closed.
-            row = db.execute(
-                "SELECT s.call_id, s.ended_at FROM streams AS s JOIN calls AS c USING (call_id)"
-                " WHERE s.id = %s FOR NO KEY UPDATE OF c",
-                (write.row_id,),
-            ).fetchone()
-            if row is None:
-                raise StoreError(f"call store {self.where}: there is no stream row {write.row_id}")
-            call_id, already_ended = row
-            if already_ended is not None:
-                return False
-            db.execute(
-                "UPDATE streams SET ended_at = %s, end_reason = %s, frames_received = %s,"
-                " frames_malformed = %s, frames_sent = %s, error = coalesce(%s, error)"
-                " WHERE id = %s",
-                (ended, write.end_reason, write.frames_received, write.frames_malformed,
-                 write.frames_sent, write.error, write.row_id),
-            )  # fmt: skip
-            db.execute(
-                "UPDATE calls SET last_seen = greatest(last_seen, %s),"
-                " status = CASE WHEN EXISTS (SELECT 1 FROM streams"
-                "   WHERE streams.call_id = calls.call_id AND ended_at IS NULL)"
-                " THEN status ELSE %s END"
-                " WHERE call_id = %s",
-                (ended, CallStatus.ENDED.value, call_id),
-            )
-        return True
-
-    def _add_status_callback(self, write: AddStatusCallback) -> int:
-        callback = write.callback
-        received = _ms(write.received_at)
-        with self._write(write.what) as db:
-            if callback.call_uuid is not None:
-                db.execute(
-                    _UPSERT_CALL,
-                    {
-                        "call_id": callback.call_uuid,
-                        "seen": received,
-                        "from_number": callback.from_number,
-                        "to_number": callback.to,
-                        "direction": None,
-                        "account_id": None,
-                        "status": CallStatus.CALLBACKS_ONLY.value,
-                    },
-                )
-            row = db.execute(
-                "INSERT INTO status_callbacks (received_at, event, call_uuid, stream_id,"
-                " signature, fields) VALUES (%s, %s, %s, %s, %s, %s::json) RETURNING id",
-                (received, callback.event, callback.call_uuid, callback.stream_id,
-                 write.signature.value, orjson.dumps(callback.fields).decode()),
-            ).fetchone()  # fmt: skip
-        assert row is not None
-        return int(row[0])
+    def _again_with_savepoints(self, db: Connection) -> None:
+        """After a write failed in a batch without savepoints: roll it back and do the writes
+        before it again, each in a savepoint (one failing now is logged: it was taken)."""
+        with self._failing_as_store_error("roll back a batch of writes"):
+            db.rollback()
+        self._careful = True
+        for write in self._done:
+            try:
+                self._in_savepoint(db, write)
+            except StoreFullError:
+                raise
+            except StoreError as exc:
+                log.error("call %s: cannot %s: %s", loggable(write.call_id or "-"), write.what, exc)
+        self._done = []
 
     # --- the rest of the engine --------------------------------------------------------------
 
@@ -347,7 +254,7 @@ class PostgresEngine:
         with self._write("register this server process") as db:
             row = db.execute(
                 "INSERT INTO workers (host, pid, started_at) VALUES (%s, %s, %s) RETURNING id",
-                (host, pid, _ms(started_at)),
+                (host, pid, to_ms(started_at)),
             ).fetchone()
         assert row is not None
         return int(row[0])
@@ -368,7 +275,7 @@ class PostgresEngine:
     def mark_interrupted(self, now: datetime) -> int:
         """Close every stream left open by a server process that no longer runs (its lock is
         gone), ending at ``now``; returns how many. Streams of live processes are left alone."""
-        params = {"now": _ms(now), "reason": CallStatus.INTERRUPTED.value, "lock_class": LOCK_CLASS}
+        params = {"now": to_ms(now), "reason": CallStatus.INTERRUPTED.value}
         with self._write("mark the streams of stopped processes interrupted") as db:
             row = db.execute(_MARK_INTERRUPTED, params).fetchone()
         assert row is not None

@@ -54,7 +54,13 @@ class AliveLock:
         self._thread.start()
 
     def _lock(self) -> None:
-        self._db.execute("SELECT pg_advisory_lock(%s::int, %s::int)", (LOCK_CLASS, self._worker))
+        query = f"SELECT pg_try_advisory_lock({LOCK_CLASS}, %s::int)"
+        row = self._db.execute(query.encode(), (self._worker,)).fetchone()
+        if row is None or row[0] is not True:
+            raise StoreError(
+                f"call store {self._where}: another connection holds the lock of worker"
+                f" {self._worker}; is a second store open on this database in this process?"
+            )
 
     def _watch(self) -> None:
         lost = False

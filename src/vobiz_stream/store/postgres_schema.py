@@ -20,9 +20,10 @@ __all__ = ["LOCK_CLASS", "POSTGRES_STEPS", "connect_postgres", "ensure_schema"]
 
 log = logging.getLogger("vobiz_stream.store")
 
-LOCK_CLASS = 0x76_6F_62  # "vob"
-"""The first key of this store's advisory locks: (LOCK_CLASS, 0) guards the schema, and
-(LOCK_CLASS, worker id) is held by each live server process for as long as it runs."""
+LOCK_CLASS = "hashtext('vobiz-stream ' || current_schema())"
+"""SQL for the first key of this store's advisory locks, one per schema (two stores in two
+schemas of a database never share a lock): (LOCK_CLASS, 0) guards the schema, and (LOCK_CLASS,
+worker id) is held by each live server process for as long as it runs."""
 
 _VERSION_1 = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -134,7 +135,7 @@ def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> Non
     """Create the tables in an empty database or bring an older store up to date, in one
     transaction under the schema lock; refuse a database that is not a store of ours."""
     with db.transaction():
-        db.execute("SELECT pg_advisory_xact_lock(%s::int, 0)", (LOCK_CLASS,))
+        db.execute(f"SELECT pg_advisory_xact_lock({LOCK_CLASS}, 0)".encode())
         tables = {
             str(row[0])
             for row in db.execute(
