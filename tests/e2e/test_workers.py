@@ -106,6 +106,11 @@ async def test_supervisor_restarts_a_killed_worker_and_metrics_outlive_it(tmp_pa
     flags = ("--workers", "1", "--metrics-port", str(metrics_port), "--shutdown-grace", "1")
     supervisor = await start_supervised(port, data, *flags)
     try:
+        # The supervisor holds the data folder for its workers: another server stops there.
+        code, _, stderr = await run_cli(
+            "serve", "--port", str(free_port()), "--data-dir", str(data)
+        )
+        assert code == 2 and b"in use by another vobiz-stream server" in stderr
         await one_call(base, "before-kill", 40)
         page = await scrape(metrics_url)  # no admin token on the metrics port
         assert metric(page, "vobiz_frames_in_total") == 40

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from vobiz_stream.app.admission import TOKEN_PARAMETER, Admission, Admitted
 from vobiz_stream.app.answered import AnsweredCalls
@@ -45,6 +46,14 @@ HANDLER_GRACE = 5.0
 
 CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 """Close codes of a socket that ended normally (1005: closed without a code)."""
+
+
+class StreamWatcher(Protocol):
+    """Something told of each stream's beginning and end (once each, per call, never per frame)."""
+
+    def stream_opened(self, session: CallSession) -> None: ...
+
+    def stream_ended(self, session: CallSession) -> None: ...
 
 
 class MediaStreams:
@@ -80,8 +89,8 @@ class MediaStreams:
         self.open: set[OpenStream] = set()
         self.draining = False
         """Set when the server stops: new sockets are refused, open ones get to finish."""
-        self.on_end: Callable[[CallSession], None] | None = None
-        """Called once per stream as it is forgotten (the server's metrics count it)."""
+        self.watchers: list[StreamWatcher] = []
+        """Told of every stream as it opens and as it is forgotten (metrics, traces)."""
 
     def admit(self, query: Mapping[str, str], peer_ip: str) -> Admitted | SocketRefusal:
         """Whether a socket from ``peer_ip`` with URL query ``query`` may be accepted: its
@@ -99,6 +108,8 @@ class MediaStreams:
         """An admitted socket was accepted: start its session, recording and handler."""
         stream = OpenStream(self, transport, query, admitted)
         self.open.add(stream)
+        for watcher in self.watchers:
+            watcher.stream_opened(stream.session)
         return stream
 
     async def shut_down(self, timeout: float = HANDLER_GRACE + 5.0) -> None:
@@ -187,8 +198,8 @@ class OpenStream:
         finally:
             self._admitted.release()
             self._streams.open.discard(self)
-            if self._streams.on_end is not None:
-                self._streams.on_end(session)
+            for watcher in self._streams.watchers:
+                watcher.stream_ended(session)
 
     async def _close_without_start(self) -> None:
         """A socket that sends no ``start`` within ``start_timeout`` only holds a call slot:

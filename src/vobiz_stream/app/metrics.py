@@ -252,8 +252,21 @@ def server_metrics(
         return refused if isinstance(refused, dict) else {}
 
     metrics = ServerMetrics(latency, open_streams, refusals, lambda: store.pending_writes)
-    streams.on_end = lambda session: metrics.stream_ended(session.end_reason, _counts(session))
+    streams.watchers.append(_EndCounter(metrics))
     return metrics
+
+
+class _EndCounter:
+    """Counts each ended stream into the metrics."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._metrics = metrics
+
+    def stream_opened(self, session: CallSession) -> None:
+        pass  # counted open at each fold
+
+    def stream_ended(self, session: CallSession) -> None:
+        self._metrics.stream_ended(session.end_reason, _counts(session))
 
 
 def _counts(session: CallSession) -> StreamCounts:

@@ -59,6 +59,7 @@ from vobiz_stream.app.recording_outlet import RecordingOutlet
 from vobiz_stream.app.session import SessionOptions
 from vobiz_stream.app.side_services import SideServices
 from vobiz_stream.app.signed_requests import SignedRequests
+from vobiz_stream.app.tracing import trace_calls
 from vobiz_stream.core.answer import (
     AudioTrack,
     CallbackMethod,
@@ -129,6 +130,7 @@ class StreamServer:
         )
         self.control = CallControl(self.streams, self.store)  # hang-ups from the API
         self.metrics = server_metrics(self.streams, self.latency, self.admission, self.store)
+        trace_calls(self.streams)  # with the otel extra: a span per stream
         self._media_server: MediaPort | None = None
         self._wrong_paths: set[str] = set()
         """Paths already logged as 404s (at most ``WRONG_PATHS_LOGGED``)."""

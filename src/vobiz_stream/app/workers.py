@@ -39,6 +39,7 @@ from types import FrameType
 from vobiz_stream.app.admission import AUTO_SECRET
 from vobiz_stream.app.config import Settings
 from vobiz_stream.app.datadir_lock import DataDirLock
+from vobiz_stream.app.metrics import MULTIPROCESS_ENV
 from vobiz_stream.errors import ConfigError
 from vobiz_stream.store.database import POSTGRES_SCHEMES
 
@@ -55,8 +56,6 @@ STOP_MARGIN = 20.0
 
 PARENT_CHECK_SECONDS = 1.0
 """How often a worker looks whether its supervisor still runs (it stops if not)."""
-
-METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def check_workers(settings: Settings, workers: int) -> None:
@@ -105,14 +104,13 @@ class Supervisor:
         self._workers: dict[int, _Worker] = {}
         self._stopping = False
         self._quick_deaths = 0
-        self.restarts = 0
 
     def run(self) -> int:
         """Start the workers, keep them running, stop them on a signal; the exit status."""
         data_lock = DataDirLock(self.settings.data_dir)
         data_lock.acquire()  # for every worker: a second server on the folder stops here
         metrics_dir = tempfile.mkdtemp(prefix="vobiz-stream-metrics-")
-        os.environ[METRICS_ENV] = metrics_dir  # the workers inherit it
+        os.environ[MULTIPROCESS_ENV] = metrics_dir  # the workers inherit it
         previous = {
             signum: signal.signal(signum, self._on_signal)
             for signum in (signal.SIGTERM, signal.SIGINT)
@@ -132,7 +130,7 @@ class Supervisor:
             self._stop_all()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            os.environ.pop(METRICS_ENV, None)
+            os.environ.pop(MULTIPROCESS_ENV, None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
             data_lock.release()
         log.info("supervisor stopped")
@@ -181,7 +179,6 @@ class Supervisor:
                 self._quick_deaths,
             )
             return False
-        self.restarts += 1
         log.warning(
             "worker %d (pid %s) exited with %s after %.0f s; its open calls are cut off;"
             " starting a new worker %d",
@@ -221,7 +218,7 @@ def _exit_text(code: int | None) -> str:
 
 def _forget_metrics_of(pid: int | None) -> None:
     """A dead worker's gauges leave the sums (its counters stay: they only grow)."""
-    if pid is None or METRICS_ENV not in os.environ:
+    if pid is None or MULTIPROCESS_ENV not in os.environ:
         return
     from prometheus_client import multiprocess  # noqa: PLC0415 (the workers' business)
 
