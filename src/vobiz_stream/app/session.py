@@ -87,8 +87,9 @@ from vobiz_stream.formats import (
     AudioFormat,
     Encoding,
 )
+from vobiz_stream.frame_clock import FrameClock, Ticket
 from vobiz_stream.logtext import loggable
-from vobiz_stream.transports.gateway import Transport
+from vobiz_stream.transports.gateway import SendsAtOnce, Transport
 
 log = logging.getLogger("vobiz_stream.app.session")
 
@@ -320,6 +321,9 @@ class CallSession:
         self._play_encoder: PlayAudioEncoder | None = None
         self._names = itertools.count(1)
         self._wake = asyncio.Event()
+        self._clock = FrameClock.current()  # one timer paces every call's playAudio frames
+        self._pacing: Ticket | None = None
+        self._at_once = transport if isinstance(transport, SendsAtOnce) else None  # _on_pace
         self._sender: asyncio.Task[None] | None = None
         self._clear_sent_at: float | None = None
         self._events: deque[SessionEvent | object] = deque()
@@ -839,14 +843,36 @@ class CallSession:
                 continue  # it came while this loop was sending: its clear goes out now
             deadline = self._ledger.next_deadline(self.now())
             self._wake.clear()
-            timer = (
-                None
-                if deadline is None
-                else self._loop.call_later(max(0.0, deadline - self.now()), self._wake.set)
+            if self._pacing is not None:
+                self._pacing.cancel()
+            self._pacing = (
+                None if deadline is None else self._clock.schedule(deadline, self._on_pace)
             )
             await self._wake.wait()
-            if timer is not None:
-                timer.cancel()
+
+    def _on_pace(self) -> float | None:
+        """The sender's deadline came: send what is due from the frame clock's tick, with no
+        task woken, when the transport can send without waiting, and say when to come back;
+        else (or for a barge-in) wake the sender task."""
+        transport = self._at_once
+        if self._closed:
+            return None
+        if transport is None or self._barge_in is not None or not transport.can_send_now():
+            self._wake.set()
+            return None
+        now = self.now()
+        try:
+            for item in self._ledger.due(now):
+                if isinstance(item, OutboundFrame):
+                    transport.send_now(item.wire)
+                else:
+                    transport.send_now(encode_bytes(Checkpoint(item.name, self.stream_id)))
+        except (ConnectionError, RuntimeError) as exc:
+            log.warning("call %s: could not send: %s", self.describe(), exc)
+            return None
+        for handle in self._ledger.expire(now):
+            self._note("checkpoint_lost", level=logging.WARNING, name=handle.name)
+        return self._ledger.next_deadline(self.now())
 
     async def _send_barge_in(self) -> bool:
         """Send the pending barge-in's ``clearAudio``; False if the socket failed."""
