@@ -3,7 +3,7 @@
 
     python3 dev.py serve [ARGS...]   set up, then run ``vobiz-stream serve`` with the defaults
     python3 dev.py test [ARGS...]    set up, then run the whole test suite (ARGS go to pytest)
-    python3 dev.py lint              set up, then run ruff, mypy and the import rules on the package
+    python3 dev.py lint              set up, then run the linters (ruff, mypy, imports, dead code)
     python3 dev.py setup             only set up
 
 Only the Python standard library is used here, so this works before anything is installed.
@@ -107,6 +107,7 @@ def main(argv: list[str]) -> int:
             _run(PYTHON, "-m", "ruff", "check", ".")
             or _run(PYTHON, "-m", "mypy")
             or _run(BIN / "lint-imports")  # the layer rules in pyproject.toml
+            or _run(PYTHON, "-m", "vulture")  # dead code ([tool.vulture] in pyproject.toml)
         )
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vobiz_stream.core.answer import Response, Stream, XmlError, parse_response, render
+from vobiz_stream.core.answer import Response, Stream, parse_response, render
+from vobiz_stream.errors import XmlError
 
 # Any character, lone surrogates included: controls, NUL, U+FFFE, quotes, & and <.
 ANY_TEXT = st.text(max_size=24)

@@ -43,11 +43,6 @@ def chunks_of(decoded: Decoded) -> list[int | None]:
     return [media.chunk for media, _ in decoded]
 
 
-def current_order(decoder: InboundDecoder) -> ByteOrder:
-    """``decoder.byte_order`` read afresh (it changes as the decoder sees audio)."""
-    return decoder.byte_order
-
-
 class Decisions:
     """Records ``on_decided`` calls."""
 

@@ -410,7 +410,10 @@ async def test_calls_joins_a_stream_its_events_and_its_callbacks(
     [call] = [item for item in listing["calls"] if item["call_id"] == CALL]
     assert len(listing["calls"]) == 1
     assert call["status"] == "ended"
+    assert set(call) == CALL_KEYS
     [stream] = call["streams"]
+    assert set(stream) == STREAM_KEYS
+    assert all(set(event) == EVENT_KEYS for event in call["events"])
     assert stream["stream_id"] == STREAM
     assert stream["frames_received"] == frames
     assert stream["ended_at"] is not None

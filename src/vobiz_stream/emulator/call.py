@@ -56,13 +56,12 @@ import numpy as np
 
 from vobiz_stream.audio import WavWriter
 from vobiz_stream.core.answer import (
-    SHOWN_CHARS,
-    SHOWN_ITEMS,
     CallbackMethod,
     Stream,
     UnknownVerb,
     parse_response,
 )
+from vobiz_stream.core.verbs import SHOWN_CHARS, SHOWN_ITEMS
 from vobiz_stream.emulator.answer import AnswerError, fetch_answer
 from vobiz_stream.emulator.callbacks import CallbackContext, CallbackSender, callback_request
 from vobiz_stream.emulator.ending import (

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vobiz_stream.audio import ByteOrder, Pcm, Quality, Resampler, decode_l16, decode_mulaw
+from vobiz_stream.audio import ByteOrder, Pcm
 from vobiz_stream.core.protocol import PlayAudio
-from vobiz_stream.formats import FRAME_MS, Encoding
+from vobiz_stream.emulator.app_audio import AppAudioDecoder
+from vobiz_stream.formats import FRAME_MS
 
 __all__ = [
     "DEFAULT_JITTER_BUFFER",
@@ -153,25 +154,21 @@ class Playout:
         jitter_buffer: float = DEFAULT_JITTER_BUFFER,
     ) -> None:
         self.rate = rate
-        self.byte_order = byte_order
         self.bidirectional = bidirectional
         self.cap_samples = round(queue_cap * rate)
         self.depth = round(jitter_buffer * rate)
         self._frame = rate * FRAME_MS // 1000
         self._queue: deque[Pcm] = deque()
         self._queued = 0
-        self._taken = 0
-        """Samples taken from the queue over the stream."""
+        self._taken = 0  # samples taken from the queue over the stream
         self._now = 0
         """Sample of the call clock at the latest ``now``."""
         self._next_tick = 0
         self._heard: list[Pcm] = []
         """Played frames (silence included) not yet handed out, the one playing now last."""
-        self._heard_out = 0
-        """Samples handed out by :meth:`pop_heard`."""
+        self._heard_out = 0  # samples handed out by pop_heard
         self._playing = (0, 0, 0)
-        """The frame taken last: its first sample on the clock, ``_taken`` before it, and how
-        many of its samples are audio (the rest is padding)."""
+        """The frame taken last: its first sample, ``_taken`` before it, its audio samples."""
         self._flowing = False
         """Each tick takes a frame; False while the queue is dry or filling up."""
         self._filling_since: int | None = None
@@ -185,9 +182,8 @@ class Playout:
         self._pending: deque[_Pending] = deque()
         self._started: list[PlaybackStarted] = []
         """Starts of playback since the last :meth:`advance` returned."""
-        self._resamplers: dict[int, Resampler] = {}
+        self._decoder = AppAudioDecoder(rate, byte_order)
         self.degraded = False
-        # measures
         self.first_audio_at: float | None = None
         self.gaps: list[Gap] = []
         self.ignored_commands = 0
@@ -329,7 +325,7 @@ class Playout:
         if not self.bidirectional:
             self.ignored_commands += 1
             return events
-        pcm = self._convert(command)
+        pcm = self._decoder.decode(command)
         if not len(pcm):
             return events
         room = self.cap_samples - self._queued
@@ -355,35 +351,14 @@ class Playout:
         self._queue.append(pcm)
         self._queued += len(pcm)
 
-    def _convert(self, command: PlayAudio) -> Pcm:
-        if command.encoding is Encoding.MULAW:
-            pcm = decode_mulaw(command.payload)
-        else:
-            pcm = decode_l16(command.payload, self.byte_order)
-        if command.sample_rate == self.rate:
-            return pcm
-        resampler = self._resamplers.get(command.sample_rate)
-        if resampler is None:
-            # QQ holds back under a millisecond; a filtering quality would hold back up to
-            # ~115 ms, delaying audio and inventing underruns the real carrier would not have.
-            resampler = Resampler(command.sample_rate, self.rate, Quality.QQ)
-            self._resamplers[command.sample_rate] = resampler
-        return resampler.process(pcm)
-
-    def _flush_resamplers(self) -> None:
-        """Push out what the resamplers hold, so it is queued before a checkpoint."""
-        for resampler in self._resamplers.values():
-            tail = resampler.flush()
-            if len(tail):
-                self._enqueue(tail)
-
     def checkpoint(self, name: str, now: float) -> list[PlayoutEvent]:
         """Mark the end of what is queued; it is answered once that has played."""
         events = self.advance(now)
         if not self.bidirectional:
             self.ignored_commands += 1
             return events
-        self._flush_resamplers()
+        for tail in self._decoder.flush():
+            self._enqueue(tail)
         self._end_marked = True
         pending = _Pending(name, now, self._taken + self._queued)
         if not self._queued:
@@ -398,14 +373,9 @@ class Playout:
         if not self.bidirectional:
             self.ignored_commands += 1
             return events
-        for resampler in self._resamplers.values():
-            resampler.reset()
+        self._decoder.reset()
         dropped = self._queued + self._cut_playing()
-        voided = tuple(pending.name for pending in self._pending)
-        self._queue.clear()
-        self._queued = 0
-        self._pending.clear()
-        self._filling_since = None
+        voided = self._drop_queued()
         self._end_marked = self._gap_marked = True  # a clear ends the utterance
         events.append(QueueCleared(now, dropped / self.rate, voided))
         return events
@@ -438,12 +408,16 @@ class Playout:
         """
         events = self.advance(now)
         self._cut_playing()
+        return events, self._drop_queued()
+
+    def _drop_queued(self) -> tuple[str, ...]:
+        """Forget the queued audio and pending checkpoints; the names of those checkpoints."""
         voided = tuple(pending.name for pending in self._pending)
         self._pending.clear()
         self._queue.clear()
         self._queued = 0
         self._filling_since = None
-        return events, voided
+        return voided
 
     # -- what the caller heard ----------------------------------------------------------------
 

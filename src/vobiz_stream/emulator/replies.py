@@ -9,8 +9,8 @@ import asyncio
 import contextlib
 from collections import deque
 
-from vobiz_stream.core.answer import SHOWN_CHARS, SHOWN_ITEMS
 from vobiz_stream.core.protocol import ClearedAudio, PlayedStream
+from vobiz_stream.core.verbs import SHOWN_CHARS, SHOWN_ITEMS
 from vobiz_stream.emulator.callbacks import CallbackEvent
 from vobiz_stream.emulator.playout import (
     CheckpointReached,
