@@ -11,7 +11,7 @@ microseconds per frame of the benchmark process:
   (one synchronous call);
 * **wake**: ``CALLS`` calls each due every 20 ms for ``SECONDS`` seconds, doing nothing but being
   woken: a task per call sleeping to each deadline against one
-  :class:`~vobiz_stream.emulator.clock.FrameClock` for all of them.
+  :class:`~vobiz_stream.frame_clock.FrameClock` for all of them.
 
 The server runs in the same process (one core does both): the send figures include its reading,
 the same for both clients. Runs in about 15 seconds.
@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from vobiz_stream.emulator.clock import FrameClock
 from vobiz_stream.emulator.socket import CarrierSocket
+from vobiz_stream.frame_clock import FrameClock
 from vobiz_stream.loop import run
 
 FRAMES = 20_000

@@ -15,10 +15,14 @@ from tests.test_names import module_files
 MODULE_LINES = 500
 CLASS_LINES = 300
 
-BIG_MODULES: dict[str, int] = {}
+BIG_MODULES = {
+    "vobiz_stream.app.session": 939,
+}
 """Modules over :data:`MODULE_LINES` today, with their line count as a ceiling."""
 
-BIG_CLASSES: dict[str, int] = {}
+BIG_CLASSES = {
+    "vobiz_stream.app.session.CallSession": 661,
+}
 """Classes over :data:`CLASS_LINES` today, with their line count as a ceiling."""
 
 

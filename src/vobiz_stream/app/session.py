@@ -29,7 +29,6 @@ the events to the handler and the hooks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from typing import Protocol
 
 from vobiz_stream.app.log_budget import LogBudget
 from vobiz_stream.app.play_handle import PlayHandle
+from vobiz_stream.app.session_sender import PacedSender
 from vobiz_stream.app.session_view import StreamView
 from vobiz_stream.audio import Pcm
 from vobiz_stream.audio.vad import SpeechEnded, SpeechStarted
@@ -179,8 +179,7 @@ class CallSession(StreamView):
         self._started = asyncio.Event()
         self._ended = asyncio.Event()
         self._closed = False
-        self._wake = asyncio.Event()
-        self._sender: asyncio.Task[None] | None = None
+        self._sender = PacedSender(self.state, transport, self.describe, self._note, self.now)
         self._events: deque[SessionEvent | object] = deque()
         self._events_ready = asyncio.Event()
         self._listening = False
@@ -298,7 +297,7 @@ class CallSession(StreamView):
             barge_in_onset_to_clear_ms=round(barge_in.onset_to_clear * 1000, 1),
         )
         self._put(barge_in)
-        self._kick()
+        self._sender.kick()
 
     # -- events for the handler ---------------------------------------------------------------
 
@@ -347,14 +346,14 @@ class CallSession(StreamView):
         """
         handle = self.state.play(audio, sample_rate, final=final)
         assert isinstance(handle, PlayHandle)  # the state makes its marks as PlayHandles
-        self._kick()
+        self._sender.kick()
         return handle
 
     async def checkpoint(self, name: str) -> PlayHandle:
         """Ask the carrier to confirm when everything queued so far has played."""
         handle = self.state.checkpoint(name)
         assert isinstance(handle, PlayHandle)
-        self._kick()
+        self._sender.kick()
         return handle
 
     async def clear(self) -> None:
@@ -365,58 +364,15 @@ class CallSession(StreamView):
         voided = self.state.clear(self.now())
         self._note(EventKind.CLEAR, voided=list(voided))
         for frame in self.state.due(self.now()):  # the clear, and nothing else: it emptied all
-            await self._send_frame(frame)
+            await self._sender.send_frame(frame)
 
     async def stop(self) -> None:
         """End the stream from the app side; the carrier hangs up if no XML follows."""
         if self._closed:
             return
         self._note(EventKind.APP_STOP)
-        await self._send_frame(self.state.stop())
+        await self._sender.send_frame(self.state.stop())
         await self._transport.close()
-
-    def _kick(self) -> None:
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.describe()}")
-        self._wake.set()
-
-    async def _send_frame(self, data: bytes) -> None:
-        try:
-            await self._transport.send_frame(data)
-        except (ConnectionError, RuntimeError) as exc:
-            raise SessionError(f"call {self.describe()}: could not send: {exc}") from exc
-
-    async def _send_loop(self) -> None:
-        """Send what the stream says is due, sleeping until its next deadline (never drifting)."""
-        state = self.state
-        while not self._closed:
-            now = self.now()
-            outgoing = state.outgoing
-            clears = 0 if outgoing is None else outgoing.clears
-            for frame in state.due(now):
-                if outgoing is not None and outgoing.clears != clears:
-                    break  # a clear came while sending: the rest was voided, its clear goes next
-                try:
-                    await self._send_frame(frame)
-                except SessionError as exc:
-                    log.warning("%s", exc)
-                    return
-            if outgoing is not None and outgoing.checkpoints_sent:
-                for name in outgoing.checkpoints_sent:
-                    self._note(EventKind.CHECKPOINT_SENT, logging.DEBUG, name=name)
-                outgoing.checkpoints_sent.clear()
-            for handle in state.expire(now):
-                self._note(EventKind.CHECKPOINT_LOST, level=logging.WARNING, name=handle.name)
-            deadline = state.next_deadline(self.now())
-            self._wake.clear()
-            timer = (
-                None
-                if deadline is None
-                else self._loop.call_later(max(0.0, deadline - self.now()), self._wake.set)
-            )
-            await self._wake.wait()
-            if timer is not None:
-                timer.cancel()
 
     # -- end ----------------------------------------------------------------------------------
 
@@ -431,9 +387,7 @@ class CallSession(StreamView):
         self._put(_END)
         self._ended.set()
         self._events_ready.set()
-        self._wake.set()
-        if self._sender is not None:
-            self._sender.cancel()
+        self._sender.stop()
         self._hooks.ended(reason)
         log.info(
             "call %s: stream ended (%s): %d frames, %d malformed",
@@ -445,6 +399,4 @@ class CallSession(StreamView):
 
     async def aclose(self) -> None:
         """After :meth:`close`, wait until the sender task has stopped."""
-        if self._sender is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+        await self._sender.stopped()

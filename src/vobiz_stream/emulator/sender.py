@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vobiz_stream.core.protocol import MediaEncoder
-from vobiz_stream.emulator.clock import FrameClock
 from vobiz_stream.emulator.faults import ScheduledFrame
 from vobiz_stream.formats import FRAME_MS
+from vobiz_stream.frame_clock import FrameClock
 
 if TYPE_CHECKING:  # the socket imports picows, an optional package
     from vobiz_stream.emulator.socket import CarrierSocket

@@ -3,7 +3,7 @@
 The emulator sends a media frame every 20 ms per call, so with a thousand calls the cost of one
 send is the load generator's budget. aiohttp's ``send_str`` is a coroutine, so each frame needs a
 task woken to await it; picows (Cython) frames, masks and writes in one plain call, so one timer
-can send the frames of every call due at that moment (:mod:`vobiz_stream.emulator.clock`) with
+can send the frames of every call due at that moment (:mod:`vobiz_stream.frame_clock`) with
 no task per call. ``bench/bench_emulator.py`` measures both.
 
 picows hands over raw frames; this module makes them messages again (fragments joined), answers

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 MAX_CLOSE_REASON_BYTES = 123
 """The longest reason a close frame carries (RFC 6455 section 5.5)."""
@@ -32,6 +32,18 @@ class Transport(Protocol):
         """Send ``data`` (UTF-8 text, already encoded) as one text frame."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SendsAtOnce(Protocol):
+    """A transport that can also send without waiting (picows's): a session on it sends its
+    paced ``playAudio`` frames from the shared frame clock's tick, with no task woken per frame."""
+
+    def can_send_now(self) -> bool:
+        """Whether a send would go out at once (the socket open and writable)."""
+
+    def send_now(self, data: bytes) -> None:
+        """Send ``data`` without waiting; :class:`ConnectionError` if the socket is closed."""
 
 
 class MediaTransport(Transport, Protocol):

@@ -80,6 +80,19 @@ class PicowsTransport:
             self._check_open()
         self._socket.send(_TEXT, data)
 
+    def can_send_now(self) -> bool:
+        """Whether a send would go out at once: the socket is open and writable."""
+        socket = self._socket
+        return not (
+            socket.is_disconnected or socket.is_close_frame_sent or not self._writable.is_set()
+        )
+
+    def send_now(self, data: bytes) -> None:
+        """Send ``data`` without waiting (after :meth:`can_send_now`; the frames of one pacing
+        tick go out together even if the first fills the kernel's buffer)."""
+        self._check_open()
+        self._socket.send(_TEXT, data)
+
     async def _wait_writable(self) -> None:
         try:
             async with asyncio.timeout(self._send_timeout or None):

@@ -1,4 +1,5 @@
-"""One timer for the media frames of every call in an event loop.
+"""One timer for the media frames of every call in an event loop: the emulator's caller audio
+and the server's ``playAudio`` pacing.
 
 A call sends a frame every 20 ms. Sleeping for each one (``asyncio.sleep`` in a task per call)
 costs a timer, a future and a task step per frame: with a thousand calls, 50 000 task switches a
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 __all__ = ["RESOLUTION", "FrameClock", "Ticket"]
 
-log = logging.getLogger("vobiz_stream.emulator")
+log = logging.getLogger("vobiz_stream.frame_clock")
 
 RESOLUTION = 0.001
 """The clock fires at most once per this many seconds and then runs everything due: event loop

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from vobiz_stream.emulator.clock import FrameClock
+from vobiz_stream.frame_clock import FrameClock
 
 
 def _repeating(
@@ -122,7 +122,7 @@ async def test_a_failing_action_is_dropped_and_the_others_go_on(
     def broken() -> float:
         raise RuntimeError("boom")
 
-    with caplog.at_level(logging.ERROR, logger="vobiz_stream.emulator"):
+    with caplog.at_level(logging.ERROR, logger="vobiz_stream.frame_clock"):
         clock.schedule(time.monotonic(), broken)
         clock.schedule(state["next"], action)
         await asyncio.wait_for(done.wait(), 5)
