@@ -105,7 +105,6 @@ class Supervisor:
         self._workers: dict[int, _Worker] = {}
         self._stopping = False
         self._quick_deaths = 0
-        self.restarts = 0
 
     def run(self) -> int:
         """Start the workers, keep them running, stop them on a signal; the exit status."""
@@ -181,7 +180,6 @@ class Supervisor:
                 self._quick_deaths,
             )
             return False
-        self.restarts += 1
         log.warning(
             "worker %d (pid %s) exited with %s after %.0f s; its open calls are cut off;"
             " starting a new worker %d",
