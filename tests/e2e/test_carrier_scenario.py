@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.carrier_support import AUTH_ID, AUTH_TOKEN, HEADERS
-from tests.e2e.conftest import StartServer
+from tests.e2e.conftest import DATA, StartServer
 from tests.e2e.scenario_agents import SLOW_SECONDS, slow_agent
 from tests.e2e.test_scenarios import SCENARIOS, greeting_agent
 from vobiz_stream.app.handlers import Handler
@@ -101,3 +101,15 @@ async def test_the_greeting_scenario_fails_through_the_carrier_against_a_slow_ag
     [line] = [line for line in log.splitlines() if f"call {call_uuid}: scenario" in line]
     assert "WARNING" in line and "FAILED: " in line
     assert f"time to first agent audio {first_audio:g} ms (expected <= 1500 ms)" in line
+
+
+async def test_a_carrier_with_both_audio_and_a_scenario_says_to_pick_one() -> None:
+    env = {**os.environ, "VOBIZ_AUTH_ID": AUTH_ID, "VOBIZ_AUTH_TOKEN": AUTH_TOKEN}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vobiz_stream", "carrier", "--port", "0",
+        "--scenario", str(SCENARIOS / "greeting.toml"), "--audio", str(DATA / "speech_male_8k.wav"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2 and stdout == b""  # refused before it listens
+    assert "audio and scenario both say what the caller says: pick one" in stderr.decode()
