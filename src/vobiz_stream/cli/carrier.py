@@ -21,6 +21,9 @@ examples:
   VOBIZ_AUTH_ID=MA_LOCAL VOBIZ_AUTH_TOKEN=secret vobiz-stream carrier --audio caller.wav
                                              a local Vobiz on http://127.0.0.1:8090/api/v1
   vobiz-stream carrier --auth-id MA_LOCAL --auth-token secret --carrier strict --port 9000
+  vobiz-stream carrier --scenario examples/scenarios/greeting.toml
+                                             every caller follows the scenario; each call
+                                             ends with its verdict (log, and GET below)
 
 Point your app's Vobiz base URL at the address it prints (the Python SDK:
 client.base_uri = "http://127.0.0.1:8090/api/v1/Account"; vobiz_stream.rest:
@@ -43,11 +46,18 @@ and token. What it serves, under /api/v1/Account/<auth_id>/:
   DELETE Call/<call_uuid>/Stream/<stream_id>/ and DELETE Call/<call_uuid>/Stream/
                                      stop one or every stream (204); the call goes on
 
+and, under /emulator/ (the local carrier's own, not Vobiz's; same two headers):
+
+  GET    calls/<call_uuid>/report    an ended call's report, and with --scenario its
+                                     verdict: every check with what was measured (409
+                                     while the call is live)
+
 Each call runs as `vobiz-stream call` runs one: the carrier fetches the answer URL
 (signed with the auth token, as Vobiz signs with the account's), connects to the
 <Stream>, and the caller says --audio (a 1 kHz tone without it) and hangs up when it
-ends. A call whose answer has no <Stream> stays up that long for one started through
-the API; the caller audio starts with the stream. Every request needs X-Auth-ID and
+ends, or follows --scenario's steps and is judged on its expectations. A call whose
+answer has no <Stream> stays up that long for one started through the API; the caller
+audio starts with the stream. Every request needs X-Auth-ID and
 X-Auth-Token (401 otherwise); errors are JSON with an "error" that says what to change;
 more than --max-calls live calls are refused with 429 and Retry-After. One log line per
 call event, with the call's uuid. Stop it with Ctrl-C: live calls are hung up.
@@ -82,6 +92,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--audio",
         type=Path,
         help="what every caller says (any WAV, FLAC, Ogg or MP3); the call hangs up when it ends",
+    )
+    add(
+        "--scenario",
+        type=Path,
+        help="a scenario file (see docs/scenarios.md) every caller follows instead of saying "
+        "--audio; each call's verdict is logged and served at /emulator/calls/<uuid>/report",
     )
     add(
         "--tone-seconds",
@@ -121,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         audio=args.audio,
         tone_seconds=args.tone_seconds,
+        scenario=args.scenario,
         max_calls=args.max_calls,
         call_options=CallOptions(speed=args.speed, **wire_options(args)),
     )

@@ -3,7 +3,8 @@ check, its answer shapes and its errors (JSON with ``error``, also for unknown p
 
 Every path is under ``/api/v1/Account/{auth_id}/``, with or without its trailing slash; the
 ``auth_id`` of the path must be the carrier's, as must both headers. A request body is JSON (what
-the SDKs send) or a form, at most :data:`MAX_BODY` bytes.
+the SDKs send) or a form, at most :data:`MAX_BODY` bytes. The carrier's own paths, under
+:data:`EMULATOR_PREFIX` (a call's report), take the same two headers.
 """
 
 from __future__ import annotations
@@ -29,11 +30,20 @@ from vobiz_stream.emulator.rest.shapes import (
 )
 from vobiz_stream.logtext import loggable
 
-__all__ = ["API_PREFIX", "MAX_BODY", "AuthFailures", "auth_failures", "carrier_app"]
+__all__ = [
+    "API_PREFIX",
+    "EMULATOR_PREFIX",
+    "MAX_BODY",
+    "AuthFailures",
+    "auth_failures",
+    "carrier_app",
+]
 
 log = logging.getLogger("vobiz_stream.carrier")
 
 API_PREFIX = "/api/v1"
+EMULATOR_PREFIX = "/emulator"
+"""The local carrier's own paths, which Vobiz does not have (a call's report and verdict)."""
 MAX_BODY = 64 * 1024
 """The largest request body taken: a call or stream request is a few hundred bytes."""
 
@@ -97,7 +107,7 @@ async def _errors_as_json(request: web.Request, handler: _Handler) -> web.Stream
 @web.middleware
 async def _authenticated(request: web.Request, handler: _Handler) -> web.StreamResponse:
     path_id = request.match_info.get("auth_id")
-    if path_id is None:
+    if path_id is None and not request.path.startswith(EMULATOR_PREFIX + "/"):
         return await handler(request)  # not an API path: the router answers 404
     auth_id, auth_token = request.app[_AUTH]
     failures = request.app[_FAILURES]
@@ -111,7 +121,7 @@ async def _authenticated(request: web.Request, handler: _Handler) -> web.StreamR
     if not (same_id and same_token):
         failures.note(request, "wrong X-Auth-ID or X-Auth-Token")
         raise ApiError(401, "authentication failed: wrong X-Auth-ID or X-Auth-Token")
-    if path_id != auth_id:
+    if path_id is not None and path_id != auth_id:
         raise ApiError(404, "no such account: the path's auth_id is not X-Auth-ID")
     return await handler(request)
 
@@ -143,6 +153,10 @@ class _Api:
         live = request.query.get("status") == "live"
         placed = self._book.find(request.match_info["call_uuid"], live=live)
         return _json(api_body(**placed.as_json(self._auth_id)))
+
+    async def call_report(self, request: web.Request) -> web.Response:
+        placed = self._book.find(request.match_info["call_uuid"])
+        return _json(placed.report_json())
 
     async def hang_up(self, request: web.Request) -> web.Response:
         await self._book.hang_up(request.match_info["call_uuid"])
@@ -197,6 +211,7 @@ def carrier_app(book: CallBook, auth_id: str, auth_token: str) -> web.Applicatio
         ("DELETE", _STREAM, api.stop_streams),
         ("GET", _STREAM + "/{stream_id}", api.get_stream),
         ("DELETE", _STREAM + "/{stream_id}", api.stop_stream),
+        ("GET", EMULATOR_PREFIX + "/calls/{call_uuid}/report", api.call_report),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path + "{slash:/?}", handler)

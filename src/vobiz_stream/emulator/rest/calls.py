@@ -25,9 +25,12 @@ from vobiz_stream.emulator.call import run_call
 from vobiz_stream.emulator.callbacks import callback_timestamp
 from vobiz_stream.emulator.control import API_HANGUP, ApiCallControl
 from vobiz_stream.emulator.keypad import press_key
+from vobiz_stream.emulator.load_script import ScenarioScript
 from vobiz_stream.emulator.options import CallOptions
 from vobiz_stream.emulator.report import CallReport
 from vobiz_stream.emulator.rest.shapes import ApiError, PlaceCall
+from vobiz_stream.emulator.scenario.runner import run_scenario
+from vobiz_stream.emulator.scenario.verdict import Verdict
 from vobiz_stream.emulator.source import CallerSource
 from vobiz_stream.logtext import loggable
 
@@ -56,6 +59,8 @@ class CarrierCall:
     epoch_ms: int = 0
     """Wall-clock epoch milliseconds of the first ``start``, once the call ended."""
     speed: float = 1.0
+    verdict: Verdict | None = None
+    """The scenario's verdict once the call ended, when the callers follow one."""
 
     @property
     def call_uuid(self) -> str:
@@ -100,6 +105,18 @@ class CarrierCall:
             "hangup_cause": cause,
             "stream_id": None if report is None else report.stream_id,
             "resource_uri": f"/api/v1/Account/{auth_id}/Call/{self.call_uuid}/",
+        }
+
+    def report_json(self) -> dict[str, Any]:
+        """The ended call's report and, when its caller followed a scenario, the verdict."""
+        if self.live:
+            raise ApiError(
+                409, "the call is still live: its report comes when it ends (or hang it up)"
+            )
+        return {
+            "call_uuid": self.call_uuid,
+            "verdict": None if self.verdict is None else self.verdict.to_json(),
+            "report": None if self.report is None else self.report.to_json(),
         }
 
     def streams_json(self, auth_id: str) -> list[dict[str, Any]]:
@@ -167,8 +184,11 @@ class CallBook:
         *,
         max_live: int,
         http: aiohttp.ClientSession,
+        script: ScenarioScript | None = None,
     ) -> None:
+        """Each call's caller says ``caller``, or follows ``script`` when there is one."""
         self._caller = caller
+        self._script = script
         self._options = options
         self._max_live = max_live
         self._http = http
@@ -217,10 +237,7 @@ class CallBook:
     async def _run(self, placed: CarrierCall, options: CallOptions) -> CallReport | None:
         started = time.monotonic()
         try:
-            report = await run_call(
-                placed.request.answer_url, self._caller, options, http=self._http,
-                control=placed.control,
-            )  # fmt: skip
+            report = await self._call(placed, options)
         except Exception:  # a bug: said with its traceback; the carrier and its calls go on
             log.exception("call %s: the emulated call broke", placed.call_uuid)
             return None
@@ -234,7 +251,22 @@ class CallBook:
             else f"ended ({report.end_reason}) after {report.duration:.2f}s of call time"
         )
         log.info("call %s: %s; %.2f s wall", placed.call_uuid, outcome, time.monotonic() - started)
+        if placed.verdict is not None:
+            _log_verdict(placed.call_uuid, placed.verdict)
         return report
+
+    async def _call(self, placed: CarrierCall, options: CallOptions) -> CallReport:
+        """Run the call with the carrier's caller: its audio, or its scenario (judged)."""
+        url, control = placed.request.answer_url, placed.control
+        if self._script is None:
+            return await run_call(url, self._caller, options, http=self._http, control=control)
+        verdict = await run_scenario(
+            self._script.scenario, url, turns=self._script.turns, options=options,
+            http=self._http, control=control,
+        )  # fmt: skip
+        assert verdict.report is not None
+        placed.verdict = verdict
+        return verdict.report
 
     def _forget_old(self) -> None:
         ended = [uuid for uuid, call in self._calls.items() if not call.live]
@@ -284,7 +316,10 @@ class CallBook:
         stream_id = str(uuid.uuid4())
         verbs_after: tuple[Verb, ...] = ()
         if not stream.keep_call_alive:  # a one-way stream: the call lasts while the caller talks
-            verbs_after = (Wait(length=max(1, round(self._caller.seconds) + 1)),)
+            seconds = self._caller.seconds
+            if self._script is not None:
+                seconds = self._script.scenario.max_seconds
+            verbs_after = (Wait(length=max(1, round(seconds) + 1)),)
         control.start_stream(stream, stream_id, verbs_after)
         log.info(
             "call %s: stream %s started through the API to %s",
@@ -321,3 +356,13 @@ class CallBook:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _log_verdict(call_uuid: str, verdict: Verdict) -> None:
+    """One line: the scenario passed, or what failed with what was measured."""
+    name = loggable(verdict.scenario, 80)
+    if verdict.passed:
+        log.info("call %s: scenario %s passed (%d checks)", call_uuid, name, len(verdict.checks))
+        return
+    failed = "; ".join(check.message for check in verdict.failures)
+    log.warning("call %s: scenario %s FAILED: %s", call_uuid, name, loggable(failed, 600))

@@ -14,10 +14,12 @@ import aiohttp
 from aiohttp import web
 
 from vobiz_stream.emulator.load_options import load_audio
+from vobiz_stream.emulator.load_script import ScenarioScript
 from vobiz_stream.emulator.options import CallOptions
 from vobiz_stream.emulator.rest.app import API_PREFIX, auth_failures, carrier_app
 from vobiz_stream.emulator.rest.calls import CallBook
 from vobiz_stream.emulator.source import CallerSource, EmulatorError, read_caller_audio
+from vobiz_stream.logtext import loggable
 
 __all__ = ["CarrierSettings", "run_carrier"]
 
@@ -38,6 +40,9 @@ class CarrierSettings:
     """What every caller says (the call hangs up when it ends); None: a 1 kHz tone."""
     tone_seconds: float = 30.0
     """How long the tone lasts without ``audio``."""
+    scenario: Path | None = None
+    """A scenario file every caller follows instead of saying ``audio``: each call ends with
+    the scenario's verdict (logged, and served at ``/emulator/calls/<call_uuid>/report``)."""
     max_calls: int = 50
     """Calls live at once; one more is refused (429)."""
     call_options: CallOptions = field(default_factory=CallOptions)
@@ -51,6 +56,8 @@ class CarrierSettings:
             raise EmulatorError(f"max_calls must be at least 1, got {self.max_calls}")
         if not 0 < self.tone_seconds < math.inf:
             raise EmulatorError(f"tone_seconds must be positive, got {self.tone_seconds}")
+        if self.audio is not None and self.scenario is not None:
+            raise EmulatorError("audio and scenario both say what the caller says: pick one")
         self.call_options.check()
 
     def caller(self) -> CallerSource:
@@ -68,13 +75,14 @@ async def run_carrier(
     base URL (with the port bound, when ``port`` is 0)."""
     settings.check()
     caller = settings.caller()
+    script = None if settings.scenario is None else await ScenarioScript.prepare(settings.scenario)
     options = dataclasses.replace(
         settings.call_options, account_id=settings.auth_id, auth_token=settings.auth_token
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.http_timeout)
     connector = aiohttp.TCPConnector(limit=0)  # every stream holds a connection
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-        book = CallBook(caller, options, max_live=settings.max_calls, http=http)
+        book = CallBook(caller, options, max_live=settings.max_calls, http=http, script=script)
         app = carrier_app(book, settings.auth_id, settings.auth_token)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -85,11 +93,12 @@ async def run_carrier(
             host = f"[{settings.host}]" if ":" in settings.host else settings.host
             base = f"http://{host}:{port}{API_PREFIX}"
             log.info(
-                "local Vobiz carrier on %s (account %s, profile %s, up to %d live calls)",
+                "local Vobiz carrier on %s (account %s, profile %s, up to %d live calls%s)",
                 base,
                 settings.auth_id,
                 options.carrier.value,
                 settings.max_calls,
+                "" if script is None else f", callers follow {loggable(script.scenario.name, 80)}",
             )
             if on_ready is not None:
                 on_ready(base)

@@ -15,6 +15,7 @@ import aiohttp
 
 from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize, speech_available, tone
 from vobiz_stream.emulator.call import CallOptions, run_call
+from vobiz_stream.emulator.control import ApiCallControl
 from vobiz_stream.emulator.report import CallReport
 from vobiz_stream.emulator.scenario.caller import ScriptedCaller
 from vobiz_stream.emulator.scenario.measure import Conversation, Measurements
@@ -89,16 +90,20 @@ async def run_scenario(
     options: CallOptions | None = None,
     http: aiohttp.ClientSession | None = None,
     run: int = 1,
+    control: ApiCallControl | None = None,
 ) -> Verdict:
     """Call ``answer_url`` with ``scenario`` as the caller and judge the call.
 
     ``turns`` is the caller's audio made beforehand (:func:`prepare_turns`; made here without
-    it); ``options`` the carrier's settings (``heard_path`` keeps what the caller heard).
+    it); ``options`` the carrier's settings (``heard_path`` keeps what the caller heard);
+    ``control`` the local carrier's hold on the call (its REST API acts on it).
     """
     if turns is None:
         turns = await prepare_turns(scenario)
     caller = ScriptedCaller(scenario, turns)
-    report = await run_call(answer_url, caller, options or CallOptions(), http=http)
+    report = await run_call(
+        answer_url, caller, options or CallOptions(), http=http, control=control
+    )
     talk = _conversation(scenario, caller, report)
     measured = Measurements.of(talk)
     heard = None if options is None or options.heard_path is None else str(options.heard_path)
