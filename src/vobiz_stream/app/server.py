@@ -178,9 +178,7 @@ class StreamServer:
         )
         add_metrics(app, self.metrics)
         add_call_control(app, self.control)
-        Console(self.store, self.settings.recordings_dir, lambda: self.streams.open, logins).add_to(
-            app
-        )
+        Console(self.store, self.outlet.recordings, lambda: self.streams.open, logins).add_to(app)
         app.on_startup.append(self.outlet.on_startup)
         if self.settings.media_transport in ("picows", "asgi"):
             app.on_startup.append(self._start_media_socket)
