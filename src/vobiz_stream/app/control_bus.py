@@ -1,10 +1,15 @@
 """Orders between the workers of one server over PostgreSQL's LISTEN/NOTIFY.
 
-Every worker on a PostgreSQL call store listens on one channel; a worker asked to hang up a
-call whose socket another worker holds sends the order there, and the holder carries it out.
-The database the workers already share is the only thing between them: no broker. An order is a
-small JSON text (``{"hangup": "<call id>"}``; NOTIFY carries up to 8000 bytes, call ids are
-bounded far below). When the listening connection drops (the database restarts), it is opened
+Every worker on a PostgreSQL call store listens on one channel; a worker asked to hang up,
+play into or clear a call whose socket another worker holds sends the order there, and the
+holder carries it out. The database the workers already share is the only thing between them:
+no broker. An order is a small JSON text (``{"hangup": "<call id>"}``, ``{"clear": ...}``;
+NOTIFY carries up to 8000 bytes, call ids are bounded far below). Audio to play is bigger: it
+goes into a row of :data:`AUDIO_TABLE` and the order (``{"play": ..., "audio": <row>,
+"checkpoint": ...}``) names the row; the holder takes the row (and deletes it). Rows nobody took
+(the call ended meanwhile) are deleted after :data:`AUDIO_KEPT_SECONDS`.
+
+When the listening connection drops (the database restarts), it is opened
 again, waiting a little longer each time up to :data:`MAX_RECONNECT_WAIT`; orders sent meanwhile
 are lost, and the API's caller can send the hang-up again.
 """
@@ -14,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Coroutine
+from typing import Protocol
 
 import orjson
 import psycopg
 
+from vobiz_stream.app.call_control import ApiAudio
+from vobiz_stream.core.stream_events import SessionError
 from vobiz_stream.logtext import loggable
 
 log = logging.getLogger("vobiz_stream.app.server")
@@ -28,14 +36,30 @@ MAX_RECONNECT_WAIT = 5.0
 """Seconds between attempts to open the listening connection again, at most."""
 MAX_ORDER_BYTES = 1000
 """Orders longer than this are not ours: ignored, logged once."""
+AUDIO_TABLE = "vobiz_stream_control_audio"
+AUDIO_KEPT_SECONDS = 300
+"""Audio rows no worker took are deleted when the next one is sent after this long."""
+
+
+class OrderTaker(Protocol):
+    """What carries out the orders on this worker (:class:`~.call_control.CallControl`)."""
+
+    def holds(self, call_id: str) -> bool: ...
+
+    def hang_up_here(self, call_id: str) -> bool: ...
+
+    async def play_here(self, call_id: str, audio: ApiAudio) -> bool: ...
+
+    async def clear_here(self, call_id: str) -> bool: ...
 
 
 class PostgresControlBus:
-    """A worker's end of the channel: :meth:`send_hangup` to all, ``on_hangup`` from all."""
+    """A worker's end of the channel: ``send_*`` to all, carried out by ``taker`` from all."""
 
-    def __init__(self, url: str, on_hangup: Callable[[str], object]) -> None:
+    def __init__(self, url: str, taker: OrderTaker) -> None:
         self._url = url
-        self._on_hangup = on_hangup
+        self._taker = taker
+        self._carrying: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._sender: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._listening = asyncio.Event()
@@ -43,6 +67,13 @@ class PostgresControlBus:
 
     async def start(self) -> None:
         """Listen from now on (returns once the first LISTEN is in place)."""
+        async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as db:
+            with contextlib.suppress(psycopg.errors.UniqueViolation):  # made by another worker
+                await db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {AUDIO_TABLE} (id BIGSERIAL PRIMARY KEY,"
+                    " call_id TEXT NOT NULL, rate INTEGER NOT NULL, samples BYTEA NOT NULL,"
+                    " sent_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
         self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
         await asyncio.wait_for(self._listening.wait(), 30.0)
 
@@ -56,15 +87,41 @@ class PostgresControlBus:
 
     async def send_hangup(self, call_id: str) -> None:
         """Tell every worker (this one too) to hang up ``call_id`` if it holds its stream."""
-        payload = orjson.dumps({"hangup": call_id}).decode()
+        await self._notify({"hangup": call_id})
+
+    async def send_clear(self, call_id: str) -> None:
+        """Tell every worker to clear what ``call_id`` plays if it holds its stream."""
+        await self._notify({"clear": call_id})
+
+    async def send_play(self, call_id: str, audio: ApiAudio) -> None:
+        """Store ``audio`` and tell every worker to play it if it holds ``call_id``."""
+        sender = await self._connection()
+        await sender.execute(
+            f"DELETE FROM {AUDIO_TABLE} WHERE sent_at < now() - make_interval(secs => %s)",
+            (AUDIO_KEPT_SECONDS,),
+        )
+        cursor = await sender.execute(
+            f"INSERT INTO {AUDIO_TABLE} (call_id, rate, samples) VALUES (%s, %s, %s) RETURNING id",
+            (call_id, audio.rate, audio.samples),
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        await self._notify({"play": call_id, "audio": row[0], "checkpoint": audio.checkpoint})
+
+    async def _connection(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        if self._sender is None or self._sender.closed:
+            self._sender = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+        return self._sender
+
+    async def _notify(self, order: dict[str, object]) -> None:
+        payload = orjson.dumps(order).decode()
         for attempt in range(2):  # a connection the database dropped is opened again, once
-            if self._sender is None or self._sender.closed:
-                self._sender = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+            sender = await self._connection()
             try:
-                await self._sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                await sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
                 return
             except psycopg.OperationalError:
-                await self._sender.close()
+                await sender.close()
                 if attempt:
                     raise
 
@@ -90,17 +147,45 @@ class PostgresControlBus:
             wait = min(MAX_RECONNECT_WAIT, wait * 2)
 
     def _carry_out(self, payload: str) -> None:
-        call_id = None
+        order: object = None
         if len(payload) <= MAX_ORDER_BYTES:
             with contextlib.suppress(orjson.JSONDecodeError):
                 order = orjson.loads(payload)
-                if isinstance(order, dict) and isinstance(order.get("hangup"), str):
-                    call_id = order["hangup"]
-        if call_id is None:
-            if not self._odd_logged:
-                self._odd_logged = True
-                log.warning(
-                    "worker orders: ignored a notice that is no order: %s", loggable(payload)
-                )
-            return
-        self._on_hangup(call_id)
+        match order:
+            case {"hangup": str(call_id)}:
+                self._taker.hang_up_here(call_id)
+            case {"clear": str(call_id)}:
+                self._start(self._taker.clear_here(call_id))
+            case {"play": str(call_id), "audio": int(row), "checkpoint": str(checkpoint)}:
+                if self._taker.holds(call_id):
+                    self._start(self._play(call_id, row, checkpoint[:MAX_ORDER_BYTES]))
+            case _:
+                if not self._odd_logged:
+                    self._odd_logged = True
+                    log.warning(
+                        "worker orders: ignored a notice that is no order: %s", loggable(payload)
+                    )
+
+    def _start(self, work: Coroutine[object, object, object]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(work))
+        self._carrying.add(task)
+        task.add_done_callback(self._carrying.discard)
+
+    async def _guarded(self, work: Coroutine[object, object, object]) -> None:
+        try:
+            await work
+        except (psycopg.Error, SessionError) as exc:
+            log.warning("worker orders: an order failed: %s", loggable(str(exc), 200))
+
+    async def _play(self, call_id: str, row: int, checkpoint: str) -> None:
+        """Take the audio row (no other worker gets it) and play it into the call."""
+        async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as db:
+            cursor = await db.execute(
+                f"DELETE FROM {AUDIO_TABLE} WHERE id = %s AND call_id = %s RETURNING rate, samples",
+                (row, call_id),
+            )
+            found = await cursor.fetchone()
+        if found is not None:
+            rate, samples = found
+            assert isinstance(rate, int) and isinstance(samples, bytes)
+            await self._taker.play_here(call_id, ApiAudio(samples, rate, checkpoint))

@@ -1,7 +1,7 @@
 """What runs beside the server's app in :func:`~vobiz_stream.app.server.serve`: the metrics port
-(``--metrics-port``), the orders bus between workers (PostgreSQL LISTEN/NOTIFY, for hang-ups
-that reach another worker than the one holding the call), and, in a worker, the watch that stops
-it when its supervisor is gone."""
+(``--metrics-port``), the orders bus between workers (PostgreSQL LISTEN/NOTIFY, for hang-ups,
+plays and clears that reach another worker than the one holding the call), and, in a worker,
+the watch that stops it when its supervisor is gone."""
 
 from __future__ import annotations
 
@@ -46,10 +46,10 @@ class SideServices:
             )
             await site.start()
         if settings.database_url.startswith(POSTGRES_SCHEMES):
-            # Whichever worker an API hang-up reaches, the one holding the call carries it out.
+            # Whichever worker an API hang-up, play or clear reaches, the call's holder does it.
             from vobiz_stream.app.control_bus import PostgresControlBus  # noqa: PLC0415 (extra)
 
-            services._bus = PostgresControlBus(settings.database_url, server.control.hang_up_here)
+            services._bus = PostgresControlBus(settings.database_url, server.control)
             await services._bus.start()
             server.control.bus = services._bus
         if supervisor_pid is not None:

@@ -13,6 +13,7 @@ float, so a float file made from int16 samples reads back exactly.
 
 from __future__ import annotations
 
+import io
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from vobiz_stream.audio.pcm import Pcm
 from vobiz_stream.errors import AudioError
 from vobiz_stream.logtext import loggable
 
-__all__ = ["MAX_SECONDS", "AudioFile", "read_audio_file"]
+__all__ = ["MAX_SECONDS", "AudioFile", "read_audio_bytes", "read_audio_file"]
 
 MAX_SECONDS = 3600.0
 """The longest file read (an hour): the whole file is held in memory as mono int16."""
@@ -109,6 +110,19 @@ def read_audio_file(path: Path) -> AudioFile:
             return _read(sound, name)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(_unreadable(path, name, str(exc))) from None
+
+
+def read_audio_bytes(data: bytes, name: str) -> AudioFile:
+    """Read audio sent as bytes (an upload; ``name`` says where it came from) as mono int16;
+    raise :class:`AudioError` saying what the bytes look like."""
+    try:
+        with soundfile.SoundFile(io.BytesIO(data)) as sound:
+            return _read(sound, name)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(
+            f"{name} cannot be read: {len(data)} bytes, {_guess(data[:64], len(data))} "
+            f"({loggable(str(exc), 120)}); send a WAV or FLAC file"
+        ) from None
 
 
 def _read(sound: soundfile.SoundFile, name: str) -> AudioFile:

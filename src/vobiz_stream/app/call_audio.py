@@ -1,0 +1,109 @@
+"""Playing into a call and clearing it from the API, whichever worker holds its media socket.
+
+* ``POST /api/calls/<call id>/play`` (admin token), the body a WAV or FLAC file of at most
+  :data:`MAX_PLAY_BYTES`: the audio is queued on the call's stream (mixed to mono, resampled to
+  the stream's rate) and followed by a checkpoint. The answer, 202, names the checkpoint: the
+  call's events show it sent and played (``GET /calls/<id>``). 404: no open stream of that
+  call; 409: the stream is one-way; 400: the body is no audio; 413: too big.
+* ``POST /api/calls/<call id>/clear``: what the stream plays is dropped (a barge-in from the
+  API); 200 cleared here, 202 sent to the worker holding it, 404 no open stream.
+
+With ``serve --workers`` (PostgreSQL) the request may reach a worker that does not hold the
+call: the order goes over the :class:`~vobiz_stream.app.call_control.ControlBus`.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import orjson
+from aiohttp import web
+
+from vobiz_stream.app.call_control import ApiAudio, CallControl, Outcome
+from vobiz_stream.audio.files import read_audio_bytes
+from vobiz_stream.core.stream_events import SessionError
+from vobiz_stream.errors import AudioError
+
+__all__ = ["MAX_PLAY_BYTES", "MAX_PLAY_SECONDS", "add_call_audio"]
+
+MAX_PLAY_BYTES = 5 * 1024 * 1024
+"""The largest audio file the play endpoint takes."""
+MAX_PLAY_SECONDS = 600.0
+"""The longest audio it plays (a compressed file can hold more than its bytes suggest)."""
+
+
+def _answer(status: int, call_id: str, **fields: str) -> web.Response:
+    body = {"call_id": call_id, **fields}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _not_found(call_id: str) -> web.Response:
+    error = "no open stream of this call: it ended, or never reached this server"
+    return _answer(404, call_id, outcome=Outcome.NOT_FOUND.value, error=error)
+
+
+async def _bounded_body(request: web.Request) -> bytes | None:
+    """The request's body, or None when it is over :data:`MAX_PLAY_BYTES` (read no further)."""
+    if (request.content_length or 0) > MAX_PLAY_BYTES:
+        return None
+    body = bytearray()
+    async for piece in request.content.iter_chunked(1 << 16):
+        body += piece
+        if len(body) > MAX_PLAY_BYTES:
+            return None
+    return bytes(body)
+
+
+async def play_response(control: CallControl, request: web.Request) -> web.Response:
+    call_id = request.match_info["call_id"]
+    body = await _bounded_body(request)
+    if body is None:
+        error = (
+            f"the audio is over {MAX_PLAY_BYTES // (1024 * 1024)} MB: send a shorter or "
+            "compressed file (sox in.wav -r 8000 -c 1 out.flac trim 0 60)"
+        )
+        return _answer(413, call_id, error=error)
+    try:
+        audio = read_audio_bytes(body, "the request's audio")
+    except AudioError as exc:
+        return _answer(400, call_id, error=str(exc))
+    if len(audio.pcm) > MAX_PLAY_SECONDS * audio.rate:
+        error = f"the audio lasts over {MAX_PLAY_SECONDS / 60:g} min: send a shorter file"
+        return _answer(413, call_id, error=error)
+    checkpoint = f"api-play-{secrets.token_hex(4)}"
+    order = ApiAudio(audio.pcm.astype("<i2").tobytes(), audio.rate, checkpoint)
+    try:
+        outcome = await control.play(call_id, order)
+    except SessionError as exc:
+        return _answer(409, call_id, error=str(exc))
+    if outcome is Outcome.NOT_FOUND:
+        return _not_found(call_id)
+    return _answer(202, call_id, outcome=outcome.value, checkpoint=checkpoint)
+
+
+async def clear_response(control: CallControl, call_id: str) -> web.Response:
+    try:
+        outcome = await control.clear(call_id)
+    except SessionError as exc:
+        return _answer(409, call_id, error=str(exc))
+    if outcome is Outcome.NOT_FOUND:
+        return _not_found(call_id)
+    return _answer(200 if outcome is Outcome.CLEARED else 202, call_id, outcome=outcome.value)
+
+
+def add_call_audio(app: web.Application, control: CallControl) -> None:
+    """``POST /api/calls/<call id>/play`` and ``/clear`` on the server's app (behind its admin
+    token)."""
+
+    async def play(request: web.Request) -> web.Response:
+        return await play_response(control, request)
+
+    async def clear(request: web.Request) -> web.Response:
+        return await clear_response(control, request.match_info["call_id"])
+
+    app.add_routes(
+        [
+            web.post("/api/calls/{call_id}/play", play),
+            web.post("/api/calls/{call_id}/clear", clear),
+        ]
+    )

@@ -1,0 +1,153 @@
+"""Playing into a call and clearing it from the API: ``POST /api/calls/<id>/play`` and
+``/clear``, here and on another server sharing PostgreSQL (the audio goes through the database,
+the order over LISTEN/NOTIFY)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tests.e2e.conftest import Carrier, StartServer, b64, free_port, serve_process
+from vobiz_stream.app.session import CallSession
+
+ADMIN = "call-audio-admin-token-0123456789"
+SPEECH = Path(__file__).parent.parent / "data" / "speech_male_8k.wav"
+BEARER = {"Authorization": f"Bearer {ADMIN}"}
+
+
+async def listener(session: CallSession) -> None:
+    """Plays nothing of its own: only what the API sends."""
+    async for _ in session.events():
+        pass
+
+
+async def post(
+    base: str, path: str, body: bytes = b"", token: str | None = ADMIN
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(base + path, data=body, headers=headers) as reply,
+    ):
+        text = await reply.text()
+        return reply.status, orjson.loads(text) if reply.status != 401 else {}
+
+
+async def events_of(base: str, call_id: str) -> list[dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession(headers=BEARER) as client,
+        client.get(f"{base}/calls/{call_id}") as reply,
+    ):
+        return list((await reply.json())["events"])
+
+
+async def test_play_from_the_api_queues_the_audio_and_a_checkpoint_the_events_show(
+    start_server: StartServer, connect: Callable[[str], Awaitable[Carrier]]
+) -> None:
+    running = await start_server(listener, admin_token=ADMIN)
+    carrier = await connect(running.ws_url)
+    await carrier.start(call_id="play-into-me")
+    await running.server.streams.open.__iter__().__next__().session.wait_started()
+    audio = SPEECH.read_bytes()
+
+    assert (await post(running.base, "/api/calls/play-into-me/play", audio, token=None))[0] == 401
+    status, body = await post(running.base, "/api/calls/play-into-me/play", audio)
+    assert (status, body["outcome"]) == (202, "queued")
+    name = body["checkpoint"]
+    await carrier.wait_for("checkpoint", count=2, timeout=20)  # the play's own, then ours
+    assert carrier.commands("playAudio")  # the speech went out
+    assert name in [frame["name"] for _, frame in carrier.commands("checkpoint")]
+    await carrier.send({"event": "playedStream", "streamId": "stream-1", "name": name})
+
+    status, body = await post(running.base, "/api/calls/play-into-me/play", b"RIFF not audio")
+    assert status == 400 and "cannot be read" in body["error"]
+    status, body = await post(running.base, "/api/calls/play-into-me/play", b"\0" * (6 << 20))
+    assert status == 413 and "5 MB" in body["error"]
+    assert (await post(running.base, "/api/calls/nobody/play", audio))[0] == 404
+    status, body = await post(running.base, "/api/calls/play-into-me/clear")
+    assert (status, body["outcome"]) == (200, "cleared")
+    await carrier.wait_for("clearAudio")
+    assert (await post(running.base, "/api/calls/nobody/clear"))[0] == 404
+
+    async with asyncio.timeout(10):
+        while not any(
+            e["kind"] == "checkpoint_played" and e["detail"].get("name") == name
+            for e in await events_of(running.base, "play-into-me")
+        ):
+            await asyncio.sleep(0.05)
+    await carrier.socket.close()
+    await running.wait_idle()
+
+
+async def test_play_on_a_one_way_stream_says_why_not(
+    start_server: StartServer, connect: Callable[[str], Awaitable[Carrier]]
+) -> None:
+    running = await start_server(
+        listener, admin_token=ADMIN, bidirectional=False, keep_call_alive=False
+    )
+    carrier = await connect(running.ws_url)
+    await carrier.start(call_id="one-way")
+    await running.server.streams.open.__iter__().__next__().session.wait_started()
+    status, body = await post(running.base, "/api/calls/one-way/play", SPEECH.read_bytes())
+    assert status == 409 and "bidirectional" in body["error"]
+    await carrier.socket.close()
+    await running.wait_idle()
+
+
+async def test_play_and_clear_sent_to_another_server_reach_the_one_holding_the_call(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two servers on one PostgreSQL: play and clear go to the one that does not hold the call;
+    the one that does plays the audio (read from the database) and clears it."""
+    flags = ("--database", postgres_url, "--admin-token", ADMIN)
+    port_a, port_b = free_port(), free_port()
+    holder = await serve_process(port_a, tmp_path / "a", *flags)
+    other = await serve_process(port_b, tmp_path / "b", *flags)
+    base_b = f"http://127.0.0.1:{port_b}"
+    try:
+        async with aiohttp.ClientSession() as client:
+            socket = await client.ws_connect(f"ws://127.0.0.1:{port_a}/stream")
+            start = {
+                "event": "start",
+                "start": {
+                    "callId": "played-by-a",
+                    "streamId": "s-1",
+                    "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000},
+                },
+            }
+            await socket.send_str(orjson.dumps(start).decode())
+            media = {"event": "media", "media": {"chunk": 0, "payload": b64(b"\0\1" * 160)}}
+            await socket.send_str(orjson.dumps(media).decode())
+            async with asyncio.timeout(10):  # until the stream's row is in the shared database
+                status, body = 404, {}
+                while status == 404:
+                    status, body = await post(
+                        base_b, "/api/calls/played-by-a/play", SPEECH.read_bytes()
+                    )
+            assert (status, body["outcome"]) == (202, "sent")
+            seen: list[dict[str, Any]] = []
+            async with asyncio.timeout(20):
+                while not any(frame.get("name") == body["checkpoint"] for frame in seen):
+                    message = await socket.receive()
+                    assert message.type is aiohttp.WSMsgType.TEXT, message
+                    seen.append(orjson.loads(message.data))
+            assert any(frame["event"] == "playAudio" for frame in seen)
+
+            status, body = await post(base_b, "/api/calls/played-by-a/clear")
+            assert (status, body["outcome"]) == (202, "sent")
+            async with asyncio.timeout(10):
+                while (frame := orjson.loads((await socket.receive()).data))[
+                    "event"
+                ] != "clearAudio":
+                    assert frame["event"] == "playAudio"
+            await socket.close()
+    finally:
+        for process in (holder, other):
+            process.send_signal(signal.SIGTERM)
+            await process.communicate()
