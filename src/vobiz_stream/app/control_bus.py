@@ -3,7 +3,8 @@
 Every worker on a PostgreSQL call store listens on one channel; a worker asked to hang up,
 play into or clear a call whose socket another worker holds sends the order there, and the
 holder carries it out. The database the workers already share is the only thing between them:
-no broker. An order is a small JSON text (``{"hangup": "<call id>"}``, ``{"clear": ...}``;
+no broker. An order is a small JSON text (``{"hangup": "<call id>"}``, ``{"clear": ...}``,
+``{"follow": "<worker>"}`` for the console's live view (:mod:`.live_peers`);
 NOTIFY carries up to 8000 bytes, call ids are bounded far below). Audio to play is bigger: it
 goes into a row of :data:`AUDIO_TABLE` and the order (``{"play": ..., "audio": <row>,
 "checkpoint": ...}``) names the row; the holder takes the row (and deletes it). Rows nobody took
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Protocol
 
 import orjson
@@ -60,6 +61,8 @@ class PostgresControlBus:
         self._url = url
         self._taker = taker
         self._carrying: set[asyncio.Task[None]] = set()
+        self.on_follow: Callable[[str], None] | None = None
+        """Called with the worker's name for each ``follow`` order (:mod:`.live_peers`)."""
         self._listener: asyncio.Task[None] | None = None
         self._sender: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._listening = asyncio.Event()
@@ -87,11 +90,11 @@ class PostgresControlBus:
 
     async def send_hangup(self, call_id: str) -> None:
         """Tell every worker (this one too) to hang up ``call_id`` if it holds its stream."""
-        await self._notify({"hangup": call_id})
+        await self.send_order({"hangup": call_id})
 
     async def send_clear(self, call_id: str) -> None:
         """Tell every worker to clear what ``call_id`` plays if it holds its stream."""
-        await self._notify({"clear": call_id})
+        await self.send_order({"clear": call_id})
 
     async def send_play(self, call_id: str, audio: ApiAudio) -> None:
         """Store ``audio`` and tell every worker to play it if it holds ``call_id``."""
@@ -106,14 +109,15 @@ class PostgresControlBus:
         )
         row = await cursor.fetchone()
         assert row is not None
-        await self._notify({"play": call_id, "audio": row[0], "checkpoint": audio.checkpoint})
+        await self.send_order({"play": call_id, "audio": row[0], "checkpoint": audio.checkpoint})
 
     async def _connection(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
         if self._sender is None or self._sender.closed:
             self._sender = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
         return self._sender
 
-    async def _notify(self, order: dict[str, object]) -> None:
+    async def send_order(self, order: dict[str, object]) -> None:
+        """Send ``order`` (small JSON) to every worker, this one too."""
         payload = orjson.dumps(order).decode()
         for attempt in range(2):  # a connection the database dropped is opened again, once
             sender = await self._connection()
@@ -154,6 +158,9 @@ class PostgresControlBus:
         match order:
             case {"hangup": str(call_id)}:
                 self._taker.hang_up_here(call_id)
+            case {"follow": str(worker)}:
+                if self.on_follow is not None:
+                    self.on_follow(worker[:MAX_ORDER_BYTES])
             case {"clear": str(call_id)}:
                 self._start(self._taker.clear_here(call_id))
             case {"play": str(call_id), "audio": int(row), "checkpoint": str(checkpoint)}:

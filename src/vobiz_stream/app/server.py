@@ -180,7 +180,10 @@ class StreamServer:
         add_metrics(app, self.metrics)
         add_call_control(app, self.control)
         add_call_audio(app, self.control)
-        Console(self.store, self.outlet.recordings, lambda: self.streams.open, logins).add_to(app)
+        self.console = Console(
+            self.store, self.outlet.recordings, lambda: self.streams.open, logins
+        )
+        self.console.add_to(app)
         app.on_startup.append(self.outlet.on_startup)
         if self.settings.media_transport in ("picows", "asgi"):
             app.on_startup.append(self._start_media_socket)
