@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import orjson
+import soundfile
 
 from tests.e2e.conftest import Carrier, StartServer, b64, free_port, serve_process
+from vobiz_stream.app.call_audio import MAX_PLAY_BYTES, MAX_PLAY_SAMPLES
 from vobiz_stream.app.session import CallSession
 
 ADMIN = "call-audio-admin-token-0123456789"
@@ -81,6 +84,24 @@ async def test_play_from_the_api_queues_the_audio_and_a_checkpoint_the_events_sh
             for e in await events_of(running.base, "play-into-me")
         ):
             await asyncio.sleep(0.05)
+    await carrier.socket.close()
+    await running.wait_idle()
+
+
+async def test_a_small_file_holding_too_long_a_sound_is_refused_before_decoding(
+    start_server: StartServer, connect: Callable[[str], Awaitable[Carrier]], tmp_path: Path
+) -> None:
+    """A compressed file of silence: a few kilobytes that would decode to over 20 MB."""
+    running = await start_server(listener, admin_token=ADMIN)
+    carrier = await connect(running.ws_url)
+    await carrier.start(call_id="bomb")
+    await running.server.streams.open.__iter__().__next__().session.wait_started()
+    bomb = tmp_path / "silence.flac"
+    soundfile.write(bomb, np.zeros(MAX_PLAY_SAMPLES + 8000, np.int16), 8000, format="FLAC")
+    assert bomb.stat().st_size < MAX_PLAY_BYTES
+    status, body = await post(running.base, "/api/calls/bomb/play", bomb.read_bytes())
+    assert status == 400 and f"at most {MAX_PLAY_SAMPLES} are taken" in body["error"]
+    assert not carrier.commands("playAudio")
     await carrier.socket.close()
     await running.wait_idle()
 

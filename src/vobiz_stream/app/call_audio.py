@@ -1,10 +1,11 @@
 """Playing into a call and clearing it from the API, whichever worker holds its media socket.
 
 * ``POST /api/calls/<call id>/play`` (admin token), the body a WAV or FLAC file of at most
-  :data:`MAX_PLAY_BYTES`: the audio is queued on the call's stream (mixed to mono, resampled to
-  the stream's rate) and followed by a checkpoint. The answer, 202, names the checkpoint: the
-  call's events show it sent and played (``GET /calls/<id>``). 404: no open stream of that
-  call; 409: the stream is one-way; 400: the body is no audio; 413: too big.
+  :data:`MAX_PLAY_BYTES` holding at most :data:`MAX_PLAY_SAMPLES`: the audio is queued on the
+  call's stream (mixed to mono, resampled to the stream's rate) and followed by a checkpoint.
+  The answer, 202, names the checkpoint: the call's events show it sent and played (``GET
+  /calls/<id>``). 404: no open stream of that call; 409: the stream is one-way; 400: the body
+  is no audio; 413: too big.
 * ``POST /api/calls/<call id>/clear``: what the stream plays is dropped (a barge-in from the
   API); 200 cleared here, 202 sent to the worker holding it, 404 no open stream.
 
@@ -14,22 +15,26 @@ call: the order goes over the :class:`~vobiz_stream.app.call_control.ControlBus`
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import orjson
 from aiohttp import web
 
 from vobiz_stream.app.call_control import ApiAudio, CallControl, Outcome
-from vobiz_stream.audio.files import read_audio_bytes
+from vobiz_stream.audio.files import AudioFile, read_audio_bytes
 from vobiz_stream.core.stream_events import SessionError
 from vobiz_stream.errors import AudioError
 
-__all__ = ["MAX_PLAY_BYTES", "MAX_PLAY_SECONDS", "add_call_audio"]
+__all__ = ["MAX_PLAY_BYTES", "MAX_PLAY_SAMPLES", "add_call_audio"]
 
 MAX_PLAY_BYTES = 5 * 1024 * 1024
 """The largest audio file the play endpoint takes."""
-MAX_PLAY_SECONDS = 600.0
-"""The longest audio it plays (a compressed file can hold more than its bytes suggest)."""
+MAX_PLAY_SAMPLES = 600 * 16000
+"""The most samples it plays: 10 minutes at 16 kHz (a compressed file can hold far more than
+its bytes suggest; they are decoded to 2 bytes a sample, and stored so for another worker)."""
+DECODING_AT_ONCE = 2
+"""Play requests read and decoded at once (on threads, off the event loop); others wait."""
 
 
 def _answer(status: int, call_id: str, **fields: str) -> web.Response:
@@ -54,7 +59,8 @@ async def _bounded_body(request: web.Request) -> bytes | None:
     return bytes(body)
 
 
-async def play_response(control: CallControl, request: web.Request) -> web.Response:
+async def _request_audio(request: web.Request) -> AudioFile | web.Response:
+    """The request body's audio, or the answer saying why it is refused."""
     call_id = request.match_info["call_id"]
     body = await _bounded_body(request)
     if body is None:
@@ -64,12 +70,21 @@ async def play_response(control: CallControl, request: web.Request) -> web.Respo
         )
         return _answer(413, call_id, error=error)
     try:
-        audio = read_audio_bytes(body, "the request's audio")
+        return await asyncio.to_thread(
+            read_audio_bytes, body, "the request's audio", MAX_PLAY_SAMPLES
+        )
     except AudioError as exc:
         return _answer(400, call_id, error=str(exc))
-    if len(audio.pcm) > MAX_PLAY_SECONDS * audio.rate:
-        error = f"the audio lasts over {MAX_PLAY_SECONDS / 60:g} min: send a shorter file"
-        return _answer(413, call_id, error=error)
+
+
+async def play_response(
+    control: CallControl, request: web.Request, decoding: asyncio.Semaphore
+) -> web.Response:
+    call_id = request.match_info["call_id"]
+    async with decoding:
+        audio = await _request_audio(request)
+    if isinstance(audio, web.Response):
+        return audio
     checkpoint = f"api-play-{secrets.token_hex(4)}"
     order = ApiAudio(audio.pcm.astype("<i2").tobytes(), audio.rate, checkpoint)
     try:
@@ -95,8 +110,10 @@ def add_call_audio(app: web.Application, control: CallControl) -> None:
     """``POST /api/calls/<call id>/play`` and ``/clear`` on the server's app (behind its admin
     token)."""
 
+    decoding = asyncio.Semaphore(DECODING_AT_ONCE)
+
     async def play(request: web.Request) -> web.Response:
-        return await play_response(control, request)
+        return await play_response(control, request, decoding)
 
     async def clear(request: web.Request) -> web.Response:
         return await clear_response(control, request.match_info["call_id"])

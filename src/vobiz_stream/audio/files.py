@@ -112,12 +112,19 @@ def read_audio_file(path: Path) -> AudioFile:
         raise AudioError(_unreadable(path, name, str(exc))) from None
 
 
-def read_audio_bytes(data: bytes, name: str) -> AudioFile:
-    """Read audio sent as bytes (an upload; ``name`` says where it came from) as mono int16;
-    raise :class:`AudioError` saying what the bytes look like."""
+def read_audio_bytes(data: bytes, name: str, max_samples: int) -> AudioFile:
+    """Read audio sent as bytes (an upload; ``name`` says where it came from) as mono int16,
+    at most ``max_samples`` samples (checked before decoding: a small compressed file can
+    hold hours); raise :class:`AudioError` saying what the bytes look like or hold."""
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as sound:
-            return _read(sound, name)
+            if sound.frames > max_samples:
+                raise AudioError(
+                    f"{name} holds {sound.frames} samples ({sound.frames / sound.samplerate:.0f} s"
+                    f" at {_khz(sound.samplerate)}); at most {max_samples} are taken: send a"
+                    " shorter file or a lower rate"
+                )
+            return _read(sound, name, max_samples)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(
             f"{name} cannot be read: {len(data)} bytes, {_guess(data[:64], len(data))} "
@@ -125,11 +132,11 @@ def read_audio_bytes(data: bytes, name: str) -> AudioFile:
         ) from None
 
 
-def _read(sound: soundfile.SoundFile, name: str) -> AudioFile:
+def _read(sound: soundfile.SoundFile, name: str, max_samples: int | None = None) -> AudioFile:
     rate, channels, subtype = int(sound.samplerate), int(sound.channels), str(sound.subtype)
     if rate <= 0 or channels <= 0:
         raise AudioError(f"caller audio {name}: {rate} Hz with {channels} channels is no audio")
-    limit = round(MAX_SECONDS * rate)
+    limit = round(MAX_SECONDS * rate) if max_samples is None else max_samples
     if sound.frames > limit:
         raise AudioError(
             f"caller audio {name} lasts {sound.frames / rate / 60:.1f} min; the emulator takes up "
