@@ -42,6 +42,15 @@ AUDIO_KEPT_SECONDS = 300
 """Audio rows no worker took are deleted when the next one is sent after this long."""
 
 
+async def make_table(url: str, definition: str) -> None:
+    """``CREATE TABLE IF NOT EXISTS`` ``definition`` (name and columns): the workers' own small
+    tables, beside the call store's. Workers starting together may race to make one: the one
+    that loses is told it exists, which is fine."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
+            await db.execute(f"CREATE TABLE IF NOT EXISTS {definition}")
+
+
 class OrderTaker(Protocol):
     """What carries out the orders on this worker (:class:`~.call_control.CallControl`)."""
 
@@ -70,13 +79,12 @@ class PostgresControlBus:
 
     async def start(self) -> None:
         """Listen from now on (returns once the first LISTEN is in place)."""
-        async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as db:
-            with contextlib.suppress(psycopg.errors.UniqueViolation):  # made by another worker
-                await db.execute(
-                    f"CREATE TABLE IF NOT EXISTS {AUDIO_TABLE} (id BIGSERIAL PRIMARY KEY,"
-                    " call_id TEXT NOT NULL, rate INTEGER NOT NULL, samples BYTEA NOT NULL,"
-                    " sent_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                )
+        await make_table(
+            self._url,
+            f"{AUDIO_TABLE} (id BIGSERIAL PRIMARY KEY, call_id TEXT NOT NULL,"
+            " rate INTEGER NOT NULL, samples BYTEA NOT NULL,"
+            " sent_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
         self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
         await asyncio.wait_for(self._listening.wait(), 30.0)
 
@@ -162,10 +170,10 @@ class PostgresControlBus:
                 if self.on_follow is not None:
                     self.on_follow(worker[:MAX_ORDER_BYTES])
             case {"clear": str(call_id)}:
-                self._start(self._taker.clear_here(call_id))
+                self._start(call_id, self._taker.clear_here(call_id))
             case {"play": str(call_id), "audio": int(row), "checkpoint": str(checkpoint)}:
                 if self._taker.holds(call_id):
-                    self._start(self._play(call_id, row, checkpoint[:MAX_ORDER_BYTES]))
+                    self._start(call_id, self._play(call_id, row, checkpoint[:MAX_ORDER_BYTES]))
             case _:
                 if not self._odd_logged:
                     self._odd_logged = True
@@ -173,16 +181,20 @@ class PostgresControlBus:
                         "worker orders: ignored a notice that is no order: %s", loggable(payload)
                     )
 
-    def _start(self, work: Coroutine[object, object, object]) -> None:
-        task = asyncio.get_running_loop().create_task(self._guarded(work))
+    def _start(self, call_id: str, work: Coroutine[object, object, object]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(call_id, work))
         self._carrying.add(task)
         task.add_done_callback(self._carrying.discard)
 
-    async def _guarded(self, work: Coroutine[object, object, object]) -> None:
+    async def _guarded(self, call_id: str, work: Coroutine[object, object, object]) -> None:
         try:
             await work
         except (psycopg.Error, SessionError) as exc:
-            log.warning("worker orders: an order failed: %s", loggable(str(exc), 200))
+            log.warning(
+                "call %s: an order from another worker failed: %s",
+                loggable(call_id),
+                loggable(str(exc), 200),
+            )
 
     async def _play(self, call_id: str, row: int, checkpoint: str) -> None:
         """Take the audio row (no other worker gets it) and play it into the call."""

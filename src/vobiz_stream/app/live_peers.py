@@ -25,7 +25,7 @@ import orjson
 import psycopg
 
 from vobiz_stream.app.console.live import TICK, LiveSnapshot
-from vobiz_stream.app.control_bus import PostgresControlBus
+from vobiz_stream.app.control_bus import PostgresControlBus, make_table
 from vobiz_stream.logtext import loggable
 
 __all__ = ["FOLLOWED_FOR", "FRESH", "LIVE_TABLE", "RENEW", "PostgresLivePeers"]
@@ -62,12 +62,11 @@ class PostgresLivePeers:
 
     async def start(self) -> None:
         """Make the table (if no worker has yet)."""
-        async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as db:
-            with contextlib.suppress(psycopg.errors.UniqueViolation):  # made by another worker
-                await db.execute(
-                    f"CREATE TABLE IF NOT EXISTS {LIVE_TABLE} (worker TEXT PRIMARY KEY,"
-                    " snapshot TEXT NOT NULL, at TIMESTAMPTZ NOT NULL)"
-                )
+        await make_table(
+            self._url,
+            f"{LIVE_TABLE} (worker TEXT PRIMARY KEY, snapshot TEXT NOT NULL,"
+            " at TIMESTAMPTZ NOT NULL)",
+        )
 
     async def close(self) -> None:
         if self._publisher is not None:
