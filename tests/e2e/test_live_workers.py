@@ -60,6 +60,17 @@ async def test_the_live_feed_on_one_worker_shows_the_calls_another_holds(
             call = asyncio.create_task(speak(socket, "live-on-a", 30.0))
             await asyncio.sleep(1.0)
             assert live_rows(postgres_url) == []  # nobody follows: nothing is published
+            junk = [
+                ("junk-text", "not json"),
+                ("junk-shape", '{"calls": 5, "more": 0}'),
+                ("junk-call", '{"calls": [{"elapsed": "long"}, 7], "more": 0, "at": "x"}'),
+            ]
+            with psycopg.connect(postgres_url) as db:  # rows no worker wrote: skipped
+                for worker, text in junk:
+                    db.execute(
+                        f"INSERT INTO {LIVE_TABLE} VALUES (%s, %s, now() + interval '1 hour')",
+                        (worker, text),
+                    )
 
             seen: dict[str, Any] = {}
             async with (
@@ -75,7 +86,9 @@ async def test_the_live_feed_on_one_worker_shows_the_calls_another_holds(
                         break
             assert seen["from_number"] == "+15550001111"
             assert seen["elapsed"] >= 1.0
-            assert len(live_rows(postgres_url)) == 1  # the holder publishes while followed
+            assert len(live_rows(postgres_url)) == 1 + len(junk)  # the holder publishes
+            with psycopg.connect(postgres_url) as db:
+                db.execute(f"DELETE FROM {LIVE_TABLE} WHERE worker LIKE 'junk-%%'")
 
             async with asyncio.timeout(FOLLOWED_FOR + 5):  # the follower left: it stops
                 while live_rows(postgres_url):

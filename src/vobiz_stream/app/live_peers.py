@@ -24,7 +24,7 @@ from typing import cast
 import orjson
 import psycopg
 
-from vobiz_stream.app.console.live import TICK, LiveSnapshot
+from vobiz_stream.app.console.live import MAX_SHOWN, TICK, LiveSnapshot
 from vobiz_stream.app.control_bus import PostgresControlBus, make_table
 from vobiz_stream.logtext import loggable
 
@@ -96,11 +96,7 @@ class PostgresLivePeers:
         except psycopg.Error as exc:
             self._log_failure(exc)
             return []
-        found: list[LiveSnapshot] = []
-        for (text,) in rows:
-            with contextlib.suppress(orjson.JSONDecodeError, TypeError):
-                found.append(cast(LiveSnapshot, orjson.loads(cast(str, text))))
-        return found
+        return [snapshot for (text,) in rows if (snapshot := _snapshot(text)) is not None]
 
     # -- the workers asked to publish -------------------------------------------------------
 
@@ -149,3 +145,22 @@ class PostgresLivePeers:
                 " left out until it answers",
                 loggable(str(exc), 200),
             )
+
+
+def _snapshot(text: object) -> LiveSnapshot | None:
+    """A row's snapshot, its calls cut to :data:`MAX_SHOWN`; None if it is not one (a row the
+    feed cannot use is skipped, never the feed's end)."""
+    with contextlib.suppress(orjson.JSONDecodeError, TypeError):
+        found = orjson.loads(cast(str, text))
+        if not isinstance(found, dict) or not isinstance(found.get("more"), int):
+            return None
+        calls = found.get("calls")
+        if not isinstance(calls, list):
+            return None
+        found["calls"] = [
+            call
+            for call in calls[:MAX_SHOWN]
+            if isinstance(call, dict) and isinstance(call.get("elapsed"), int | float)
+        ]
+        return cast(LiveSnapshot, found)
+    return None
