@@ -13,11 +13,13 @@ from typing import Any
 import aiohttp
 import numpy as np
 import orjson
+import pytest
 import soundfile
 
 from tests.e2e.conftest import Carrier, StartServer, b64, free_port, serve_process
 from vobiz_stream.app.call_audio import MAX_PLAY_BYTES, MAX_PLAY_SAMPLES
 from vobiz_stream.app.session import CallSession
+from vobiz_stream.audio.speech import speech_available
 
 ADMIN = "call-audio-admin-token-0123456789"
 SPEECH = Path(__file__).parent.parent / "data" / "speech_male_8k.wav"
@@ -31,9 +33,11 @@ async def listener(session: CallSession) -> None:
 
 
 async def post(
-    base: str, path: str, body: bytes = b"", token: str | None = ADMIN
+    base: str, path: str, body: bytes = b"", token: str | None = ADMIN, json: bool = False
 ) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if json:
+        headers["Content-Type"] = "application/json"
     async with (
         aiohttp.ClientSession() as client,
         client.post(base + path, data=body, headers=headers) as reply,
@@ -102,6 +106,27 @@ async def test_a_small_file_holding_too_long_a_sound_is_refused_before_decoding(
     status, body = await post(running.base, "/api/calls/bomb/play", bomb.read_bytes())
     assert status == 400 and f"at most {MAX_PLAY_SAMPLES} are taken" in body["error"]
     assert not carrier.commands("playAudio")
+    await carrier.socket.close()
+    await running.wait_idle()
+
+
+async def test_play_speaks_a_text_with_espeak(
+    start_server: StartServer, connect: Callable[[str], Awaitable[Carrier]]
+) -> None:
+    if not speech_available():
+        pytest.skip("SKIPPED LOUDLY: no espeak-ng (apt install espeak-ng): spoken text untested")
+    running = await start_server(listener, admin_token=ADMIN)
+    carrier = await connect(running.ws_url)
+    await carrier.start(call_id="say-it")
+    await running.server.streams.open.__iter__().__next__().session.wait_started()
+    said = orjson.dumps({"text": "Please hold, an agent will be with you shortly."})
+    status, body = await post(running.base, "/api/calls/say-it/play", said, json=True)
+    assert (status, body["outcome"]) == (202, "queued")
+    await carrier.wait_for("checkpoint", count=2, timeout=20)
+    assert len(carrier.commands("playAudio")) >= 1
+    for wrong in (b"{}", b'{"text": 5}', b"not json", orjson.dumps({"text": "x" * 2001})):
+        status, body = await post(running.base, "/api/calls/say-it/play", wrong, json=True)
+        assert status == 400 and '{"text": "what to say"}' in body["error"], wrong
     await carrier.socket.close()
     await running.wait_idle()
 

@@ -5,7 +5,8 @@
   call's stream (mixed to mono, resampled to the stream's rate) and followed by a checkpoint.
   The answer, 202, names the checkpoint: the call's events show it sent and played (``GET
   /calls/<id>``). 404: no open stream of that call; 409: the stream is one-way; 400: the body
-  is no audio; 413: too big.
+  is no audio; 413: too big. A JSON body ``{"text": "..."}`` (``Content-Type:
+  application/json``) is spoken with espeak-ng when the server has it (501 when not).
 * ``POST /api/calls/<call id>/clear``: what the stream plays is dropped (a barge-in from the
   API); 200 cleared here, 202 sent to the worker holding it, 404 no open stream.
 
@@ -16,25 +17,31 @@ call: the order goes over the :class:`~vobiz_stream.app.call_control.ControlBus`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 
 import orjson
 from aiohttp import web
 
 from vobiz_stream.app.call_control import ApiAudio, CallControl, Outcome
-from vobiz_stream.audio.files import AudioFile, read_audio_bytes
+from vobiz_stream.audio.files import read_audio_bytes
+from vobiz_stream.audio.pcm import Pcm
+from vobiz_stream.audio.speech import SpeechUnavailable, asynthesize
 from vobiz_stream.core.stream_events import SessionError
 from vobiz_stream.errors import AudioError
 
-__all__ = ["MAX_PLAY_BYTES", "MAX_PLAY_SAMPLES", "add_call_audio"]
+__all__ = ["MAX_PLAY_BYTES", "MAX_PLAY_SAMPLES", "MAX_TEXT_CHARS", "add_call_audio"]
 
 MAX_PLAY_BYTES = 5 * 1024 * 1024
 """The largest audio file the play endpoint takes."""
 MAX_PLAY_SAMPLES = 600 * 16000
 """The most samples it plays: 10 minutes at 16 kHz (a compressed file can hold far more than
 its bytes suggest; they are decoded to 2 bytes a sample, and stored so for another worker)."""
+MAX_TEXT_CHARS = 2000
+"""The longest text the play endpoint speaks."""
+SPEECH_RATE = 16000
 DECODING_AT_ONCE = 2
-"""Play requests read and decoded at once (on threads, off the event loop); others wait."""
+"""Play requests read and decoded (or spoken) at once, off the event loop; others wait."""
 
 
 def _answer(status: int, call_id: str, **fields: str) -> web.Response:
@@ -59,8 +66,8 @@ async def _bounded_body(request: web.Request) -> bytes | None:
     return bytes(body)
 
 
-async def _request_audio(request: web.Request) -> AudioFile | web.Response:
-    """The request body's audio, or the answer saying why it is refused."""
+async def _request_audio(request: web.Request) -> tuple[Pcm, int] | web.Response:
+    """The request's audio (samples and rate), or the answer saying why it is refused."""
     call_id = request.match_info["call_id"]
     body = await _bounded_body(request)
     if body is None:
@@ -69,12 +76,30 @@ async def _request_audio(request: web.Request) -> AudioFile | web.Response:
             "compressed file (sox in.wav -r 8000 -c 1 out.flac trim 0 60)"
         )
         return _answer(413, call_id, error=error)
+    if request.content_type == "application/json":
+        return await _spoken(call_id, body)
     try:
-        return await asyncio.to_thread(
+        audio = await asyncio.to_thread(
             read_audio_bytes, body, "the request's audio", MAX_PLAY_SAMPLES
         )
     except AudioError as exc:
         return _answer(400, call_id, error=str(exc))
+    return audio.pcm, audio.rate
+
+
+async def _spoken(call_id: str, body: bytes) -> tuple[Pcm, int] | web.Response:
+    """``{"text": "..."}`` spoken by espeak-ng, when the server has it."""
+    text = None
+    with contextlib.suppress(orjson.JSONDecodeError):
+        order = orjson.loads(body)
+        text = order.get("text") if isinstance(order, dict) else None
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
+        error = f'send {{"text": "what to say"}} (1 to {MAX_TEXT_CHARS} characters), or a WAV file'
+        return _answer(400, call_id, error=error)
+    try:
+        return await asynthesize(text, SPEECH_RATE), SPEECH_RATE
+    except SpeechUnavailable as exc:
+        return _answer(501, call_id, error=f"{exc}; or send a WAV or FLAC file")
 
 
 async def play_response(
@@ -85,8 +110,9 @@ async def play_response(
         audio = await _request_audio(request)
     if isinstance(audio, web.Response):
         return audio
+    samples, rate = audio
     checkpoint = f"api-play-{secrets.token_hex(4)}"
-    order = ApiAudio(audio.pcm.astype("<i2").tobytes(), audio.rate, checkpoint)
+    order = ApiAudio(samples.astype("<i2").tobytes(), rate, checkpoint)
     try:
         outcome = await control.play(call_id, order)
     except SessionError as exc:
