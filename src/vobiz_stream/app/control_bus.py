@@ -10,9 +10,9 @@ goes into a row of :data:`AUDIO_TABLE` and the order (``{"play": ..., "audio": <
 "checkpoint": ...}``) names the row; the holder takes the row (and deletes it). Rows nobody took
 (the call ended meanwhile) are deleted after :data:`AUDIO_KEPT_SECONDS`.
 
-When the listening connection drops (the database restarts), it is opened
-again, waiting a little longer each time up to :data:`MAX_RECONNECT_WAIT`; orders sent meanwhile
-are lost, and the API's caller can send the hang-up again.
+When the listening connection drops (the database restarts), it is opened again, waiting a
+little longer each time up to :data:`MAX_RECONNECT_WAIT`; orders sent meanwhile are lost, and
+the API's caller can send the order again.
 """
 
 from __future__ import annotations
@@ -106,36 +106,36 @@ class PostgresControlBus:
 
     async def send_play(self, call_id: str, audio: ApiAudio) -> None:
         """Store ``audio`` and tell every worker to play it if it holds ``call_id``."""
-        sender = await self._connection()
-        await sender.execute(
+        await self._execute(
             f"DELETE FROM {AUDIO_TABLE} WHERE sent_at < now() - make_interval(secs => %s)",
             (AUDIO_KEPT_SECONDS,),
         )
-        cursor = await sender.execute(
+        row = await self._execute(
             f"INSERT INTO {AUDIO_TABLE} (call_id, rate, samples) VALUES (%s, %s, %s) RETURNING id",
             (call_id, audio.rate, audio.samples),
         )
-        row = await cursor.fetchone()
-        assert row is not None
-        await self.send_order({"play": call_id, "audio": row[0], "checkpoint": audio.checkpoint})
-
-    async def _connection(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
-        if self._sender is None or self._sender.closed:
-            self._sender = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-        return self._sender
+        await self.send_order({"play": call_id, "audio": row, "checkpoint": audio.checkpoint})
 
     async def send_order(self, order: dict[str, object]) -> None:
         """Send ``order`` (small JSON) to every worker, this one too."""
-        payload = orjson.dumps(order).decode()
-        for attempt in range(2):  # a connection the database dropped is opened again, once
-            sender = await self._connection()
-            try:
-                await sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-                return
-            except psycopg.OperationalError:
-                await sender.close()
-                if attempt:
-                    raise
+        await self._execute("SELECT pg_notify(%s, %s)", (CHANNEL, orjson.dumps(order).decode()))
+
+    async def _execute(self, query: str, values: tuple[object, ...]) -> object:
+        """Run ``query`` on the sending connection; the first value of its first row, if any.
+        A connection the database dropped is opened again, once."""
+        try:
+            return await self._run(query, values)
+        except psycopg.OperationalError:
+            if self._sender is not None:
+                await self._sender.close()
+        return await self._run(query, values)
+
+    async def _run(self, query: str, values: tuple[object, ...]) -> object:
+        if self._sender is None or self._sender.closed:
+            self._sender = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+        cursor = await self._sender.execute(query, values)
+        found = await cursor.fetchone() if cursor.description else None
+        return None if found is None else found[0]
 
     async def _listen_forever(self) -> None:
         wait = 0.1
