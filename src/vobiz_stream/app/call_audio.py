@@ -39,7 +39,8 @@ MAX_PLAY_SAMPLES = 600 * 16000
 its bytes suggest; they are decoded to 2 bytes a sample, and stored so for another worker)."""
 MAX_TEXT_CHARS = 2000
 """The longest text the play endpoint speaks."""
-SPEECH_RATE = 16000
+SPOKEN_TEXT_RATE = 16000
+"""The rate espeak-ng speaks a text at for the play endpoint."""
 DECODING_AT_ONCE = 2
 """Play requests read and decoded (or spoken) at once, off the event loop; others wait."""
 
@@ -97,7 +98,7 @@ async def _spoken(call_id: str, body: bytes) -> tuple[Pcm, int] | web.Response:
         error = f'send {{"text": "what to say"}} (1 to {MAX_TEXT_CHARS} characters), or a WAV file'
         return _answer(400, call_id, error=error)
     try:
-        return await asynthesize(text, SPEECH_RATE), SPEECH_RATE
+        return await asynthesize(text, SPOKEN_TEXT_RATE), SPOKEN_TEXT_RATE
     except SpeechUnavailable as exc:
         return _answer(501, call_id, error=f"{exc}; or send a WAV or FLAC file")
 
