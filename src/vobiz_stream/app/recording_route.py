@@ -7,6 +7,8 @@ the bucket is read a piece at a time (:data:`PIECE` bytes) through the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from vobiz_stream.logtext import loggable
@@ -18,17 +20,23 @@ PIECE = 1 << 20
 """Bytes read from the bucket per request while streaming a recording."""
 
 
-async def serve_recording(recordings: RecordingStore, request: web.Request) -> web.StreamResponse:
-    """The recording named by the route's ``name``; 404 if there is none, 502 if the bucket
-    cannot be read."""
-    name = request.match_info["name"]
+async def serve_recording(
+    recordings: RecordingStore,
+    request: web.Request,
+    name: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.StreamResponse:
+    """The recording ``name`` (by default the route's ``name``), with ``headers`` added; 404
+    if there is none, 502 if the bucket cannot be read."""
+    name = request.match_info["name"] if name is None else name
+    headers = {"Content-Type": "audio/wav", **(headers or {})}
     if recording_file_name(name) is None:
         return web.Response(
             status=404, text=f"no recording {loggable(name, 60)!r}: names end in .wav\n"
         )
     local = recordings.local_path(name)
     if local is not None:
-        return web.FileResponse(local, headers={"Content-Type": "audio/wav"})
+        return web.FileResponse(local, headers=headers)
     try:
         size = await recordings.size(name)
     except ObjectStoreError as exc:
@@ -44,7 +52,7 @@ async def serve_recording(recordings: RecordingStore, request: web.Request) -> w
     partial = (start, stop) != (0, size)
     response = web.StreamResponse(
         status=206 if partial else 200,
-        headers={"Content-Type": "audio/wav", "Accept-Ranges": "bytes"},
+        headers={**headers, "Accept-Ranges": "bytes"},
     )
     if partial:
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"

@@ -39,6 +39,7 @@ from vobiz_stream import __version__
 from vobiz_stream.app.admission import Admission
 from vobiz_stream.app.advice import address_in_use, wrong_answer_path
 from vobiz_stream.app.answered import AnsweredCalls
+from vobiz_stream.app.call_audio import add_call_audio
 from vobiz_stream.app.call_control import CallControl, add_call_control
 from vobiz_stream.app.callback_route import StatusCallbacks
 from vobiz_stream.app.calls_api import call_page, one_call
@@ -180,9 +181,11 @@ class StreamServer:
         )
         add_metrics(app, self.metrics)
         add_call_control(app, self.control)
-        Console(self.store, self.settings.recordings_dir, lambda: self.streams.open, logins).add_to(
-            app
+        add_call_audio(app, self.control)
+        self.console = Console(
+            self.store, self.outlet.recordings, lambda: self.streams.open, logins
         )
+        self.console.add_to(app)
         app.on_startup.append(self.outlet.on_startup)
         if self.settings.media_transport in ("picows", "asgi"):
             app.on_startup.append(self._start_media_socket)

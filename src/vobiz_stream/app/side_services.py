@@ -1,7 +1,8 @@
 """What runs beside the server's app in :func:`~vobiz_stream.app.server.serve`: the metrics port
-(``--metrics-port``), the orders bus between workers (PostgreSQL LISTEN/NOTIFY, for hang-ups
-that reach another worker than the one holding the call), and, in a worker, the watch that stops
-it when its supervisor is gone."""
+(``--metrics-port``), the orders bus between workers (PostgreSQL LISTEN/NOTIFY, for hang-ups,
+plays and clears that reach another worker than the one holding the call, and the console's
+live view of every worker's calls), and, in a worker,
+the watch that stops it when its supervisor is gone."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from vobiz_stream.app.console.live import live_snapshot
 from vobiz_stream.app.metrics import metrics_app
 from vobiz_stream.app.workers import watch_supervisor
 from vobiz_stream.store.database import POSTGRES_SCHEMES
 
 if TYPE_CHECKING:
     from vobiz_stream.app.control_bus import PostgresControlBus
+    from vobiz_stream.app.live_peers import PostgresLivePeers
     from vobiz_stream.app.server import StreamServer
 
 
@@ -26,6 +29,7 @@ class SideServices:
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task[None] | None = None
         self._bus: PostgresControlBus | None = None
+        self._peers: PostgresLivePeers | None = None
 
     @classmethod
     async def start(
@@ -46,17 +50,32 @@ class SideServices:
             )
             await site.start()
         if settings.database_url.startswith(POSTGRES_SCHEMES):
-            # Whichever worker an API hang-up reaches, the one holding the call carries it out.
+            # Whichever worker an API hang-up, play or clear reaches, the call's holder does it.
             from vobiz_stream.app.control_bus import PostgresControlBus  # noqa: PLC0415 (extra)
 
-            services._bus = PostgresControlBus(settings.database_url, server.control.hang_up_here)
+            services._bus = PostgresControlBus(settings.database_url, server.control)
             await services._bus.start()
             server.control.bus = services._bus
+            await services._share_live_calls(server, services._bus)
         if supervisor_pid is not None:
             services._watch = asyncio.create_task(watch_supervisor(supervisor_pid, stop))
         return services
 
+    async def _share_live_calls(self, server: StreamServer, bus: PostgresControlBus) -> None:
+        """The console's live feed on any worker shows every worker's calls."""
+        from vobiz_stream.app.live_peers import PostgresLivePeers  # noqa: PLC0415 (extra)
+
+        live = server.console.live
+        self._peers = PostgresLivePeers(
+            server.settings.database_url, bus, lambda: live_snapshot(server.streams.open)
+        )
+        await self._peers.start()
+        bus.on_follow = self._peers.followed
+        live.peers = self._peers
+
     async def close(self) -> None:
+        if self._peers is not None:
+            await self._peers.close()
         if self._watch is not None:
             self._watch.cancel()
         if self._runner is not None:

@@ -13,6 +13,7 @@ float, so a float file made from int16 samples reads back exactly.
 
 from __future__ import annotations
 
+import io
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from vobiz_stream.audio.pcm import Pcm
 from vobiz_stream.errors import AudioError
 from vobiz_stream.logtext import loggable
 
-__all__ = ["MAX_SECONDS", "AudioFile", "read_audio_file"]
+__all__ = ["MAX_SECONDS", "AudioFile", "read_audio_bytes", "read_audio_file"]
 
 MAX_SECONDS = 3600.0
 """The longest file read (an hour): the whole file is held in memory as mono int16."""
@@ -111,11 +112,31 @@ def read_audio_file(path: Path) -> AudioFile:
         raise AudioError(_unreadable(path, name, str(exc))) from None
 
 
-def _read(sound: soundfile.SoundFile, name: str) -> AudioFile:
+def read_audio_bytes(data: bytes, name: str, max_samples: int) -> AudioFile:
+    """Read audio sent as bytes (an upload; ``name`` says where it came from) as mono int16,
+    at most ``max_samples`` samples (checked before decoding: a small compressed file can
+    hold hours); raise :class:`AudioError` saying what the bytes look like or hold."""
+    try:
+        with soundfile.SoundFile(io.BytesIO(data)) as sound:
+            if sound.frames > max_samples:
+                raise AudioError(
+                    f"{name} holds {sound.frames} samples ({sound.frames / sound.samplerate:.0f} s"
+                    f" at {_khz(sound.samplerate)}); at most {max_samples} are taken: send a"
+                    " shorter file or a lower rate"
+                )
+            return _read(sound, name, max_samples)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(
+            f"{name} cannot be read: {len(data)} bytes, {_guess(data[:64], len(data))} "
+            f"({loggable(str(exc), 120)}); send a WAV or FLAC file"
+        ) from None
+
+
+def _read(sound: soundfile.SoundFile, name: str, max_samples: int | None = None) -> AudioFile:
     rate, channels, subtype = int(sound.samplerate), int(sound.channels), str(sound.subtype)
     if rate <= 0 or channels <= 0:
         raise AudioError(f"caller audio {name}: {rate} Hz with {channels} channels is no audio")
-    limit = round(MAX_SECONDS * rate)
+    limit = round(MAX_SECONDS * rate) if max_samples is None else max_samples
     if sound.frames > limit:
         raise AudioError(
             f"caller audio {name} lasts {sound.frames / rate / 60:.1f} min; the emulator takes up "

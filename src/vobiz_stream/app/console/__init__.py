@@ -19,6 +19,7 @@ from vobiz_stream.app.console.auth import ConsoleLogins
 from vobiz_stream.app.console.live import LiveFeed
 from vobiz_stream.app.console.pages import ConsolePages
 from vobiz_stream.app.console.peaks import PeaksCache
+from vobiz_stream.recordings import RecordingStore
 from vobiz_stream.store import CallHistory
 
 if TYPE_CHECKING:
@@ -35,12 +36,12 @@ class Console:
     def __init__(
         self,
         store: CallHistory,
-        recordings_dir: Path,
+        recordings: RecordingStore,
         open_streams: Callable[[], Collection[OpenStream]],
         logins: ConsoleLogins,
     ) -> None:
         self.logins = logins
-        self.api = ConsoleApi(store, recordings_dir, PeaksCache())
+        self.api = ConsoleApi(store, recordings, PeaksCache())
         self.pages = ConsolePages(self.api, logins)
         self.live = LiveFeed(open_streams)
 

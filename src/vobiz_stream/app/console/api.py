@@ -24,11 +24,13 @@ from vobiz_stream.app.console.peaks import PeaksCache
 from vobiz_stream.app.console.queries import SearchError, parse_search
 from vobiz_stream.app.console.timeline import timeline
 from vobiz_stream.app.console.views import recording_streams
+from vobiz_stream.app.recording_route import serve_recording
 from vobiz_stream.logtext import loggable
+from vobiz_stream.recordings import ObjectStoreError, RecordingStore, recording_file_name
 from vobiz_stream.store import CallHistory, CallRecord, StreamRecord
 from vobiz_stream.store.interface import call_from_json
 
-__all__ = ["ConsoleApi", "json_error", "recording_file"]
+__all__ = ["ConsoleApi", "json_error", "stream_recording_file"]
 
 log = logging.getLogger("vobiz_stream.console")
 
@@ -39,23 +41,21 @@ def json_error(status: int, message: str) -> web.Response:
     )
 
 
-def recording_file(recordings_dir: Path, stream: StreamRecord) -> Path | None:
-    """The stream's WAV when it exists inside the recordings folder (a path the store holds is
-    never followed elsewhere)."""
+def stream_recording_file(stream: StreamRecord) -> str | None:
+    """The file name of the stream's recording, read back through the server's
+    :class:`RecordingStore` (its folder or its bucket): a path the store holds is never
+    followed elsewhere."""
     if not stream["recording_path"]:
         return None
-    path = Path(stream["recording_path"]).resolve()
-    if not path.is_relative_to(recordings_dir.resolve()) or not path.is_file():
-        return None
-    return path
+    return recording_file_name(Path(stream["recording_path"]).name)
 
 
 class ConsoleApi:
-    """The API's handlers over the server's store and recordings folder."""
+    """The API's handlers over the server's store and its recordings, wherever they live."""
 
-    def __init__(self, store: CallHistory, recordings_dir: Path, peaks: PeaksCache) -> None:
+    def __init__(self, store: CallHistory, recordings: RecordingStore, peaks: PeaksCache) -> None:
         self.store = store
-        self.recordings_dir = recordings_dir
+        self.recordings = recordings
         self.peaks_cache = peaks
 
     async def find_call(self, request: web.Request) -> CallRecord | web.Response:
@@ -107,20 +107,22 @@ class ConsoleApi:
                 "started_at": stream["started_at"],
                 "recording": f"/api/calls/{call['call_id']}/streams/{stream['id']}/recording",
             }
-            path = recording_file(self.recordings_dir, stream)
-            if path is None:
-                item["error"] = "the recording file is missing"
+            name = stream_recording_file(stream)
+            try:
+                peaks = await self.peaks_cache.peaks(self.recordings, name) if name else None
+            except (OSError, soundfile.LibsndfileError, ObjectStoreError) as exc:
+                log.warning(
+                    "call %s: cannot read %s: %s",
+                    loggable(call["call_id"]),
+                    name,
+                    loggable(str(exc), 200),
+                )
+                item["error"] = "the recording cannot be read"
             else:
-                try:
-                    item.update(await self.peaks_cache.peaks(path))
-                except (OSError, soundfile.LibsndfileError) as exc:
-                    log.warning(
-                        "call %s: cannot read %s: %s",
-                        loggable(call["call_id"]),
-                        path.name,
-                        loggable(str(exc), 200),
-                    )
-                    item["error"] = "the recording cannot be read"
+                if peaks is None:
+                    item["error"] = "the recording file is missing"
+                else:
+                    item.update(peaks)
             found.append(item)
         return found
 
@@ -137,10 +139,10 @@ class ConsoleApi:
             return call
         row = request.match_info["row"]
         stream = next((s for s in call["streams"] if str(s["id"]) == row), None)
-        path = None if stream is None else recording_file(self.recordings_dir, stream)
-        if path is None:
+        name = None if stream is None else stream_recording_file(stream)
+        if name is None or await self.recordings.size(name) is None:
             return json_error(404, f"call {call['call_id']!r} has no recording for stream {row}")
-        response = web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+        headers = {"Cache-Control": "no-cache"}
         if "download" in request.query:
-            response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
-        return response
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return await serve_recording(self.recordings, request, name, headers)

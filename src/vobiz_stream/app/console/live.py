@@ -5,6 +5,10 @@ and hands the same bytes to every follower: per call its numbers, elapsed time, 
 direction over the last 100 ms (:meth:`~vobiz_stream.keeper.StreamKeeper.levels`, computed here
 from the recording's buffer, not per frame) and its last events. A follower that reads slowly
 skips snapshots rather than queueing them; followers are capped at :data:`MAX_FOLLOWERS`.
+
+With several workers (``serve --workers``, PostgreSQL) the feed's :class:`LivePeers` bring the
+other workers' snapshots (:mod:`vobiz_stream.app.live_peers`), merged into one: every worker's
+calls, still at most :data:`MAX_SHOWN`.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import asyncio
 import contextlib
 import heapq
 import math
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 import orjson
 from aiohttp import web
@@ -26,7 +30,17 @@ from vobiz_stream.logtext import loggable
 if TYPE_CHECKING:
     from vobiz_stream.app.media_socket import OpenStream
 
-__all__ = ["MAX_FOLLOWERS", "MAX_SHOWN", "TICK", "LiveCallView", "LiveFeed", "snapshot"]
+__all__ = [
+    "MAX_FOLLOWERS",
+    "MAX_SHOWN",
+    "TICK",
+    "LiveCallView",
+    "LiveFeed",
+    "LivePeers",
+    "LiveSnapshot",
+    "live_snapshot",
+    "merged_snapshot",
+]
 
 TICK = 0.25
 MAX_SHOWN = 50
@@ -79,16 +93,41 @@ def _live_call(stream: OpenStream, now: datetime) -> LiveCallView | None:
     }
 
 
-def snapshot(streams: Collection[OpenStream]) -> bytes:
-    """The open streams as one JSON object: ``calls`` (at most :data:`MAX_SHOWN`, oldest
-    first) and ``more`` (how many are left out)."""
+class LiveSnapshot(TypedDict):
+    calls: list[LiveCallView]
+    """At most :data:`MAX_SHOWN`, the oldest first."""
+    more: int
+    """Live calls left out."""
+    at: str
+
+
+def live_snapshot(streams: Collection[OpenStream]) -> LiveSnapshot:
+    """The open streams: ``calls`` (at most :data:`MAX_SHOWN`, oldest first) and ``more``
+    (how many are left out)."""
     now = datetime.now(UTC)
     started = [stream for stream in streams if stream.keeper.started_at is not None]
     # Only the calls shown are measured: with hundreds open, the rest cost a count.
     oldest = heapq.nsmallest(MAX_SHOWN, started, key=lambda stream: stream.keeper.started_at or now)
     shown = [call for stream in oldest if (call := _live_call(stream, now)) is not None]
-    body = {"calls": shown, "more": len(started) - len(shown), "at": now.isoformat()}
-    return orjson.dumps(body)
+    return {"calls": shown, "more": len(started) - len(shown), "at": now.isoformat()}
+
+
+def merged_snapshot(own: LiveSnapshot, others: Sequence[LiveSnapshot]) -> LiveSnapshot:
+    """``own`` and the other workers' snapshots as one: the oldest :data:`MAX_SHOWN` calls of
+    all, the rest counted in ``more``."""
+    calls = [call for part in (own, *others) for call in part["calls"]]
+    shown = heapq.nlargest(MAX_SHOWN, calls, key=lambda call: call["elapsed"])
+    more = sum(part["more"] for part in (own, *others)) + len(calls) - len(shown)
+    return {"calls": shown, "more": more, "at": own["at"]}
+
+
+class LivePeers(Protocol):
+    """The other workers' live calls, for a feed that has followers."""
+
+    async def snapshots(self) -> list[LiveSnapshot]:
+        """Their latest snapshots (asking them to keep publishing while this feed is
+        followed)."""
+        ...
 
 
 class LiveFeed:
@@ -96,12 +135,16 @@ class LiveFeed:
 
     def __init__(self, open_streams: Callable[[], Collection[OpenStream]]) -> None:
         self._open_streams = open_streams
+        self.peers: LivePeers | None = None
+        """The other workers, with several on one database; None: this process alone."""
         self._followers: set[asyncio.Queue[bytes | None]] = set()
         self._ticker: asyncio.Task[None] | None = None
 
     async def _tick(self) -> None:
         while self._followers:
-            data = snapshot(self._open_streams())
+            own = live_snapshot(self._open_streams())
+            others = await self.peers.snapshots() if self.peers is not None else []
+            data = orjson.dumps(merged_snapshot(own, others) if others else own)
             for queue in self._followers:
                 if queue.full():
                     queue.get_nowait()  # a slow reader gets the newest snapshot, not a backlog

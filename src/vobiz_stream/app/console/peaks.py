@@ -10,6 +10,9 @@ so a recording still being written is read again once it has grown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import TypedDict
@@ -20,9 +23,12 @@ import soundfile
 
 from vobiz_stream.app.console.figures import TalkFigures, talk_figures
 from vobiz_stream.formats import FRAME_SECONDS
+from vobiz_stream.recordings import RecordingStore
 
 __all__ = ["COLUMNS", "ChannelPeaks", "Peaks", "PeaksCache", "compute_peaks"]
 
+FETCH_PIECE = 1 << 20
+"""Bytes read at a time from where an uploaded recording lives, for its peaks."""
 COLUMNS = 1200
 """Columns of peaks per channel: a full-width waveform on a wide screen."""
 CHANNEL_NAMES = ("caller", "heard")
@@ -105,7 +111,8 @@ def compute_peaks(path: Path, columns: int = COLUMNS) -> Peaks:
 
 class PeaksCache:
     """The peaks of the last :attr:`SIZE` recordings asked for, computed off the event loop
-    (one at a time: a burst of requests for many long recordings cannot take every core)."""
+    (one at a time: a burst of requests for many long recordings cannot take every core, nor
+    fill the temporary folder with fetched copies)."""
 
     SIZE = 64
 
@@ -113,13 +120,40 @@ class PeaksCache:
         self._kept: OrderedDict[tuple[str, int, int], Peaks] = OrderedDict()
         self._computing = asyncio.Lock()
 
-    async def peaks(self, path: Path) -> Peaks:
-        stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
+    async def peaks(self, recordings: RecordingStore, name: str) -> Peaks | None:
+        """The peaks of recording ``name`` wherever ``recordings`` has it; None when it has
+        none (raises ``OSError``, ``soundfile.LibsndfileError`` or the store's error)."""
+        local = recordings.local_path(name)
+        if local is not None:
+            stat = local.stat()
+            key = (str(local), stat.st_size, stat.st_mtime_ns)
+        else:
+            key = ("uploaded:" + name, 0, 0)  # an uploaded recording never changes
         async with self._computing:
             if key not in self._kept:
-                self._kept[key] = await asyncio.to_thread(compute_peaks, path)
+                if local is not None:
+                    self._kept[key] = await asyncio.to_thread(compute_peaks, local)
+                else:
+                    size = await recordings.size(name)
+                    if size is None:
+                        return None
+                    self._kept[key] = await _fetched_peaks(recordings, name, size)
                 while len(self._kept) > self.SIZE:
                     self._kept.popitem(last=False)
             self._kept.move_to_end(key)
             return self._kept[key]
+
+
+async def _fetched_peaks(recordings: RecordingStore, name: str, size: int) -> Peaks:
+    """The peaks of a recording read from afar into a temporary file, removed after."""
+    handle, temporary = tempfile.mkstemp(prefix="vobiz-peaks-", suffix=".wav")
+    path = Path(temporary)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            for start in range(0, size, FETCH_PIECE):
+                piece = await recordings.read(name, start, min(size, start + FETCH_PIECE))
+                await asyncio.to_thread(file.write, piece)
+        return await asyncio.to_thread(compute_peaks, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
