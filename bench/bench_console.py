@@ -55,7 +55,7 @@ from bench_calls_poll import _thread_cpu_ms as thread_cpu_ms
 from bench_session import _frames, _NullTransport
 from harness import SERVERS, RunningServer, cores
 from vobiz_stream.app.config import Settings
-from vobiz_stream.app.console.live import TICK, snapshot
+from vobiz_stream.app.console.live import TICK, live_snapshot
 from vobiz_stream.app.keeper import StreamKeeper
 from vobiz_stream.app.server import StreamServer
 from vobiz_stream.app.session import CallSession, SessionOptions
@@ -214,7 +214,7 @@ async def _snapshot_cost(calls: int, snapshots: int) -> float:
             sessions.append(session)
         began = time.process_time()
         for _ in range(snapshots):
-            snapshot(opened)  # type: ignore[arg-type]
+            live_snapshot(opened)  # type: ignore[arg-type]
         cost = (time.process_time() - began) / snapshots * 1e6
         for session in sessions:
             session.close("done")
