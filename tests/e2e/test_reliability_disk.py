@@ -63,8 +63,15 @@ async def test_a_recording_that_fills_the_disk_ends_cleanly_and_the_calls_go_on(
             ),
         )
         async with aiohttp.ClientSession() as client:
-            async with client.get(base + "/calls") as reply:
-                calls = {call["call_id"]: call for call in (await reply.json())["calls"]}
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:  # a stream's row is closed once its socket's end is handled
+                async with client.get(base + "/calls") as reply:
+                    calls = {call["call_id"]: call for call in (await reply.json())["calls"]}
+                streams = [stream for call in calls.values() for stream in call["streams"]]
+                closed = len(streams) == 4 and all(s["ended_at"] for s in streams)
+                if closed or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.1)
             async with client.get(base + "/healthz") as reply:
                 assert (await reply.json())["status"] == "ok"
     finally:
