@@ -274,7 +274,7 @@ _WIRE_MEDIA = msgspec.json.Decoder(_WireMedia)
 
 
 @functools.lru_cache(maxsize=8)
-def _seed_media_format(content_type: str | None, sample_rate: int | None) -> AudioFormat | None:
+def _legacy_media_format(content_type: str | None, sample_rate: int | None) -> AudioFormat | None:
     """The format a legacy-shape frame names: the same few pairs in every frame, so kept."""
     return read_format(content_type, sample_rate, "media")
 
@@ -297,7 +297,7 @@ def _fast_media(frame: str | bytes, sample_width: int) -> Media | None:
     media_format = None
     if body.content_type is not None or body.sample_rate is not None:
         try:
-            media_format = _seed_media_format(body.content_type, body.sample_rate)
+            media_format = _legacy_media_format(body.content_type, body.sample_rate)
         except ProtocolError:
             return None
     width = media_format.encoding.sample_width if media_format else sample_width

@@ -189,13 +189,13 @@ class MediaEncoder:
         media_format: AudioFormat | None = None,
         extra_headers: str | None = None,
     ) -> None:
-        seed_shape = media_format is not None
+        legacy_shape = media_format is not None
         sample = Media(
             payload=b"",
             track=track,
             timestamp=self._TIMESTAMP,
-            chunk=None if seed_shape else self._CHUNK,
-            sequence_number=None if seed_shape else self._SEQUENCE,
+            chunk=None if legacy_shape else self._CHUNK,
+            sequence_number=None if legacy_shape else self._SEQUENCE,
             stream_id=stream_id,
             media_format=media_format,
         )
@@ -214,7 +214,7 @@ class MediaEncoder:
         order: list[tuple[int, int]] = []
         for argument, marker in enumerate(markers):
             found = text.count(marker)
-            if found > 1 or (found == 0 and not (seed_shape and argument >= 2)):
+            if found > 1 or (found == 0 and not (legacy_shape and argument >= 2)):
                 raise ProtocolError(f"cannot make a media template for stream id {stream_id!r}")
             if found:
                 order.append((text.index(marker), argument))

@@ -98,7 +98,7 @@ class Faults:
         if self.drop_at is not None and not 0 < self.drop_at < math.inf:
             raise EmulatorError(f"drop_at must be positive call seconds, got {self.drop_at}")
         if self.seed is not None and self.seed < 0:
-            raise EmulatorError(f"seed must be 0 or more, got {self.seed}")
+            raise EmulatorError(f"the random seed must be 0 or more, got {self.seed}")
 
 
 ScheduledFrame: TypeAlias = tuple[float, int]
@@ -112,7 +112,7 @@ class InjectedFaults:
 
     options: Faults
     seed: int
-    """The seed used: pass it back as ``Faults.seed`` to repeat the call's faults exactly."""
+    """The random seed used: pass it back as ``Faults.seed`` to repeat the call's faults exactly."""
     dropped: tuple[int, ...] = ()
     """Frames never sent (before the cut, if any)."""
     reordered: tuple[int, ...] = ()
@@ -152,7 +152,7 @@ class FaultPlan:
 
 
 def plan_faults(frame_count: int, faults: Faults, seed: int) -> FaultPlan:
-    """The schedule of frames ``0 .. frame_count - 1`` under ``faults``, drawn from ``seed``.
+    """The schedule of frames ``0 .. frame_count - 1`` under ``faults``, drawn from the random seed ``seed``.
 
     Without faults every frame leaves on its deadline, ``n * 20 ms``. The steps, in order: drop,
     bunch, jitter (kept in order, as TCP does), swap, and last the cut, which removes whatever was
