@@ -27,7 +27,7 @@ MAX_PAGE = 500
 MAX_OFFSET = 999_999_999
 MAX_CALL_ID = 128
 _CALL_ID = re.compile(r"[A-Za-z0-9._:@+-]+")
-"""What a call id may hold: the carrier's are UUIDs; ids in tests and examples use ``_`` and ``-``."""
+"""What a call id may hold: the carrier's are UUIDs; ids of tests and examples use ``_``, ``-``."""
 
 
 def _whole_number(query: Mapping[str, str], name: str, default: int, least: int) -> int:

@@ -152,7 +152,7 @@ class FaultPlan:
 
 
 def plan_faults(frame_count: int, faults: Faults, seed: int) -> FaultPlan:
-    """The schedule of frames ``0 .. frame_count - 1`` under ``faults``, drawn from the random seed ``seed``.
+    """The schedule of frames ``0 .. frame_count - 1`` under ``faults``, from random seed ``seed``.
 
     Without faults every frame leaves on its deadline, ``n * 20 ms``. The steps, in order: drop,
     bunch, jitter (kept in order, as TCP does), swap, and last the cut, which removes whatever was
