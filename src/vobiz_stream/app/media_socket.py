@@ -175,7 +175,7 @@ class OpenStream:
         return True
 
     def receive_binary(self, size: int) -> None:
-        self.session.reject(f"binary frame of {size} bytes; frames are JSON text")
+        self.reject(f"binary frame of {size} bytes; frames are JSON text")
 
     def reject(self, reason: str) -> None:
         """A message the socket layer could not read at all: counted and logged like a
