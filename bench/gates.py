@@ -3,6 +3,14 @@
     .venv/bin/python bench/gates.py                  # the gates as set: 1000 and 400 calls, 60 s
     .venv/bin/python bench/gates.py --duration 30    # shorter runs (the ramp is a third of them)
     .venv/bin/python bench/gates.py --only session   # one gate: session, record or echo
+    .venv/bin/python bench/gates.py --baseline REV   # also an older version, side by side
+
+The gates' bounds were set on one machine; on a slower or faster one the absolute figures move
+with it. ``--baseline REV`` (a git revision of this repository) runs the same gates on that
+version's server too, one after the other in the same run, with the same load, and judges each
+gate also against a bound scaled by the baseline's figure on this machine (for the per-frame
+gates: the session at most the baseline's figure, picows at most 8/10 of it, as the bounds were
+set against figures of about 4.6 and 10 us).
 
 The gates (bench/RESULTS.md has how each figure is measured):
 
@@ -29,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +45,14 @@ import orjson
 
 import bench_echo
 import bench_servers
-from harness import NODE_SINK, SERVERS, cores
+from harness import NODE_SINK, SERVERS, ServerKind, cores
 
 BENCH = Path(__file__).resolve().parent
 
 SESSION_US = 4.6
 PICOWS_US = 8.0
+PICOWS_OF_BASELINE = 0.8
+"""The picows bound against the figure it was set from: 8 us where the server took about 10."""
 AIOHTTP_X_NODE = 1.0
 P99_MS = 10.0
 RECORD_CALLS = 1000
@@ -58,6 +68,40 @@ class Gate:
     bound: str
     passed: bool | None
     """None: not measured (a server missing, a run without a steady stretch)."""
+    baseline: str = ""
+    """The baseline's figure, with ``--baseline``."""
+    scaled_bound: str = ""
+    """The bound scaled to this machine by the baseline's figure, where it scales."""
+    scaled_passed: bool | None = None
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """The vobiz-stream measured: this checkout (``src`` None) or a baseline's files."""
+
+    src: Path | None
+    bench: Path
+
+    def env(self) -> dict[str, str] | None:
+        return None if self.src is None else {**os.environ, "PYTHONPATH": str(self.src)}
+
+
+HERE = Checkout(None, BENCH)
+
+
+def baseline_checkout(revision: str, folder: Path) -> Checkout:
+    """The ``src``, ``bench`` and ``tests/data`` folders of ``revision`` of this repository (its
+    benchmarks read their audio from the last), in ``folder``."""
+    archive = subprocess.run(
+        ["git", "-C", str(BENCH.parent), "archive", revision, "src", "bench", "tests/data"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode:
+        sys.exit(f"cannot read revision {revision!r}: {archive.stderr.decode().strip()}")
+    folder.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return Checkout(folder / "src", folder / "bench")
 
 
 @dataclass
@@ -91,62 +135,93 @@ def measured_busy(run: Callable[[], Any]) -> tuple[Any, Busy]:
     return result, Busy(os.getloadavg()[0], round(share * (os.cpu_count() or 1), 2))
 
 
-def session_gate() -> tuple[Gate, dict[str, Any]]:
+def session_figures(checkout: Checkout) -> list[float]:
+    """``bench_session.py --calls 100`` of ``checkout``, three runs: us per frame of each."""
     pin, _ = cores()
-    command = [*pin, sys.executable, str(BENCH / "bench_session.py"), "--calls", "100"]
+    command = [*pin, sys.executable, str(checkout.bench / "bench_session.py"), "--calls", "100"]
     figures = []
     for _ in range(3):
-        output = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+        output = subprocess.run(
+            command, capture_output=True, text=True, timeout=600, check=True, env=checkout.env()
+        )
         match = re.search(r"([\d.]+) us/frame", output.stdout)
         assert match, output.stdout
         figures.append(float(match[1]))
+    return figures
+
+
+def _runs(figures: list[float]) -> str:
+    return f"{min(figures):.2f} us/frame (runs: {', '.join(f'{f:.2f}' for f in figures)})"
+
+
+def session_gate(baseline: Checkout | None) -> tuple[Gate, dict[str, Any]]:
+    figures = session_figures(HERE)
     best = min(figures)
     gate = Gate(
-        "bench_session per-frame work",
-        f"{best:.2f} us/frame (runs: {', '.join(f'{f:.2f}' for f in figures)})",
-        f"<= {SESSION_US} us",
-        best <= SESSION_US,
+        "bench_session per-frame work", _runs(figures), f"<= {SESSION_US} us", best <= SESSION_US
     )
-    return gate, {"us_per_frame": figures}
+    if baseline is None:
+        return gate, {"us_per_frame": figures}
+    old = session_figures(baseline)
+    gate.baseline = _runs(old)
+    gate.scaled_bound = f"<= {min(old):.2f} us (the baseline's)"
+    gate.scaled_passed = best <= min(old)
+    return gate, {"us_per_frame": figures, "baseline_us_per_frame": old}
 
 
-def record_gates(duration: float, scratch: Path) -> tuple[list[Gate], list[dict[str, Any]]]:
+def _record_run(kind: ServerKind, duration: float, scratch: Path) -> dict[str, Any]:
+    run, busy = measured_busy(
+        lambda: bench_servers.record_run(kind, RECORD_CALLS, duration, scratch)
+    )
+    run["busy"] = busy.__dict__
+    print(f"{bench_servers.row(run, None)}\n  {busy}", flush=True)
+    return run
+
+
+def _us_per_frame(run: dict[str, Any]) -> float | None:
+    figure: float | None = (run["steady"] or {}).get("cpu_us_per_frame")
+    return figure
+
+
+def _x_node(run: dict[str, Any], node: dict[str, Any] | None) -> tuple[float | None, str]:
+    """The run's CPU against the Node sink's, and how to show it."""
+    cpu = (run["steady"] or {}).get("cpu_percent")
+    node_cpu = None if node is None else (node["steady"] or {}).get("cpu_percent")
+    if not (cpu and node_cpu):
+        return None, "-"
+    return cpu / node_cpu, f"{cpu / node_cpu:.2f}x ({cpu} % against {node_cpu} %)"
+
+
+def record_gates(
+    duration: float, scratch: Path, baseline: Checkout | None
+) -> tuple[list[Gate], dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {}
-    node_ready = (NODE_SINK / "node_modules" / "ws").exists()
-    for name in ("picows", "aiohttp", "node"):
-        if name == "node" and not node_ready:
-            print("the Node sink is not set up (bench/run does: npm ci in bench/node-sink)")
-            continue
-        run, busy = measured_busy(
-            lambda name=name: bench_servers.record_run(
-                SERVERS[name], RECORD_CALLS, duration, scratch
-            )
-        )
-        run["busy"] = busy.__dict__
-        runs[name] = run
-        print(f"{bench_servers.row(run, None)}\n  {busy}", flush=True)
-    gates = []
-    picows = runs["picows"]
-    picows_us = (picows["steady"] or {}).get("cpu_us_per_frame")
-    gates.append(
-        Gate(
-            f"picows CPU per frame, {RECORD_CALLS} calls",
-            f"{picows_us} us/frame" + _pacing(picows),
-            f"<= {PICOWS_US} us",
-            None if picows_us is None else picows_us <= PICOWS_US,
-        )
+    old: dict[str, dict[str, Any]] = {}
+    for name in ("picows", "aiohttp"):
+        runs[name] = _record_run(SERVERS[name], duration, scratch)
+        if baseline is not None:
+            kind = replace(SERVERS[name], label=f"{SERVERS[name].label}, baseline")
+            old[name] = _record_run(replace(kind, source=baseline.src), duration, scratch)
+    node = None
+    if (NODE_SINK / "node_modules" / "ws").exists():
+        node = runs["node"] = _record_run(SERVERS["node"], duration, scratch)
+    else:
+        print("the Node sink is not set up (bench/run does: npm ci in bench/node-sink)")
+    picows_us = _us_per_frame(runs["picows"])
+    picows = Gate(
+        f"picows CPU per frame, {RECORD_CALLS} calls",
+        f"{picows_us} us/frame" + _pacing(runs["picows"]),
+        f"<= {PICOWS_US} us",
+        None if picows_us is None else picows_us <= PICOWS_US,
     )
-    aiohttp_cpu = (runs["aiohttp"]["steady"] or {}).get("cpu_percent")
-    node_cpu = (runs["node"]["steady"] or {}).get("cpu_percent") if "node" in runs else None
-    ratio = None if not (aiohttp_cpu and node_cpu) else aiohttp_cpu / node_cpu
-    gates.append(
-        Gate(
-            f"aiohttp CPU against the Node sink's, {RECORD_CALLS} calls",
-            "-" if ratio is None else f"{ratio:.2f}x ({aiohttp_cpu} % against {node_cpu} %)",
-            f"<= {AIOHTTP_X_NODE}x",
-            None if ratio is None else ratio <= AIOHTTP_X_NODE,
-        )
+    ratio, shown = _x_node(runs["aiohttp"], node)
+    aiohttp = Gate(
+        f"aiohttp CPU against the Node sink's, {RECORD_CALLS} calls",
+        shown,
+        f"<= {AIOHTTP_X_NODE}x",
+        None if ratio is None else ratio <= AIOHTTP_X_NODE,
     )
+    gates = [picows, aiohttp]
     for name in ("picows", "aiohttp"):
         p99 = runs[name]["latency_ms"]["p99"]
         gates.append(
@@ -157,7 +232,19 @@ def record_gates(duration: float, scratch: Path) -> tuple[list[Gate], list[dict[
                 p99 < P99_MS,
             )
         )
-    return gates, list(runs.values())
+    if old:
+        old_us = _us_per_frame(old["picows"])
+        picows.baseline = f"{old_us} us/frame" + _pacing(old["picows"])
+        if old_us is not None and picows_us is not None:
+            picows.scaled_bound = f"<= {PICOWS_OF_BASELINE * old_us:.2f} us"
+            picows.scaled_passed = picows_us <= PICOWS_OF_BASELINE * old_us
+        aiohttp.baseline = _x_node(old["aiohttp"], node)[1]
+        for gate, name in zip(gates[2:], ("picows", "aiohttp"), strict=True):
+            gate.baseline = f"{old[name]['latency_ms']['p99']} ms" + _pacing(old[name])
+    figures: dict[str, Any] = {"runs": list(runs.values())}
+    if old:
+        figures["baseline_runs"] = list(old.values())
+    return gates, figures
 
 
 def _pacing(run: dict[str, Any]) -> str:
@@ -167,12 +254,15 @@ def _pacing(run: dict[str, Any]) -> str:
     return f" (load {late:.1f} % late, {load['failed']} failed{paced})"
 
 
-def echo_gate(duration: float, scratch: Path) -> tuple[Gate, dict[str, Any]]:
-    run, busy = measured_busy(
-        lambda: bench_echo.echo_run(SERVERS["picows"], ECHO_CALLS, duration, scratch)
-    )
+def _echo_run(kind: ServerKind, duration: float, scratch: Path) -> dict[str, Any]:
+    run, busy = measured_busy(lambda: bench_echo.echo_run(kind, ECHO_CALLS, duration, scratch))
     run["busy"] = busy.__dict__
     print(f"{bench_echo.table([run])}\n  {busy}", flush=True)
+    return run
+
+
+def _echo_figures(run: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the echo run held its bounds, and its figures."""
     gap = run["gap_ms"]["per_frame"]
     gap_p99 = 0.0 if gap is None else gap["p99"]
     lead_max = run["lead_ms"]["max"]
@@ -185,21 +275,49 @@ def echo_gate(duration: float, scratch: Path) -> tuple[Gate, dict[str, Any]]:
         and lead_max is not None
         and lead_max <= ECHO_LEAD_MAX_MS
     )
-    gate = Gate(
-        f"echo on picows, {ECHO_CALLS} calls",
+    shown = (
         f"gap p99 {gap_p99} ms ({run['gap_ms']['count']} gaps), queue max {lead_max} ms, "
         f"{load['failed']} failed, {100 * load['late_frames'] / max(1, load['frames_sent']):.1f}"
-        " % of the load's frames late",
+        " % of the load's frames late"
+    )
+    return passed, shown
+
+
+def echo_gate(
+    duration: float, scratch: Path, baseline: Checkout | None
+) -> tuple[Gate, dict[str, Any]]:
+    run = _echo_run(SERVERS["picows"], duration, scratch)
+    passed, shown = _echo_figures(run)
+    gate = Gate(
+        f"echo on picows, {ECHO_CALLS} calls",
+        shown,
         f"gap p99 <= {ECHO_GAP_P99_MS} ms, queue <= {ECHO_LEAD_MAX_MS} ms",
         passed,
     )
-    return gate, run
+    if baseline is None:
+        return gate, run
+    kind = replace(SERVERS["picows"], label=f"{SERVERS['picows'].label}, baseline")
+    old = _echo_run(replace(kind, source=baseline.src), duration, scratch)
+    gate.baseline = _echo_figures(old)[1]
+    return gate, {**run, "baseline": old}
 
 
 def table(gates: list[Gate]) -> str:
     verdict = {True: "PASS", False: "FAIL", None: "not measured"}
-    lines = ["| gate | figure | bound | verdict |", "|---|---|---|---|"]
-    lines += [f"| {g.name} | {g.figure} | {g.bound} | {verdict[g.passed]} |" for g in gates]
+    if not any(gate.baseline for gate in gates):
+        lines = ["| gate | figure | bound | verdict |", "|---|---|---|---|"]
+        lines += [f"| {g.name} | {g.figure} | {g.bound} | {verdict[g.passed]} |" for g in gates]
+        return "\n".join(lines)
+    lines = [
+        "| gate | figure | bound | verdict | baseline | bound scaled by the baseline | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for g in gates:
+        scaled = (g.scaled_bound, verdict[g.scaled_passed]) if g.scaled_bound else ("-", "-")
+        lines.append(
+            f"| {g.name} | {g.figure} | {g.bound} | {verdict[g.passed]} | {g.baseline or '-'} "
+            f"| {scaled[0]} | {scaled[1]} |"
+        )
     return "\n".join(lines)
 
 
@@ -208,6 +326,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per load run")
     parser.add_argument("--only", choices=["session", "record", "echo"], action="append")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure this git revision's server (same load, same run) and scale the "
+        "per-frame bounds by its figures on this machine",
+    )
     args = parser.parse_args()
     if not 20 <= args.duration <= 300:
         parser.error("--duration must be 20-300 seconds")
@@ -216,16 +340,20 @@ def main() -> None:
     figures: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     with tempfile.TemporaryDirectory(prefix="gates-") as folder:
         scratch = Path(folder)
+        baseline = None
+        if args.baseline is not None:
+            baseline = baseline_checkout(args.baseline, scratch / "baseline")
+            figures["baseline"] = args.baseline
         if "session" in chosen:
-            (gate, figures["session"]), busy = measured_busy(session_gate)
+            (gate, figures["session"]), busy = measured_busy(lambda: session_gate(baseline))
             print(f"{gate.figure}\n  {busy}", flush=True)
             figures["session"] = {**figures["session"], "busy": busy.__dict__}
             gates.append(gate)
         if "record" in chosen:
-            record, figures["record"] = record_gates(args.duration, scratch)
+            record, figures["record"] = record_gates(args.duration, scratch, baseline)
             gates += record
         if "echo" in chosen:
-            gate, figures["echo"] = echo_gate(args.duration, scratch)
+            gate, figures["echo"] = echo_gate(args.duration, scratch, baseline)
             gates.append(gate)
     print()
     print(table(gates))

@@ -103,6 +103,9 @@ class ServerKind:
     byte_order: str = "big"
     """``--l16-byte-order`` of a vobiz-stream server: the Node sink's own assumption by default,
     for the same work per frame; ``auto`` to measure detection."""
+    source: Path | None = None
+    """The ``src`` folder of another version of vobiz-stream to run as the server (a baseline to
+    compare against on the same machine); None: this checkout's."""
 
     def command(self, port: int, media_port: int, data_dir: Path, handler: str) -> list[str]:
         if self.name == "node":
@@ -111,7 +114,8 @@ class ServerKind:
         # Told the byte order the load sends (big: what the Node sink assumes), for the same
         # work per frame; and no cap on concurrent calls (max_calls, 1000 by default), to find
         # the limit.
-        command = [
+        command = [] if self.source is None else ["env", f"PYTHONPATH={self.source}"]
+        command += [
             sys.executable, "-m", "vobiz_stream", "serve", "--port", str(port),
             "--data-dir", str(data_dir), "--handler", handler, "--log-level", "WARNING",
             "--l16-byte-order", self.byte_order, "--max-calls", "0",
