@@ -16,7 +16,8 @@ import orjson
 import psycopg
 
 from tests.e2e.conftest import b64, free_port, serve_process
-from vobiz_stream.app.live_peers import FOLLOWED_FOR, LIVE_TABLE
+from vobiz_stream.app.live_peers import FOLLOWED_FOR
+from vobiz_stream.store.postgres_schema import LIVE_TABLE
 
 ADMIN = "live-workers-admin-token-0123456789"
 

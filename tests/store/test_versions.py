@@ -15,7 +15,7 @@ import pytest
 from tests.store.engines import Backend
 from vobiz_stream.store import SCHEMA_VERSION, CallQuery, CallStatus
 from vobiz_stream.store.database import open_call_store
-from vobiz_stream.store.postgres_schema import POSTGRES_STEPS
+from vobiz_stream.store.postgres_schema import CONTROL_AUDIO_TABLE, LIVE_TABLE, POSTGRES_STEPS
 
 DATA = Path(__file__).parents[1] / "data"
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -92,13 +92,13 @@ async def test_a_version_2_sqlite_file_gets_the_search_indexes_as_version_3(
     with open_call_store(f"sqlite:///{path}") as store:
         found = (await store.search_calls_json(CallQuery(number="5551111")))[0]
         ended = (await store.search_calls_json(CallQuery(status=CallStatus.ENDED)))[0]
-    assert "upgrading its schema from version 2 to 3" in caplog.text
+    assert f"upgrading its schema from version 2 to {SCHEMA_VERSION}" in caplog.text
     assert [call["call_id"] for call in orjson.loads(found)] == ["old-call"]
     [call] = orjson.loads(ended)
     assert (call["call_id"], call["streams"][0]["frames_received"]) == ("old-call", 250)
     assert {"calls_by_status", "calls_by_numbers"} <= _sqlite_indexes(path)
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 async def test_a_version_2_postgres_database_gets_the_search_indexes_as_version_3(
@@ -112,10 +112,32 @@ async def test_a_version_2_postgres_database_gets_the_search_indexes_as_version_
                    " VALUES ('old-call', now(), now(), '+14155551111', 'ended')")  # fmt: skip
     with open_call_store(postgres_url) as store:
         found = (await store.search_calls_json(CallQuery(number="5551111")))[0]
-    assert "upgrading its schema from version 2 to 3" in caplog.text
+    assert f"upgrading its schema from version 2 to {SCHEMA_VERSION}" in caplog.text
     assert [call["call_id"] for call in orjson.loads(found)] == ["old-call"]
     with psycopg.connect(postgres_url) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         indexes = {row[0] for row in db.execute("SELECT indexname FROM pg_indexes")}
     assert {"calls_by_status", "calls_by_numbers"} <= indexes
     assert "has no index" not in caplog.text
+
+
+@pytest.mark.parametrize("made_when_first_used", [False, True])
+def test_a_version_3_postgres_database_gets_the_tables_server_processes_share(
+    postgres_url: str, made_when_first_used: bool
+) -> None:
+    with psycopg.connect(postgres_url) as db:  # the database as the version-3 code left it
+        for version in (1, 2, 3):
+            for statement in POSTGRES_STEPS[version]:
+                db.execute(statement.encode())
+        db.execute("INSERT INTO schema_version VALUES (3)")
+        if made_when_first_used:  # that code made them itself, when several processes shared it
+            db.execute(f"CREATE TABLE {LIVE_TABLE} (worker TEXT PRIMARY KEY, snapshot TEXT"
+                       " NOT NULL, at TIMESTAMPTZ NOT NULL)")  # fmt: skip
+            db.execute(f"INSERT INTO {LIVE_TABLE} VALUES ('w', '{{}}', now())")
+    open_call_store(postgres_url).close()
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        db.execute(f"INSERT INTO {CONTROL_AUDIO_TABLE} (call_id, rate, samples)"
+                   " VALUES ('c', 8000, '\\x0000')")  # fmt: skip
+        live = db.execute(f"SELECT worker FROM {LIVE_TABLE}").fetchall()
+    assert live == ([("w",)] if made_when_first_used else [])

@@ -6,7 +6,7 @@ holder carries it out. The database the workers already share is the only thing 
 no broker. An order is a small JSON text (``{"hangup": "<call id>"}``, ``{"clear": ...}``,
 ``{"follow": "<worker>"}`` for the console's live view (:mod:`.live_peers`);
 NOTIFY carries up to 8000 bytes, call ids are bounded far below). Audio to play is bigger: it
-goes into a row of :data:`AUDIO_TABLE` and the order (``{"play": ..., "audio": <row>,
+goes into a row of the store's control audio table and the order (``{"play": ..., "audio": <row>,
 "checkpoint": ...}``) names the row; the holder takes the row (and deletes it). Rows nobody took
 (the call ended meanwhile) are deleted after :data:`AUDIO_KEPT_SECONDS`.
 
@@ -29,6 +29,7 @@ import psycopg
 from vobiz_stream.app.call_control import ApiAudio
 from vobiz_stream.core.stream_events import SessionError
 from vobiz_stream.logtext import loggable
+from vobiz_stream.store.postgres_schema import CONTROL_AUDIO_TABLE
 
 log = logging.getLogger("vobiz_stream.app.server")
 
@@ -37,18 +38,8 @@ MAX_RECONNECT_WAIT = 5.0
 """Seconds between attempts to open the listening connection again, at most."""
 MAX_ORDER_BYTES = 1000
 """Orders longer than this are not ours: ignored, logged once."""
-AUDIO_TABLE = "vobiz_stream_control_audio"
 AUDIO_KEPT_SECONDS = 300
 """Audio rows no worker took are deleted when the next one is sent after this long."""
-
-
-async def make_table(url: str, definition: str) -> None:
-    """``CREATE TABLE IF NOT EXISTS`` ``definition`` (name and columns): the workers' own small
-    tables, beside the call store's. Workers starting together may race to make one: the one
-    that loses is told it exists, which is fine."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
-        with contextlib.suppress(psycopg.errors.UniqueViolation):
-            await db.execute(f"CREATE TABLE IF NOT EXISTS {definition}")
 
 
 class OrderTaker(Protocol):
@@ -79,12 +70,6 @@ class PostgresControlBus:
 
     async def start(self) -> None:
         """Listen from now on (returns once the first LISTEN is in place)."""
-        await make_table(
-            self._url,
-            f"{AUDIO_TABLE} (id BIGSERIAL PRIMARY KEY, call_id TEXT NOT NULL,"
-            " rate INTEGER NOT NULL, samples BYTEA NOT NULL,"
-            " sent_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
         self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
         await asyncio.wait_for(self._listening.wait(), 30.0)
 
@@ -107,11 +92,12 @@ class PostgresControlBus:
     async def send_play(self, call_id: str, audio: ApiAudio) -> None:
         """Store ``audio`` and tell every worker to play it if it holds ``call_id``."""
         await self._execute(
-            f"DELETE FROM {AUDIO_TABLE} WHERE sent_at < now() - make_interval(secs => %s)",
+            f"DELETE FROM {CONTROL_AUDIO_TABLE} WHERE sent_at < now() - make_interval(secs => %s)",
             (AUDIO_KEPT_SECONDS,),
         )
         row = await self._execute(
-            f"INSERT INTO {AUDIO_TABLE} (call_id, rate, samples) VALUES (%s, %s, %s) RETURNING id",
+            f"INSERT INTO {CONTROL_AUDIO_TABLE} (call_id, rate, samples)"
+            " VALUES (%s, %s, %s) RETURNING id",
             (call_id, audio.rate, audio.samples),
         )
         await self.send_order({"play": call_id, "audio": row, "checkpoint": audio.checkpoint})
@@ -200,7 +186,8 @@ class PostgresControlBus:
         """Take the audio row (no other worker gets it) and play it into the call."""
         async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as db:
             cursor = await db.execute(
-                f"DELETE FROM {AUDIO_TABLE} WHERE id = %s AND call_id = %s RETURNING rate, samples",
+                f"DELETE FROM {CONTROL_AUDIO_TABLE}"
+                " WHERE id = %s AND call_id = %s RETURNING rate, samples",
                 (row, call_id),
             )
             found = await cursor.fetchone()

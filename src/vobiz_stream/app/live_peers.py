@@ -4,7 +4,7 @@ only while someone follows the feed.
 A worker whose ``/api/live`` has followers sends a ``follow`` order over the workers' bus (the
 :class:`~vobiz_stream.app.control_bus.PostgresControlBus`) at most every :data:`RENEW` seconds.
 Every other worker that hears it publishes its live snapshot (the :data:`~.console.live.MAX_SHOWN`
-oldest calls, a few events each: some kilobytes) into one row of :data:`LIVE_TABLE` every
+oldest calls, a few events each: some kilobytes) into one row of the store's ``LIVE_TABLE`` every
 :data:`~.console.live.TICK` seconds, for :data:`FOLLOWED_FOR` seconds after the last
 ``follow``, then deletes its row. The following worker reads the fresh rows (younger than
 :data:`FRESH`, so a worker that died drops out) and merges them into its feed. Nobody follows:
@@ -25,14 +25,14 @@ import orjson
 import psycopg
 
 from vobiz_stream.app.console.live import MAX_SHOWN, TICK, LiveSnapshot
-from vobiz_stream.app.control_bus import PostgresControlBus, make_table
+from vobiz_stream.app.control_bus import PostgresControlBus
 from vobiz_stream.logtext import loggable
+from vobiz_stream.store.postgres_schema import LIVE_TABLE
 
-__all__ = ["FOLLOWED_FOR", "FRESH", "LIVE_TABLE", "RENEW", "PostgresLivePeers"]
+__all__ = ["FOLLOWED_FOR", "FRESH", "RENEW", "PostgresLivePeers"]
 
 log = logging.getLogger("vobiz_stream.console")
 
-LIVE_TABLE = "vobiz_stream_live"
 RENEW = 1.0
 """Seconds between a followed worker's ``follow`` orders."""
 FOLLOWED_FOR = 3.0
@@ -59,14 +59,6 @@ class PostgresLivePeers:
         self._renewed_at = -RENEW
         self._publisher: asyncio.Task[None] | None = None
         self._failure_logged = False
-
-    async def start(self) -> None:
-        """Make the table (if no worker has yet)."""
-        await make_table(
-            self._url,
-            f"{LIVE_TABLE} (worker TEXT PRIMARY KEY, snapshot TEXT NOT NULL,"
-            " at TIMESTAMPTZ NOT NULL)",
-        )
 
     async def close(self) -> None:
         if self._publisher is not None:

@@ -69,7 +69,6 @@ class SideServices:
         self._peers = PostgresLivePeers(
             server.settings.database_url, bus, lambda: live_snapshot(server.streams.open)
         )
-        await self._peers.start()
         bus.on_follow = self._peers.followed
         live.peers = self._peers
 

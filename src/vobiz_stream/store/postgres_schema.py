@@ -16,7 +16,14 @@ import psycopg
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.migrations import steps_after
 
-__all__ = ["LOCK_CLASS", "POSTGRES_STEPS", "connect_postgres", "ensure_schema"]
+__all__ = [
+    "CONTROL_AUDIO_TABLE",
+    "LIVE_TABLE",
+    "LOCK_CLASS",
+    "POSTGRES_STEPS",
+    "connect_postgres",
+    "ensure_schema",
+]
 
 log = logging.getLogger("vobiz_stream.store")
 
@@ -115,7 +122,31 @@ _VERSION_3 = (
     END $$""",
 )
 
-POSTGRES_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
+CONTROL_AUDIO_TABLE = "vobiz_stream_control_audio"
+"""Audio an API request plays into a call held by another server process, until that one takes it
+(:mod:`vobiz_stream.app.control_bus`)."""
+LIVE_TABLE = "vobiz_stream_live"
+"""Each server process's live calls while another one's console follows them
+(:mod:`vobiz_stream.app.live_peers`)."""
+
+_VERSION_4 = (
+    # What server processes sharing the database tell each other. A database the code before this
+    # version served with several processes has them already: they were made when first used.
+    f"""CREATE TABLE IF NOT EXISTS {CONTROL_AUDIO_TABLE} (
+        id BIGSERIAL PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        rate INTEGER NOT NULL,
+        samples BYTEA NOT NULL,
+        sent_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {LIVE_TABLE} (
+        worker TEXT PRIMARY KEY,
+        snapshot TEXT NOT NULL,
+        at TIMESTAMPTZ NOT NULL
+    )""",
+)
+
+POSTGRES_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
 
 

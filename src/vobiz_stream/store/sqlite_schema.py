@@ -95,7 +95,11 @@ _VERSION_3 = (
     "CREATE INDEX IF NOT EXISTS calls_by_numbers ON calls (first_seen, from_number, to_number)",
 )
 
-SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
+_VERSION_4 = ()
+"""Version 4 adds only what server processes sharing a PostgreSQL database tell each other: one
+process on a SQLite file has nothing to share."""
+
+SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
 
 
