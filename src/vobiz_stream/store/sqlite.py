@@ -28,6 +28,7 @@ import orjson
 from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback, format_utc
 from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.errors import StoreError
+from vobiz_stream.store.batch import each_alone
 from vobiz_stream.store.interface import CallStatus
 from vobiz_stream.store.queue import QueuedStore
 from vobiz_stream.store.sqlite_reads import SqliteFile
@@ -328,6 +329,12 @@ class CallStore(SqliteFile):
                 return self.add_status_callback(write.callback, write.received_at, write.signature)
 
     # --- transactions and lifetime -----------------------------------------------------------
+
+    def apply_batch(self, writes: Sequence[Write]) -> list[StoreError | None]:
+        """``writes`` in one transaction (:meth:`batch`), each in a savepoint of its own: one
+        that fails is undone alone, logged, and its error listed at its place."""
+        with self.batch():
+            return each_alone(self.apply, writes)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
