@@ -125,6 +125,9 @@ class PostgresEngine:
         self._owns_pool = owns_pool
         self._batch: Connection | None = None
         """The connection of the batch done write by write (:meth:`apply_batch`), if any."""
+        self._kept: Connection | None = None
+        """The connection of :meth:`apply_batch`, kept from one batch to the next (taking one
+        from the pool costs a round trip, its check); given back when a batch fails whole."""
 
     @classmethod
     def open(cls, url: str) -> PostgresEngine:
@@ -169,10 +172,11 @@ class PostgresEngine:
         again in the careful path, each in a savepoint of its own (:meth:`_each_alone`), which
         finds the failing one. A stream keeps its row id; events and callbacks get new ids.
         """
-        with (
-            self._failing_as_store_error("commit a batch of writes"),
-            self._pool.connection() as db,
-        ):
+        with self._failing_as_store_error("commit a batch of writes"):
+            if self._kept is None:
+                self._kept = self._pool.getconn()
+            db = self._kept
+        try:
             try:
                 return self._pipelined(db, writes)
             except StoreFullError:
@@ -180,8 +184,18 @@ class PostgresEngine:
             except Exception as exc:  # a write was refused: find which, each in a savepoint
                 log.debug("store %s: a batch failed, done again write by write: %s",
                           self.where, exc)  # fmt: skip
-            db.rollback()
+            with self._failing_as_store_error("commit a batch of writes"):
+                db.rollback()
             return self._each_alone(db, writes)
+        except BaseException:
+            self._let_go()  # the pool checks it, and replaces it if it is broken
+            raise
+
+    def _let_go(self) -> None:
+        """Give the connection kept for batches back to the pool."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            self._pool.putconn(kept)
 
     def _pipelined(self, db: Connection, writes: Sequence[Write]) -> list[StoreError | None]:
         with self._failing_as_store_error("commit a batch of writes"), db.pipeline():
@@ -203,7 +217,8 @@ class PostgresEngine:
             failures = each_alone(self.apply, writes)
         finally:
             self._batch = None
-        db.commit()
+        with self._failing_as_store_error("commit a batch of writes"):
+            db.commit()
         return failures
 
     def _read(self, what: str, query: bytes | str, params: Sequence[object]) -> Any:
@@ -299,7 +314,9 @@ class PostgresEngine:
         return str(row[0]), bool(row[1])
 
     def close(self) -> None:
-        """Close the pool if it is the engine's own (else it belongs to the store)."""
+        """Give back the connection kept for batches; close the pool if it is the engine's own
+        (else it belongs to the store)."""
+        self._let_go()
         if self._owns_pool:
             self._pool.close()
 
