@@ -6,8 +6,8 @@
 Starts a throwaway PostgreSQL (Debian's, as the tests do: ``tests/services/postgres.py``), then
 for each engine in turn (``--repeat`` rounds, alternating) opens the queued store the server
 uses (SQLite: a file in a temp folder; PostgreSQL: a new database) and writes what a recording
-call writes, through the same methods the server calls: its stream opened, its byte order, its
-StartStream status callback; ``--length`` seconds later its stream closed and its
+call writes, through the same methods the server calls: its stream opened (with its configured
+byte order), its StartStream status callback; ``--length`` seconds later its stream closed and its
 ``recording.saved`` event. Calls start ``--rate`` a second, so the writer gathers batches of
 the size a paced load gives it. Reported per engine, per call:
 
@@ -64,9 +64,8 @@ def _start(store: QueuedStore, number: int) -> tuple[int, Future[None]]:
         call_id=call_id, stream_id=f"stream-{number}", started_at=now, tracks=["inbound"],
         encoding="audio/x-l16", sample_rate=8000, recording_path=f"/rec/{call_id}.wav",
         from_number="+14155550100", to_number=f"+1415555{number % 10000:04d}",
-        direction="inbound", account_id="MA-bench",
+        direction="inbound", account_id="MA-bench", byte_order="little",
     )  # fmt: skip
-    store.update_stream(row, byte_order="little", call_id=call_id)
     fields = {"Event": "StartStream", "CallUUID": call_id, "StreamID": f"stream-{number}",
               "From": "+14155550100", "To": f"+1415555{number % 10000:04d}"}  # fmt: skip
     callback = parse_status_callback(fields)

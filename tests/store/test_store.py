@@ -251,6 +251,16 @@ def test_update_stream_changes_only_what_is_given(backend: Backend) -> None:
     assert stream["error"] is None
 
 
+def test_a_byte_order_known_at_the_start_is_stored_with_the_stream(backend: Backend) -> None:
+    with backend.queued() as store:
+        told = store.open_stream(call_id="call-1", stream_id="a", started_at=at(0),
+                                 tracks=["inbound"], encoding="audio/x-l16", sample_rate=8000,
+                                 recording_path=None, byte_order="big")  # fmt: skip
+        detected = open_stream(store, "call-1", "b", 1)
+        streams = {s["id"]: s["byte_order"] for s in known(store, "call-1")["streams"]}
+    assert streams == {told: "big", detected: None}
+
+
 def test_unknown_stream_rows_and_calls_raise_store_error(backend: Backend) -> None:
     with backend.plain() as store:
         with pytest.raises(StoreError, match="no stream row 99"):

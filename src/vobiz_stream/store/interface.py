@@ -231,8 +231,10 @@ class CallHistory(Protocol):
         to_number: str | None = None,
         direction: str | None = None,
         account_id: str | None = None,
+        byte_order: str | None = None,
     ) -> int:
-        """Record a new stream of ``call_id``; returns its row id at once."""
+        """Record a new stream of ``call_id``; returns its row id at once. ``byte_order`` is
+        the L16 byte order when it is known at the start (configured, not detected)."""
         ...
 
     def update_stream(

@@ -57,9 +57,10 @@ _UPSERT_CALL = """
 _OPEN_STREAM = f"""
     WITH call AS ({_UPSERT_CALL})
     INSERT INTO streams (id, stream_id, call_id, started_at, tracks, encoding, sample_rate,
-                         recording_path, worker)
+                         recording_path, worker, byte_order)
     SELECT coalesce(%(row_id)s, nextval('stream_rows')), %(stream_id)s, call.call_id, %(seen)s,
-           %(tracks)s::json, %(encoding)s, %(sample_rate)s, %(recording_path)s, %(worker)s
+           %(tracks)s::json, %(encoding)s, %(sample_rate)s, %(recording_path)s, %(worker)s,
+           %(byte_order)s
     FROM call RETURNING id
 """
 
@@ -185,6 +186,7 @@ def _open_params(write: OpenStreamRow) -> dict[str, object]:
         "sample_rate": write.sample_rate,
         "recording_path": None if write.recording_path is None else str(write.recording_path),
         "worker": write.worker,
+        "byte_order": write.byte_order,
     }
 
 

@@ -125,6 +125,7 @@ class QueuedStore(Closeable):
         to_number: str | None = None,
         direction: str | None = None,
         account_id: str | None = None,
+        byte_order: str | None = None,
     ) -> int:
         """:class:`OpenStreamRow`, queued; returns the row id the stream gets."""
         row_id = self._new_stream_row()
@@ -143,6 +144,7 @@ class QueuedStore(Closeable):
                 account_id=account_id,
                 row_id=row_id,
                 worker=self.worker,
+                byte_order=byte_order,
             )
         )
         return row_id

@@ -29,7 +29,8 @@ __all__ = [
 class OpenStreamRow:
     """A new stream of ``call_id``, which makes the call active; ``row_id`` None lets the engine
     choose the row id. Call details given fill in or replace what the store knew. ``worker`` is
-    the server process holding the stream (its ``register_worker`` id), if known."""
+    the server process holding the stream (its ``register_worker`` id), if known;
+    ``byte_order`` the L16 byte order when it is known at the start (configured)."""
 
     call_id: str
     stream_id: str | None
@@ -44,6 +45,7 @@ class OpenStreamRow:
     account_id: str | None = None
     row_id: int | None = None
     worker: int | None = None
+    byte_order: str | None = None
 
     @property
     def what(self) -> str:
