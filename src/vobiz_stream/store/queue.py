@@ -2,7 +2,7 @@
 
 Every write method turns its arguments into a write value (:mod:`~vobiz_stream.store.writes`)
 and hands it to :meth:`QueuedStore.submit`, the one path to the writer thread
-(:class:`~vobiz_stream.store.writer.Writer`), where the engine's ``apply`` does it. So an engine
+(:class:`~vobiz_stream.store.writer.Writer`), where the engine's ``apply_batch`` does it. So an engine
 (:class:`~vobiz_stream.store.interface.StoreEngine`) gets the queue, its bounds, the event budgets
 and the hold while the disk is full without a line of its own.
 """
@@ -54,9 +54,9 @@ class QueuedStore(Closeable):
 
     Write methods queue the write and return at once (:meth:`open_stream` hands out the row id
     itself, as the only writer of the store); the writer thread gathers writes for ``gather``
-    seconds after the first, and commits them (up to ``max_batch``) in one transaction, each in
-    a savepoint of its own. A write that fails is logged with its call id (there is no caller
-    left to raise it to). Reads (:meth:`list_calls`, :meth:`get_call`) first wait until every
+    seconds after the first, and commits them (up to ``max_batch``) in one transaction (the
+    engine's ``apply_batch``: a write that fails is undone alone). A write that fails is logged
+    with its call id (there is no caller left to raise it to). Reads (:meth:`list_calls`, :meth:`get_call`) first wait until every
     write queued before them is committed, so they see them; :meth:`settled` waits the same way
     without blocking a loop. Opening raises :class:`StoreError` as the engine does.
 

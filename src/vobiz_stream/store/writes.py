@@ -1,8 +1,8 @@
 """The writes to the call store, as values.
 
 The queue (:mod:`~vobiz_stream.store.queue`) carries these to its writer thread, where the
-engine's ``apply`` does them; so every write takes the same path, and an engine supports a new
-write by handling one more value. Each names its call (``call_id``, for the log line when it
+engine's ``apply_batch`` does them; so every write takes the same path, and an engine supports a
+new write by handling one more value. Each names its call (``call_id``, for the log line when it
 fails) and says what it does (``what``, as in "cannot store the stream").
 """
 
