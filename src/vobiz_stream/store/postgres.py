@@ -35,13 +35,13 @@ from psycopg.types.string import StrBinaryDumper, StrDumper
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from vobiz_stream.errors import StoreError
-from vobiz_stream.store.batch import each_alone, failed
+from vobiz_stream.store.batch import each_alone
 from vobiz_stream.store.interface import CallQuery, CallStatus, StoreFullError
 from vobiz_stream.store.postgres_alive import AliveLock
 from vobiz_stream.store.postgres_reads import POSTGRES_CALLS_PAGE, POSTGRES_ONE_CALL
 from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect_postgres, ensure_schema
 from vobiz_stream.store.postgres_search import postgres_search_page
-from vobiz_stream.store.postgres_writes import Connection, send_write, to_ms, write_on
+from vobiz_stream.store.postgres_writes import Answer, Connection, send_write, to_ms, write_on
 from vobiz_stream.store.queue import QueuedStore
 from vobiz_stream.store.writes import Write
 
@@ -165,12 +165,12 @@ class PostgresEngine:
     def apply_batch(self, writes: Sequence[Write]) -> list[StoreError | None]:
         """``writes`` in one transaction; a write that fails is undone alone and logged.
 
-        Writes rarely fail, so they are first sent in one pipeline with the commit, without
-        waiting for any result: one round trip for the batch. Their answers are read after it;
-        one that says its stream row does not exist changed nothing, and fails alone. When the
-        database refuses a statement, the transaction is rolled back and every write is done
-        again in the careful path, each in a savepoint of its own (:meth:`_each_alone`), which
-        finds the failing one. A stream keeps its row id; events and callbacks get new ids.
+        Writes rarely fail, so they are first all sent in one pipeline, without waiting for any
+        result: one round trip for the batch, and one for its commit. Their answers are read
+        after that; one that says its stream row does not exist changed nothing, and fails
+        alone. When the database refuses a statement, the transaction is rolled back and every
+        write is done again in the careful path, each in a savepoint of its own
+        (:meth:`_each_alone`), which finds the failing one.
         """
         with self._failing_as_store_error("commit a batch of writes"):
             if self._kept is None:
@@ -178,18 +178,23 @@ class PostgresEngine:
             db = self._kept
         try:
             try:
-                return self._pipelined(db, writes)
+                answers = self._pipelined(db, writes)
             except StoreFullError:
                 raise
             except Exception as exc:  # a write was refused: find which, each in a savepoint
                 log.debug("store %s: a batch failed, done again write by write: %s",
                           self.where, exc)  # fmt: skip
+                with self._failing_as_store_error("commit a batch of writes"):
+                    db.rollback()
+                return self._each_alone(db, writes)
             with self._failing_as_store_error("commit a batch of writes"):
-                db.rollback()
-            return self._each_alone(db, writes)
+                db.commit()
         except BaseException:
             self._let_go()  # the pool checks it, and replaces it if it is broken
             raise
+        # Committed: each answer is its write's outcome (each_alone reads them in order).
+        unread = iter(answers)
+        return each_alone(lambda _: next(unread)(), writes)
 
     def _let_go(self) -> None:
         """Give the connection kept for batches back to the pool."""
@@ -197,19 +202,11 @@ class PostgresEngine:
         if kept is not None:
             self._pool.putconn(kept)
 
-    def _pipelined(self, db: Connection, writes: Sequence[Write]) -> list[StoreError | None]:
+    def _pipelined(self, db: Connection, writes: Sequence[Write]) -> list[Answer]:
+        """Every write of ``writes`` sent in one pipeline, in the transaction it opens; raises
+        the first error the database answered."""
         with self._failing_as_store_error("commit a batch of writes"), db.pipeline():
-            answers = [send_write(db, write, self.where) for write in writes]
-            db.commit()
-        failures: list[StoreError | None] = []
-        for write, answer in zip(writes, answers, strict=True):
-            try:
-                answer()
-            except StoreError as exc:  # its stream row does not exist: nothing was changed
-                failures.append(failed(write, exc))
-            else:
-                failures.append(None)
-        return failures
+            return [send_write(db, write, self.where) for write in writes]
 
     def _each_alone(self, db: Connection, writes: Sequence[Write]) -> list[StoreError | None]:
         self._batch = db
