@@ -3,8 +3,8 @@ that fails is undone alone and its future fails, the others commit; the first cl
 wins; two closes of a call's two streams end the call, in one batch or from two processes at
 once; a connection lost mid-batch holds the batch, committed once the database is back.
 
-Each store gathers for a long time (``gather``), so the writes queued before :meth:`flush`
-(which cuts the gathering short) go in one batch.
+The ``store`` fixture gathers for a long time (``gather``), so the writes queued before
+:meth:`flush` (which cuts the gathering short) go in one batch.
 """
 
 from __future__ import annotations
