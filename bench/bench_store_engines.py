@@ -62,7 +62,7 @@ class StoreServer(ServerKind):
         return [*base, "--database", database]
 
 
-def _cluster_cpu(server: PostgresServer) -> float:
+def cluster_cpu(server: PostgresServer) -> float:
     """CPU seconds of the PostgreSQL cluster so far: the postmaster, its children now running,
     and those it has reaped."""
     postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
@@ -120,7 +120,7 @@ def run_one(
     command = load_command(server.url, args.calls, args.duration, report)
     try:
         server.wait_ready()
-        server_before, db_before = cpu_seconds(server.pid) or 0.0, _cluster_cpu(cluster)
+        server_before, db_before = cpu_seconds(server.pid) or 0.0, cluster_cpu(cluster)
         frames_before = server.stats()["frames"]
         timeout = args.calls / ramp_rate(args.calls, args.duration) + args.duration + 120
         run_bounded(command, timeout, report.with_suffix(".log"))
@@ -129,7 +129,7 @@ def run_one(
             time.sleep(0.2)
         time.sleep(0.5)  # the last closes committed by the store's writer
         server_cpu = (cpu_seconds(server.pid) or 0.0) - server_before
-        db_cpu = _cluster_cpu(cluster) - db_before if engine == "postgresql" else 0.0
+        db_cpu = cluster_cpu(cluster) - db_before if engine == "postgresql" else 0.0
         stats = server.stats()
         frames = max(1, stats["frames"] - frames_before)
         stored, closed = _stored(server.url, args.calls)

@@ -200,6 +200,9 @@ async def test_reordered_and_missing_frames_land_on_the_clock(
     expected = np.concatenate(frames)
     expected[30 * 160 : 31 * 160] = 0  # silence fills the gap
     assert_recorded(recorded[:, 0], expected)
+    with sqlite3.connect(running.server.settings.database_path) as db:
+        stored = db.execute("SELECT byte_order FROM streams").fetchall()
+    assert stored == [("little",)]  # configured: stored with the stream's row
 
 
 async def test_a_late_first_frame_starts_the_recording_in_the_slot_it_arrived_in(

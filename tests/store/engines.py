@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback
+from vobiz_stream.errors import StoreError
 from vobiz_stream.store import CallRecord, QueuedCallStore, QueuedStore, StoreEngine
 from vobiz_stream.store.interface import call_from_json, calls_from_json
 from vobiz_stream.store.postgres import PostgresEngine, QueuedPostgresStore
@@ -29,6 +30,7 @@ from vobiz_stream.store.writes import (
     CloseStreamRow,
     OpenStreamRow,
     UpdateStreamRow,
+    Write,
 )
 
 STORE_TABLES = ("calls", "streams", "call_events", "status_callbacks", "workers")
@@ -80,8 +82,8 @@ class Plain:
     def last_stream_row(self) -> int:
         return self.engine.last_stream_row()
 
-    def batch(self) -> AbstractContextManager[None]:
-        return self.engine.batch()
+    def apply_batch(self, writes: Sequence[Write]) -> list[StoreError | None]:
+        return self.engine.apply_batch(writes)
 
     def close(self) -> None:
         self.engine.close()

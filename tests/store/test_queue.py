@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from vobiz_stream.store import (
     QueuedStore,
     StoreFullError,
 )
+from vobiz_stream.store.batch import each_alone
 from vobiz_stream.store.writes import (
     AddEvent,
     AddStatusCallback,
@@ -44,7 +44,7 @@ def at(seconds: float) -> datetime:
 
 
 class ListEngine:
-    """An engine keeping the writes it applied, in order, in a list; a batch is all or nothing.
+    """An engine keeping the writes it applied, in order, in a list.
 
     ``full`` makes every batch fail as a full disk does; a write whose call id is ``"refused"``
     fails alone, as a write the database refuses.
@@ -54,26 +54,18 @@ class ListEngine:
         self.applied: list[Write] = []
         self.batches = 0
         self.full = threading.Event()
-        self._pending: list[Write] | None = None
 
     def apply(self, write: Write) -> object:
         if write.call_id == "refused":
             raise StoreError(f"list engine: cannot {write.what}: refused")
-        assert self._pending is not None, "every write comes inside a batch"
-        self._pending.append(write)
+        self.applied.append(write)
         return None
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        self._pending = []
-        try:
-            yield
-            if self.full.is_set():
-                raise StoreFullError("list engine: no room")
-            self.applied.extend(self._pending)
-            self.batches += 1
-        finally:
-            self._pending = None
+    def apply_batch(self, writes: Sequence[Write]) -> list[StoreError | None]:
+        if self.full.is_set():
+            raise StoreFullError("list engine: no room")
+        self.batches += 1
+        return each_alone(self.apply, writes)
 
     def last_stream_row(self) -> int:
         return 41

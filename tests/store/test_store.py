@@ -28,6 +28,7 @@ from vobiz_stream.store import (
     QueuedStore,
     StoreBusyError,
 )
+from vobiz_stream.store.writes import AddEvent, OpenStreamRow
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 250_000, tzinfo=UTC)
 
@@ -248,6 +249,16 @@ def test_update_stream_changes_only_what_is_given(backend: Backend) -> None:
     )
     assert stream["byte_order"] == "big"
     assert stream["error"] is None
+
+
+def test_a_byte_order_known_at_the_start_is_stored_with_the_stream(backend: Backend) -> None:
+    with backend.queued() as store:
+        told = store.open_stream(call_id="call-1", stream_id="a", started_at=at(0),
+                                 tracks=["inbound"], encoding="audio/x-l16", sample_rate=8000,
+                                 recording_path=None, byte_order="big")  # fmt: skip
+        detected = open_stream(store, "call-1", "b", 1)
+        streams = {s["id"]: s["byte_order"] for s in known(store, "call-1")["streams"]}
+    assert streams == {told: "big", detected: None}
 
 
 def test_unknown_stream_rows_and_calls_raise_store_error(backend: Backend) -> None:
@@ -559,19 +570,21 @@ def test_a_failed_queued_write_is_logged_with_its_call_and_the_rest_commit(
 
 
 def test_a_batch_commits_together_and_a_failed_write_in_it_is_undone_alone(
-    backend: Backend,
+    backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
+    opening = OpenStreamRow("call-1", "s-1", at(0), ("inbound",), "audio/x-l16", 16000, None)
     with backend.plain() as store:
-        with store.batch():
-            row = open_stream(store, "call-1", "s-1", 0)
-            with pytest.raises(StoreError, match=r"(?i)foreign key"):
-                store.add_event("never-seen", None, EventKind.DTMF, {}, at=at(1))
-            store.add_event("call-1", row, EventKind.DTMF, {"digit": "9"}, at=at(2))
-            # nothing visible before the end
-            assert backend.rows("SELECT count(*) FROM streams") == [(0,)]
+        failures = store.apply_batch([
+            opening,
+            AddEvent("never-seen", None, EventKind.DTMF, {}, at(1)),  # no such call
+            AddEvent("call-1", None, EventKind.DTMF, {"digit": "9"}, at(2)),
+        ])  # fmt: skip
         call = known(store, "call-1")
-    assert [event["kind"] for event in call["events"]] == ["dtmf"]
+    assert failures[0] is None and failures[2] is None
+    assert isinstance(failures[1], StoreError) and "foreign key" in str(failures[1]).lower()
+    assert [event["detail"] for event in call["events"]] == [{"digit": "9"}]
     assert backend.rows("SELECT count(*) FROM call_events") == [(1,)]
+    assert "call never-seen: cannot store a dtmf event" in caplog.text
 
 
 def test_queued_writes_do_not_wait_for_a_locked_database(backend: Backend) -> None:

@@ -265,6 +265,9 @@ class StreamKeeper:
             (start.from_number if start else None) or answered.from_number,
             (start.to_number if start else None) or answered.to_number,
         )
+        # A byte order set in the stream's options is known now; a detected one comes later,
+        # with its event.
+        configured = session.byte_order if session.options.byte_order is not None else None
         self._row = self._store.open_stream(
             call_id=self.call_id,
             stream_id=session.stream_id,
@@ -277,12 +280,11 @@ class StreamKeeper:
             to_number=self.numbers[1],
             direction=(start.direction if start else None) or answered.direction,
             account_id=start.account_id if start else None,
+            byte_order=configured.value if configured is not None else None,
         )
         if self._sink is not None and self._recording is not None and self.path is not None:
             self._recorded = RecordedStream(self.path, self.call_id, session.stream_id, self._row)
             self._sink.opened(self._recorded)
-        if session.byte_order is not None and session.options.byte_order is not None:
-            self._store.update_stream(self._row, byte_order=session.byte_order.value)  # configured
         log.info(
             "call %s: stream %s started: %s, tracks %s, recording %s",
             self._label,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -174,11 +173,14 @@ class StoreEngine(Protocol):
     """
 
     def apply(self, write: Write) -> object:
-        """Do one write (in its own savepoint inside :meth:`batch`); returns what it returns."""
+        """Do one write, in a transaction of its own; returns what it returns."""
         ...
 
-    def batch(self) -> AbstractContextManager[None]:
-        """One transaction around several :meth:`apply`: a write that fails is undone alone."""
+    def apply_batch(self, writes: Sequence[Write]) -> list[StoreError | None]:
+        """Do ``writes`` in one transaction: a write that fails is undone alone and logged, and
+        its error is at its place in the list returned (None for each write done). Raises
+        :class:`StoreError` when the batch fails whole, and then nothing is done
+        (:class:`StoreFullError`: it may succeed later, as it was)."""
         ...
 
     def last_stream_row(self) -> int:
@@ -229,8 +231,10 @@ class CallHistory(Protocol):
         to_number: str | None = None,
         direction: str | None = None,
         account_id: str | None = None,
+        byte_order: str | None = None,
     ) -> int:
-        """Record a new stream of ``call_id``; returns its row id at once."""
+        """Record a new stream of ``call_id``; returns its row id at once. ``byte_order`` is
+        the L16 byte order when it is known at the start (configured, not detected)."""
         ...
 
     def update_stream(

@@ -6,8 +6,8 @@ writes read back in time order. :class:`PostgresEngine` is the
 :class:`~vobiz_stream.store.interface.StoreEngine` (psycopg 3, connections from a psycopg_pool
 pool); :class:`QueuedPostgresStore` is the write queue over it that the server uses, as
 :class:`~vobiz_stream.store.sqlite.QueuedCallStore` is for SQLite: writes never wait, a thread
-of the store commits them in batches (one transaction each, a savepoint per write), and the
-queue's bounds hold as they do for SQLite.
+of the store commits them in batches (one transaction each, sent in one pipeline: one round
+trip per batch), and the queue's bounds hold as they do for SQLite.
 
 What sharing asks of the engine: stream row ids come from a sequence (each process reserves a
 block at a time); each process registers as a ``workers`` row and holds an advisory lock on
@@ -25,7 +25,6 @@ import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -36,15 +35,15 @@ from psycopg.types.string import StrBinaryDumper, StrDumper
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from vobiz_stream.errors import StoreError
-from vobiz_stream.logtext import loggable
+from vobiz_stream.store.batch import each_alone
 from vobiz_stream.store.interface import CallQuery, CallStatus, StoreFullError
 from vobiz_stream.store.postgres_alive import AliveLock
 from vobiz_stream.store.postgres_reads import POSTGRES_CALLS_PAGE, POSTGRES_ONE_CALL
 from vobiz_stream.store.postgres_schema import LOCK_CLASS, connect_postgres, ensure_schema
 from vobiz_stream.store.postgres_search import postgres_search_page
-from vobiz_stream.store.postgres_writes import Connection, to_ms, write_on
+from vobiz_stream.store.postgres_writes import Answer, Connection, send_write, to_ms, write_on
 from vobiz_stream.store.queue import QueuedStore
-from vobiz_stream.store.writes import OpenStreamRow, Write
+from vobiz_stream.store.writes import Write
 
 __all__ = ["PostgresEngine", "QueuedPostgresStore", "postgres_where"]
 
@@ -114,8 +113,8 @@ def _error_class(exc: Exception) -> type[StoreError]:
 class PostgresEngine:
     """The call store in the PostgreSQL database of ``pool``; ``where`` names it in errors.
 
-    Each write (:meth:`apply`) is a transaction of its own, or a savepoint inside
-    :meth:`batch`; each read a connection from the pool for its time.
+    Each write (:meth:`apply`) is a transaction of its own, a batch of them (:meth:`apply_batch`)
+    one transaction sent in one pipeline; each read a connection from the pool for its time.
     """
 
     def __init__(
@@ -125,11 +124,10 @@ class PostgresEngine:
         self._pool = pool
         self._owns_pool = owns_pool
         self._batch: Connection | None = None
-        """The connection of the batch under way (:meth:`batch`), if any."""
-        self._careful = False
-        """Whether the batch under way puts each write in a savepoint (after one failed)."""
-        self._done: list[Write] = []
-        """The writes the batch under way did without savepoints."""
+        """The connection of the batch done write by write (:meth:`apply_batch`), if any."""
+        self._kept: Connection | None = None
+        """The connection of :meth:`apply_batch`, kept from one batch to the next (taking one
+        from the pool costs a round trip, its check); given back when a batch fails whole."""
 
     @classmethod
     def open(cls, url: str) -> PostgresEngine:
@@ -164,25 +162,61 @@ class PostgresEngine:
         ):
             yield db
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """One transaction around several :meth:`apply`; a write that fails is undone alone.
+    def apply_batch(self, writes: Sequence[Write]) -> list[StoreError | None]:
+        """``writes`` in one transaction; a write that fails is undone alone and logged.
 
-        Writes rarely fail, and a savepoint around each costs two round trips more, so a batch
-        runs without them until a write fails: then it is rolled back, the writes before that
-        one are done again each in a savepoint of its own, and so is every write after it. (A
-        stream keeps its row id; events and callbacks done again get new ids.)
+        Writes rarely fail, so they are first all sent in one pipeline, without waiting for any
+        result: one round trip for the batch, and one for its commit. Their answers are read
+        after that; one that says its stream row does not exist changed nothing, and fails
+        alone. When the database refuses a statement, the transaction is rolled back and every
+        write is done again in the careful path, each in a savepoint of its own
+        (:meth:`_each_alone`), which finds the failing one.
         """
-        with (
-            self._failing_as_store_error("commit a batch of writes"),
-            self._pool.connection() as db,
-        ):
-            self._batch, self._careful, self._done = db, False, []
+        with self._failing_as_store_error("commit a batch of writes"):
+            if self._kept is None:
+                self._kept = self._pool.getconn()
+            db = self._kept
+        try:
             try:
-                yield
+                answers = self._pipelined(db, writes)
+            except StoreFullError:
+                raise
+            except Exception as exc:  # a write was refused: find which, each in a savepoint
+                log.debug("store %s: a batch failed, done again write by write: %s",
+                          self.where, exc)  # fmt: skip
+                with self._failing_as_store_error("commit a batch of writes"):
+                    db.rollback()
+                return self._each_alone(db, writes)
+            with self._failing_as_store_error("commit a batch of writes"):
                 db.commit()
-            finally:
-                self._batch, self._done = None, []
+        except BaseException:
+            self._let_go()  # the pool checks it, and replaces it if it is broken
+            raise
+        # Committed: each answer is its write's outcome (each_alone reads them in order).
+        unread = iter(answers)
+        return each_alone(lambda _: next(unread)(), writes)
+
+    def _let_go(self) -> None:
+        """Give the connection kept for batches back to the pool."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            self._pool.putconn(kept)
+
+    def _pipelined(self, db: Connection, writes: Sequence[Write]) -> list[Answer]:
+        """Every write of ``writes`` sent in one pipeline, in the transaction it opens; raises
+        the first error the database answered."""
+        with self._failing_as_store_error("commit a batch of writes"), db.pipeline():
+            return [send_write(db, write, self.where) for write in writes]
+
+    def _each_alone(self, db: Connection, writes: Sequence[Write]) -> list[StoreError | None]:
+        self._batch = db
+        try:
+            failures = each_alone(self.apply, writes)
+        finally:
+            self._batch = None
+        with self._failing_as_store_error("commit a batch of writes"):
+            db.commit()
+        return failures
 
     def _read(self, what: str, query: bytes | str, params: Sequence[object]) -> Any:
         with self._failing_as_store_error(what), self._pool.connection() as db:
@@ -193,25 +227,13 @@ class PostgresEngine:
     # --- the writes --------------------------------------------------------------------------
 
     def apply(self, write: Write) -> object:
-        """Do ``write`` (:func:`~vobiz_stream.store.postgres_writes.write_on`); inside
-        :meth:`batch`, a failure undoes this write alone."""
+        """Do ``write`` (:func:`~vobiz_stream.store.postgres_writes.write_on`) in a transaction
+        of its own; in the careful path of :meth:`apply_batch`, in a savepoint of its own."""
         db = self._batch
         if db is None:
             with self._write(write.what) as own:
                 return self._do(own, write)
-        if self._careful:
-            return self._in_savepoint(db, write)
-        try:
-            result = self._do(db, write)
-        except StoreFullError:
-            raise
-        except StoreError:
-            self._again_with_savepoints(db)
-            return self._in_savepoint(db, write)
-        if isinstance(write, OpenStreamRow) and write.row_id is None:
-            write = replace(write, row_id=int(str(result)))  # done again, the same row id
-        self._done.append(write)
-        return result
+        return self._in_savepoint(db, write)
 
     def _do(self, db: Connection, write: Write) -> object:
         with self._failing_as_store_error(write.what):
@@ -231,21 +253,6 @@ class PostgresEngine:
         with self._failing_as_store_error(write.what):
             db.execute("RELEASE SAVEPOINT one_write")
         return result
-
-    def _again_with_savepoints(self, db: Connection) -> None:
-        """After a write failed in a batch without savepoints: roll it back and do the writes
-        before it again, each in a savepoint (one failing now is logged: it was taken)."""
-        with self._failing_as_store_error("roll back a batch of writes"):
-            db.rollback()
-        self._careful = True
-        for write in self._done:
-            try:
-                self._in_savepoint(db, write)
-            except StoreFullError:
-                raise
-            except StoreError as exc:
-                log.error("call %s: cannot %s: %s", loggable(write.call_id or "-"), write.what, exc)
-        self._done = []
 
     # --- the rest of the engine --------------------------------------------------------------
 
@@ -304,7 +311,9 @@ class PostgresEngine:
         return str(row[0]), bool(row[1])
 
     def close(self) -> None:
-        """Close the pool if it is the engine's own (else it belongs to the store)."""
+        """Give back the connection kept for batches; close the pool if it is the engine's own
+        (else it belongs to the store)."""
+        self._let_go()
         if self._owns_pool:
             self._pool.close()
 

@@ -1,15 +1,20 @@
 """Each write of the call store as PostgreSQL statements on a connection, as few as it takes.
 
-Every statement is a round trip to the database, which costs the server CPU, so a write is one
-statement where it can be (a call's row and its new stream in one, with a common table
-expression) and two where it must: closing a stream first locks its call's row, so that another
-process closing the call's other stream at the same moment waits for this one and then sees it
-closed (the second statement reads the streams after the lock is held).
+Every statement costs the database CPU, so a write is one statement where it can be (a call's
+row and its new stream in one, with a common table expression) and two where it must: closing
+a stream first locks its call's row, so that another process closing the call's other stream at
+the same moment waits for this one and then sees it closed (the second statement reads the
+streams after the lock is held). The statements of a write are sent without waiting for their
+results (:func:`send_write`), so a batch of writes can go in one pipeline and be read back after
+one sync: no statement depends on the result of another, and a close is guarded by the stream
+still being open rather than by reading the lock's result first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -26,9 +31,10 @@ from vobiz_stream.store.writes import (
     Write,
 )
 
-__all__ = ["Connection", "to_ms", "write_on"]
+__all__ = ["Answer", "Connection", "send_write", "to_ms", "write_on"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 # A stream opening makes its call active; a status callback records the call without changing
 # the status of a call already known.
@@ -51,9 +57,10 @@ _UPSERT_CALL = """
 _OPEN_STREAM = f"""
     WITH call AS ({_UPSERT_CALL})
     INSERT INTO streams (id, stream_id, call_id, started_at, tracks, encoding, sample_rate,
-                         recording_path, worker)
+                         recording_path, worker, byte_order)
     SELECT coalesce(%(row_id)s, nextval('stream_rows')), %(stream_id)s, call.call_id, %(seen)s,
-           %(tracks)s::json, %(encoding)s, %(sample_rate)s, %(recording_path)s, %(worker)s
+           %(tracks)s::json, %(encoding)s, %(sample_rate)s, %(recording_path)s, %(worker)s,
+           %(byte_order)s
     FROM call RETURNING id
 """
 
@@ -75,14 +82,14 @@ _LOCK_CALL_OF_STREAM = """
     WHERE s.id = %s FOR NO KEY UPDATE OF c
 """
 
-# The call ends when no other stream of it is open (this one reads as open in the statement's
-# own snapshot, so it is left out by its id).
+# Only an open stream is closed (the first close wins). The call ends when no other stream of it
+# is open (this one reads as open in the statement's own snapshot, so it is left out by its id).
 _CLOSE_STREAM = """
     WITH closed AS (
         UPDATE streams SET ended_at = %(ended)s, end_reason = %(reason)s,
             frames_received = %(received)s, frames_malformed = %(malformed)s,
             frames_sent = %(sent)s, error = coalesce(%(error)s, error)
-        WHERE id = %(row)s RETURNING call_id
+        WHERE id = %(row)s AND ended_at IS NULL RETURNING call_id
     )
     UPDATE calls SET last_seen = greatest(last_seen, %(ended)s),
         status = CASE WHEN EXISTS (SELECT 1 FROM streams WHERE streams.call_id = calls.call_id
@@ -110,40 +117,57 @@ def to_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+Answer = Callable[[], object]
+"""What a write sent returns, read once the database has answered (in a pipeline, after its
+sync): the new row's id for a stream, an event or a callback, whether the stream was closed now
+(False: it was already) for a close, else None; raises :class:`StoreError` for a stream row
+that does not exist, a failure that changed nothing."""
+
+
 def write_on(db: Connection, write: Write, where: str) -> object:
-    """Do ``write`` on ``db`` (in the transaction it is in); returns the new row's id for a
-    stream, an event or a callback, whether the stream was closed now (False: it was already)
-    for a close, else None. Raises psycopg's errors, and :class:`StoreError` for a stream row
-    that does not exist."""
+    """Do ``write`` on ``db`` (in the transaction it is in) and return its :data:`Answer`.
+    Raises psycopg's errors, and :class:`StoreError` for a stream row that does not exist."""
+    return send_write(db, write, where)()
+
+
+def send_write(db: Connection, write: Write, where: str) -> Answer:
+    """Send ``write``'s statements on ``db`` without reading their results: in pipeline mode
+    nothing waits for the database; the answer reads them once it has answered."""
     match write:
         case OpenStreamRow():
-            return _one(db, _OPEN_STREAM, _open_params(write))
+            return _returned_id(db.execute(_OPEN_STREAM.encode(), _open_params(write)))
         case UpdateStreamRow():
             cursor = db.execute(
-                _UPDATE_STREAM,
+                _UPDATE_STREAM.encode(),
                 (write.byte_order, write.frames_received, write.frames_malformed,
                  write.frames_sent, write.error, write.row_id),
             )  # fmt: skip
-            if cursor.rowcount == 0:
-                raise StoreError(f"call store {where}: there is no stream row {write.row_id}")
-            return None
+            return partial(_updated, cursor, write.row_id, where)
         case CloseStreamRow():
             return _close_stream(db, write, where)
         case AddEvent():
             params = (write.call_id, write.stream_row, to_ms(write.at), str(write.kind),
                       orjson.dumps(write.detail).decode())  # fmt: skip
-            return _one(db, _EVENT, params)
+            return _returned_id(db.execute(_EVENT.encode(), params))
         case AddStatusCallback():
             callback = write.callback
             query = _CALLBACK if callback.call_uuid is None else _CALLBACK_OF_A_CALL
-            return _one(db, query, _callback_params(write))
+            return _returned_id(db.execute(query.encode(), _callback_params(write)))
 
 
-def _one(db: Connection, query: str, params: Any) -> int:
-    row = db.execute(query.encode(), params).fetchone()
-    if row is None:
-        raise StoreError(f"the database answered nothing to {query.split(maxsplit=1)[0]}")
-    return int(row[0])
+def _returned_id(cursor: Cursor) -> Answer:
+    def answer() -> int:
+        row = cursor.fetchone()
+        if row is None:
+            raise StoreError("the database returned no row id")
+        return int(row[0])
+
+    return answer
+
+
+def _updated(cursor: Cursor, row_id: int, where: str) -> None:
+    if cursor.rowcount == 0:
+        raise StoreError(f"call store {where}: there is no stream row {row_id}")
 
 
 def _open_params(write: OpenStreamRow) -> dict[str, object]:
@@ -162,6 +186,7 @@ def _open_params(write: OpenStreamRow) -> dict[str, object]:
         "sample_rate": write.sample_rate,
         "recording_path": None if write.recording_path is None else str(write.recording_path),
         "worker": write.worker,
+        "byte_order": write.byte_order,
     }
 
 
@@ -182,14 +207,10 @@ def _callback_params(write: AddStatusCallback) -> dict[str, object]:
     }
 
 
-def _close_stream(db: Connection, write: CloseStreamRow, where: str) -> bool:
-    row = db.execute(_LOCK_CALL_OF_STREAM, (write.row_id,)).fetchone()
-    if row is None:
-        raise StoreError(f"call store {where}: there is no stream row {write.row_id}")
-    if row[0] is not None:
-        return False  # the first close wins
+def _close_stream(db: Connection, write: CloseStreamRow, where: str) -> Answer:
+    locked = db.execute(_LOCK_CALL_OF_STREAM.encode(), (write.row_id,))
     db.execute(
-        _CLOSE_STREAM,
+        _CLOSE_STREAM.encode(),
         {
             "ended": to_ms(write.ended_at),
             "reason": write.end_reason,
@@ -201,4 +222,11 @@ def _close_stream(db: Connection, write: CloseStreamRow, where: str) -> bool:
             "status": CallStatus.ENDED.value,
         },
     )
-    return True
+
+    def answer() -> bool:
+        row = locked.fetchone()
+        if row is None:
+            raise StoreError(f"call store {where}: there is no stream row {write.row_id}")
+        return row[0] is None  # else it was closed already: the first close wins
+
+    return answer

@@ -2,9 +2,9 @@
 
 Every write method turns its arguments into a write value (:mod:`~vobiz_stream.store.writes`)
 and hands it to :meth:`QueuedStore.submit`, the one path to the writer thread
-(:class:`~vobiz_stream.store.writer.Writer`), where the engine's ``apply`` does it. So an engine
-(:class:`~vobiz_stream.store.interface.StoreEngine`) gets the queue, its bounds, the event budgets
-and the hold while the disk is full without a line of its own.
+(:class:`~vobiz_stream.store.writer.Writer`), where the engine's ``apply_batch`` does it. So an
+engine (:class:`~vobiz_stream.store.interface.StoreEngine`) gets the queue, its bounds, the event
+budgets and the hold while the disk is full without a line of its own.
 """
 
 from __future__ import annotations
@@ -54,11 +54,12 @@ class QueuedStore(Closeable):
 
     Write methods queue the write and return at once (:meth:`open_stream` hands out the row id
     itself, as the only writer of the store); the writer thread gathers writes for ``gather``
-    seconds after the first, and commits them (up to ``max_batch``) in one transaction, each in
-    a savepoint of its own. A write that fails is logged with its call id (there is no caller
-    left to raise it to). Reads (:meth:`list_calls`, :meth:`get_call`) first wait until every
-    write queued before them is committed, so they see them; :meth:`settled` waits the same way
-    without blocking a loop. Opening raises :class:`StoreError` as the engine does.
+    seconds after the first, and commits them (up to ``max_batch``) in one transaction (the
+    engine's ``apply_batch``: a write that fails is undone alone). A write that fails is logged
+    with its call id (there is no caller left to raise it to). Reads (:meth:`list_calls`,
+    :meth:`get_call`) first wait until every write queued before them is committed, so they see
+    them; :meth:`settled` waits the same way without blocking a loop. Opening raises
+    :class:`StoreError` as the engine does.
 
     The queue is bounded, so a flood cannot grow the server's memory: a stream keeps the first
     ``events_per_kind`` events of each kind as rows and counts the rest (:mod:`event_budget`), and
@@ -125,6 +126,7 @@ class QueuedStore(Closeable):
         to_number: str | None = None,
         direction: str | None = None,
         account_id: str | None = None,
+        byte_order: str | None = None,
     ) -> int:
         """:class:`OpenStreamRow`, queued; returns the row id the stream gets."""
         row_id = self._new_stream_row()
@@ -143,6 +145,7 @@ class QueuedStore(Closeable):
                 account_id=account_id,
                 row_id=row_id,
                 worker=self.worker,
+                byte_order=byte_order,
             )
         )
         return row_id

@@ -28,6 +28,7 @@ import orjson
 from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback, format_utc
 from vobiz_stream.core.kinds import EndReason
 from vobiz_stream.errors import StoreError
+from vobiz_stream.store.batch import each_alone
 from vobiz_stream.store.interface import CallStatus
 from vobiz_stream.store.queue import QueuedStore
 from vobiz_stream.store.sqlite_reads import SqliteFile
@@ -84,13 +85,14 @@ class CallStore(SqliteFile):
         account_id: str | None = None,
         row_id: int | None = None,
         worker: int | None = None,
+        byte_order: str | None = None,
     ) -> int:
         """Record a new stream of ``call_id`` and make the call active; returns the stream row id.
 
         Call details given here fill in or replace what the store knew; None leaves them as they
         are. ``row_id`` chooses the row id (:class:`QueuedCallStore` hands ids out before the
         write); None lets SQLite choose. ``worker`` is the server process holding the stream
-        (:meth:`register_worker`).
+        (:meth:`register_worker`); ``byte_order`` the L16 byte order, when known at the start.
         """
         started = format_utc(started_at)
         with self._write(f"open a stream of call {call_id!r}"):
@@ -108,7 +110,8 @@ class CallStore(SqliteFile):
             )
             cursor = self._db.execute(
                 "INSERT INTO streams (id, stream_id, call_id, started_at, tracks, encoding,"
-                " sample_rate, recording_path, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " sample_rate, recording_path, worker, byte_order)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row_id,
                     stream_id,
@@ -119,6 +122,7 @@ class CallStore(SqliteFile):
                     sample_rate,
                     None if recording_path is None else str(recording_path),
                     worker,
+                    byte_order,
                 ),
             )
         # After a successful INSERT, lastrowid is the new row's id.
@@ -299,6 +303,7 @@ class CallStore(SqliteFile):
                     account_id=write.account_id,
                     row_id=write.row_id,
                     worker=write.worker,
+                    byte_order=write.byte_order,
                 )
             case UpdateStreamRow():
                 self.update_stream(
@@ -328,6 +333,12 @@ class CallStore(SqliteFile):
                 return self.add_status_callback(write.callback, write.received_at, write.signature)
 
     # --- transactions and lifetime -----------------------------------------------------------
+
+    def apply_batch(self, writes: Sequence[Write]) -> list[StoreError | None]:
+        """``writes`` in one transaction (:meth:`batch`), each in a savepoint of its own: one
+        that fails is undone alone, logged, and its error listed at its place."""
+        with self.batch():
+            return each_alone(self.apply, writes)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

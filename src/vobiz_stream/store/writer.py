@@ -1,9 +1,9 @@
 """The thread that does the store's writes, in order, in batches, whatever the engine.
 
-Each write is a value (:mod:`~vobiz_stream.store.writes`) the engine's ``apply`` does; so this
-loop is the one path of every write: gathered into a batch, committed in one transaction (each
-write in a savepoint of its own, so one that fails is undone and logged alone), its future
-settled, and held and tried again while the database has no room (:class:`StoreFullError`).
+Each write is a value (:mod:`~vobiz_stream.store.writes`) the engine's ``apply_batch`` does; so
+this loop is the one path of every write: gathered into a batch, committed in one transaction
+(one that fails is undone and logged alone), its future settled, and held and tried again while
+the database has no room (:class:`StoreFullError`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vobiz_stream.errors import StoreError
-from vobiz_stream.logtext import loggable
 from vobiz_stream.store.interface import StoreEngine, StoreFullError
 from vobiz_stream.store.writes import Write
 
@@ -173,9 +172,7 @@ class Writer:
         writes = self._held + [item for item in batch if isinstance(item, _Queued)]
         if writes and engine is not None:
             try:
-                with engine.batch():
-                    for queued in writes:
-                        _apply(engine, queued)
+                failures = engine.apply_batch([queued.write for queued in writes])
             except StoreError as exc:
                 self._hold_or_lose(exc, writes)
             else:
@@ -184,7 +181,8 @@ class Writer:
                         "store %s: room again: stored %d held writes", self._where, len(writes)
                     )
                 self._held = []
-                _settle(writes, None)
+                for queued, failure in zip(writes, failures, strict=True):
+                    _settle([queued], failure)
                 self._done += len(writes)
         elif writes:
             _settle(writes, StoreError(f"store {self._where} is closed"))
@@ -211,22 +209,6 @@ class Writer:
         _settle(writes, exc)
         self._done += len(writes)
         self._held = []
-
-
-def _apply(engine: StoreEngine, queued: _Queued) -> None:
-    """One write of a batch; a failure undoes it alone and is logged, never raised (but a full
-    disk fails the batch, to be tried again whole)."""
-    write = queued.write
-    try:
-        engine.apply(write)
-    except StoreFullError:
-        raise
-    except StoreError as exc:
-        log.error("call %s: cannot %s: %s", loggable(write.call_id or "-"), write.what, exc)
-        _settle([queued], exc)
-    except Exception as exc:  # a bug in one write must not stop the writer (nor later ones)
-        log.exception("call %s: cannot %s", loggable(write.call_id or "-"), write.what)
-        _settle([queued], StoreError(f"cannot {write.what}: {exc!r}"))
 
 
 def _settle(writes: Sequence[_Queued], error: StoreError | None) -> None:

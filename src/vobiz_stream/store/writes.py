@@ -1,8 +1,8 @@
 """The writes to the call store, as values.
 
 The queue (:mod:`~vobiz_stream.store.queue`) carries these to its writer thread, where the
-engine's ``apply`` does them; so every write takes the same path, and an engine supports a new
-write by handling one more value. Each names its call (``call_id``, for the log line when it
+engine's ``apply_batch`` does them; so every write takes the same path, and an engine supports a
+new write by handling one more value. Each names its call (``call_id``, for the log line when it
 fails) and says what it does (``what``, as in "cannot store the stream").
 """
 
@@ -29,7 +29,8 @@ __all__ = [
 class OpenStreamRow:
     """A new stream of ``call_id``, which makes the call active; ``row_id`` None lets the engine
     choose the row id. Call details given fill in or replace what the store knew. ``worker`` is
-    the server process holding the stream (its ``register_worker`` id), if known."""
+    the server process holding the stream (its ``register_worker`` id), if known;
+    ``byte_order`` the L16 byte order when it is known at the start (configured)."""
 
     call_id: str
     stream_id: str | None
@@ -44,6 +45,7 @@ class OpenStreamRow:
     account_id: str | None = None
     row_id: int | None = None
     worker: int | None = None
+    byte_order: str | None = None
 
     @property
     def what(self) -> str:
