@@ -20,12 +20,14 @@ __all__ = ["SCHEMA_VERSION", "steps_after"]
 
 log = logging.getLogger("vobiz_stream.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version this vobiz-stream reads and writes. 1: calls, streams, events and status
 callbacks. 2: the server processes (``workers``) and the one holding each stream, so several
 processes can share one database and each start marks interrupted only the streams of processes
 that are gone; events and callbacks indexed by call and time, the order they are read back in.
-3: the indexes the call search uses (by status, by a part of a number)."""
+3: the indexes the call search uses (by status, by a part of a number). 4: the nonces of signed
+requests accepted lately, shared by the processes of a PostgreSQL store (``used_nonces``; SQLite
+has nothing new)."""
 
 
 def steps_after(

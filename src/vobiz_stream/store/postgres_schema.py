@@ -115,7 +115,17 @@ _VERSION_3 = (
     END $$""",
 )
 
-POSTGRES_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
+_VERSION_4 = (
+    # The nonces of signed requests accepted lately by any server process sharing the store
+    # (postgres_nonces.py): a digest each, refused again until it expires.
+    """CREATE TABLE used_nonces (
+        digest BYTEA PRIMARY KEY,
+        expires_at TIMESTAMPTZ NOT NULL
+    )""",
+    "CREATE INDEX used_nonces_by_expiry ON used_nonces (expires_at)",
+)
+
+POSTGRES_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
 
 

@@ -95,7 +95,11 @@ _VERSION_3 = (
     "CREATE INDEX IF NOT EXISTS calls_by_numbers ON calls (first_seen, from_number, to_number)",
 )
 
-SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
+_VERSION_4 = ()
+"""Nothing: version 4 is the nonces shared by the processes of a PostgreSQL store; one process
+on SQLite keeps its nonces in memory."""
+
+SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
 
 

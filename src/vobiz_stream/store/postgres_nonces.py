@@ -1,0 +1,162 @@
+"""The nonces of signed requests, claimed in the PostgreSQL call store by every server process
+sharing it, so a signed request replayed to another process than the one that took it is refused.
+
+Each process checks a nonce in its own memory first (:class:`~vobiz_stream.core.nonces.
+NonceWindow`); one it has not seen is then claimed here, in one statement: its digest goes into
+``used_nonces`` with the time it expires, unless a live row holds it already (another process took
+it). The database's clock decides expiry, so the machines' clocks need not agree. A claim also
+deletes the expired rows, once every :attr:`PostgresNonceClaims.purge_every` seconds per
+process: the table holds the nonces of the last window and of at most that much more, about
+150 bytes a row with its indexes (55 000 rows, 8 MB, at 166 signed requests a second).
+
+Forgetting a nonce (its callback could not be stored, so the carrier's retry must be accepted)
+deletes its row. If the database cannot be reached for that, the row is deleted once it can be
+(tried every :data:`FORGET_RETRY` seconds until the nonce expires): a retry reaching another
+process meanwhile is refused as a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from vobiz_stream.core.nonces import NONCE_WINDOW, nonce_digest
+from vobiz_stream.errors import StoreError
+from vobiz_stream.logtext import loggable
+
+__all__ = ["FORGET_RETRY", "PostgresNonceClaims"]
+
+log = logging.getLogger("vobiz_stream.store")
+
+CLAIM_TIMEOUT = 3.0
+"""Seconds a claim or a forget may take, waiting for a connection included."""
+
+FORGET_RETRY = 1.0
+"""Seconds between two tries to delete the rows of nonces forgotten while the database was away."""
+
+_CLAIM = """
+    WITH purged AS (
+        DELETE FROM used_nonces WHERE %(purge)s AND expires_at <= now() AND digest <> %(digest)s
+    )
+    INSERT INTO used_nonces (digest, expires_at)
+    VALUES (%(digest)s, now() + make_interval(secs => %(window)s))
+    ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at
+        WHERE used_nonces.expires_at <= now()
+    RETURNING 1
+"""
+"""Claim a digest: a row back when it was free (never seen, or its row expired), none when a
+live row holds it; with ``purge``, the expired rows of other digests go in the same statement."""
+
+_FORGET = "DELETE FROM used_nonces WHERE digest = ANY(%s)"
+
+
+class PostgresNonceClaims:
+    """The nonces claimed by the server processes sharing the call store at ``url`` (named
+    ``where`` in errors), each refused again for ``window`` seconds after it was claimed.
+
+    A small pool of connections of its own, opened at the first claim, on the event loop
+    (async psycopg): a claim is one round trip and waits for nothing else the store does.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        where: str,
+        window: float = NONCE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.where = where
+        self.window = window
+        self.purge_every = window / 10
+        """Seconds between two deletions of expired rows by this process."""
+        self._clock = clock
+        self._next_purge = clock()
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            url, min_size=1, max_size=4, open=False, timeout=CLAIM_TIMEOUT,
+            kwargs={"autocommit": True, "connect_timeout": int(CLAIM_TIMEOUT)},
+            name="vobiz-stream-nonces",
+        )  # fmt: skip
+        self._opened = False
+        self._unforgotten: dict[bytes, float] = {}
+        """Digests forgotten while the database was away -> when their claim expires anyway."""
+        self._retrying: asyncio.Task[None] | None = None
+
+    async def claim(self, nonce: str) -> bool:
+        """True if ``nonce`` is now claimed by this process; False if another process (or this
+        one) claimed it within the window: a replay. Raises :class:`StoreError` when the
+        database cannot say within :data:`CLAIM_TIMEOUT` seconds."""
+        now = self._clock()
+        purge = now >= self._next_purge
+        params = {"digest": nonce_digest(nonce), "window": self.window, "purge": purge}
+        row = await self._run("claim a nonce", _CLAIM, params)
+        if purge:
+            self._next_purge = now + self.purge_every
+        return row is not None
+
+    async def forget(self, nonce: str) -> None:
+        """Let ``nonce`` be claimed again (its request was refused after all); when the
+        database cannot be reached, its row is deleted as soon as it can be."""
+        digest = nonce_digest(nonce)
+        try:
+            await self._run("forget a nonce", _FORGET, ([digest],))
+        except StoreError as exc:
+            self._unforgotten[digest] = self._clock() + self.window
+            if self._retrying is None or self._retrying.done():
+                log.warning(
+                    "%s; a retry of that request reaching another server process is refused as"
+                    " a replay until this one reaches the database",
+                    loggable(str(exc), 300),
+                )
+                self._retrying = asyncio.get_running_loop().create_task(self._forget_later())
+
+    async def _forget_later(self) -> None:
+        """Delete the rows of the nonces forgotten while the database was away, once it is back
+        (or until they expire anyway)."""
+        while self._unforgotten:
+            await asyncio.sleep(FORGET_RETRY)
+            now = self._clock()
+            self._unforgotten = {d: end for d, end in self._unforgotten.items() if end > now}
+            digests = list(self._unforgotten)
+            if not digests:
+                return
+            with contextlib.suppress(StoreError):
+                await self._run("forget nonces", _FORGET, (digests,))
+                for digest in digests:
+                    self._unforgotten.pop(digest, None)
+                log.warning(
+                    "store %s: reached again; %d nonce(s) forgotten meanwhile may be used again",
+                    self.where,
+                    len(digests),
+                )
+
+    async def _run(
+        self, what: str, query: str, params: Sequence[object] | Mapping[str, object]
+    ) -> object:
+        """The first value of the first row ``query`` gives, None without one; raises
+        :class:`StoreError` when the database does not answer in :data:`CLAIM_TIMEOUT` s."""
+        try:
+            if not self._opened:
+                await self._pool.open()  # on the running loop, at the first use
+                self._opened = True
+            async with asyncio.timeout(CLAIM_TIMEOUT), self._pool.connection() as db:
+                cursor = await db.execute(query.encode(), params)
+                row = await cursor.fetchone() if cursor.description else None
+        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
+            reason = str(exc).strip() or f"no answer in {CLAIM_TIMEOUT:g} s"
+            raise StoreError(f"call store {self.where}: cannot {what}: {reason}") from exc
+        return None if row is None else row[0]
+
+    async def close(self) -> None:
+        """Stop retrying forgets and close the connections; safe to call twice."""
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
+        await self._pool.close()
