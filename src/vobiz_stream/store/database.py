@@ -68,11 +68,13 @@ class SharedNonces(Protocol):
 
     async def claim(self, nonce: str) -> bool:
         """True once ``nonce`` is claimed for this process, False if a process sharing the
-        store claimed it within the window (a replay); :class:`StoreError` if it cannot say."""
+        store claimed it within the window (a replay); :class:`StoreError` if it cannot say
+        (then it leaves no claim behind)."""
         ...
 
     async def forget(self, nonce: str) -> None:
-        """Let ``nonce`` be claimed again: its request was refused after all."""
+        """Let ``nonce`` be claimed again, if this process claimed it: its request was refused
+        after all."""
         ...
 
     async def close(self) -> None: ...

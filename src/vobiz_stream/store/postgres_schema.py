@@ -117,10 +117,12 @@ _VERSION_3 = (
 
 _VERSION_4 = (
     # The nonces of signed requests accepted lately by any server process sharing the store
-    # (postgres_nonces.py): a digest each, refused again until it expires.
+    # (postgres_nonces.py): a digest each, refused again until it expires, and the process that
+    # claimed it (a random number of its own), the only one that may forget it early.
     """CREATE TABLE used_nonces (
         digest BYTEA PRIMARY KEY,
-        expires_at TIMESTAMPTZ NOT NULL
+        expires_at TIMESTAMPTZ NOT NULL,
+        claimed_by BIGINT NOT NULL
     )""",
     "CREATE INDEX used_nonces_by_expiry ON used_nonces (expires_at)",
 )
