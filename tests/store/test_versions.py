@@ -14,7 +14,7 @@ import pytest
 
 from tests.store.engines import Backend
 from vobiz_stream.store import SCHEMA_VERSION, CallQuery, CallStatus
-from vobiz_stream.store.database import open_call_store
+from vobiz_stream.store.database import open_call_store, open_shared_nonces
 from vobiz_stream.store.postgres_schema import POSTGRES_STEPS
 
 DATA = Path(__file__).parents[1] / "data"
@@ -92,13 +92,13 @@ async def test_a_version_2_sqlite_file_gets_the_search_indexes_as_version_3(
     with open_call_store(f"sqlite:///{path}") as store:
         found = (await store.search_calls_json(CallQuery(number="5551111")))[0]
         ended = (await store.search_calls_json(CallQuery(status=CallStatus.ENDED)))[0]
-    assert "upgrading its schema from version 2 to 3" in caplog.text
+    assert f"upgrading its schema from version 2 to {SCHEMA_VERSION}" in caplog.text
     assert [call["call_id"] for call in orjson.loads(found)] == ["old-call"]
     [call] = orjson.loads(ended)
     assert (call["call_id"], call["streams"][0]["frames_received"]) == ("old-call", 250)
     assert {"calls_by_status", "calls_by_numbers"} <= _sqlite_indexes(path)
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 async def test_a_version_2_postgres_database_gets_the_search_indexes_as_version_3(
@@ -112,10 +112,29 @@ async def test_a_version_2_postgres_database_gets_the_search_indexes_as_version_
                    " VALUES ('old-call', now(), now(), '+14155551111', 'ended')")  # fmt: skip
     with open_call_store(postgres_url) as store:
         found = (await store.search_calls_json(CallQuery(number="5551111")))[0]
-    assert "upgrading its schema from version 2 to 3" in caplog.text
+    assert f"upgrading its schema from version 2 to {SCHEMA_VERSION}" in caplog.text
     assert [call["call_id"] for call in orjson.loads(found)] == ["old-call"]
     with psycopg.connect(postgres_url) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         indexes = {row[0] for row in db.execute("SELECT indexname FROM pg_indexes")}
     assert {"calls_by_status", "calls_by_numbers"} <= indexes
     assert "has no index" not in caplog.text
+
+
+async def test_a_version_3_postgres_database_gets_the_shared_nonces_as_version_4(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(postgres_url) as db:  # the database as the version-3 code left it
+        for statement in (*POSTGRES_STEPS[1], *POSTGRES_STEPS[2], *POSTGRES_STEPS[3]):
+            db.execute(statement.encode())
+        db.execute("INSERT INTO schema_version VALUES (3)")
+    open_call_store(postgres_url).close()
+    claims = open_shared_nonces(postgres_url)
+    assert claims is not None
+    try:
+        assert await claims.claim("n-1") and not await claims.claim("n-1")
+    finally:
+        await claims.close()
+    assert "upgrading its schema from version 3 to 4" in caplog.text
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT count(*) FROM used_nonces").fetchall() == [(1,)]
