@@ -26,11 +26,11 @@ PUBLIC = "https://calls.example.com"
 _NONCES = (f"{number:020d}" for number in itertools.count(7 * 10**15))
 
 
-def signed() -> dict[str, str]:
-    """V3 headers of one callback to the public ``/webhook``, with a fresh nonce."""
+def signed(path: str = "/webhook") -> dict[str, str]:
+    """V3 headers of one request to the public ``path``, with a fresh nonce."""
     nonce = next(_NONCES)
     return {
-        "X-Vobiz-Signature-V3": sign_v3(TOKEN, PUBLIC + "/webhook", nonce),
+        "X-Vobiz-Signature-V3": sign_v3(TOKEN, PUBLIC + path, nonce),
         "X-Vobiz-Signature-V3-Nonce": nonce,
     }
 
@@ -59,10 +59,10 @@ async def refusals(client: aiohttp.ClientSession, base: str) -> dict[str, Any]:
 Workers = list[tuple[str, asyncio.subprocess.Process]]
 
 
-async def two_workers(url: str, tmp_path: Path) -> Workers:
-    """Two ``vobiz-stream serve`` processes on ``url`` with one auth token and public URL:
-    their base URLs and processes."""
-    flags = ("--database", url, "--auth-token", TOKEN, "--public-url", PUBLIC)
+async def two_workers(url: str, tmp_path: Path, *more: str) -> Workers:
+    """Two ``vobiz-stream serve`` processes on ``url`` with one auth token and public URL (and
+    the flags ``more``): their base URLs and processes."""
+    flags = ("--database", url, "--auth-token", TOKEN, "--public-url", PUBLIC, *more)
     workers = []
     for name in "ab":
         port = free_port()
@@ -119,6 +119,25 @@ async def test_a_callback_one_worker_could_not_keep_is_accepted_when_retried_on_
         log_a, _ = await stop(workers)
     assert "cannot keep a status callback (answered 503, the carrier retries)" in log_a
     assert stored(postgres_url, "retried-call") == ["StopStream"]
+
+
+async def test_an_answer_request_replayed_to_another_worker_is_refused(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    (on_a, _), (on_b, _) = workers = await two_workers(
+        postgres_url, tmp_path, "--verify-answers", "true"
+    )
+    answer, headers = {"CallUUID": "answered-call"}, signed("/")
+    try:
+        async with aiohttp.ClientSession() as client:
+            statuses = []
+            for base in (on_a, on_b):  # answered by A, then the same request sent to B
+                async with client.post(base + "/", data=answer, headers=headers) as reply:
+                    statuses.append((reply.status, await reply.text()))
+    finally:
+        await stop(workers)
+    assert statuses[0][0] == 200 and "<Stream" in statuses[0][1]
+    assert statuses[1] == (403, "nonce already used: a replayed request\n")
 
 
 @pytest.fixture
