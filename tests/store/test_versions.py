@@ -121,13 +121,19 @@ async def test_a_version_2_postgres_database_gets_the_search_indexes_as_version_
     assert "has no index" not in caplog.text
 
 
-async def test_a_version_3_postgres_database_gets_the_shared_nonces_as_version_4(
+async def test_a_postgres_database_of_the_version_before_gets_the_shared_nonces(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with psycopg.connect(postgres_url) as db:  # the database as the version-3 code left it
-        for statement in (*POSTGRES_STEPS[1], *POSTGRES_STEPS[2], *POSTGRES_STEPS[3]):
-            db.execute(statement.encode())
-        db.execute("INSERT INTO schema_version VALUES (3)")
+    adds_nonces = next(
+        version
+        for version, statements in POSTGRES_STEPS.items()
+        if any("CREATE TABLE used_nonces" in statement for statement in statements)
+    )
+    with psycopg.connect(postgres_url) as db:  # the database as the version before left it
+        for version in range(1, adds_nonces):
+            for statement in POSTGRES_STEPS[version]:
+                db.execute(statement.encode())
+        db.execute("INSERT INTO schema_version VALUES (%s)", (adds_nonces - 1,))
     open_call_store(postgres_url).close()
     claims = open_shared_nonces(postgres_url)
     assert claims is not None
@@ -135,6 +141,6 @@ async def test_a_version_3_postgres_database_gets_the_shared_nonces_as_version_4
         assert await claims.claim("n-1") and not await claims.claim("n-1")
     finally:
         await claims.close()
-    assert "upgrading its schema from version 3 to 4" in caplog.text
+    assert f"from version {adds_nonces - 1} to {SCHEMA_VERSION}" in caplog.text
     with psycopg.connect(postgres_url) as db:
         assert db.execute("SELECT count(*) FROM used_nonces").fetchall() == [(1,)]
