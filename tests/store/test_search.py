@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 from tests.services.postgres import PostgresServer
 from tests.store.engines import Backend, Plain, PostgresBackend, SqliteBackend
 from vobiz_stream.core.callbacks import SignatureCheck, StatusCallback, format_utc
-from vobiz_stream.store import CallQuery, CallStatus, CallStore
+from vobiz_stream.store import SCHEMA_VERSION, CallQuery, CallStatus, CallStore
 from vobiz_stream.store.postgres import PostgresEngine
 from vobiz_stream.store.postgres_search import postgres_search_sql
 from vobiz_stream.store.sqlite_search import search_sql
@@ -323,7 +323,7 @@ def test_without_pg_trgm_the_store_opens_says_what_to_run_and_still_finds_number
     [warning] = [r.getMessage() for r in caplog.records if "has no index" in r.getMessage()]
     indexes = {row[0] for row in limited.rows("SELECT indexname FROM pg_indexes")}
     assert "calls_by_status" in indexes and "calls_by_numbers" not in indexes
-    assert limited.rows("SELECT version FROM schema_version") == [(3,)]
+    assert limited.rows("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     # What the warning says to run gives the store its index.
     with psycopg.connect(url, autocommit=True) as owner:
         for statement in warning.split("database owner: ", 1)[1].split(";"):
