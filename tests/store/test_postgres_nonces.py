@@ -118,6 +118,23 @@ async def test_what_is_forgotten_while_the_database_is_away_is_forgotten_once_it
     assert not await _claim_once_reachable(other, "kept")
 
 
+async def test_a_retry_reaching_the_process_whose_forget_is_held_is_accepted(
+    postgres_server: PostgresServer, claims: Claims, postgres_url: str
+) -> None:
+    taker, other = claims(), claims()
+    taker.FORGET_RETRY = 3600.0  # the held forget is not done before the retry arrives
+    assert await taker.claim("not-stored")
+    postgres_server.stop()
+    try:
+        await taker.forget("not-stored")  # held: the database is away
+    finally:
+        postgres_server.resume()
+    assert rows(postgres_url) == [(nonce_digest("not-stored"),)], "its row is still there"
+    assert await _claim_once_reachable(taker, "not-stored"), "the carrier's retry, here"
+    assert not await _claim_once_reachable(other, "not-stored"), "now a replay anywhere else"
+    assert rows(postgres_url) == [(nonce_digest("not-stored"),)]
+
+
 async def _claim_once_reachable(claims: PostgresNonceClaims, nonce: str) -> bool:
     """``claims.claim(nonce)``, tried again while the pool still hands out a connection the
     database's restart ended (each such try fails, and ends that connection)."""

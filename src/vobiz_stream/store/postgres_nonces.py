@@ -13,9 +13,9 @@ a second, 55 000 rows, 7 to 9 MB with its indexes.
 Forgetting a nonce (its callback could not be stored, so the carrier's retry must be accepted)
 deletes its row, if this process claimed it. A claim that fails (the database did not answer)
 may still have landed, and is forgotten the same way. If the database cannot be reached for
-that, the row is deleted once it can be (tried every :data:`FORGET_RETRY` seconds until it
-expires anyway): a retry reaching another process meanwhile is refused as a replay (one
-reaching this process is accepted).
+that, the row is deleted once it can be (tried every :attr:`PostgresNonceClaims.FORGET_RETRY`
+seconds until it expires anyway): a retry reaching another process meanwhile is refused as a
+replay; one reaching this process is accepted.
 """
 
 from __future__ import annotations
@@ -35,15 +35,12 @@ from vobiz_stream.core.nonces import NONCE_WINDOW, nonce_digest
 from vobiz_stream.errors import StoreError
 from vobiz_stream.logtext import loggable
 
-__all__ = ["CLAIM_TIMEOUT", "FORGET_RETRY", "PostgresNonceClaims"]
+__all__ = ["CLAIM_TIMEOUT", "PostgresNonceClaims"]
 
 log = logging.getLogger("vobiz_stream.store")
 
 CLAIM_TIMEOUT = 3.0
 """Seconds a claim or a forget may take, waiting for a connection included."""
-
-FORGET_RETRY = 1.0
-"""Seconds between two tries to delete the rows of nonces forgotten while the database was away."""
 
 _CLAIM = """
     WITH purged AS (
@@ -72,6 +69,10 @@ class PostgresNonceClaims:
     (async psycopg): a claim is one round trip (0.3 ms on loopback) and waits for nothing else
     the store does.
     """
+
+    FORGET_RETRY = 1.0
+    """Seconds between two tries to delete the rows of nonces forgotten while the database was
+    away."""
 
     def __init__(
         self,
@@ -148,10 +149,10 @@ class PostgresNonceClaims:
             self._retrying = asyncio.get_running_loop().create_task(self._forget_held())
 
     async def _forget_held(self) -> None:
-        """Try every :data:`FORGET_RETRY` seconds to delete the rows :meth:`_forget_later` holds,
+        """Try every :attr:`FORGET_RETRY` seconds to delete the rows :meth:`_forget_later` holds,
         until they are deleted or expired."""
         while self._unforgotten:
-            await asyncio.sleep(FORGET_RETRY)
+            await asyncio.sleep(self.FORGET_RETRY)
             async with self._forgetting:
                 now = self._clock()
                 self._unforgotten = {d: end for d, end in self._unforgotten.items() if end > now}
