@@ -157,6 +157,8 @@ class PostgresNonceClaims:
                 now = self._clock()
                 self._unforgotten = {d: end for d, end in self._unforgotten.items() if end > now}
                 digests = list(self._unforgotten)
+                if not digests:  # all expired: their rows go with the next purge
+                    return
                 with contextlib.suppress(StoreError):
                     await self._run("forget nonces", _FORGET, (digests, self._owner))
                     for digest in digests:
