@@ -1,7 +1,8 @@
 """A batch of writes on PostgreSQL, sent in one pipeline, keeps each write's own outcome: one
 that fails is undone alone and its future fails, the others commit; the first close of a stream
 wins; two closes of a call's two streams end the call, in one batch or from two processes at
-once; a connection lost mid-batch holds the batch, committed once the database is back.
+once; a connection lost mid-batch is replaced and the batch sent again, and when the new one
+is lost too the batch is held, committed once the database is back.
 
 The ``store`` fixture gathers for a long time (``gather``), so the writes queued before
 :meth:`flush` (which cuts the gathering short) go in one batch.
@@ -180,11 +181,29 @@ def test_two_processes_closing_a_calls_two_streams_at_once_end_the_call(
     assert call["status"] == CallStatus.ENDED
 
 
-def test_a_connection_lost_mid_batch_holds_the_batch_until_it_is_committed(
+def test_a_connection_lost_mid_batch_is_replaced_and_the_batch_sent_again_at_once(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Nothing of a batch whose connection ended before its commit was committed: it goes
+    again, once, on a new connection, and a status callback waiting on it is stored (no 503)."""
     with QueuedPostgresStore(postgres_url) as store:
-        _lose_the_connection_mid_batch(store, postgres_url)
+        awaited = _lose_the_connection_mid_batch(store, postgres_url, times=1)
+        awaited.result(timeout=10)
+        call = call_of(store, "call")
+    assert [e["detail"] for e in call["events"]] == [{"digit": d} for d in "1234"]
+    assert call["status"] == CallStatus.ENDED
+    assert "holding the writes" not in caplog.text
+
+
+def test_a_connection_lost_mid_batch_twice_holds_the_batch_until_it_is_committed(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The new connection is lost too: the batch is held and tried again later; a status
+    callback's future fails at once (it is answered 503 and sent again), not held."""
+    with QueuedPostgresStore(postgres_url) as store:
+        awaited = _lose_the_connection_mid_batch(store, postgres_url, times=2)
+        with pytest.raises(StoreFullError):
+            awaited.result(timeout=10)
         deadline = time.monotonic() + 20
         while (call := call_of(store, "call"))["status"] != CallStatus.ENDED:
             assert time.monotonic() < deadline, f"the held writes never landed: {call}"
@@ -194,10 +213,12 @@ def test_a_connection_lost_mid_batch_holds_the_batch_until_it_is_committed(
     assert "room again: stored" in caplog.text
 
 
-def _lose_the_connection_mid_batch(store: QueuedPostgresStore, url: str) -> None:
-    """Writes of a batch sent while their table is locked from outside; the writer's
-    connection ends while it waits. A status callback's future fails at once (it is answered
-    503 and sent again), not held."""
+def _lose_the_connection_mid_batch(
+    store: QueuedPostgresStore, url: str, times: int
+) -> concurrent.futures.Future[None]:
+    """Writes of a batch sent while their table is locked from outside; the connection each
+    is sent on ends ``times`` times while it waits for the lock. The future of the batch's
+    awaited write."""
     store.submit(opening(store, "call", "s", 1))
     store.flush()
     with psycopg.connect(url) as holder:
@@ -206,9 +227,24 @@ def _lose_the_connection_mid_batch(store: QueuedPostgresStore, url: str) -> None
             store.submit(AddEvent("call", 1, "dtmf", {"digit": digit}, at(1)))
         awaited = store.submit_awaited(AddEvent("call", 1, "dtmf", {"digit": "4"}, at(2)))
         store.submit(closing(1, 3, "stop"))
-        _waiting_for_a_lock(url, 1)  # the batch is sent; its first insert waits
-        holder.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
-                       " wait_event_type = 'Lock' AND datname = current_database()")  # fmt: skip
+        ended: set[int] = set()
+        for _ in range(times):  # the batch is sent; its first insert waits: its connection ends
+            pid = _a_new_writer_waiting(url, ended)
+            holder.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            ended.add(pid)
         holder.commit()
-    with pytest.raises(StoreFullError):
-        awaited.result(timeout=10)
+    return awaited
+
+
+def _a_new_writer_waiting(url: str, ended: set[int]) -> int:
+    """The process id of a connection waiting for a lock, other than those in ``ended``."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as db:
+        while True:
+            waiting = {row[0] for row in db.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()")}  # fmt: skip
+            if waiting - ended:
+                return int(min(waiting - ended))
+            assert time.monotonic() < deadline, "no new writer waited for the lock"
+            time.sleep(0.02)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.store.engines import Backend
 from vobiz_stream.store import SCHEMA_VERSION, CallQuery, CallStatus
-from vobiz_stream.store.database import open_call_store
+from vobiz_stream.store.database import open_call_store, open_shared_nonces
 from vobiz_stream.store.postgres_schema import CONTROL_AUDIO_TABLE, LIVE_TABLE, POSTGRES_STEPS
 
 DATA = Path(__file__).parents[1] / "data"
@@ -141,3 +141,28 @@ def test_a_version_3_postgres_database_gets_the_tables_server_processes_share(
                    " VALUES ('c', 8000, '\\x0000')")  # fmt: skip
         live = db.execute(f"SELECT worker FROM {LIVE_TABLE}").fetchall()
     assert live == ([("w",)] if made_when_first_used else [])
+
+
+async def test_a_postgres_database_of_the_version_before_gets_the_shared_nonces(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    adds_nonces = next(
+        version
+        for version, statements in POSTGRES_STEPS.items()
+        if any("CREATE TABLE used_nonces" in statement for statement in statements)
+    )
+    with psycopg.connect(postgres_url) as db:  # the database as the version before left it
+        for version in range(1, adds_nonces):
+            for statement in POSTGRES_STEPS[version]:
+                db.execute(statement.encode())
+        db.execute("INSERT INTO schema_version VALUES (%s)", (adds_nonces - 1,))
+    open_call_store(postgres_url).close()
+    claims = open_shared_nonces(postgres_url)
+    assert claims is not None
+    try:
+        assert await claims.claim("n-1") and not await claims.claim("n-1")
+    finally:
+        await claims.close()
+    assert f"from version {adds_nonces - 1} to {SCHEMA_VERSION}" in caplog.text
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT count(*) FROM used_nonces").fetchall() == [(1,)]

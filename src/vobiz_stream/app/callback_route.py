@@ -13,7 +13,6 @@ from vobiz_stream.app.config import Settings
 from vobiz_stream.app.signed_requests import SignedRequests
 from vobiz_stream.app.webhooks import CallbackCounters, WebhookLog, read_capped_body
 from vobiz_stream.core.callbacks import CallbackError, log_summary, read_status_callback
-from vobiz_stream.core.nonces import NonceWindow
 from vobiz_stream.core.redact import redact_callback
 from vobiz_stream.errors import StoreError
 from vobiz_stream.logtext import loggable
@@ -32,13 +31,11 @@ class StatusCallbacks:
         settings: Settings,
         store: QueuedStore,
         signed: SignedRequests,
-        nonces: NonceWindow,
         base_url: Callable[[web.Request], str],
     ) -> None:
         self.settings = settings
         self.store = store
         self.signed = signed
-        self.nonces = nonces
         self._base_url = base_url
         self.log_file = WebhookLog(settings.webhook_log_path)
         self.counters = CallbackCounters()
@@ -62,8 +59,9 @@ class StatusCallbacks:
                 urls=urls,
                 auth_token=self.settings.auth_token,
                 method=request.method,
-                nonces=self.nonces,
+                nonces=self.signed.nonces,
             )
+            await self.signed.claim(received.nonce)  # among the processes sharing the store
         except CallbackError as exc:
             if self.counters.refused(exc.reason):
                 log.warning(
@@ -74,6 +72,8 @@ class StatusCallbacks:
                     exc,
                 )
             response = web.Response(status=exc.status, text=f"{exc}\n")
+            if exc.status == 503:
+                response.headers["Retry-After"] = "1"
             if exc.status in (408, 413):
                 response.force_close()  # the rest of the body is not worth reading
             return response
@@ -82,8 +82,7 @@ class StatusCallbacks:
         try:
             await self.store.wait_for_room()
         except StoreBusyError as exc:  # the carrier retries a 503: nothing is lost
-            if received.nonce is not None:
-                self.nonces.forget(received.nonce)  # the carrier's retry is no replay
+            await self.signed.forget(received.nonce)  # the carrier's retry is no replay
             if self.counters.refused("store_busy"):
                 call = loggable(callback.call_uuid or "-")
                 log.warning("call %s: status callback refused: %s", call, exc)
@@ -95,8 +94,7 @@ class StatusCallbacks:
             if stored.done():
                 stored.result()  # raises the StoreError of a write that was not committed
         except (OSError, StoreError) as exc:
-            if received.nonce is not None:
-                self.nonces.forget(received.nonce)  # the carrier's retry is no replay
+            await self.signed.forget(received.nonce)  # the carrier's retry is no replay
             if self.counters.refused("not_stored"):
                 log.error(
                     "call %s: cannot keep a status callback (answered 503, the carrier retries):"

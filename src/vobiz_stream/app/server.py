@@ -76,7 +76,7 @@ from vobiz_stream.core.redact import redact
 from vobiz_stream.errors import ConfigError
 from vobiz_stream.extras import require
 from vobiz_stream.logtext import loggable
-from vobiz_stream.store.database import open_call_store
+from vobiz_stream.store.database import open_call_store, open_shared_nonces
 from vobiz_stream.transports.aiohttp import serve_stream
 from vobiz_stream.transports.asgi import AsgiStreamEndpoint
 
@@ -103,9 +103,10 @@ class StreamServer:
         interrupted = self.store.mark_interrupted(datetime.now(UTC))
         if interrupted:
             log.warning("marked %d stream(s) of a previous run as interrupted", interrupted)
-        nonces = NonceWindow()
-        self.signed = SignedRequests(settings, nonces)
-        self.callbacks = StatusCallbacks(settings, self.store, self.signed, nonces, self._base_url)
+        # Each signed request's nonce once: in this process, and in the store shared by others.
+        shared_nonces = open_shared_nonces(settings.database_url)
+        self.signed = SignedRequests(settings, NonceWindow(), shared_nonces)
+        self.callbacks = StatusCallbacks(settings, self.store, self.signed, self._base_url)
         self._stream_template = self._stream_element("ws://localhost/stream", None)
         validate(self._stream_template)  # a bad configuration fails at start, not per call
         self.options = SessionOptions(
@@ -234,6 +235,7 @@ class StreamServer:
             await self._media_server.close()
         await self.outlet.close()  # pending uploads resume at the next start
         self.callbacks.close()
+        await self.signed.close()
         self.store.close()
 
     async def close_sockets(self) -> None:

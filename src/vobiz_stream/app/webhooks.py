@@ -72,7 +72,8 @@ async def read_capped_body(
 
 class CallbackCounters:
     """Callbacks accepted, and refused by reason (``signature``, ``replayed``, ``too_large``,
-    ``unreadable``, ``not_stored``), for ``/stats``.
+    ``unreadable``, ``not_stored``, ``nonce_unchecked`` when a shared store could not say whether
+    it was a replay), for ``/stats``.
 
     A flood of bad callbacks must not flood the log: :meth:`refused` says to log the first of
     each reason, then at most one every ``quiet`` seconds (its line carries the count so far).

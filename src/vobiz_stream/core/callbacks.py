@@ -47,6 +47,7 @@ __all__ = [
     "log_summary",
     "parse_status_callback",
     "read_status_callback",
+    "replayed",
     "sign_v2",
     "sign_v3",
     "verify_signature",
@@ -311,8 +312,14 @@ def check_signed_request(
         raise CallbackError(403, f"signature {check.value}", "signature")
     nonce = signed_nonce(headers) or ""
     if nonces is not None and not nonces.accept(nonce):
-        raise CallbackError(403, "nonce already used: a replayed request", "replayed")
+        raise replayed()
     return check, nonce
+
+
+def replayed() -> CallbackError:
+    """The refusal of a signed request whose nonce was accepted already (by this process, or by
+    another one sharing its call store): 403, counted as ``replayed``."""
+    return CallbackError(403, "nonce already used: a replayed request", "replayed")
 
 
 def log_summary(callback: StatusCallback) -> str:

@@ -7,6 +7,10 @@ forgets it after. Its memory is bounded twice over: each nonce is kept as a 16-b
 whatever its length, and at most ``capacity`` are kept; past that the oldest is forgotten early
 (counted in :attr:`NonceWindow.forgotten_early`), since only requests signed with the auth token
 reach the window and refusing the carrier's own callbacks would be worse.
+
+Server processes sharing a PostgreSQL call store also claim each nonce this window accepts in
+the store (:mod:`vobiz_stream.store.postgres_nonces`), so a replay sent to another process is
+refused too; this window stays the first check, free of I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-__all__ = ["NONCE_CAPACITY", "NONCE_WINDOW", "NonceWindow"]
+__all__ = ["NONCE_CAPACITY", "NONCE_WINDOW", "NonceWindow", "nonce_digest"]
 
 NONCE_WINDOW = 300.0
 """Seconds a nonce, once accepted, is refused again."""
@@ -51,7 +55,7 @@ class NonceWindow:
         now = self._clock()
         while self._expiries and next(iter(self._expiries.values())) <= now:
             self._expiries.popitem(last=False)
-        key = _digest(nonce)
+        key = nonce_digest(nonce)
         if key in self._expiries:
             return False
         if len(self._expiries) >= self.capacity:
@@ -63,8 +67,9 @@ class NonceWindow:
     def forget(self, nonce: str) -> None:
         """Accept ``nonce`` again: its callback was refused after all (it could not be stored,
         and the carrier may retry it as it was)."""
-        self._expiries.pop(_digest(nonce), None)
+        self._expiries.pop(nonce_digest(nonce), None)
 
 
-def _digest(nonce: str) -> bytes:
+def nonce_digest(nonce: str) -> bytes:
+    """The 16 bytes a nonce is kept as, whatever its length (here and in a shared store)."""
     return hashlib.blake2b(nonce.encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -1,18 +1,26 @@
 """Choosing the call store's database from a URL: ``sqlite:///path`` or ``postgresql://...``.
 
 SQLite needs nothing more and suits one server process; PostgreSQL (the ``postgres`` extra:
-psycopg 3 and psycopg_pool) lets several processes or machines share one call history.
+psycopg 3 and psycopg_pool) lets several processes or machines share one call history, and the
+nonces of the signed requests they accepted (:func:`open_shared_nonces`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Protocol
 
 from vobiz_stream.errors import StoreError
 from vobiz_stream.store.queue import QueuedStore
 
-__all__ = ["POSTGRES_SCHEMES", "database_path", "open_call_store"]
+__all__ = [
+    "POSTGRES_SCHEMES",
+    "SharedNonces",
+    "database_path",
+    "open_call_store",
+    "open_shared_nonces",
+]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _SQLITE = "sqlite:///"
@@ -53,3 +61,31 @@ def open_call_store(url: str) -> QueuedStore:
     from vobiz_stream.store.postgres import QueuedPostgresStore  # noqa: PLC0415 (optional)
 
     return QueuedPostgresStore(url)
+
+
+class SharedNonces(Protocol):
+    """The nonces of signed requests, claimed by every server process sharing a call store."""
+
+    async def claim(self, nonce: str) -> bool:
+        """True once ``nonce`` is claimed for this process, False if a process sharing the
+        store claimed it within the window (a replay); :class:`StoreError` if it cannot say
+        (then it leaves no claim behind)."""
+        ...
+
+    async def forget(self, nonce: str) -> None:
+        """Let ``nonce`` be claimed again, if this process claimed it: its request was refused
+        after all."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_shared_nonces(url: str) -> SharedNonces | None:
+    """The nonces shared by the server processes on the call store at ``url``: the store's own
+    table on PostgreSQL; None on SQLite, whose one process keeps them in memory."""
+    if database_path(url) is not None:
+        return None
+    from vobiz_stream.store.postgres import postgres_where  # noqa: PLC0415 (optional)
+    from vobiz_stream.store.postgres_nonces import PostgresNonceClaims  # noqa: PLC0415
+
+    return PostgresNonceClaims(url, postgres_where(url))

@@ -25,9 +25,9 @@ SCHEMA_VERSION = 4
 callbacks. 2: the server processes (``workers``) and the one holding each stream, so several
 processes can share one database and each start marks interrupted only the streams of processes
 that are gone; events and callbacks indexed by call and time, the order they are read back in.
-3: the indexes the call search uses (by status, by a part of a number). 4: on PostgreSQL, the
-tables server processes sharing the database tell each other through (audio played into a call
-another process holds, live calls for the console)."""
+3: the indexes the call search uses (by status, by a part of a number). 4: on PostgreSQL, what
+server processes sharing the database share: the nonces of signed requests accepted lately
+(``used_nonces``), audio played into a call another process holds, live calls for the console."""
 
 
 def steps_after(

@@ -172,16 +172,13 @@ class PostgresEngine:
         write is done again in the careful path, each in a savepoint of its own
         (:meth:`_each_alone`), which finds the failing one.
         """
-        with self._failing_as_store_error("commit a batch of writes"):
-            if self._kept is None:
-                self._kept = self._pool.getconn()
-            db = self._kept
         try:
             try:
-                answers = self._pipelined(db, writes)
+                db, answers = self._send_batch(writes)
             except StoreFullError:
                 raise
             except Exception as exc:  # a write was refused: find which, each in a savepoint
+                db = self._kept_connection()
                 log.debug("store %s: a batch failed, done again write by write: %s",
                           self.where, exc)  # fmt: skip
                 with self._failing_as_store_error("commit a batch of writes"):
@@ -195,6 +192,28 @@ class PostgresEngine:
         # Committed: each answer is its write's outcome (each_alone reads them in order).
         unread = iter(answers)
         return each_alone(lambda _: next(unread)(), writes)
+
+    def _send_batch(self, writes: Sequence[Write]) -> tuple[Connection, list[Answer]]:
+        """The connection kept for batches, and ``writes`` sent on it in one pipeline. A kept
+        connection found lost (the database restarted since the last batch, say: nothing was
+        committed on it) is replaced once, and the writes are sent again on the new one."""
+        with self._failing_as_store_error("commit a batch of writes"):
+            kept = self._kept is not None
+            db = self._kept_connection()
+        try:
+            return db, self._pipelined(db, writes)
+        except StoreFullError:
+            if not (kept and db.broken):
+                raise
+        self._let_go()
+        with self._failing_as_store_error("commit a batch of writes"):
+            db = self._kept_connection()
+        return db, self._pipelined(db, writes)
+
+    def _kept_connection(self) -> Connection:
+        if self._kept is None:
+            self._kept = self._pool.getconn()
+        return self._kept
 
     def _let_go(self) -> None:
         """Give the connection kept for batches back to the pool."""

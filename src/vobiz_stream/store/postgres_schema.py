@@ -130,6 +130,15 @@ LIVE_TABLE = "vobiz_stream_live"
 (:mod:`vobiz_stream.app.live_peers`)."""
 
 _VERSION_4 = (
+    # The nonces of signed requests accepted lately by any server process sharing the store
+    # (postgres_nonces.py): a digest each, refused again until it expires, and the process that
+    # claimed it (a random number of its own), the only one that may forget it early.
+    """CREATE TABLE used_nonces (
+        digest BYTEA PRIMARY KEY,
+        expires_at TIMESTAMPTZ NOT NULL,
+        claimed_by BIGINT NOT NULL
+    )""",
+    "CREATE INDEX used_nonces_by_expiry ON used_nonces (expires_at)",
     # What server processes sharing the database tell each other. A database the code before this
     # version served with several processes has them already: they were made when first used.
     f"""CREATE TABLE IF NOT EXISTS {CONTROL_AUDIO_TABLE} (

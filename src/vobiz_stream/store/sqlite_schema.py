@@ -96,8 +96,9 @@ _VERSION_3 = (
 )
 
 _VERSION_4 = ()
-"""Version 4 adds only what server processes sharing a PostgreSQL database tell each other: one
-process on a SQLite file has nothing to share."""
+"""Version 4 adds only what server processes sharing a PostgreSQL database share (nonces of signed
+requests, audio for calls another process holds, live calls): one process on a SQLite file keeps
+its nonces in memory and has nothing to share."""
 
 SQLITE_STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}
 """The schema steps by version (:func:`~vobiz_stream.store.migrations.steps_after`)."""
