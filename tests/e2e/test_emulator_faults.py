@@ -271,7 +271,7 @@ async def test_call_cli_injects_faults_and_reports_them(
     )
     assert returncode == 0, stderr.decode()
     output = stdout.decode()
-    assert "faults: seed 42; 10 frames dropped" in output
+    assert "faults: random seed 42; 10 frames dropped" in output
     assert "connection cut at 2.00s" in output
     report = orjson.loads(report_path.read_bytes())
     assert report["end_reason"] == "cut"

@@ -24,7 +24,7 @@ FAULTS_EPILOG = """faults (to test how an app copes with a bad network; all off 
                       (adjacent frames swapped, both at the later deadline)
   --drop-at 12.5      at 12.5 s of call time the TCP connection is cut: no close frame,
                       no stop, no reconnect; the stream is over (a DroppedStream callback)
-  --seed 7            the seed of every random choice, to repeat a run exactly; without
+  --seed 7            the random seed of every choice, to repeat a run exactly; without
                       it a random seed is drawn%s and shown in the report
 A frame's chunk and timestamp always give its true place in the call, which is how an
 app can put reordered frames back and find dropped ones; sequenceNumber counts the
@@ -140,7 +140,7 @@ def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="cut the TCP connection at this call time, with no close frame",
     )
-    add("--seed", type=int, metavar="N", help="seed of the random faults (repeatable runs)")
+    add("--seed", type=int, metavar="N", help="random seed of the faults (repeatable runs)")
 
 
 def add_playout_argument(parser: argparse.ArgumentParser) -> None:

@@ -323,8 +323,8 @@ class _Call:
     def _plan_faults(self, frame_count: int) -> None:
         """The send schedule of the call's frames; the report keeps what faults were injected."""
         faults = self.state.options.faults
-        seed = faults.seed if faults.seed is not None else secrets.randbelow(2**32)
-        plan = plan_faults(frame_count, faults, seed)
+        random_seed = faults.seed if faults.seed is not None else secrets.randbelow(2**32)
+        plan = plan_faults(frame_count, faults, random_seed)
         self.state.schedule = plan.schedule
         self.state.cut_at = plan.injected.cut_at
         if faults.active:

@@ -129,7 +129,7 @@ class InjectedFaults:
     def summary(self) -> str:
         """One readable line."""
         parts = [
-            f"seed {self.seed}",
+            f"random seed {self.seed}",
             f"{len(self.dropped)} frames dropped",
             f"{len(self.reordered)} reordered",
             f"{self.bunched} bunched",
