@@ -171,11 +171,27 @@ def session_gate(baseline: Checkout | None) -> tuple[Gate, dict[str, Any]]:
     return gate, {"us_per_frame": figures, "baseline_us_per_frame": old}
 
 
+def _shown_run(
+    run: Callable[[], dict[str, Any]], show: Callable[[dict[str, Any]], str]
+) -> dict[str, Any]:
+    """``run()``'s figures with how busy the machine was, printed as ``show`` shows them."""
+    figures, busy = measured_busy(run)
+    figures["busy"] = busy.__dict__
+    print(f"{show(figures)}\n  {busy}", flush=True)
+    return cast(dict[str, Any], figures)
+
+
+def _baseline_kind(name: str, baseline: Checkout) -> ServerKind:
+    """Server ``name`` of the baseline's version."""
+    kind = SERVERS[name]
+    return replace(kind, label=f"{kind.label}, baseline", source=baseline.src)
+
+
 def _record_run(kind: ServerKind, calls: int, duration: float, scratch: Path) -> dict[str, Any]:
-    run, busy = measured_busy(lambda: bench_servers.record_run(kind, calls, duration, scratch))
-    run["busy"] = busy.__dict__
-    print(f"{bench_servers.row(run, None)}\n  {busy}", flush=True)
-    return cast(dict[str, Any], run)
+    return _shown_run(
+        lambda: bench_servers.record_run(kind, calls, duration, scratch),
+        lambda run: bench_servers.row(run, None),
+    )
 
 
 def _us_per_frame(run: dict[str, Any]) -> float | None:
@@ -200,8 +216,7 @@ def record_gates(
     for name in ("picows", "aiohttp"):
         runs[name] = _record_run(SERVERS[name], calls, duration, scratch)
         if baseline is not None:
-            kind = replace(SERVERS[name], label=f"{SERVERS[name].label}, baseline")
-            old[name] = _record_run(replace(kind, source=baseline.src), calls, duration, scratch)
+            old[name] = _record_run(_baseline_kind(name, baseline), calls, duration, scratch)
     node = None
     if (NODE_SINK / "node_modules" / "ws").exists():
         node = runs["node"] = _record_run(SERVERS["node"], calls, duration, scratch)
@@ -255,10 +270,10 @@ def _pacing(run: dict[str, Any]) -> str:
 
 
 def _echo_run(kind: ServerKind, calls: int, duration: float, scratch: Path) -> dict[str, Any]:
-    run, busy = measured_busy(lambda: bench_echo.echo_run(kind, calls, duration, scratch))
-    run["busy"] = busy.__dict__
-    print(f"{bench_echo.table([run])}\n  {busy}", flush=True)
-    return cast(dict[str, Any], run)
+    return _shown_run(
+        lambda: bench_echo.echo_run(kind, calls, duration, scratch),
+        lambda run: bench_echo.table([run]),
+    )
 
 
 def _echo_figures(run: dict[str, Any]) -> tuple[bool, str]:
@@ -296,8 +311,7 @@ def echo_gate(
     )
     if baseline is None:
         return gate, run
-    kind = replace(SERVERS["picows"], label=f"{SERVERS['picows'].label}, baseline")
-    old = _echo_run(replace(kind, source=baseline.src), calls, duration, scratch)
+    old = _echo_run(_baseline_kind("picows", baseline), calls, duration, scratch)
     gate.baseline = _echo_figures(old)[1]
     return gate, {**run, "baseline": old}
 
