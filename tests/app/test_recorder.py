@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vobiz_stream.app.recorder import LONGEST_STEP_MS, Recording, StreamClock
 from vobiz_stream.audio import ByteOrder, Pcm, encode_l16
@@ -496,3 +498,35 @@ def test_a_second_track_stamped_far_from_its_arrival_is_placed_where_it_arrived(
     clock.place(media(chunk=0, timestamp=1_000_000), FRAME, arrival=0)
     near = media(chunk=1, timestamp=1_000_000 + 30_000, track=Track.OUTBOUND)
     assert clock.place(near, FRAME, arrival=0) == 30 * RATE
+
+
+_FRAMES = st.lists(
+    st.tuples(
+        st.sampled_from([Track.INBOUND, Track.OUTBOUND]),
+        st.one_of(st.none(), st.integers(0, 400)),  # chunk
+        st.one_of(st.none(), st.integers(0, 8000)),  # timestamp offset, ms
+        st.sampled_from([FRAME, FRAME, FRAME, FRAME // 2, 2 * FRAME]),  # samples
+        st.integers(0, 200_000),  # arrival
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_FRAMES, st.integers(1, 3))
+def test_the_quick_step_for_the_next_chunk_places_as_the_general_rule_does(
+    frames: list[tuple[Track, int | None, int | None, int, int]], order_run: int
+) -> None:
+    """Frames in order take a quick path (one step after the last); every frame, in any order
+    or mix, must land where the general rule, forced on a second clock, puts it."""
+    quick, general = StreamClock(RATE, max_jump_seconds=5.0), StreamClock(RATE, 5.0)
+    runs = list(frames)
+    # Long in-order runs too, where the quick path does nearly all the work.
+    runs += [(Track.INBOUND, 500 + index, None, FRAME, 0) for index in range(order_run * 20)]
+    for track, chunk, offset, samples, arrival in runs:
+        frame = media(
+            chunk=chunk, timestamp=None if offset is None else 1_000 + offset, track=track
+        )
+        for state in general._tracks.values():
+            state.next_chunk = None  # never the quick path
+        assert quick.place(frame, samples, arrival) == general.place(frame, samples, arrival)

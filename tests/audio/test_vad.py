@@ -105,6 +105,25 @@ def test_chunk_size_does_not_change_the_events(chunk: int) -> None:
     assert detector.position == pytest.approx(len(signal) / 8000)
 
 
+def test_whole_frames_between_partial_chunks_give_the_same_events() -> None:
+    """Whole 20 ms frames are classified as they come, others are cut into frames first; a
+    stream that mixes the two (a partial frame held back, whole frames after it) must give the
+    same events, at the same times, as frames all the way."""
+    signal = np.concatenate([silence(0.5, 8000), loud(0.7), silence(0.8, 8000), loud(0.3)])
+    expected = push_in_chunks(VoiceActivityDetector(8000), signal, 160)
+    assert len(expected) >= 2
+    sizes = [160, 160, 37, 123, 160, 160, 160, 59, 160, 101]
+    detector, events, start = VoiceActivityDetector(8000), [], 0
+    for index in range(len(signal)):
+        if start >= len(signal):
+            break
+        size = sizes[index % len(sizes)]
+        events.extend(detector.push(signal[start : start + size]))
+        start += size
+    assert events == expected
+    assert detector.position == pytest.approx(len(signal) / 8000)
+
+
 def test_position_counts_the_partial_frame() -> None:
     detector = energy_detector()
     detector.push(silence(0.025, 8000))

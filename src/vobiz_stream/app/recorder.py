@@ -77,9 +77,17 @@ class StreamClock:
             state.rebase(media, max(0, anchor))
         if self._reference is None and media.timestamp is not None:
             self._reference = (media.timestamp, state.anchor)
-        position: int | None = None
         chunk = media.chunk
-        if chunk is not None and state.first_chunk is not None:  # every frame: kept lean
+        if chunk is not None and chunk == state.next_chunk:
+            # The frame right after the last, as nearly every frame is: one step on, where the
+            # general rule below would put it too, with nothing that could make it a restart.
+            step = state.last_position + state.frame_samples
+            state.last_position = step
+            state.next_chunk = chunk + state.stride
+            state.next = max(state.next, step + samples)
+            return step
+        position: int | None = None
+        if chunk is not None and state.first_chunk is not None:
             if not state.frame_samples:
                 state.frame_samples = min(samples, self._longest_step)
             steps = chunk - state.first_chunk
@@ -94,15 +102,22 @@ class StreamClock:
         )
         if restarted:
             state.rebase(media, state.next)
+        state.next_chunk = None
+        if chunk is not None and position is not None and not restarted and state.stride:
+            state.next_chunk = chunk + state.stride  # placed by its chunk: the next may be quick
         if position is None or restarted:
             position = state.next
+        state.last_position = position
         end = position + samples
         state.next = max(state.next, end)
         return position
 
 
 class _TrackState:
-    __slots__ = ("anchor", "first_chunk", "first_timestamp", "frame_samples", "next", "stride")
+    __slots__ = (
+        "anchor", "first_chunk", "first_timestamp", "frame_samples", "last_position", "next",
+        "next_chunk", "stride",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.anchor = 0
@@ -114,6 +129,11 @@ class _TrackState:
         """Chunk increment per frame of this track (the gcd of the increments from the first
         chunk); 0 until two chunks were seen."""
         self.next = 0
+        self.next_chunk: int | None = None
+        """The chunk that would come right after the last frame, if that was placed by its
+        chunk (else None): such a frame goes one step after it."""
+        self.last_position = 0
+        """Where the last frame was placed."""
 
     def rebase(self, media: Media, position: int) -> None:
         self.anchor = position

@@ -175,8 +175,14 @@ class VoiceActivityDetector:
 
     def push(self, pcm: Pcm) -> list[VoiceEvent]:
         """Take the next chunk; return the changes it completed, in order (usually none)."""
+        pcm = as_pcm(pcm)
+        if len(pcm) == self._frame_samples and not self._slicer.pending:
+            # One whole frame with nothing held back, as a carrier's 20 ms frames come: classified
+            # as it is, without cutting it into frames through bytes.
+            event = self._classify(pcm)
+            return [] if event is None else [event]
         events: list[VoiceEvent] = []
-        for data in self._slicer.push(as_pcm(pcm).astype("<i2", copy=False).tobytes()):
+        for data in self._slicer.push(pcm.astype("<i2", copy=False).tobytes()):
             frame = np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
             event = self._classify(frame)
             if event is not None:

@@ -1,8 +1,9 @@
 """The media socket on aiohttp: ``GET /stream`` upgraded on the app's own port (the default).
 
 The server routes ``/stream`` here (:func:`serve_stream`); a socket the admission rules refuse
-gets its HTTP status before any upgrade. Admission, sessions, recordings and handlers are
-:mod:`vobiz_stream.app.media_socket`'s; this module only moves frames.
+gets its HTTP status before any upgrade. Text frames reach the stream straight from aiohttp's
+parser (:mod:`vobiz_stream.transports.aiohttp_frames`). Admission, sessions, recordings and
+handlers are :mod:`vobiz_stream.app.media_socket`'s; this module only moves frames.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ import asyncio
 from aiohttp import WSMsgType, web
 
 from vobiz_stream.core.kinds import EndReason
+from vobiz_stream.transports.aiohttp_frames import (
+    DIRECT,
+    STREAM_ENDED,
+    DirectWebSocketResponse,
+    Heartbeat,
+)
 from vobiz_stream.transports.gateway import SlotT, SocketLimits, SocketRefusal, StreamGateway
 
 
@@ -94,24 +101,33 @@ async def serve_stream(
 async def _run_stream(
     streams: StreamGateway[SlotT], request: web.Request, limits: SocketLimits, admitted: SlotT
 ) -> web.StreamResponse:
-    socket = web.WebSocketResponse(
+    response = DirectWebSocketResponse if DIRECT else web.WebSocketResponse
+    socket = response(
         max_msg_size=limits.max_message_bytes,
-        heartbeat=limits.heartbeat or None,  # a carrier gone silent is pinged, then dropped
+        # a carrier gone silent is pinged, then dropped: by aiohttp, or by our Heartbeat below
+        heartbeat=None if DIRECT else limits.heartbeat or None,
         autoping=True,
         compress=False,  # a 1 KB deflated frame would cost 1 MB of inflating: no deflate
     )
     await socket.prepare(request)
     transport = AiohttpTransport(socket, request, limits.send_timeout)
     stream = streams.open_stream(transport, request.query, admitted)
+    queue = socket.direct_queue if isinstance(socket, DirectWebSocketResponse) else None
+    heartbeat = None
+    if queue is not None:
+        queue.stream = stream  # text frames now go straight to it (after any queued before)
+        if limits.heartbeat:
+            heartbeat = Heartbeat(socket, queue, request, limits.heartbeat)
     reason: str = EndReason.SOCKET_CLOSED
     try:
         async for message in socket:
-            if message.type is WSMsgType.TEXT:
-                if stream.receive(message.data):  # the carrier's stop: the stream is over
-                    reason = EndReason.STOP
-                    await socket.close(code=stream.close_code, message=stream.close_reason)
-                    break
-            elif message.type is WSMsgType.BINARY:
+            if message is STREAM_ENDED or (
+                message.type is WSMsgType.TEXT and stream.receive(message.data)
+            ):  # the carrier's stop: the stream is over
+                reason = EndReason.STOP
+                await socket.close(code=stream.close_code, message=stream.close_reason)
+                break
+            if message.type is WSMsgType.BINARY:
                 stream.receive_binary(len(message.data))
             elif message.type is WSMsgType.ERROR:
                 reason = f"{EndReason.SOCKET_ERROR}: {socket.exception()}"
@@ -119,5 +135,9 @@ async def _run_stream(
         reason = f"{EndReason.SOCKET_DROPPED}: {type(exc).__name__}"
         raise
     finally:
+        if queue is not None:
+            queue.stream = None
+        if heartbeat is not None:
+            heartbeat.stop()
         await stream.end(reason, socket.close_code)
     return socket

@@ -1,0 +1,133 @@
+"""Text frames from aiohttp's parser straight to the stream, with no task woken per frame.
+
+aiohttp's WebSocket parser puts each message it reads in a queue and wakes the task reading the
+socket, which takes it out through ``receive()``; aiohttp's heartbeat also schedules a reset per
+chunk read. On the server's path (50 small frames a second per call) that is a third of the
+server's CPU per frame (``bench/RESULTS.md``). Here the queue is aiohttp's own class with one
+method overridden: a text frame is handed to the stream the moment the parser has it, as the
+picows socket does. Everything else (close, ping, pong, binary frames, errors) still goes through
+the queue to the reading task, so aiohttp answers pings and closes as before; a text frame also
+waits in the queue while older messages do, so the stream sees every frame in order.
+
+The heartbeat is then this module's (:class:`Heartbeat`): one timer per socket that looks at the
+count of messages read, where aiohttp's did work for every chunk.
+
+The queue and parser classes are aiohttp's internals, not its public API: :data:`DIRECT` says
+whether the installed aiohttp has them, and without them sockets read through aiohttp's queue and
+heartbeat as before (the same behaviour, more CPU). The test suite pins that the installed
+aiohttp takes this path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiohttp import WSMessage, WSMsgType, web
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
+
+from vobiz_stream.transports.gateway import MediaStream
+
+try:
+    from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+except ImportError:  # pragma: no cover - an aiohttp that moved its internals
+    DIRECT = False
+    WebSocketDataQueue = object  # type: ignore[assignment,misc]
+else:
+    DIRECT = True
+
+_TEXT = WSMsgType.TEXT
+
+STREAM_ENDED = WSMessage(WSMsgType.TEXT, None, "the stream ended")
+"""Put in the queue, in place of the frame, when a text frame handed straight to the stream
+ended it (the carrier's ``stop``): the reading task then closes the socket."""
+
+
+class DirectQueue(WebSocketDataQueue):
+    """aiohttp's message queue, with text frames given straight to :attr:`stream` once set."""
+
+    def __init__(self, protocol: Any, limit: int, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(protocol, limit, loop=loop)
+        self.stream: MediaStream | None = None
+        """Where text frames go; None until the stream opens, and again once it ended."""
+        self.messages = 0
+        """Messages read from the socket, of every kind: what the heartbeat watches."""
+
+    def feed_data(self, data: Any, size: int) -> None:
+        self.messages += 1
+        stream = self.stream
+        if stream is not None and data[0] is _TEXT and not self._buffer:
+            if not stream.receive(data[1]):
+                return
+            self.stream = None  # what follows goes to the reading task, which closes
+            data = STREAM_ENDED
+        super().feed_data(data, size)
+
+
+class DirectWebSocketResponse(web.WebSocketResponse):
+    """aiohttp's WebSocket response, reading through a :class:`DirectQueue` (see the module)."""
+
+    direct_queue: DirectQueue | None = None
+    """The socket's queue once upgraded: set its ``stream`` to have text frames handed to it."""
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        handler: Any = request.protocol
+        tail = handler._message_tail  # bytes that came with the upgrade request, if any
+        handler._message_tail = b""
+        super()._post_start(request, protocol, writer)  # aiohttp's queue and parser, fed nothing
+        assert self._loop is not None
+        queue = DirectQueue(handler, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        parser = WebSocketReader(queue, self._max_msg_size, compress=False, decode_text=False)
+        handler._payload_parser = None
+        handler._message_tail = tail  # set_parser feeds it to the new parser, in order
+        handler.set_parser(parser)
+        self._reader = queue
+        self._parser = parser
+        self.direct_queue = queue
+
+
+class Heartbeat:
+    """Pings a carrier that sent nothing for ``interval`` seconds, and drops its connection if
+    nothing at all (not even the pong) comes back within half that.
+
+    Checked every ``interval`` seconds against the queue's message count, so a carrier is pinged
+    after ``interval`` to twice that of silence; a frame a second is enough to never be pinged.
+    """
+
+    def __init__(
+        self, socket: web.WebSocketResponse, queue: DirectQueue, request: web.BaseRequest,
+        interval: float,
+    ) -> None:  # fmt: skip
+        self._socket = socket
+        self._queue = queue
+        self._request = request
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._seen = queue.messages
+        self._pinged = False
+        self._ping: asyncio.Task[None] | None = None
+        self._timer = self._loop.call_later(interval, self._check)
+
+    def _check(self) -> None:
+        if self._socket.closed:
+            return
+        if self._queue.messages != self._seen:
+            self._seen = self._queue.messages
+            self._pinged = False
+            self._timer = self._loop.call_later(self._interval, self._check)
+        elif not self._pinged:
+            self._pinged = True
+            self._ping = self._loop.create_task(self._send_ping())
+            self._timer = self._loop.call_later(self._interval / 2, self._check)
+        elif self._request.transport is not None:
+            self._request.transport.abort()  # gone without a close: a close would wait on it
+
+    async def _send_ping(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):  # closing meanwhile
+            await self._socket.ping()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._ping is not None:
+            self._ping.cancel()
