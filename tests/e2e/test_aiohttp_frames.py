@@ -16,11 +16,13 @@ import struct
 from collections.abc import AsyncIterator
 
 import aiohttp
+import numpy as np
 import orjson
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.e2e.conftest import Carrier, StartServer
+from tests.e2e.conftest import Carrier, StartServer, read_wav
+from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.transports.aiohttp_frames import (
     DIRECT,
     STREAM_ENDED,
@@ -217,3 +219,33 @@ async def test_the_heartbeat_pings_a_silent_carrier_that_answers_and_keeps_it(
                     await socket.pong(message.data)
         assert len(running.server.sockets) == 1
         await socket.close()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "picows"])
+async def test_a_text_frame_that_is_not_utf8_is_counted_and_the_call_goes_on(
+    start_server: StartServer, transport: str
+) -> None:
+    """Text frames reach the stream as bytes on both sockets, so one that is not UTF-8 is a
+    malformed frame like any other: counted, skipped, and the frames around it recorded."""
+    running = await start_server(
+        media_transport=transport, l16_byte_order="little", bidirectional=False
+    )
+    audio = np.arange(160 * 10, dtype=np.int16) * 7
+    async with aiohttp.ClientSession() as client:
+        socket = await client.ws_connect(running.ws_url + "?call=not-utf8")
+        carrier = Carrier(socket)
+        await carrier.start(call_id="not-utf8")
+        for chunk in range(10):
+            if chunk == 5:
+                await socket.send_frame(b'{"event": "media", "note": "\xff\xfe"}', WSMsgType.TEXT)
+            frame = audio[160 * chunk : 160 * (chunk + 1)]
+            await carrier.media(encode_l16(frame, ByteOrder.LITTLE), chunk)
+        await carrier.send({"event": "stop", "reason": "hangup", "streamId": "stream-1"})
+        await running.wait_idle()
+        await socket.close()
+    [stream] = running.server.store.get_call("not-utf8")["streams"]  # type: ignore[index]
+    assert (stream["frames_received"], stream["frames_malformed"]) == (10, 1)
+    assert stream["end_reason"] == "stop"
+    [path] = running.recordings()
+    recorded = read_wav(path)[0][:, 0]
+    np.testing.assert_array_equal(recorded[: len(audio)], audio)

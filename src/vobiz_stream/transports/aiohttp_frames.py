@@ -91,8 +91,8 @@ class Heartbeat:
     """Pings a carrier that sent nothing for ``interval`` seconds, and drops its connection if
     nothing at all (not even the pong) comes back within half that.
 
-    Checked every ``interval`` seconds against the queue's message count, so a carrier is pinged
-    after ``interval`` to twice that of silence; a frame a second is enough to never be pinged.
+    It looks at the queue's message count every half ``interval``, so the ping goes after one
+    to one and a half ``interval`` of silence; frames pay nothing for it.
     """
 
     def __init__(
@@ -102,26 +102,28 @@ class Heartbeat:
         self._socket = socket
         self._queue = queue
         self._request = request
-        self._interval = interval
+        self._step = interval / 2
         self._loop = asyncio.get_running_loop()
         self._seen = queue.messages
-        self._pinged = False
+        self._quiet_steps = 0
         self._ping: asyncio.Task[None] | None = None
-        self._timer = self._loop.call_later(interval, self._check)
+        self._timer = self._loop.call_later(self._step, self._check)
 
     def _check(self) -> None:
         if self._socket.closed:
             return
         if self._queue.messages != self._seen:
             self._seen = self._queue.messages
-            self._pinged = False
-            self._timer = self._loop.call_later(self._interval, self._check)
-        elif not self._pinged:
-            self._pinged = True
+            self._quiet_steps = 0
+        else:
+            self._quiet_steps += 1
+        if self._quiet_steps == 2:  # silent for an interval (or up to half more): ping it
             self._ping = self._loop.create_task(self._send_ping())
-            self._timer = self._loop.call_later(self._interval / 2, self._check)
-        elif self._request.transport is not None:
-            self._request.transport.abort()  # gone without a close: a close would wait on it
+        elif self._quiet_steps > 2:  # and nothing since, for half an interval: gone
+            if self._request.transport is not None:
+                self._request.transport.abort()  # a close would wait on a peer that is gone
+            return
+        self._timer = self._loop.call_later(self._step, self._check)
 
     async def _send_ping(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):  # closing meanwhile
