@@ -228,7 +228,10 @@ async def test_a_text_frame_that_is_not_utf8_is_counted_and_the_call_goes_on(
     """Text frames reach the stream as bytes on both sockets, so one that is not UTF-8 is a
     malformed frame like any other: counted, skipped, and the frames around it recorded."""
     running = await start_server(
-        media_transport=transport, l16_byte_order="little", bidirectional=False
+        media_transport=transport,
+        l16_byte_order="little",
+        bidirectional=False,
+        keep_call_alive=False,
     )
     audio = np.arange(160 * 10, dtype=np.int16) * 7
     async with aiohttp.ClientSession() as client:
@@ -241,8 +244,8 @@ async def test_a_text_frame_that_is_not_utf8_is_counted_and_the_call_goes_on(
             frame = audio[160 * chunk : 160 * (chunk + 1)]
             await carrier.media(encode_l16(frame, ByteOrder.LITTLE), chunk)
         await carrier.send({"event": "stop", "reason": "hangup", "streamId": "stream-1"})
+        assert (await socket.receive()).type is WSMsgType.CLOSE  # answered by the client
         await running.wait_idle()
-        await socket.close()
     [stream] = running.server.store.get_call("not-utf8")["streams"]  # type: ignore[index]
     assert (stream["frames_received"], stream["frames_malformed"]) == (10, 1)
     assert stream["end_reason"] == "stop"
