@@ -22,6 +22,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from tests.e2e.conftest import Carrier, StartServer, read_wav
+from tests.one_route import one_route_app
 from vobiz_stream.audio import ByteOrder, encode_l16
 from vobiz_stream.transports.aiohttp_frames import (
     DIRECT,
@@ -71,15 +72,8 @@ class _App:
 @pytest.fixture
 async def app() -> AsyncIterator[tuple[_App, str]]:
     served = _App()
-    web_app = web.Application()
-    web_app.router.add_get("/ws", served.handle)
-    runner = web.AppRunner(web_app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield served, f"http://127.0.0.1:{port}/ws"
-    await runner.cleanup()
+    async with one_route_app("/ws", served.handle) as url:
+        yield served, url.replace("ws://", "http://")
 
 
 async def _until(condition: object, timeout: float = 5.0) -> None:

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.one_route import one_route_app
 from vobiz_stream.emulator.socket import CarrierSocket, Message, SocketError
 
 AppSide = Callable[[web.WebSocketResponse], Awaitable[None]]
@@ -40,15 +41,8 @@ class _App:
 @pytest.fixture
 async def app() -> AsyncIterator[tuple[_App, str]]:
     state = _App()
-    application = web.Application()
-    application.router.add_get("/stream", state.handle)
-    runner = web.AppRunner(application, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield state, f"ws://127.0.0.1:{port}/stream"
-    await runner.cleanup()
+    async with one_route_app("/stream", state.handle) as url:
+        yield state, url
 
 
 async def _collect(socket: CarrierSocket) -> list[Message]:
