@@ -101,16 +101,23 @@ class HandlingLatency:
         self._bins = [0] * (self.BINS + 1)
         self.frames = 0
         """Frames recorded, with or without a timestamp."""
-        self.count = 0
-        """Frames with a plausible timestamp, hence in the histogram."""
+        self.unstamped = 0
+        """Frames without a timestamp (not in the histogram)."""
         self.unplaced = 0
         """Frames with a timestamp too far from now to place (not in the histogram)."""
         self.max_ms = 0.0
+
+    @property
+    def count(self) -> int:
+        """Frames with a plausible timestamp, hence in the histogram (counted by what is not,
+        so a frame that is pays for one count only)."""
+        return self.frames - self.unstamped - self.unplaced
 
     def note(self, due_ms: int | None) -> None:
         """A frame due at ``due_ms`` (epoch ms, None if unstamped) has been handled now."""
         self.frames += 1
         if due_ms is None:
+            self.unstamped += 1
             return
         late = _wall_clock() * 1000.0 - due_ms
         index = int(late * 10.0)  # 1 / BIN_MS
@@ -126,9 +133,9 @@ class HandlingLatency:
                 self.unplaced += 1
                 return
             index = 0
-        self.max_ms = max(self.max_ms, late)
+        if late > self.max_ms:  # noqa: PLR1730 - a compare, not a call, for every frame
+            self.max_ms = late
         self._bins[index] += 1
-        self.count += 1
 
     def bins_up_to(self, top: int) -> list[int]:
         """A copy of the counts of bins ``0..top`` (bin ``BINS`` holds everything later)."""
