@@ -246,3 +246,30 @@ async def test_a_text_frame_that_is_not_utf8_is_counted_and_the_call_goes_on(
     [path] = running.recordings()
     recorded = read_wav(path)[0][:, 0]
     np.testing.assert_array_equal(recorded[: len(audio)], audio)
+
+
+async def test_without_the_direct_path_frames_go_through_aiohttps_queue(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An aiohttp whose internals moved: the socket reads through aiohttp's own queue and
+    heartbeat, and the call is the same, sample for sample."""
+    monkeypatch.setattr("vobiz_stream.transports.aiohttp.DIRECT", False)
+    running = await start_server(
+        l16_byte_order="little", bidirectional=False, keep_call_alive=False, heartbeat=0.5
+    )
+    audio = np.arange(160 * 20, dtype=np.int16) * -5
+    async with aiohttp.ClientSession() as client:
+        socket = await client.ws_connect(running.ws_url + "?call=queued")
+        carrier = Carrier(socket)
+        await carrier.start(call_id="queued")
+        for chunk in range(20):
+            await carrier.media(
+                encode_l16(audio[160 * chunk : 160 * (chunk + 1)], ByteOrder.LITTLE), chunk
+            )
+        await carrier.send({"event": "stop", "reason": "hangup", "streamId": "stream-1"})
+        assert (await socket.receive()).type is WSMsgType.CLOSE
+        await running.wait_idle()
+    [stream] = running.server.store.get_call("queued")["streams"]  # type: ignore[index]
+    assert (stream["frames_received"], stream["end_reason"]) == (20, "stop")
+    [path] = running.recordings()
+    np.testing.assert_array_equal(read_wav(path)[0][: len(audio), 0], audio)

@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, web
 from aiohttp.helpers import DEFAULT_CHUNK_SIZE
+from aiohttp.web_protocol import RequestHandler
 
 from vobiz_stream.transports.gateway import MediaStream
 
@@ -35,7 +36,16 @@ except ImportError:  # pragma: no cover - an aiohttp that moved its internals
     DIRECT = False
     WebSocketDataQueue = object  # type: ignore[assignment,misc]
 else:
-    DIRECT = True
+    DIRECT = all(
+        hasattr(owner, name)
+        for owner, name in [
+            (web.WebSocketResponse, "_post_start"),
+            (RequestHandler, "_message_tail"),
+            (RequestHandler, "_payload_parser"),
+            (RequestHandler, "set_parser"),
+            (WebSocketDataQueue, "_buffer"),
+        ]
+    )
 
 _TEXT = WSMsgType.TEXT
 
