@@ -33,9 +33,11 @@ class CallerVoice:
     def push(self, pcm: Pcm, arrival: float) -> list[VoiceEvent]:
         """The caller's audio that arrived at ``arrival``; the speech starts and ends in it."""
         detector = self._detector
-        self._arrivals.append((detector.position + len(pcm) / detector.sample_rate, arrival))
-        while self._arrivals[0][0] < detector.position - self._window:
-            self._arrivals.popleft()
+        position = detector.position
+        arrivals = self._arrivals
+        arrivals.append((position + len(pcm) / detector.sample_rate, arrival))
+        while arrivals[0][0] < position - self._window:
+            arrivals.popleft()
         return detector.push(pcm)
 
     def onset_time(self, speech: SpeechStarted, now: float) -> float:
