@@ -24,12 +24,16 @@ from aiohttp import WSMsgType, web
 from tests.e2e.conftest import Carrier, StartServer, read_wav
 from tests.one_route import one_route_app
 from vobiz_stream.audio import ByteOrder, encode_l16
+from vobiz_stream.transports.aiohttp import DirectAiohttpTransport
 from vobiz_stream.transports.aiohttp_frames import (
     DIRECT,
     STREAM_ENDED,
     DirectQueue,
     DirectWebSocketResponse,
+    can_write_now,
+    write_text_frame,
 )
+from vobiz_stream.transports.gateway import SendsAtOnce
 
 
 class _Stream:
@@ -53,10 +57,12 @@ class _App:
         self.opened = asyncio.Event()
         self.from_queue: list[object] = []
         self.direct_queue: DirectQueue | None = None
+        self.socket: web.WebSocketResponse | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         socket = DirectWebSocketResponse(compress=False)
         await socket.prepare(request)
+        self.socket = socket
         self.direct_queue = socket.direct_queue
         assert self.direct_queue is not None
         self.direct_queue.stream = self.stream
@@ -128,6 +134,32 @@ async def test_a_text_frame_behind_a_queued_message_waits_its_turn(
         assert served.from_queue == [b"\x00binary", b"second", b"third"]
         await socket.send_str("fourth")  # the queue is empty again: straight to the stream
         await _until(lambda: served.stream.received == [b"first", b"fourth"])
+
+
+async def test_frames_written_without_waiting_arrive_whole_and_in_order(
+    app: tuple[_App, str],
+) -> None:
+    """The paced frames' path on aiohttp: written from the frame clock's tick with no task."""
+    served, url = app
+    async with aiohttp.ClientSession() as client, client.ws_connect(url) as socket:
+        await served.opened.wait()
+        assert served.socket is not None and can_write_now(served.socket)
+        for number in range(200):
+            write_text_frame(served.socket, f"frame {number} ".encode() * 20)
+        for number in range(200):
+            message = await socket.receive()
+            assert (message.type, message.data) == (WSMsgType.TEXT, f"frame {number} " * 20)
+        served.read.set()
+        await socket.close()
+        await _until(lambda: served.socket is not None and served.socket.closed)
+        assert not can_write_now(served.socket)
+        with pytest.raises(ConnectionError):
+            write_text_frame(served.socket, b"after the close")
+
+
+def test_the_aiohttp_socket_sends_paced_frames_without_a_task() -> None:
+    """What the session looks for to send from the frame clock's tick (as on picows)."""
+    assert issubclass(DirectAiohttpTransport, SendsAtOnce)
 
 
 # --- through the server ------------------------------------------------------------------------

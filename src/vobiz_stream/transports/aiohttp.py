@@ -18,6 +18,8 @@ from vobiz_stream.transports.aiohttp_frames import (
     STREAM_ENDED,
     DirectWebSocketResponse,
     Heartbeat,
+    can_write_now,
+    write_text_frame,
 )
 from vobiz_stream.transports.gateway import SlotT, SocketLimits, SocketRefusal, StreamGateway
 
@@ -85,6 +87,19 @@ class AiohttpTransport:
         await self._socket.close(code=code, message=reason.encode()[:123])
 
 
+class DirectAiohttpTransport(AiohttpTransport):
+    """An aiohttp socket that can also send without waiting (see
+    :mod:`~vobiz_stream.transports.aiohttp_frames`): a session on it sends its paced frames from
+    the shared frame clock's tick, with no task woken per frame; while the kernel's buffer is
+    full it sends through :meth:`send_frame`, which waits (and times out) as before."""
+
+    def can_send_now(self) -> bool:
+        return can_write_now(self._socket)
+
+    def send_now(self, data: bytes) -> None:
+        write_text_frame(self._socket, data)
+
+
 async def serve_stream(
     streams: StreamGateway[SlotT], request: web.Request, limits: SocketLimits
 ) -> web.StreamResponse:
@@ -110,7 +125,8 @@ async def _run_stream(
         compress=False,  # a 1 KB deflated frame would cost 1 MB of inflating: no deflate
     )
     await socket.prepare(request)
-    transport = AiohttpTransport(socket, request, limits.send_timeout)
+    shell = DirectAiohttpTransport if DIRECT else AiohttpTransport
+    transport = shell(socket, request, limits.send_timeout)
     stream = streams.open_stream(transport, request.query, admitted)
     queue = socket.direct_queue if isinstance(socket, DirectWebSocketResponse) else None
     heartbeat = None

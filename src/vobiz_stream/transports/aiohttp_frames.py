@@ -10,7 +10,9 @@ the queue to the reading task, so aiohttp answers pings and closes as before; a 
 waits in the queue while older messages do, so the stream sees every frame in order.
 
 The heartbeat is then this module's (:class:`Heartbeat`): one timer per socket that looks at the
-count of messages read, where aiohttp's did work for every chunk.
+count of messages read, where aiohttp's did work for every chunk. And paced ``playAudio`` frames
+can be written from the shared frame clock's tick (:func:`write_text_frame`), with aiohttp's frame
+writer but no task woken per frame, as on picows.
 
 The queue and parser classes are aiohttp's internals, not its public API: :data:`DIRECT` says
 whether the installed aiohttp has them, and without them sockets read through aiohttp's queue and
@@ -32,6 +34,7 @@ from vobiz_stream.transports.gateway import MediaStream
 
 try:
     from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+    from aiohttp._websocket.writer import WebSocketWriter
 except ImportError:  # pragma: no cover - an aiohttp that moved its internals
     DIRECT = False
     WebSocketDataQueue = object  # type: ignore[assignment,misc]
@@ -44,6 +47,8 @@ else:
             (RequestHandler, "_payload_parser"),
             (RequestHandler, "set_parser"),
             (WebSocketDataQueue, "_buffer"),
+            (web.WebSocketResponse, "_writer"),
+            (WebSocketWriter, "_write_websocket_frame"),
         ]
     )
 
@@ -95,6 +100,23 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         self._reader = queue
         self._parser = parser
         self.direct_queue = queue
+
+
+def can_write_now(socket: web.WebSocketResponse) -> bool:
+    """Whether a frame written now goes out at once: the socket is open and the kernel's buffer
+    has room (aiohttp's ``send_frame`` would not wait)."""
+    writer: Any = socket._writer
+    return not socket.closed and writer is not None and not writer.protocol.writing_paused
+
+
+def write_text_frame(socket: web.WebSocketResponse, data: bytes) -> None:
+    """Write ``data`` as one text frame now, with aiohttp's own frame writer but no coroutine:
+    what aiohttp's ``send_frame`` does when it need not wait (no compression, as these sockets
+    have none). :class:`ConnectionError` if the socket is closed or closing."""
+    writer: Any = socket._writer
+    if socket.closed or writer is None:
+        raise ConnectionResetError("the media socket is closed")
+    writer._write_websocket_frame(data, _TEXT, 0)
 
 
 _STEPS_PER_INTERVAL = 4
