@@ -14,6 +14,7 @@ import base64
 import os
 import struct
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import numpy as np
@@ -82,6 +83,14 @@ async def app() -> AsyncIterator[tuple[_App, str]]:
         yield served, url.replace("ws://", "http://")
 
 
+@asynccontextmanager
+async def _connected(served: _App, url: str) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A client socket to the app, once the app has set its stream."""
+    async with aiohttp.ClientSession() as client, client.ws_connect(url) as socket:
+        await served.opened.wait()
+        yield socket
+
+
 async def _until(condition: object, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # type: ignore[operator]
@@ -96,8 +105,7 @@ async def test_text_frames_reach_the_stream_while_the_reading_task_waits(
     app: tuple[_App, str],
 ) -> None:
     served, url = app
-    async with aiohttp.ClientSession() as client, client.ws_connect(url) as socket:
-        await served.opened.wait()
+    async with _connected(served, url) as socket:
         for number in range(50):
             await socket.send_str(f"frame {number}")
         await _until(lambda: len(served.stream.received) == 50)
@@ -120,8 +128,7 @@ async def test_a_text_frame_behind_a_queued_message_waits_its_turn(
     """A binary frame goes to the reading task's queue; the text frames after it must not
     overtake it, so they wait in the queue too until the task has read it."""
     served, url = app
-    async with aiohttp.ClientSession() as client, client.ws_connect(url) as socket:
-        await served.opened.wait()
+    async with _connected(served, url) as socket:
         await socket.send_str("first")
         await _until(lambda: served.stream.received == [b"first"])
         await socket.send_bytes(b"\x00binary")
@@ -141,8 +148,7 @@ async def test_frames_written_without_waiting_arrive_whole_and_in_order(
 ) -> None:
     """The paced frames' path on aiohttp: written from the frame clock's tick with no task."""
     served, url = app
-    async with aiohttp.ClientSession() as client, client.ws_connect(url) as socket:
-        await served.opened.wait()
+    async with _connected(served, url) as socket:
         assert served.socket is not None and can_write_now(served.socket)
         for number in range(200):
             write_text_frame(served.socket, f"frame {number} ".encode() * 20)
