@@ -110,6 +110,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _venv_is_current() -> None:
+    """Bring the real ``.venv`` up to date with ``pyproject.toml`` first. A checkout links it, so
+    its ``dev.py`` would otherwise reinstall into it from the checkout's temporary folder, and
+    the console script would be left pointing at an interpreter path that is then deleted."""
+    subprocess.run(["python3", str(ROOT / "dev.py"), "setup"], check=True, cwd=ROOT)
+
+
 class Checkout:
     """A folder laid out as a fresh checkout, and the one server running in it."""
 
