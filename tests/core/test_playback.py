@@ -19,6 +19,9 @@ from vobiz_stream.formats import FRAME_SECONDS
 FRAME_SAMPLES = 160
 """20 ms at 8 kHz."""
 EPS = 1e-9
+TICK = FRAME_SECONDS
+"""Audio sent to a carrier that holds none starts playing at its next tick: at the latest one
+frame after it was sent, which is what the ledger counts on."""
 
 
 def frame(value: int) -> OutboundFrame:
@@ -72,23 +75,28 @@ def test_initial_fill_sends_max_lead_then_one_frame_per_20_ms() -> None:
     assert [value_of(item.pcm) for item in sent_frames(first)] == list(range(10))
     assert len(first) == 10
     assert ledger.lead(100.0) == pytest.approx(0.2)
+    assert ledger.lead(100.0 + TICK) == pytest.approx(0.2)  # none played before the tick
     assert ledger.pending_seconds == pytest.approx(0.8)
 
-    # Nothing more until one frame has played out.
-    assert ledger.next_deadline(100.0) == pytest.approx(100.02)
-    assert ledger.due(100.01) == []
-    second = ledger.due(100.02)
+    # Nothing more until the first frame, from the carrier's next tick, has played out.
+    assert ledger.next_deadline(100.0) == pytest.approx(100.0 + TICK + 0.02)
+    assert ledger.due(100.0 + TICK + 0.01) == []
+    second = ledger.due(100.0 + TICK + 0.02)
     assert [value_of(item.pcm) for item in sent_frames(second)] == [10]
-    assert ledger.lead(100.02) == pytest.approx(0.2)
-    assert ledger.next_deadline(100.02) == pytest.approx(100.04)
+    assert ledger.lead(100.0 + TICK + 0.02) == pytest.approx(0.2)
+    assert ledger.next_deadline(100.0 + TICK + 0.02) == pytest.approx(100.0 + TICK + 0.04)
 
 
 def test_max_lead_of_one_frame_sends_one_frame_at_a_time() -> None:
     ledger = PlaybackLedger(max_lead=FRAME_SECONDS)
     ledger.enqueue(frames(5))
     assert len(ledger.due(0.0)) == 1
-    assert ledger.due(0.01) == []
-    assert len(ledger.due(0.02)) == 1
+    assert ledger.due(TICK + 0.01) == []
+    # Sent as the frame before it ends, each frame follows it: one frame per 20 ms, no gap.
+    assert len(ledger.due(TICK + 0.02)) == 1
+    assert len(ledger.due(TICK + 0.04)) == 1
+    starts = [item.started_at for item in ledger.pop_heard(1.0)]
+    assert starts == pytest.approx([TICK, TICK + 0.02, TICK + 0.04])
 
 
 def test_ten_seconds_at_deadlines_never_exceed_max_lead_and_keep_real_time() -> None:
@@ -129,8 +137,9 @@ def test_irregular_wakeups_catch_up_without_exceeding_max_lead() -> None:
         sent.extend(sent_frames(ledger.due(now)))
         assert ledger.lead(now) <= max_lead + EPS
         # The carrier is never starved, so the frames sent by ``now`` are exactly those that
-        # fit before now + max_lead.
-        assert len(sent) == int((now + max_lead) / FRAME_SECONDS + EPS)
+        # fit before now + max_lead, counted from the tick it started playing at.
+        played_for = max(now, TICK) - TICK
+        assert len(sent) == int((played_for + max_lead) / FRAME_SECONDS + EPS)
         # Late, but never so late that the carrier's queue (at least max_lead - 20 ms) runs dry.
         now += rng.uniform(0.0, max_lead - FRAME_SECONDS - 0.005)
     assert [value_of(item.pcm) for item in sent] == list(range(len(sent)))
@@ -141,11 +150,12 @@ def test_after_the_queue_runs_dry_pacing_restarts_from_now() -> None:
     ledger.enqueue(frames(3))
     assert len(ledger.due(0.0)) == 3
     assert ledger.next_deadline(0.0) is None  # nothing pending, no checkpoint
-    assert ledger.lead(0.06) == 0.0
+    assert ledger.lead(TICK + 0.06) == 0.0
     ledger.enqueue(frames(10))
-    # The carrier emptied its queue at 0.06: a new initial fill of max_lead.
+    # The carrier emptied its queue at 0.08: a new initial fill of max_lead, from its next tick.
     assert len(ledger.due(1.0)) == 5
     assert ledger.lead(1.0) == pytest.approx(0.1)
+    assert ledger.pop_heard(5.0)[3].started_at == pytest.approx(1.0 + TICK)
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -170,7 +180,7 @@ def test_mark_follows_its_frames_with_their_expected_play_out_time() -> None:
         batches.append(ledger.due(now))
     assert batches[-1][-1] is handle
     assert sum(len(sent_frames(batch)) for batch in batches) == 5
-    assert handle.expected_at == pytest.approx(10.0 + 15 * FRAME_SECONDS)
+    assert handle.expected_at == pytest.approx(10.0 + TICK + 15 * FRAME_SECONDS)
     assert not handle.done
 
 
@@ -188,16 +198,16 @@ def test_confirm_on_time_resolves_played() -> None:
     handle = PlayMark("a")
     ledger.enqueue(frames(5), handle)
     ledger.due(0.0)
-    assert handle.expected_at == pytest.approx(0.1)
+    assert handle.expected_at == pytest.approx(0.12)
 
-    assert ledger.confirm("a", 0.1) is handle
+    assert ledger.confirm("a", 0.12) is handle
     assert handle.outcome is PlayOutcome.PLAYED
-    assert handle.confirmed_at == 0.1
+    assert handle.confirmed_at == 0.12
     assert ledger.stats.checkpoint_delays == [pytest.approx(0.0)]
     # Only once, and unknown names are ignored.
     assert ledger.confirm("a", 0.2) is None
     assert ledger.confirm("never-sent", 0.2) is None
-    assert handle.confirmed_at == 0.1
+    assert handle.confirmed_at == 0.12
 
 
 def test_unsent_mark_cannot_be_confirmed() -> None:
@@ -215,26 +225,26 @@ def test_late_confirmation_shifts_the_estimate_of_what_is_still_queued() -> None
     ledger.enqueue(frames(5), mark)
     ledger.enqueue(frames(15, first=5))
     sent = ledger.due(0.0)
-    # 5 frames, the mark (expected at 0.1), 5 more frames filling the lead.
+    # 5 frames, the mark (expected at 0.12), 5 more frames filling the lead.
     assert sent[5] is mark
     assert [value_of(item.pcm) for item in sent_frames(sent)] == list(range(10))
-    assert mark.expected_at == pytest.approx(0.1)
+    assert mark.expected_at == pytest.approx(0.12)
 
     # The carrier plays 30 ms behind our clock.
-    assert ledger.confirm("mark", 0.13) is mark
+    assert ledger.confirm("mark", 0.15) is mark
     assert ledger.stats.checkpoint_delays == [pytest.approx(0.03)]
-    # Frames 5-9 now end at 0.23, not 0.2: the lead is 0.1, not 0.07.
-    assert ledger.lead(0.13) == pytest.approx(0.1)
-    # So fewer frames are due: the queue is refilled only up to 0.13 + max_lead.
-    refill = sent_frames(ledger.due(0.13))
+    # Frames 5-9 now end at 0.25, not 0.22: the lead is 0.1, not 0.07.
+    assert ledger.lead(0.15) == pytest.approx(0.1)
+    # So fewer frames are due: the queue is refilled only up to 0.15 + max_lead.
+    refill = sent_frames(ledger.due(0.15))
     assert len(refill) == 5
-    assert ledger.lead(0.13) == pytest.approx(0.2)
+    assert ledger.lead(0.15) == pytest.approx(0.2)
 
-    # Heard estimate: frames 0-4 from 0.0, frames 5.. from 0.13 on.
-    heard = ledger.pop_heard(0.2)
+    # Heard estimate: frames 0-4 from the tick at 0.02, frames 5.. from 0.15 on.
+    heard = ledger.pop_heard(0.22)
     assert [value_of(item.pcm) for item in heard] == [0, 1, 2, 3, 4, 5, 6, 7]
     starts = [item.started_at for item in heard]
-    assert starts == pytest.approx([0.0, 0.02, 0.04, 0.06, 0.08, 0.13, 0.15, 0.17])
+    assert starts == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.10, 0.15, 0.17, 0.19])
 
 
 def test_early_confirmation_does_not_shift_the_estimate() -> None:
@@ -243,11 +253,11 @@ def test_early_confirmation_does_not_shift_the_estimate() -> None:
     ledger.enqueue(frames(5), mark)
     ledger.enqueue(frames(5, first=5))
     ledger.due(0.0)
-    assert ledger.confirm("mark", 0.08) is mark
+    assert ledger.confirm("mark", 0.10) is mark
     assert ledger.stats.checkpoint_delays == [pytest.approx(-0.02)]
-    assert ledger.lead(0.08) == pytest.approx(0.12)
+    assert ledger.lead(0.10) == pytest.approx(0.12)
     starts = [item.started_at for item in ledger.pop_heard(1.0)]
-    assert starts == pytest.approx([index * FRAME_SECONDS for index in range(10)])
+    assert starts == pytest.approx([TICK + index * FRAME_SECONDS for index in range(10)])
 
 
 def test_unconfirmed_checkpoint_is_lost_after_the_grace_period() -> None:
@@ -255,13 +265,13 @@ def test_unconfirmed_checkpoint_is_lost_after_the_grace_period() -> None:
     handle = PlayMark("quiet-carrier")
     ledger.enqueue(frames(5), handle)
     ledger.due(0.0)
-    assert handle.expected_at == pytest.approx(0.1)
+    assert handle.expected_at == pytest.approx(0.12)
     # With nothing pending, the next deadline is the checkpoint's timeout.
-    assert ledger.next_deadline(0.5) == pytest.approx(1.1)
+    assert ledger.next_deadline(0.5) == pytest.approx(1.12)
 
-    assert ledger.expire(1.09) == []
+    assert ledger.expire(1.11) == []
     assert not handle.done
-    assert ledger.expire(1.1 + EPS) == [handle]
+    assert ledger.expire(1.12 + EPS) == [handle]
     assert handle.outcome is PlayOutcome.LOST
     assert ledger.expire(5.0) == []
     assert ledger.next_deadline(5.0) is None
@@ -276,12 +286,12 @@ def test_expire_keeps_checkpoints_still_within_grace() -> None:
     ledger.enqueue(frames(5), early)
     ledger.enqueue(frames(25), late)
     ledger.due(0.0)
-    assert early.expected_at == pytest.approx(0.1)
-    assert late.expected_at == pytest.approx(0.6)
-    assert ledger.next_deadline(0.5) == pytest.approx(1.1)
+    assert early.expected_at == pytest.approx(0.12)
+    assert late.expected_at == pytest.approx(0.62)
+    assert ledger.next_deadline(0.5) == pytest.approx(1.12)
     assert ledger.expire(1.2) == [early]
     assert not late.done
-    assert ledger.next_deadline(1.2) == pytest.approx(1.6)
+    assert ledger.next_deadline(1.2) == pytest.approx(1.62)
 
 
 # --- clear -------------------------------------------------------------------------------------
@@ -297,24 +307,24 @@ def test_clear_drops_unsent_voids_checkpoints_and_cuts_the_heard_estimate() -> N
     assert sent_mark.expected_at is not None
     assert unsent_mark.expected_at is None
 
-    voided = ledger.clear(0.05)
+    voided = ledger.clear(0.07)
     assert set(voided) == {sent_mark, unsent_mark}
     assert sent_mark.outcome is PlayOutcome.CLEARED
     assert unsent_mark.outcome is PlayOutcome.CLEARED
     assert ledger.stats.frames_dropped_by_clear == 10
     assert ledger.pending_seconds == 0.0
-    assert ledger.lead(0.05) == 0.0
-    assert ledger.due(0.05) == []
-    assert ledger.next_deadline(0.05) is None
-    assert ledger.confirm("sent", 0.1) is None  # a stray playedStream changes nothing
+    assert ledger.lead(0.07) == 0.0
+    assert ledger.due(0.07) == []
+    assert ledger.next_deadline(0.07) is None
+    assert ledger.confirm("sent", 0.12) is None  # a stray playedStream changes nothing
     assert sent_mark.outcome is PlayOutcome.CLEARED
 
-    # Heard: frames 0 and 1 whole, frame 2 (started at 0.04) cut after 10 ms, nothing after.
+    # Heard: frames 0 and 1 whole, frame 2 (started at 0.06) cut after 10 ms, nothing after.
     heard = ledger.pop_heard(1.0)
     assert [value_of(item.pcm) for item in heard] == [0, 1, 2]
     assert [len(item.pcm) for item in heard][:2] == [320, 320]
     assert abs(len(heard[2].pcm) - 160) <= 2  # half of frame 2 played (to a sample)
-    assert [item.started_at for item in heard] == pytest.approx([0.0, 0.02, 0.04])
+    assert [item.started_at for item in heard] == pytest.approx([0.02, 0.04, 0.06])
     assert ledger.pop_heard(2.0) == []
 
 
@@ -322,26 +332,26 @@ def test_clear_between_frames_keeps_only_what_played() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
     ledger.enqueue(frames(10))
     ledger.due(0.0)
-    ledger.clear(0.1)  # exactly at the end of frame 4
+    ledger.clear(TICK + 0.1)  # exactly at the end of frame 4
     heard = ledger.pop_heard(1.0)
     assert [value_of(item.pcm) for item in heard] == [0, 1, 2, 3, 4]
     assert all(len(item.pcm) == 320 for item in heard)
 
 
-def test_audio_queued_after_a_clear_plays_from_the_clear() -> None:
+def test_audio_queued_after_a_clear_plays_from_the_next_tick() -> None:
     ledger = PlaybackLedger(max_lead=0.2)
     ledger.enqueue(frames(20))
     ledger.due(0.0)
-    ledger.clear(0.05)
+    ledger.clear(0.07)
     handle = PlayMark("after")
     ledger.enqueue(frames(3, first=100), handle)
-    sent = ledger.due(0.05)
+    sent = ledger.due(0.07)
     assert [value_of(item.pcm) for item in sent_frames(sent)] == [100, 101, 102]
     assert sent[-1] is handle
-    assert handle.expected_at == pytest.approx(0.05 + 3 * FRAME_SECONDS)
+    assert handle.expected_at == pytest.approx(0.07 + TICK + 3 * FRAME_SECONDS)
     heard = ledger.pop_heard(1.0)
     assert [value_of(item.pcm) for item in heard] == [0, 1, 2, 100, 101, 102]
-    assert [item.started_at for item in heard][3:] == pytest.approx([0.05, 0.07, 0.09])
+    assert [item.started_at for item in heard][3:] == pytest.approx([0.09, 0.11, 0.13])
 
 
 # --- close -------------------------------------------------------------------------------------
@@ -356,14 +366,14 @@ def test_close_loses_every_open_checkpoint() -> None:
     ledger.enqueue(frames(4, first=1), sent_mark)
     ledger.enqueue(frames(20, first=5), unsent_mark)
     ledger.due(0.0)
-    ledger.confirm("confirmed", 0.02)
+    ledger.confirm("confirmed", 0.04)
 
-    lost = ledger.close(0.03)
+    lost = ledger.close(0.05)
     assert set(lost) == {sent_mark, unsent_mark}
     assert sent_mark.outcome is PlayOutcome.LOST
     assert unsent_mark.outcome is PlayOutcome.LOST
     assert confirmed.outcome is PlayOutcome.PLAYED  # resolved before: unchanged
-    assert ledger.due(0.03) == []
+    assert ledger.due(0.05) == []
     heard = ledger.pop_heard(1.0)
     assert [value_of(item.pcm) for item in heard] == [0, 1]
     assert len(heard[0].pcm) == 320
@@ -378,12 +388,12 @@ def test_pop_heard_returns_frames_once_after_their_play_out_in_order() -> None:
     ledger.enqueue(frames(5))
     ledger.due(1.0)
     assert ledger.pop_heard(1.0) == []
-    assert ledger.pop_heard(1.019) == []
-    first = ledger.pop_heard(1.05)
+    assert ledger.pop_heard(1.039) == []
+    first = ledger.pop_heard(1.07)
     assert [value_of(item.pcm) for item in first] == [0, 1]
-    assert [item.started_at for item in first] == pytest.approx([1.0, 1.02])
-    assert ledger.pop_heard(1.05) == []  # never twice
-    rest = ledger.pop_heard(1.1)
+    assert [item.started_at for item in first] == pytest.approx([1.02, 1.04])
+    assert ledger.pop_heard(1.07) == []  # never twice
+    rest = ledger.pop_heard(1.12)
     assert [value_of(item.pcm) for item in rest] == [2, 3, 4]
     assert ledger.pop_heard(5.0) == []
 

@@ -201,12 +201,13 @@ def test_play_is_paced_by_the_time_passed_in() -> None:
     first = commands(state.due(0.0))
     assert len(first) == 10 and all(isinstance(c, PlayAudio) for c in first)  # 0.2 s ahead
     assert state.due(0.0) == []
-    assert state.next_deadline(0.0) == pytest.approx(0.02)  # a frame played: one more may go
-    assert len(state.due(0.1)) == 5
+    # The first frame plays from the carrier's next tick (0.02); once it has, one more may go.
+    assert state.next_deadline(0.0) == pytest.approx(0.04)
+    assert len(state.due(0.1)) == 4
     rest: list[object] = []
     for step in range(1, 10):
         rest += commands(state.due(0.1 + 0.2 * step))
-    assert len(rest) == 37  # 35 frames, the play's own mark, then the checkpoint
+    assert len(rest) == 38  # 36 frames, the play's own mark, then the checkpoint
     assert rest[-2] == Checkpoint(handle.name, "s-1") and rest[-1] == Checkpoint("end", "s-1")
     assert isinstance(rest[0], PlayAudio) and rest[0].stream_id == "s-1"
     events = state.feed(orjson.dumps({"event": "playedStream", "name": "end"}), 1.0)

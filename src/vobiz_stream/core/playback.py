@@ -5,7 +5,11 @@ Everything already in that queue is heard even after a barge-in, until ``clearAu
 good app keeps the queue short. This ledger keeps a model of it:
 
 * **pacing**: audio waits here until sending it keeps the carrier's queue at most ``max_lead``
-  seconds ahead of real time (:meth:`PlaybackLedger.due`, :meth:`PlaybackLedger.next_deadline`);
+  seconds ahead of real time (:meth:`PlaybackLedger.due`, :meth:`PlaybackLedger.next_deadline`).
+  The carrier plays one frame per tick of its own 20 ms clock, so audio that reaches an empty
+  queue waits for the next tick: the ledger counts it as starting one frame after it was sent, the
+  latest that tick can come. Anchored at the send instead, the model would run up to a frame ahead
+  of the carrier, and the carrier would hold up to a frame more than ``max_lead``;
 * **checkpoints**: a mark sent after the audio queued before it; its ``playedStream`` resolves the
   :class:`PlayMark`, a clear voids it, a lost socket or a silent carrier loses it;
 * **clear epochs**: :meth:`PlaybackLedger.clear` drops what was not sent and cuts the estimate of
@@ -18,6 +22,7 @@ Times are ``time.monotonic()`` seconds, passed in by the caller so the ledger is
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -123,7 +128,10 @@ class PlaybackLedger:
         self._pending: deque[OutboundFrame | _Mark] = deque()
         self._sent: deque[_SentFrame] = deque()
         self._awaiting: dict[str, PlayMark] = {}
-        self._drain_at = 0.0
+        self._drain_at = -math.inf
+        """When the carrier will have played everything sent so far (-inf: it holds nothing)."""
+        self._run_start = 0.0
+        """When the carrier starts (started) playing the audio it holds now."""
         self.stats = PlaybackStats()
 
     # -- queueing ------------------------------------------------------------------------------
@@ -140,8 +148,8 @@ class PlaybackLedger:
         return sum(isinstance(item, OutboundFrame) for item in self._pending) * FRAME_SECONDS
 
     def lead(self, now: float) -> float:
-        """Estimated seconds of audio waiting in the carrier's queue."""
-        return max(0.0, self._drain_at - now)
+        """Estimated seconds of audio the carrier holds: queued, and the rest of the one playing."""
+        return max(0.0, self._drain_at - max(now, self._run_start))
 
     # -- pacing --------------------------------------------------------------------------------
 
@@ -156,14 +164,18 @@ class PlaybackLedger:
                 self._awaiting[item.handle.name] = item.handle
                 out.append(item.handle)
                 continue
-            starts_at = max(self._drain_at, now)
-            if starts_at + FRAME_SECONDS - now > self.max_lead + 1e-9:
+            if self._drain_at >= now - 1e-9:  # a frame sent as the last one ends follows it
+                starts_at = self._drain_at
+            else:
+                starts_at = self._run_start = now + FRAME_SECONDS
+            lead = starts_at + FRAME_SECONDS - max(now, self._run_start)
+            if lead > self.max_lead + 1e-9:
                 break
             self._pending.popleft()
             self._drain_at = starts_at + FRAME_SECONDS
             self._sent.append(_SentFrame(item, starts_at))
             self.stats.frames_sent += 1
-            self.stats.max_lead = max(self.stats.max_lead, self._drain_at - now)
+            self.stats.max_lead = max(self.stats.max_lead, lead)
             out.append(item)
         return out
 
@@ -252,7 +264,8 @@ class PlaybackLedger:
                 sent.frame = OutboundFrame(sent.frame.wire, sent.frame.pcm[:played_bytes])
             kept.append(sent)
         self._sent = kept
-        self._drain_at = min(self._drain_at, now)
+        if self._drain_at > now:  # the carrier silenced what it held: it waits for its next tick
+            self._drain_at = -math.inf
         return handles
 
     # -- what the caller heard -----------------------------------------------------------------
