@@ -128,6 +128,9 @@ class PlaybackLedger:
         self._pending: deque[OutboundFrame | _Mark] = deque()
         self._sent: deque[_SentFrame] = deque()
         self._awaiting: dict[str, PlayMark] = {}
+        self._lost_at = math.inf
+        """When the first checkpoint in ``_awaiting`` is lost unless confirmed: looked at on
+        every frame, so that the frames pay nothing for the checkpoints in flight."""
         self._drain_at = -math.inf
         """When the carrier will have played everything sent so far (-inf: it holds nothing)."""
         self._run_start = 0.0
@@ -156,39 +159,43 @@ class PlaybackLedger:
     def due(self, now: float) -> list[OutboundFrame | PlayMark]:
         """What to send now: frames while the lead allows, and the marks that follow them."""
         out: list[OutboundFrame | PlayMark] = []
-        while self._pending:
-            item = self._pending[0]
+        pending = self._pending
+        while pending:
+            item = pending[0]
             if isinstance(item, _Mark):
-                self._pending.popleft()
-                item.handle.expected_at = max(self._drain_at, now)
-                self._awaiting[item.handle.name] = item.handle
+                pending.popleft()
+                self._sending_mark(item.handle, now)
                 out.append(item.handle)
                 continue
             if self._drain_at >= now - 1e-9:  # a frame sent as the last one ends follows it
                 starts_at = self._drain_at
             else:
                 starts_at = self._run_start = now + FRAME_SECONDS
-            lead = starts_at + FRAME_SECONDS - max(now, self._run_start)
+            run_start = self._run_start
+            lead = starts_at + FRAME_SECONDS - (run_start if run_start > now else now)
             if lead > self.max_lead + 1e-9:
                 break
-            self._pending.popleft()
+            pending.popleft()
             self._drain_at = starts_at + FRAME_SECONDS
             self._sent.append(_SentFrame(item, starts_at))
-            self.stats.frames_sent += 1
-            self.stats.max_lead = max(self.stats.max_lead, lead)
             out.append(item)
+            stats = self.stats
+            stats.frames_sent += 1
+            stats.max_lead = max(stats.max_lead, lead)
         return out
+
+    def _sending_mark(self, handle: PlayMark, now: float) -> None:
+        """``handle``'s mark goes out now: it is due once everything sent before it has played."""
+        expected_at = handle.expected_at = max(self._drain_at, now)
+        self._awaiting[handle.name] = handle
+        self._lost_at = min(self._lost_at, expected_at + self.confirm_grace)
 
     def next_deadline(self, now: float) -> float | None:
         """When :meth:`due` will next have something to send, or None while nothing is queued.
 
         Also the time a checkpoint times out, so the caller wakes up to call :meth:`expire`.
         """
-        deadlines = [
-            handle.expected_at + self.confirm_grace
-            for handle in self._awaiting.values()
-            if handle.expected_at is not None
-        ]
+        deadlines = [self._lost_at] if self._awaiting else []
         if self._pending:
             if isinstance(self._pending[0], _Mark):
                 deadlines.append(now)
@@ -207,6 +214,7 @@ class PlaybackLedger:
         handle = self._awaiting.pop(name, None)
         if handle is None:
             return None
+        self._lost_at = self._first_loss()
         handle.confirmed_at = now
         if handle.expected_at is not None:
             delay = now - handle.expected_at
@@ -221,6 +229,8 @@ class PlaybackLedger:
 
     def expire(self, now: float) -> list[PlayMark]:
         """Lose the checkpoints the carrier left unconfirmed past their grace period."""
+        if now < self._lost_at:
+            return []
         expired = [
             handle
             for handle in self._awaiting.values()
@@ -229,7 +239,18 @@ class PlaybackLedger:
         for handle in expired:
             del self._awaiting[handle.name]
             handle.resolve(PlayOutcome.LOST)
+        self._lost_at = self._first_loss()
         return expired
+
+    def _first_loss(self) -> float:
+        return min(
+            (
+                handle.expected_at + self.confirm_grace
+                for handle in self._awaiting.values()
+                if handle.expected_at is not None
+            ),
+            default=math.inf,
+        )
 
     def clear(self, now: float) -> list[PlayMark]:
         """Drop unsent audio, cut the heard estimate at ``now``, void every pending checkpoint."""
@@ -250,6 +271,7 @@ class PlaybackLedger:
         handles = [item.handle for item in self._pending if isinstance(item, _Mark)]
         handles.extend(self._awaiting.values())
         self._awaiting.clear()
+        self._lost_at = math.inf
         self.stats.frames_dropped_by_clear += sum(
             isinstance(item, OutboundFrame) for item in self._pending
         )
