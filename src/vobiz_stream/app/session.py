@@ -181,7 +181,9 @@ class CallSession(StreamView):
         self._closed = False
         self._sender = PacedSender(self.state, transport, self.describe, self._note, self.now)
         self._events: deque[SessionEvent | object] = deque()
-        self._events_ready = asyncio.Event()
+        self._handler_waiting: asyncio.Future[None] | None = None
+        """What :meth:`events` awaits while it has nothing to hand out: a bare future, as the
+        handler waits for every frame and an ``asyncio.Event`` costs more per wait."""
         self._listening = False
         self._malformed_seen = 0
         self._unknown_seen = 0
@@ -313,7 +315,14 @@ class CallSession(StreamView):
                     self.describe(),
                 )
         self._events.append(event)
-        self._events_ready.set()
+        self._wake_handler()
+
+    def _wake_handler(self) -> None:
+        waiting = self._handler_waiting
+        if waiting is not None:
+            self._handler_waiting = None
+            if not waiting.done():
+                waiting.set_result(None)
 
     async def events(self, sample_rate: int | None = None) -> AsyncIterator[SessionEvent]:
         """The call's events until the stream ends; caller audio resampled to ``sample_rate``.
@@ -331,8 +340,10 @@ class CallSession(StreamView):
                 yield event  # type: ignore[misc]
             if self._closed:
                 return
-            self._events_ready.clear()
-            await self._events_ready.wait()
+            waiting = self._handler_waiting
+            if waiting is None or waiting.done():
+                waiting = self._handler_waiting = self._loop.create_future()
+            await waiting
 
     # -- outbound -----------------------------------------------------------------------------
 
@@ -386,7 +397,7 @@ class CallSession(StreamView):
         self._closed = True
         self._put(_END)
         self._ended.set()
-        self._events_ready.set()
+        self._wake_handler()
         self._sender.stop()
         self._hooks.ended(reason)
         log.info(
