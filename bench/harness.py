@@ -106,6 +106,9 @@ class ServerKind:
     source: Path | None = None
     """The ``src`` folder of another version of vobiz-stream to run as the server (a baseline to
     compare against on the same machine); None: this checkout's."""
+    launcher: Path | None = None
+    """A script run instead of ``python -m vobiz_stream`` with the same options (the picows
+    server with its frames dropped, ``bench/floor_server.py``); None: the server itself."""
 
     def command(self, port: int, media_port: int, data_dir: Path, handler: str) -> list[str]:
         if self.name == "node":
@@ -115,13 +118,15 @@ class ServerKind:
         # work per frame; and no cap on concurrent calls (max_calls, 1000 by default), to find
         # the limit.
         command = [] if self.source is None else ["env", f"PYTHONPATH={self.source}"]
+        entry = ["-m", "vobiz_stream"] if self.launcher is None else [str(self.launcher)]
         command += [
-            sys.executable, "-m", "vobiz_stream", "serve", "--port", str(port),
+            sys.executable, *entry, "serve", "--port", str(port),
             "--data-dir", str(data_dir), "--handler", handler, "--log-level", "WARNING",
             "--l16-byte-order", self.byte_order, "--max-calls", "0",
         ]  # fmt: skip
-        if self.name in ("picows", "asgi"):
-            command += ["--media-transport", self.name, "--media-port", str(media_port)]
+        if self.name in ("picows", "picows-floor", "asgi"):
+            transport = self.name.removesuffix("-floor")
+            command += ["--media-transport", transport, "--media-port", str(media_port)]
         else:
             command += ["--media-transport", "aiohttp"]
         return command
@@ -131,6 +136,11 @@ SERVERS = {
     "aiohttp": ServerKind("aiohttp", "vobiz-stream (aiohttp socket)"),
     "picows": ServerKind("picows", "vobiz-stream (picows socket)"),
     "asgi": ServerKind("asgi", "vobiz-stream (ASGI socket, uvicorn)"),
+    "picows-floor": ServerKind(
+        "picows-floor",
+        "picows socket, frames dropped unread",
+        launcher=ROOT / "bench" / "floor_server.py",
+    ),
     "node": ServerKind("node", "Node sink (ws)"),
 }
 
