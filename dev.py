@@ -114,6 +114,7 @@ def main(argv: list[str]) -> int:
     if command == "lint":
         return (
             _run(PYTHON, "-m", "ruff", "check", ".")
+            or _run(PYTHON, "-m", "ruff", "format", "--check", ".")
             or _run(PYTHON, "-m", "mypy")
             or _run(BIN / "lint-imports")  # the layer rules in pyproject.toml
             or _run(PYTHON, "-m", "vulture")  # dead code ([tool.vulture] in pyproject.toml)

@@ -15,9 +15,7 @@ from vobiz_stream.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = re.compile(r"\.\./shared|PROTOCOL\.md")
 """The developers' research notes live outside the repository; docs/protocol.md is the reference."""
-INTERNAL = re.compile(
-    r"\bseeds\b|\bseed[- ](?:shape|\d{3})\b|\bseed's\b|\bseeds'", re.IGNORECASE
-)
+INTERNAL = re.compile(r"\bseeds\b|\bseed[- ](?:shape|\d{3})\b|\bseed's\b|\bseeds'", re.IGNORECASE)
 """"Seed" meaning the protocol's first sample documents; a random seed (``--seed 7``) is fine."""
 
 

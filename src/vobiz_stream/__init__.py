@@ -369,7 +369,7 @@ _MODULES = {
         "ByteOrderFound",
         "CallerAudio",
         "CheckpointPlayed",
-            "DtmfReceived",
+        "DtmfReceived",
         "MalformedFrame",
         "SessionError",
         "SessionEvent",

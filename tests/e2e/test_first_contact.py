@@ -263,7 +263,9 @@ async def test_a_404_path_with_control_characters_stays_on_one_log_line(tmp_path
     server = await serve_process(port, tmp_path / "data")
     try:
         async with aiohttp.ClientSession() as client:
-            url = f"http://127.0.0.1:{port}/x%0D%0A2026-01-01%20INFO%20call%20forged:%20hello%1B[31m"
+            url = (
+                f"http://127.0.0.1:{port}/x%0D%0A2026-01-01%20INFO%20call%20forged:%20hello%1B[31m"
+            )
             async with client.post(yarl.URL(url, encoded=True)) as reply:
                 assert reply.status == 404
                 assert "point your Vobiz application's answer URL at" in await reply.text()

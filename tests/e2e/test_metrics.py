@@ -28,9 +28,10 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 async def scrape(base: str, token: str | None = ADMIN) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as client, client.get(
-        base + "/metrics", headers=headers
-    ) as reply:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(base + "/metrics", headers=headers) as reply,
+    ):
         return reply.status, await reply.text()
 
 

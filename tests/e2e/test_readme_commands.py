@@ -278,4 +278,3 @@ def test_the_readme_starts_with_the_two_commands_of_a_fresh_machine() -> None:
         ["python3", "dev.py", "serve"],
         ["python3", "dev.py", "test"],
     ]
-

@@ -259,5 +259,3 @@ async def test_serve_killed_with_uploads_pending_uploads_them_at_the_next_start(
         assert b"1 recording(s) of a previous run queued for upload" in log
     finally:
         server.kill()
-
-

@@ -178,4 +178,3 @@ async def test_while_the_database_cannot_say_a_signed_callback_gets_503_then_is_
     }
     assert stored(url, "unchecked-call") == ["StartStream"]
     assert "cannot claim a nonce" in caplog.text
-

@@ -43,6 +43,8 @@ listed)."""
 
 def refused_or_unrouted(status: int, text: str, refused: int) -> bool:
     return status == refused or (status == 404 and "no answer XML at" in text)
+
+
 TRANSPORTS = ["aiohttp", "picows"]
 
 
@@ -409,4 +411,3 @@ async def test_a_page_added_later_is_guarded_without_being_listed(tmp_path: Path
         assert (await fetch(url, ADMIN))[:2] == (200, secret_page)
     finally:
         await runner.cleanup()
-

@@ -50,9 +50,7 @@ class FakeClock:
 
 def rows(url: str) -> list[tuple[bytes, ...]]:
     with psycopg.connect(url) as db:
-        return [
-            (bytes(row[0]),) for row in db.execute("SELECT digest FROM used_nonces ORDER BY 1")
-        ]
+        return [(bytes(row[0]),) for row in db.execute("SELECT digest FROM used_nonces ORDER BY 1")]
 
 
 async def test_a_nonce_claimed_by_one_process_is_refused_to_another(claims: Claims) -> None:

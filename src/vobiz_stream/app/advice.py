@@ -42,8 +42,7 @@ def unknown_environment_variables(
         hint = (
             f"did you mean {prefix}{close[0]}?"
             if close
-            else "each setting's variable is its flag's name, e.g. --max-lead: "
-            f"{prefix}MAX_LEAD"
+            else f"each setting's variable is its flag's name, e.g. --max-lead: {prefix}MAX_LEAD"
         )
         warnings.append(f"ignoring {loggable(variable)}: not a vobiz-stream setting ({hint})")
     return warnings

@@ -315,6 +315,7 @@ class StreamServer:
 
     async def call(self, request: web.Request) -> web.Response:
         return await one_call(self.store, request)
+
     async def stats(self, _request: web.Request) -> web.Response:
         body = {
             "server": f"vobiz-stream {__version__}",

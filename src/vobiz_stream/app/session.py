@@ -148,6 +148,7 @@ class _Recording:
     def begin(self) -> None:
         self._hooks.started(self._session)
 
+
 _FIRST_MALFORMED = (
     "call %s: malformed_frame problem=%s (further malformed frames are counted, not logged)"
 )

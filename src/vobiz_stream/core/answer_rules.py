@@ -58,9 +58,7 @@ def _problems(verb: Verb) -> list[str]:
         if not _XML_NAME.fullmatch(name) or name == "xmlns":
             problems.append(f"<{tag}> name {shown(name)} is not a usable XML name")
         if value is not None and _XML_ILLEGAL_CHARACTER.search(value):
-            problems.append(
-                f"<{tag}> {name}={shown(value)} holds a character XML cannot carry"
-            )
+            problems.append(f"<{tag}> {name}={shown(value)} holds a character XML cannot carry")
     if _XML_ILLEGAL_CHARACTER.search(text):
         problems.append(f"<{tag}> text {shown(text)} holds a character XML cannot carry")
     return problems

@@ -286,9 +286,7 @@ UPLOADER_NICENESS = 19
 the calls' event loop comes first."""
 
 
-def _start_uploader(
-    folder: ObjectFolder, access: S3Access, timeout: float, server: int
-) -> None:
+def _start_uploader(folder: ObjectFolder, access: S3Access, timeout: float, server: int) -> None:
     """In a new uploader process: lower its priority, open its own connection to the bucket,
     and end it when the server is gone (even killed), mid-upload or not."""
     global _UPLOADER  # noqa: PLW0603 (one bucket per uploader process)
