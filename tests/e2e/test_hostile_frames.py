@@ -246,6 +246,39 @@ async def test_one_long_frame_cannot_stretch_a_60_second_recording(
     assert stream["frames_malformed"] == malformed
 
 
+async def test_chunk_numbers_leaping_a_minute_per_frame_cannot_fill_the_disk_with_silence(
+    start_server: StartServer, connect: Connect
+) -> None:
+    running = await start_server(l16_byte_order="little", **ONE_WAY)
+    carrier = await connect(running.ws_url)
+    await carrier.start(call_id="leap")
+    frames = 20
+    audio = noise(frames, seed=3)
+    chunk = 0
+    for index in range(frames):
+        frame = audio[160 * index : 160 * (index + 1)]
+        await carrier.send(media(encode_l16(frame, ByteOrder.LITTLE), chunk))
+        chunk += 2999 + index % 2  # each leap within a minute, never the same step
+    await carrier.socket.close()
+    await running.wait_idle(timeout=30)
+
+    [path] = running.recordings()
+    recorded, rate, _ = read_wav(path)
+    print(f"\n{len(recorded) / rate:.2f} s recorded, {path.stat().st_size} bytes")
+    # Each leap alone is a believable gap; added up they made 17 minutes of silence (16 MB)
+    # out of 20 frames. The recording may run a minute ahead of the call, no more.
+    assert len(recorded) <= 62 * rate
+    # Every frame the carrier sent is in it once, in the order sent.
+    channel = recorded[:, 0]
+    found = []
+    for index in range(frames):
+        frame = audio[160 * index : 160 * (index + 1)]
+        starts = np.flatnonzero(channel[: len(channel) - 159] == frame[0])
+        found += [int(at) for at in starts if np.array_equal(channel[at : at + 160], frame)]
+    assert len(found) == frames
+    assert found == sorted(found)
+
+
 # --- 3. events before start ------------------------------------------------------------------
 
 

@@ -323,15 +323,15 @@ class StreamKeeper:
         recording = self._recording
         clock = self._clock
         if recording is not None and clock is not None:
-            arrival_position = 0  # counts only for a track's first frame
+            rate = recording.sample_rate
+            elapsed = (arrival - self._origin) * rate
             channel = self._channels.get(media.track)
             if channel is None:
                 left = media.track is Track.INBOUND or recording.channels == 1
                 channel = self._channels[media.track] = 0 if left else 1
-                rate = recording.sample_rate
                 frame = rate // 50  # a new track starts on the 20 ms grid
-                arrival_position = round(max(0.0, (arrival - self._origin) * rate) / frame) * frame
-            position = clock.place(media, len(samples) >> 1, arrival_position)
+                elapsed = round(max(0.0, elapsed) / frame) * frame
+            position = clock.place(media, len(samples) >> 1, elapsed)
             try:
                 recording.add_l16(channel, position, samples)
             except (OSError, VobizStreamError) as exc:

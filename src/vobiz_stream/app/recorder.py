@@ -46,7 +46,10 @@ class StreamClock:
     puts it more than ``max_jump_seconds`` away from that (a stamp that cannot be right). A
     frame whose number jumps further than ``max_jump_seconds`` ahead, or back before the track's
     first frame by more than a frame could be overtaken (``OVERTAKEN_MS``), is taken for a
-    restart of the carrier's counters and placed right after the track's previous frame.
+    restart of the carrier's counters and placed right after the track's previous frame. So is
+    a frame that would land more than ``max_jump_seconds`` ahead of the moment it arrived: jumps
+    that are each believable cannot add up to a recording that runs ahead of the call, filling
+    the disk with silence faster than the carrier sends audio.
     """
 
     def __init__(self, sample_rate: int, max_jump_seconds: float = 60.0) -> None:
@@ -61,15 +64,15 @@ class StreamClock:
     def _grid(self, milliseconds: int) -> int:
         return round(milliseconds / FRAME_MS) * self._frame_samples
 
-    def place(self, media: Media, samples: int, arrival: int) -> int:
-        """Sample position of ``media`` (``samples`` long), which arrived at ``arrival``.
-
-        ``arrival`` counts only for the first frame of a track (the server passes 0 after it).
+    def place(self, media: Media, samples: int, arrival: float) -> int:
+        """Sample position of ``media`` (``samples`` long), which arrived at ``arrival`` (in
+        samples on the same clock, a fraction allowed): a track's first frame is placed there,
+        and no frame more than ``max_jump_seconds`` after it.
         """
         state = self._tracks.get(media.track)
         if state is None:
             state = self._tracks[media.track] = _TrackState()
-            anchor = arrival
+            anchor = round(arrival)
             if media.timestamp is not None and self._reference is not None:
                 stamped = self._reference[1] + self._grid(media.timestamp - self._reference[0])
                 if abs(stamped - arrival) <= self._max_jump:  # else the stamp is not believable
@@ -80,12 +83,13 @@ class StreamClock:
         chunk = media.chunk
         if chunk is not None and chunk == state.next_chunk:
             # The frame right after the last, as nearly every frame is: one step on, where the
-            # general rule below would put it too, with nothing that could make it a restart.
+            # general rule below would put it too, unless that runs ahead of the call.
             step = state.last_position + state.frame_samples
-            state.last_position = step
-            state.next_chunk = chunk + state.stride
-            state.next = max(state.next, step + samples)
-            return step
+            if step <= arrival + self._max_jump:
+                state.last_position = step
+                state.next_chunk = chunk + state.stride
+                state.next = max(state.next, step + samples)
+                return step
         position: int | None = None
         if chunk is not None and state.first_chunk is not None:
             if not state.frame_samples:
@@ -98,7 +102,8 @@ class StreamClock:
         elif media.timestamp is not None and state.first_timestamp is not None:
             position = state.anchor + self._grid(media.timestamp - state.first_timestamp)
         restarted = position is not None and (
-            position < state.anchor - self._overtaken or position > state.next + self._max_jump
+            position < state.anchor - self._overtaken
+            or position > min(state.next, arrival) + self._max_jump
         )
         if restarted:
             state.rebase(media, state.next)
