@@ -3,6 +3,7 @@ with the stdlib ``wave`` module and compared sample by sample."""
 
 from __future__ import annotations
 
+import tracemalloc
 import wave
 from itertools import pairwise
 from pathlib import Path
@@ -369,6 +370,34 @@ def test_gaps_become_silence(tmp_path: Path) -> None:
     np.testing.assert_array_equal(samples[:FRAME], first)
     assert not samples[FRAME : 5 * RATE].any()
     np.testing.assert_array_equal(samples[5 * RATE :], second)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_gap_of_a_minute_is_written_as_silence_without_the_buffer_holding_it(
+    tmp_path: Path, channels: int
+) -> None:
+    path = tmp_path / "call.wav"
+    recording = Recording(path, RATE, channels, jitter_ms=200)
+    before, after = tone(RATE, seed=8), tone(FRAME, seed=9)
+    recording.add(0, 0, before)
+    gap = 59 * RATE
+    tracemalloc.start()
+    recording.add(0, RATE + gap, after)  # a minute later, within the clock's limit
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # The buffer keeps its size, about a second per channel (16 KB); holding the gap took
+    # a minute's worth (1.9 MB per channel).
+    assert peak < 100_000
+    recording.add(0, RATE + gap + FRAME, after)  # and the frames after it go on as before
+    recording.close()
+    samples, _, _ = read_wav(path)
+    left = samples[::channels]
+    assert len(left) == RATE + gap + 2 * FRAME
+    np.testing.assert_array_equal(left[:RATE], before)
+    assert not left[RATE : RATE + gap].any()
+    np.testing.assert_array_equal(left[RATE + gap :], np.concatenate([after, after]))
+    if channels == 2:
+        assert not samples[1::2].any()  # the right channel: nothing was played
 
 
 def test_stereo_channels_are_interleaved_and_the_shorter_padded(tmp_path: Path) -> None:

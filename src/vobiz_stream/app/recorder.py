@@ -222,7 +222,13 @@ class Recording:
             return
         end = offset + count
         if end > self._room:
-            self._grow(end)
+            # Past the buffer: a gap first writes what this frame leaves behind the jitter
+            # window (the gap's silence included), so the buffer never grows to hold a gap.
+            self._commit(position + count - self._jitter)
+            offset = position - self._cursor
+            end = offset + count
+            if end > self._room:  # a frame longer than the buffer itself
+                self._grow(end)
         self._views[channel][2 * offset : 2 * end] = samples
         newest = position + count
         if newest > self._end:
@@ -244,8 +250,9 @@ class Recording:
         count = upto - self._cursor
         if count <= 0:
             return
-        if count > self._room:
-            self._grow(count)
+        while count > self._room:  # all that is held, then the rest of a gap: silence
+            self._commit(self._cursor + self._room)
+            count = upto - self._cursor
         if self.channels == 1:
             self._writer.write(bytes(self._views[0][: 2 * count]))
         else:
