@@ -212,22 +212,22 @@ def test_huge_jump_ahead_is_taken_for_a_restart() -> None:
     assert clock.place(media(chunk=3 + 62 * 50), FRAME, arrival=0) == 3 * FRAME + 50 * FRAME
 
 
-def test_jumps_that_each_fit_cannot_carry_a_track_ahead_of_its_arrival() -> None:
+def test_leaps_that_each_fit_cannot_add_more_silence_than_the_call_has_lasted() -> None:
     clock = StreamClock(RATE, max_jump_seconds=60.0)
     placed = []
     chunk = 1
     for index in range(50):  # one second of frames, each numbered about 60 s after the last
         placed.append(clock.place(media(chunk=chunk), FRAME, arrival=index * FRAME))
         chunk += 2999 + index % 2  # two steps, so the counter's step is learnt as 1
-    # Each jump alone is within the limit; added up they would make 47 minutes of silence
-    # out of one second of call. No frame lands more than the limit after its arrival, and
-    # none on another.
+    # Each leap alone is within the limit; added up they would make 47 minutes of silence
+    # out of one second of call. The gaps add at most the limit past the call's time, and no
+    # frame lands on another.
     assert all(at <= index * FRAME + 60 * RATE for index, at in enumerate(placed))
     assert max(placed) > 59 * RATE  # the gaps within the limit are kept
     assert len(set(placed)) == len(placed)
 
 
-def test_timestamps_that_each_fit_cannot_carry_a_track_ahead_of_its_arrival() -> None:
+def test_stamps_leaping_within_the_limit_cannot_add_more_silence_than_the_call_has_lasted() -> None:
     clock = StreamClock(RATE, max_jump_seconds=60.0)
     placed = [
         clock.place(media(timestamp=1000 + index * 59_000), FRAME, arrival=index * FRAME)
@@ -241,6 +241,19 @@ def test_a_stream_sent_faster_than_real_time_keeps_its_gaps_within_the_limit() -
     # As `vobiz-stream call --speed 4` sends: 30 s of audio in 7.5 s, with frames missing.
     clock = StreamClock(RATE, max_jump_seconds=60.0)
     chunks = [chunk for chunk in range(1, 1500) if chunk % 7]
+    placed = [
+        clock.place(media(chunk=chunk), FRAME, arrival=(chunk - 1) * FRAME // 4) for chunk in chunks
+    ]
+    assert placed == [(chunk - 1) * FRAME for chunk in chunks]
+
+
+def test_a_stream_sent_faster_than_real_time_keeps_late_frames_in_place() -> None:
+    # Two minutes of audio in 30 s, every 50th frame overtaken by the next: the stream runs far
+    # ahead of the call, but it adds no silence, so every frame keeps its place.
+    clock = StreamClock(RATE, max_jump_seconds=60.0)
+    chunks = list(range(1, 6001))
+    for index in range(50, len(chunks) - 1, 50):
+        chunks[index], chunks[index + 1] = chunks[index + 1], chunks[index]
     placed = [
         clock.place(media(chunk=chunk), FRAME, arrival=(chunk - 1) * FRAME // 4) for chunk in chunks
     ]

@@ -266,7 +266,7 @@ async def test_chunk_numbers_leaping_a_minute_per_frame_cannot_fill_the_disk_wit
     recorded, rate, _ = read_wav(path)
     print(f"\n{len(recorded) / rate:.2f} s recorded, {path.stat().st_size} bytes")
     # Each leap alone is a believable gap; added up they made 17 minutes of silence (16 MB)
-    # out of 20 frames. The recording may run a minute ahead of the call, no more.
+    # out of 20 frames. The gaps may add at most a minute more than the call has lasted.
     assert len(recorded) <= 62 * rate
     # Every frame the carrier sent is in it once, in the order sent.
     channel = recorded[:, 0]

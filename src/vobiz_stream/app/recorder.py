@@ -47,9 +47,11 @@ class StreamClock:
     frame whose number jumps further than ``max_jump_seconds`` ahead, or back before the track's
     first frame by more than a frame could be overtaken (``OVERTAKEN_MS``), is taken for a
     restart of the carrier's counters and placed right after the track's previous frame. So is
-    a frame that would land more than ``max_jump_seconds`` ahead of the moment it arrived: jumps
-    that are each believable cannot add up to a recording that runs ahead of the call, filling
-    the disk with silence faster than the carrier sends audio.
+    a frame whose gap would bring the silence a track's gaps add up to, in all, more than
+    ``max_jump_seconds`` past the call's time when it arrived: jumps that are each believable
+    cannot add up to more silence than the call has lasted, filling the disk faster than the
+    carrier sends audio. A stream sent faster than real time (a test's emulated carrier) adds
+    no silence, so it keeps its places however far ahead of the call it runs.
     """
 
     def __init__(self, sample_rate: int, max_jump_seconds: float = 60.0) -> None:
@@ -67,7 +69,7 @@ class StreamClock:
     def place(self, media: Media, samples: int, arrival: float) -> int:
         """Sample position of ``media`` (``samples`` long), which arrived at ``arrival`` (in
         samples on the same clock, a fraction allowed): a track's first frame is placed there,
-        and no frame more than ``max_jump_seconds`` after it.
+        and a track's gaps add at most ``arrival`` plus ``max_jump_seconds`` of silence.
         """
         state = self._tracks.get(media.track)
         if state is None:
@@ -83,9 +85,9 @@ class StreamClock:
         chunk = media.chunk
         if chunk is not None and chunk == state.next_chunk:
             # The frame right after the last, as nearly every frame is: one step on, where the
-            # general rule below would put it too, unless that runs ahead of the call.
+            # general rule below would put it too, unless that leaves a gap (after a short frame).
             step = state.last_position + state.frame_samples
-            if step <= arrival + self._max_jump:
+            if step <= state.next:
                 state.last_position = step
                 state.next_chunk = chunk + state.stride
                 state.next = max(state.next, step + samples)
@@ -101,9 +103,11 @@ class StreamClock:
             position = state.anchor + steps // (stride or 1) * state.frame_samples
         elif media.timestamp is not None and state.first_timestamp is not None:
             position = state.anchor + self._grid(media.timestamp - state.first_timestamp)
+        gap = 0 if position is None else position - state.next
         restarted = position is not None and (
             position < state.anchor - self._overtaken
-            or position > min(state.next, arrival) + self._max_jump
+            or gap > self._max_jump
+            or (gap > 0 and state.silence + gap > arrival + self._max_jump)
         )
         if restarted:
             state.rebase(media, state.next)
@@ -112,6 +116,8 @@ class StreamClock:
             state.next_chunk = chunk + state.stride  # placed by its chunk: the next may be quick
         if position is None or restarted:
             position = state.next
+        elif gap > 0:
+            state.silence += gap
         state.last_position = position
         end = position + samples
         state.next = max(state.next, end)
@@ -121,7 +127,7 @@ class StreamClock:
 class _TrackState:
     __slots__ = (
         "anchor", "first_chunk", "first_timestamp", "frame_samples", "last_position", "next",
-        "next_chunk", "stride",
+        "next_chunk", "silence", "stride",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -139,6 +145,8 @@ class _TrackState:
         chunk (else None): such a frame goes one step after it."""
         self.last_position = 0
         """Where the last frame was placed."""
+        self.silence = 0
+        """Samples of silence the track's gaps have added so far."""
 
     def rebase(self, media: Media, position: int) -> None:
         self.anchor = position
