@@ -324,14 +324,14 @@ class StreamKeeper:
         clock = self._clock
         if recording is not None and clock is not None:
             rate = recording.sample_rate
-            elapsed = (arrival - self._origin) * rate
+            arrived_at = (arrival - self._origin) * rate  # in samples, on the recording's clock
             channel = self._channels.get(media.track)
             if channel is None:
                 left = media.track is Track.INBOUND or recording.channels == 1
                 channel = self._channels[media.track] = 0 if left else 1
                 frame = rate // 50  # a new track starts on the 20 ms grid
-                elapsed = round(max(0.0, elapsed) / frame) * frame
-            position = clock.place(media, len(samples) >> 1, elapsed)
+                arrived_at = round(max(0.0, arrived_at) / frame) * frame
+            position = clock.place(media, len(samples) >> 1, arrived_at)
             try:
                 recording.add_l16(channel, position, samples)
             except (OSError, VobizStreamError) as exc:

@@ -186,9 +186,9 @@ class PlaybackLedger:
 
     def _sending_mark(self, handle: PlayMark, now: float) -> None:
         """``handle``'s mark goes out now: it is due once everything sent before it has played."""
-        expected_at = handle.expected_at = max(self._drain_at, now)
+        handle.expected_at = max(self._drain_at, now)
         self._awaiting[handle.name] = handle
-        self._lost_at = min(self._lost_at, expected_at + self.confirm_grace)
+        self._lost_at = min(self._lost_at, self._loses_at(handle))
 
     def next_deadline(self, now: float) -> float | None:
         """When :meth:`due` will next have something to send, or None while nothing is queued.
@@ -231,11 +231,7 @@ class PlaybackLedger:
         """Lose the checkpoints the carrier left unconfirmed past their grace period."""
         if now < self._lost_at:
             return []
-        expired = [
-            handle
-            for handle in self._awaiting.values()
-            if handle.expected_at is not None and now >= handle.expected_at + self.confirm_grace
-        ]
+        expired = [handle for handle in self._awaiting.values() if now >= self._loses_at(handle)]
         for handle in expired:
             del self._awaiting[handle.name]
             handle.resolve(PlayOutcome.LOST)
@@ -243,14 +239,13 @@ class PlaybackLedger:
         return expired
 
     def _first_loss(self) -> float:
-        return min(
-            (
-                handle.expected_at + self.confirm_grace
-                for handle in self._awaiting.values()
-                if handle.expected_at is not None
-            ),
-            default=math.inf,
-        )
+        return min(map(self._loses_at, self._awaiting.values()), default=math.inf)
+
+    def _loses_at(self, handle: PlayMark) -> float:
+        """When ``handle``'s checkpoint is lost unless the carrier confirms it."""
+        if handle.expected_at is None:  # not sent yet
+            return math.inf
+        return handle.expected_at + self.confirm_grace
 
     def clear(self, now: float) -> list[PlayMark]:
         """Drop unsent audio, cut the heard estimate at ``now``, void every pending checkpoint."""
